@@ -1,0 +1,37 @@
+//! [`Backend`]: how pending work travels from the code that emits to the code that delivers.
+//!
+//! [`BackgroundTaskBackend`] delivers in-process. Durable backends, drained by the
+//! `fastapihooks start` sidecar, also implement a `Queue` trait.
+
+mod background;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+pub use background::{BackgroundConfig, BackgroundTaskBackend};
+
+use crate::error::Result;
+use crate::event::Event;
+
+/// What a shutdown achieved.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Deliveries still pending (waiting for a retry or mid-attempt) when the deadline passed.
+    /// They stay `pending` in the store.
+    pub abandoned: usize,
+}
+
+/// Takes events and sees that they get delivered.
+#[async_trait]
+pub trait Backend: Send + Sync + 'static {
+    /// Accepts an event for delivery. It may wait for room, within a bound, but never for the
+    /// delivery itself. An error means the event was **not** accepted.
+    async fn publish(&self, event: Event) -> Result<()>;
+
+    /// Stops accepting events and finishes in-flight work within `deadline`.
+    async fn shutdown(&self, deadline: Duration) -> Result<ShutdownReport> {
+        let _ = deadline;
+        Ok(ShutdownReport::default())
+    }
+}

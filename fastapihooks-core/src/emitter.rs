@@ -1,0 +1,221 @@
+//! [`Emitter`]: the publishing front — validates and sizes events, hands them to the backend.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::backend::{Backend, BackgroundConfig, BackgroundTaskBackend, ShutdownReport};
+use crate::delivery::{Attempt, Delivery};
+use crate::dispatch::{Dispatcher, HttpConfig};
+use crate::engine::{DeliveryEngine, OnFailure};
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::retry::RetryPolicy;
+use crate::secret::Secret;
+use crate::signing::{Sha256Hex, Signer};
+use crate::store::{MemoryStore, Store};
+use crate::subscription::Subscription;
+
+/// The default maximum serialized payload: 256 KiB.
+pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 256 * 1024;
+
+/// Publishes events to a [`Backend`]. Cheap to clone; clones share the backend.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), fastapihooks_core::Error> {
+/// use fastapihooks_core::{Emitter, Secret, Subscription};
+///
+/// let emitter = Emitter::builder()
+///     .subscriber(Subscription::new("order.created", "https://example.com/hooks")?)
+///     .secret(Secret::new("change-me")?)
+///     .build()?;
+/// emitter.emit("order.created", &serde_json::json!({"id": 1})).await?;
+/// emitter.shutdown(std::time::Duration::from_secs(5)).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Emitter {
+    backend: Arc<dyn Backend>,
+    store: Arc<dyn Store>,
+    max_payload_bytes: usize,
+}
+
+impl std::fmt::Debug for Emitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emitter")
+            .field("max_payload_bytes", &self.max_payload_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emitter {
+    /// Starts configuring an emitter.
+    pub fn builder() -> EmitterBuilder {
+        EmitterBuilder::default()
+    }
+
+    /// Emits `payload` (serialized once, here) as event `name`.
+    pub async fn emit(&self, name: &str, payload: &impl Serialize) -> Result<Event> {
+        let event = Event::new(name, payload)?;
+        self.publish(event.clone()).await?;
+        Ok(event)
+    }
+
+    /// Publishes a ready event, after checking its size.
+    #[tracing::instrument(level = "debug", skip_all, fields(event = %event.id(), name = %event.name()))]
+    pub async fn publish(&self, event: Event) -> Result<()> {
+        let size = event.payload().len();
+        if size > self.max_payload_bytes {
+            return Err(Error::PayloadTooLarge {
+                size,
+                limit: self.max_payload_bytes,
+            });
+        }
+        self.backend.publish(event).await?;
+        metrics::counter!("fastapihooks_events_published_total").increment(1);
+        Ok(())
+    }
+
+    /// The store holding subscriptions and delivery history.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The largest payload accepted, in bytes.
+    pub fn max_payload_bytes(&self) -> usize {
+        self.max_payload_bytes
+    }
+
+    /// Stops accepting events and drains in-flight deliveries within `deadline`.
+    pub async fn shutdown(&self, deadline: Duration) -> Result<ShutdownReport> {
+        self.backend.shutdown(deadline).await
+    }
+}
+
+/// Configures an [`Emitter`]: where subscriptions live, how deliveries are signed, retried and
+/// sent. Every setting has a working default.
+#[derive(Default)]
+pub struct EmitterBuilder {
+    store: Option<Arc<dyn Store>>,
+    subscribers: Vec<Subscription>,
+    secret: Option<Secret>,
+    signer: Option<Arc<dyn Signer>>,
+    retry: RetryPolicy,
+    http: HttpConfig,
+    background: BackgroundConfig,
+    backend: Option<Arc<dyn Backend>>,
+    on_failure: Option<OnFailure>,
+    max_payload_bytes: Option<usize>,
+}
+
+impl EmitterBuilder {
+    /// Where subscriptions and delivery history live. Default: a [`MemoryStore`].
+    pub fn store(mut self, store: impl Store) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// Like [`store`](Self::store), for a store shared with other code.
+    pub fn shared_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// A subscriber kept in code, beside those in the store.
+    pub fn subscriber(mut self, subscription: Subscription) -> Self {
+        self.subscribers.push(subscription);
+        self
+    }
+
+    /// The secret that signs deliveries to subscriptions without their own.
+    pub fn secret(mut self, secret: Secret) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// The signature scheme. Default: [`Sha256Hex`].
+    pub fn signer(mut self, signer: impl Signer + 'static) -> Self {
+        self.signer = Some(Arc::new(signer));
+        self
+    }
+
+    /// When failed deliveries are retried. Default: [`RetryPolicy::default`].
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// The HTTP client's limits.
+    pub fn http(mut self, config: HttpConfig) -> Self {
+        self.http = config;
+        self
+    }
+
+    /// Limits of the in-process backend (used when no other backend is set).
+    pub fn background(mut self, config: BackgroundConfig) -> Self {
+        self.background = config;
+        self
+    }
+
+    /// Publishes through this backend instead of delivering in-process (e.g. a durable queue
+    /// drained by the sidecar).
+    pub fn backend(mut self, backend: impl Backend) -> Self {
+        self.backend = Some(Arc::new(backend));
+        self
+    }
+
+    /// Called with each dead letter and its last attempt.
+    pub fn on_failure(mut self, f: impl Fn(&Delivery, &Attempt) + Send + Sync + 'static) -> Self {
+        self.on_failure = Some(Arc::new(f));
+        self
+    }
+
+    /// The largest serialized payload accepted. Default 256 KiB.
+    pub fn max_payload_bytes(mut self, limit: usize) -> Self {
+        self.max_payload_bytes = Some(limit);
+        self
+    }
+
+    /// Builds the delivery engine these settings describe (also what a sidecar runs).
+    pub fn build_engine(&self) -> Result<DeliveryEngine> {
+        let store = self.store_or_default();
+        let signer = self
+            .signer
+            .clone()
+            .unwrap_or_else(|| Arc::new(Sha256Hex::new()));
+        let dispatcher = Dispatcher::new(&self.http, signer, self.secret.clone())?;
+        Ok(DeliveryEngine::new(
+            store,
+            self.subscribers.clone(),
+            dispatcher,
+            self.retry.clone(),
+            self.on_failure.clone(),
+        ))
+    }
+
+    fn store_or_default(&self) -> Arc<dyn Store> {
+        self.store
+            .clone()
+            .unwrap_or_else(|| Arc::new(MemoryStore::new()))
+    }
+
+    /// Builds the emitter; without an explicit backend, starts a [`BackgroundTaskBackend`] on
+    /// the current tokio runtime.
+    pub fn build(mut self) -> Result<Emitter> {
+        let store = self.store_or_default();
+        self.store = Some(store.clone());
+        let backend = match self.backend.take() {
+            Some(backend) => backend,
+            None => Arc::new(BackgroundTaskBackend::start(
+                self.build_engine()?,
+                self.background.clone(),
+            )?),
+        };
+        Ok(Emitter {
+            backend,
+            store,
+            max_payload_bytes: self.max_payload_bytes.unwrap_or(DEFAULT_MAX_PAYLOAD_BYTES),
+        })
+    }
+}

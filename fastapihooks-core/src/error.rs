@@ -1,0 +1,165 @@
+//! The crate's one error type.
+
+use std::time::Duration;
+
+/// Everything that can go wrong in `fastapihooks-core`.
+///
+/// Each variant keeps its kind and the input it is about, so a caller can match on it and a user
+/// can act on its message. Secrets never appear in a message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A subscription URL that cannot be delivered to.
+    #[error("invalid webhook URL {url:?}: {reason}")]
+    InvalidUrl {
+        /// The URL as given.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An event name outside the accepted alphabet or length.
+    #[error("invalid event name {name:?}: {reason}")]
+    InvalidEventName {
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A subscription event filter that is neither a name, `prefix.*` nor `*`.
+    #[error("invalid event filter {filter:?}: {reason}")]
+    InvalidEventFilter {
+        /// The filter as given.
+        filter: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A string that is not an id of the expected kind.
+    #[error("invalid id {input:?}: expected `{prefix}_` followed by a 26-character ULID")]
+    InvalidId {
+        /// The string as given.
+        input: String,
+        /// The prefix this kind of id carries.
+        prefix: &'static str,
+    },
+    /// A signing secret or credential that cannot be used.
+    #[error("invalid secret: {reason}")]
+    InvalidSecret {
+        /// What is wrong with it (never the secret itself).
+        reason: &'static str,
+    },
+    /// A header name or value that cannot be sent.
+    #[error("invalid header {name:?}: {reason}")]
+    InvalidHeader {
+        /// The header name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A configuration value out of its range.
+    #[error("invalid configuration `{field}`: {reason}")]
+    InvalidConfig {
+        /// The setting.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// An event payload larger than the configured maximum.
+    #[error("event payload of {size} bytes exceeds the limit of {limit} bytes")]
+    PayloadTooLarge {
+        /// The serialized size.
+        size: usize,
+        /// The configured maximum.
+        limit: usize,
+    },
+    /// A payload that could not be serialized to JSON, or bytes that are not JSON.
+    #[error("event payload is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// The backend's queue stayed full for longer than the publish bound.
+    #[error("backend queue is full: waited {waited:?} for room; the event was not accepted")]
+    QueueFull {
+        /// How long `publish` waited.
+        waited: Duration,
+    },
+    /// The backend is shutting down or has shut down and accepts no more events.
+    #[error("backend is shut down and accepts no more events")]
+    ShutDown,
+    /// A subscription id that the store does not know.
+    #[error("subscription {id} not found")]
+    SubscriptionNotFound {
+        /// The id looked up.
+        id: String,
+    },
+    /// A delivery id that the store does not know.
+    #[error("delivery {id} not found")]
+    DeliveryNotFound {
+        /// The id looked up.
+        id: String,
+    },
+    /// A subscription id that the store already holds.
+    #[error("subscription {id} already exists")]
+    SubscriptionExists {
+        /// The duplicate id.
+        id: String,
+    },
+    /// A store or queue that failed (database down, query rejected, ...).
+    #[error("{what} failed: {source}")]
+    Storage {
+        /// The operation that failed, e.g. `store.matching`.
+        what: &'static str,
+        /// The underlying error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The HTTP client could not be built from its configuration.
+    #[error("HTTP client could not be built: {0}")]
+    HttpClient(#[source] reqwest::Error),
+    /// A signature header a receiver expected is absent.
+    #[error("missing header {name}")]
+    MissingHeader {
+        /// The header name.
+        name: String,
+    },
+    /// A signature or timestamp header that cannot be parsed.
+    #[error("malformed header {name}: {reason}")]
+    MalformedHeader {
+        /// The header name.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// No signature in the request matches any of the candidate secrets.
+    #[error("signature does not match the payload and secret")]
+    BadSignature,
+    /// The signed timestamp lies further in the past than the tolerance.
+    #[error("timestamp {timestamp} is too old (tolerance {tolerance:?})")]
+    TimestampTooOld {
+        /// The signed unix timestamp.
+        timestamp: i64,
+        /// The accepted skew.
+        tolerance: Duration,
+    },
+    /// The signed timestamp lies further in the future than the tolerance.
+    #[error("timestamp {timestamp} is too far in the future (tolerance {tolerance:?})")]
+    TimestampTooNew {
+        /// The signed unix timestamp.
+        timestamp: i64,
+        /// The accepted skew.
+        tolerance: Duration,
+    },
+}
+
+impl Error {
+    /// Wraps an error from a store or queue implementation, naming the operation.
+    pub fn storage(
+        what: &'static str,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Error::Storage {
+            what,
+            source: source.into(),
+        }
+    }
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

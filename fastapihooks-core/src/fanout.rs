@@ -1,0 +1,70 @@
+//! Fan-out: one [`Event`] becomes one [`Delivery`] per subscription that receives it.
+
+use std::collections::HashSet;
+
+use crate::delivery::Delivery;
+use crate::event::Event;
+use crate::subscription::Subscription;
+
+/// The deliveries of `event` to the `candidates` that receive it ([`Subscription::receives`]),
+/// one per subscription even if a subscription is listed twice (static and stored).
+///
+/// Pure: no I/O. The caller records the deliveries before any attempt starts.
+pub fn fan_out<'a>(
+    event: &Event,
+    candidates: impl IntoIterator<Item = &'a Subscription>,
+) -> Vec<(Delivery, &'a Subscription)> {
+    let mut seen = HashSet::new();
+    candidates
+        .into_iter()
+        .filter(|s| s.receives(event.name(), event.owner()))
+        .filter(|s| seen.insert(s.id.clone()))
+        .map(|s| (Delivery::new(event.clone(), s.id.clone()), s))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sub(filter: &str) -> Subscription {
+        Subscription::new(filter, "http://h.example/x").unwrap()
+    }
+
+    #[test]
+    fn one_delivery_per_receiving_subscription() {
+        let subs = [
+            sub("order.created"),
+            sub("order.*"),
+            sub("invoice.paid"),
+            sub("*"),
+        ];
+        let event = Event::new("order.created", &1).unwrap();
+        let deliveries = fan_out(&event, &subs);
+        assert_eq!(deliveries.len(), 3);
+        assert!(deliveries.iter().all(|(d, _)| d.event.id() == event.id()));
+        let ids: HashSet<_> = deliveries.iter().map(|(d, _)| d.id.clone()).collect();
+        assert_eq!(ids.len(), 3, "each delivery has its own id");
+    }
+
+    #[test]
+    fn a_subscription_listed_twice_gets_one_delivery() {
+        let s = sub("*");
+        let event = Event::new("a", &1).unwrap();
+        assert_eq!(fan_out(&event, [&s, &s]).len(), 1);
+    }
+
+    #[test]
+    fn deliveries_share_the_payload_bytes() {
+        let subs: Vec<_> = (0..1000).map(|_| sub("*")).collect();
+        let event = Event::new("a", &serde_json::json!({"big": "x".repeat(1000)})).unwrap();
+        let deliveries = fan_out(&event, &subs);
+        assert_eq!(deliveries.len(), 1000);
+        let first = deliveries[0].0.event.payload().as_ptr();
+        assert!(
+            deliveries
+                .iter()
+                .all(|(d, _)| d.event.payload().as_ptr() == first)
+        );
+    }
+}

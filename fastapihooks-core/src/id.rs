@@ -1,0 +1,170 @@
+//! Typed, prefixed, time-sortable ids: `evt_…`, `sub_…`, `dlv_…`, `att_…`.
+//!
+//! Each id is a prefix and a [ULID](https://github.com/ulid/spec): ids of one kind sort by
+//! creation time (to the millisecond) as plain strings, which is what keyset pagination in the
+//! stores relies on. The types cannot be mixed up: a `DeliveryId` is not a `SubscriptionId`.
+//!
+//! ```
+//! use fastapihooks_core::id::EventId;
+//! let id = EventId::new();
+//! assert!(id.as_str().starts_with("evt_"));
+//! let parsed: EventId = id.as_str().parse().unwrap();
+//! assert_eq!(parsed, id);
+//! assert!("sub_01HZY2Q4Z8N3V5W7X9Y1Z3A5B7".parse::<EventId>().is_err());
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use crate::error::Error;
+
+macro_rules! typed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(Arc<str>);
+
+        impl $name {
+            /// The prefix every id of this kind starts with (without the `_`).
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A new id, sortable after every id made before it (millisecond resolution).
+            pub fn new() -> Self {
+                Self(format!("{}_{}", $prefix, ulid::Ulid::new()).into())
+            }
+
+            /// The id as a string, prefix included.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+
+            /// The creation time encoded in the id, in milliseconds since the unix epoch.
+            pub fn timestamp_ms(&self) -> u64 {
+                ulid::Ulid::from_string(&self.0[$prefix.len() + 1..])
+                    .map(|u| u.timestamp_ms())
+                    .unwrap_or(0)
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self, Error> {
+                let invalid = || Error::InvalidId { input: s.to_owned(), prefix: $prefix };
+                let rest = s
+                    .strip_prefix($prefix)
+                    .and_then(|r| r.strip_prefix('_'))
+                    .ok_or_else(invalid)?;
+                let ulid = ulid::Ulid::from_string(rest).map_err(|_| invalid())?;
+                // Canonical form: upper-case ULID, so equal ids compare equal as strings.
+                Ok(Self(format!("{}_{}", $prefix, ulid).into()))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+typed_id!(
+    /// Identifies an [`Event`](crate::Event): `evt_…`.
+    EventId,
+    "evt"
+);
+typed_id!(
+    /// Identifies a [`Subscription`](crate::Subscription): `sub_…`.
+    SubscriptionId,
+    "sub"
+);
+typed_id!(
+    /// Identifies a [`Delivery`](crate::Delivery): `dlv_…`. Stable across retries; it is the
+    /// idempotency key receivers see.
+    DeliveryId,
+    "dlv"
+);
+typed_id!(
+    /// Identifies an [`Attempt`](crate::Attempt): `att_…`.
+    AttemptId,
+    "att"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_carry_their_prefix_and_round_trip() {
+        let id = DeliveryId::new();
+        assert!(id.as_str().starts_with("dlv_"));
+        assert_eq!(id.as_str().len(), 4 + 26);
+        assert_eq!(id.as_str().parse::<DeliveryId>().unwrap(), id);
+    }
+
+    #[test]
+    fn an_id_of_another_kind_is_rejected_with_its_prefix_named() {
+        let sub = SubscriptionId::new();
+        let err = sub.as_str().parse::<DeliveryId>().unwrap_err();
+        assert!(err.to_string().contains("dlv_"), "{err}");
+    }
+
+    #[test]
+    fn garbage_after_the_prefix_is_rejected() {
+        assert!("evt_".parse::<EventId>().is_err());
+        assert!("evt_not-a-ulid".parse::<EventId>().is_err());
+        assert!("evt01HZY2Q4Z8N3V5W7X9Y1Z3A5B7".parse::<EventId>().is_err());
+    }
+
+    #[test]
+    fn lower_case_ulids_parse_to_the_canonical_form() {
+        let id = EventId::new();
+        let lower = format!("evt_{}", id.as_str()[4..].to_ascii_lowercase());
+        assert_eq!(lower.parse::<EventId>().unwrap(), id);
+    }
+
+    #[test]
+    fn ids_sort_by_creation_time() {
+        let a = EventId::new();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = EventId::new();
+        assert!(a < b);
+        assert!(a.timestamp_ms() <= b.timestamp_ms());
+    }
+
+    #[test]
+    fn ids_serialize_as_plain_strings() {
+        let id = SubscriptionId::new();
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{id}\""));
+        let back: SubscriptionId = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, id);
+        assert!(serde_json::from_str::<SubscriptionId>("\"evt_x\"").is_err());
+    }
+}

@@ -1,0 +1,44 @@
+//! # fastapihooks-core
+//!
+//! Everything of fastapihooks that is not a web framework: the model ([`Event`],
+//! [`Subscription`], [`Delivery`], [`Attempt`]), [signing](signing), the [`RetryPolicy`], the
+//! [`Store`] and [`Backend`] traits with their in-process implementations, and the delivery
+//! engine.
+//!
+//! ```text
+//! Emitter::emit ─▶ Backend::publish ─▶ fan-out (Store::matching + static subscribers,
+//!                                       recorded before any attempt)
+//!                                    ─▶ one Delivery per subscription ─▶ Dispatcher: sign, POST,
+//!                                       classify ─▶ Attempt recorded ─▶ delivered / retry / dead letter
+//! ```
+//!
+//! Most applications use it through the `fastapihooks` facade and its axum layer.
+#![warn(missing_docs)]
+
+pub mod backend;
+pub mod delivery;
+pub mod dispatch;
+pub mod emitter;
+pub mod engine;
+pub mod error;
+pub mod event;
+pub mod fanout;
+pub mod id;
+pub mod retry;
+pub mod secret;
+pub mod signing;
+pub mod store;
+pub mod subscription;
+
+pub use backend::{Backend, BackgroundConfig, BackgroundTaskBackend, ShutdownReport};
+pub use delivery::{Attempt, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryStatus};
+pub use dispatch::{Dispatcher, HttpConfig};
+pub use emitter::{Emitter, EmitterBuilder};
+pub use engine::{DeliveryEngine, NextStep};
+pub use error::{Error, Result};
+pub use event::{Event, EventName};
+pub use id::{AttemptId, DeliveryId, EventId, SubscriptionId};
+pub use retry::{RetryPolicy, Verdict};
+pub use secret::Secret;
+pub use store::{DeliveryQuery, MemoryStore, Store, SubscriptionQuery};
+pub use subscription::{Auth, EventFilter, Subscription};

@@ -1,0 +1,68 @@
+//! Signing deliveries and verifying them on the receiving side.
+//!
+//! One [`Signer`] per scheme: [`Sha256Hex`] (the default, fastapihooks- and GitHub-compatible)
+//! and [`StandardWebhooks`]. The same types verify, so senders, receivers, tests and the CLI share
+//! one implementation; every comparison is constant-time.
+
+mod sha256_hex;
+mod standard_webhooks;
+
+use std::fmt;
+use std::time::Duration;
+
+use http::HeaderMap;
+
+pub use sha256_hex::{Sha256Hex, sign_sha256_hex, verify_sha256_hex};
+pub use standard_webhooks::StandardWebhooks;
+
+use crate::error::Result;
+use crate::secret::Secret;
+
+/// What is signed: the message a delivery carries.
+#[derive(Clone, Copy, Debug)]
+pub struct SignInput<'a> {
+    /// The delivery id (`dlv_…`), the same on every retry.
+    pub delivery_id: &'a str,
+    /// The event name.
+    pub event_name: &'a str,
+    /// Unix seconds when this attempt was signed.
+    pub timestamp: i64,
+    /// The exact body bytes sent.
+    pub body: &'a [u8],
+}
+
+/// A signature scheme: adds its headers to an outgoing delivery, and checks them on a received
+/// one.
+///
+/// `secrets` are ordered newest first; during a rotation a scheme may sign with several.
+pub trait Signer: Send + Sync + fmt::Debug {
+    /// Adds the scheme's headers (id, event, timestamp and, when `secrets` is not empty, the
+    /// signature) to `headers`.
+    fn sign(&self, input: &SignInput<'_>, secrets: &[&Secret], headers: &mut HeaderMap);
+
+    /// Checks a received request: `Ok` if a signature in `headers` matches `body` under one of
+    /// the candidate `secrets` and, where the scheme signs a timestamp, that timestamp lies within
+    /// `tolerance` of now.
+    fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        secrets: &[&Secret],
+        tolerance: Duration,
+    ) -> Result<()>;
+}
+
+/// The tolerance receivers allow between a signed timestamp and their clock: 5 minutes.
+pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+
+pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str> {
+    let value = headers
+        .get(name)
+        .ok_or_else(|| crate::Error::MissingHeader {
+            name: name.to_owned(),
+        })?;
+    value.to_str().map_err(|_| crate::Error::MalformedHeader {
+        name: name.to_owned(),
+        reason: "not visible ASCII",
+    })
+}

@@ -1,0 +1,249 @@
+//! The [Standard Webhooks](https://www.standardwebhooks.com/) scheme:
+//! `webhook-signature: v1,<base64 HMAC-SHA256(key, "id.timestamp.body")>`.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use hmac::{Hmac, Mac};
+use http::{HeaderMap, HeaderValue};
+use sha2::Sha256;
+
+use super::{SignInput, Signer, header_str};
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const ID: &str = "webhook-id";
+const TIMESTAMP: &str = "webhook-timestamp";
+const SIGNATURE: &str = "webhook-signature";
+
+/// Standard Webhooks signatures: `webhook-id`, `webhook-timestamp` and `webhook-signature`, the
+/// latter holding one `v1,<base64>` per secret during a rotation (space-separated).
+///
+/// Secrets in the `whsec_<base64>` form are decoded to their key bytes; any other secret is used
+/// as raw bytes. [`Secret::generate`] makes `whsec_` secrets.
+///
+/// ```
+/// use std::time::Duration;
+/// use fastapihooks_core::{Secret, signing::{SignInput, Signer, StandardWebhooks}};
+///
+/// let secret = Secret::new("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+/// assert_eq!(
+///     StandardWebhooks.signature(&secret, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#),
+///     "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+/// );
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StandardWebhooks;
+
+fn key_bytes(secret: &Secret) -> Vec<u8> {
+    let s = secret.expose();
+    s.strip_prefix("whsec_")
+        .and_then(|b| B64.decode(b).ok())
+        .unwrap_or_else(|| s.as_bytes().to_vec())
+}
+
+fn mac(secret: &Secret, id: &str, timestamp: i64, body: &[u8]) -> HmacSha256 {
+    let mut mac = match HmacSha256::new_from_slice(&key_bytes(secret)) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC takes keys of any length"),
+    };
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    mac
+}
+
+impl StandardWebhooks {
+    /// One `v1,<base64>` signature.
+    pub fn signature(&self, secret: &Secret, id: &str, timestamp: i64, body: &[u8]) -> String {
+        format!(
+            "v1,{}",
+            B64.encode(mac(secret, id, timestamp, body).finalize().into_bytes())
+        )
+    }
+}
+
+impl Signer for StandardWebhooks {
+    fn sign(&self, input: &SignInput<'_>, secrets: &[&Secret], headers: &mut HeaderMap) {
+        if let Ok(v) = HeaderValue::from_str(input.delivery_id) {
+            headers.insert(ID, v);
+        }
+        headers.insert(TIMESTAMP, HeaderValue::from(input.timestamp));
+        if !secrets.is_empty() {
+            let sigs: Vec<String> = secrets
+                .iter()
+                .map(|s| self.signature(s, input.delivery_id, input.timestamp, input.body))
+                .collect();
+            if let Ok(v) = HeaderValue::from_str(&sigs.join(" ")) {
+                headers.insert(SIGNATURE, v);
+            }
+        }
+    }
+
+    fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        secrets: &[&Secret],
+        tolerance: Duration,
+    ) -> Result<()> {
+        let id = header_str(headers, ID)?;
+        let ts_raw = header_str(headers, TIMESTAMP)?;
+        let sig_header = header_str(headers, SIGNATURE)?;
+        let timestamp: i64 = ts_raw.trim().parse().map_err(|_| Error::MalformedHeader {
+            name: TIMESTAMP.to_owned(),
+            reason: "expected unix seconds",
+        })?;
+        check_timestamp(timestamp, tolerance)?;
+        let mut candidates = Vec::new();
+        for part in sig_header.split_whitespace() {
+            let Some((version, sig)) = part.split_once(',') else {
+                return Err(Error::MalformedHeader {
+                    name: SIGNATURE.to_owned(),
+                    reason: "expected space-separated `v1,<base64>` entries",
+                });
+            };
+            if let (true, Ok(raw)) = (version == "v1", B64.decode(sig)) {
+                candidates.push(raw);
+            }
+        }
+        if candidates.is_empty() {
+            return Err(Error::MalformedHeader {
+                name: SIGNATURE.to_owned(),
+                reason: "no `v1,<base64>` signature",
+            });
+        }
+        let ok = secrets.iter().any(|secret| {
+            let expected = mac(secret, id, timestamp, body);
+            candidates
+                .iter()
+                .any(|c| expected.clone().verify_slice(c).is_ok())
+        });
+        if ok { Ok(()) } else { Err(Error::BadSignature) }
+    }
+}
+
+fn check_timestamp(timestamp: i64, tolerance: Duration) -> Result<()> {
+    let now = chrono::Utc::now().timestamp();
+    let tol = i64::try_from(tolerance.as_secs()).unwrap_or(i64::MAX);
+    if timestamp < now.saturating_sub(tol) {
+        return Err(Error::TimestampTooOld {
+            timestamp,
+            tolerance,
+        });
+    }
+    if timestamp > now.saturating_add(tol) {
+        return Err(Error::TimestampTooNew {
+            timestamp,
+            tolerance,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(s: &str) -> Secret {
+        Secret::new(s).unwrap()
+    }
+
+    #[test]
+    fn spec_vector_one() {
+        let sig = StandardWebhooks.signature(
+            &secret("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            1614265330,
+            br#"{"test": 2432232314}"#,
+        );
+        assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+    }
+
+    #[test]
+    fn spec_vector_two() {
+        let sig = StandardWebhooks.signature(
+            &secret("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD"),
+            "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+            1649367553,
+            br#"{"email":"test@example.com","username":"test_user"}"#,
+        );
+        assert_eq!(sig, "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=");
+    }
+
+    fn signed(secrets: &[&Secret], timestamp: i64, body: &[u8]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        StandardWebhooks.sign(
+            &SignInput {
+                delivery_id: "dlv_x",
+                event_name: "e",
+                timestamp,
+                body,
+            },
+            secrets,
+            &mut h,
+        );
+        h
+    }
+
+    #[test]
+    fn rotation_signs_with_every_secret_and_either_verifies() {
+        let (new, old) = (
+            secret("whsec_bmV3bmV3bmV3bmV3"),
+            secret("whsec_b2xkb2xkb2xkb2xk"),
+        );
+        let now = chrono::Utc::now().timestamp();
+        let h = signed(&[&new, &old], now, b"{}");
+        assert_eq!(h[SIGNATURE].to_str().unwrap().split(' ').count(), 2);
+        for s in [&new, &old] {
+            StandardWebhooks
+                .verify(&h, b"{}", &[s], Duration::from_secs(300))
+                .unwrap();
+        }
+        let other = secret("whsec_b3RoZXJvdGhlcg==");
+        assert!(matches!(
+            StandardWebhooks.verify(&h, b"{}", &[&other], Duration::from_secs(300)),
+            Err(Error::BadSignature)
+        ));
+    }
+
+    #[test]
+    fn timestamps_outside_the_tolerance_are_refused_both_ways() {
+        let s = secret("whsec_a2V5a2V5a2V5");
+        let now = chrono::Utc::now().timestamp();
+        let tol = Duration::from_secs(300);
+        let old = signed(&[&s], now - 600, b"{}");
+        assert!(matches!(
+            StandardWebhooks.verify(&old, b"{}", &[&s], tol),
+            Err(Error::TimestampTooOld { .. })
+        ));
+        let new = signed(&[&s], now + 600, b"{}");
+        assert!(matches!(
+            StandardWebhooks.verify(&new, b"{}", &[&s], tol),
+            Err(Error::TimestampTooNew { .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_signature_headers_are_typed() {
+        let s = secret("whsec_a2V5a2V5a2V5");
+        let mut h = signed(&[&s], chrono::Utc::now().timestamp(), b"{}");
+        h.insert(SIGNATURE, HeaderValue::from_static("garbage"));
+        assert!(matches!(
+            StandardWebhooks.verify(&h, b"{}", &[&s], DEFAULT),
+            Err(Error::MalformedHeader { .. })
+        ));
+        h.remove(TIMESTAMP);
+        assert!(matches!(
+            StandardWebhooks.verify(&h, b"{}", &[&s], DEFAULT),
+            Err(Error::MissingHeader { .. })
+        ));
+    }
+
+    const DEFAULT: Duration = crate::signing::DEFAULT_TOLERANCE;
+}

@@ -1,0 +1,263 @@
+//! [`MemoryStore`]: an in-process [`Store`] with a bounded delivery history.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+
+use async_trait::async_trait;
+
+use super::{DeliveryQuery, Store, SubscriptionQuery};
+use crate::delivery::{Attempt, Delivery};
+use crate::error::{Error, Result};
+use crate::event::EventName;
+use crate::id::{DeliveryId, SubscriptionId};
+use crate::subscription::Subscription;
+
+/// Keeps everything in memory: for development, tests and services that need no history across
+/// restarts.
+///
+/// The delivery history is bounded (10,000 deliveries by default): past the bound the oldest
+/// deliveries and their attempts are dropped, so a long-running process does not grow without
+/// limit.
+///
+/// ```
+/// # tokio_test_block(async {
+/// use fastapihooks_core::{MemoryStore, Store, Subscription, EventName};
+/// let store = MemoryStore::new();
+/// store.add_subscription(Subscription::new("order.*", "https://example.com/h")?).await?;
+/// let hits = store.matching(&EventName::new("order.created")?, None).await?;
+/// assert_eq!(hits.len(), 1);
+/// # Ok::<_, fastapihooks_core::Error>(()) });
+/// # fn tokio_test_block<F: std::future::Future<Output = Result<(), fastapihooks_core::Error>>>(f: F) {
+/// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f).unwrap()
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct MemoryStore {
+    subscriptions: RwLock<BTreeMap<SubscriptionId, Subscription>>,
+    history: Mutex<BTreeMap<DeliveryId, Record>>,
+    max_deliveries: usize,
+}
+
+#[derive(Debug)]
+struct Record {
+    delivery: Delivery,
+    attempts: Vec<Attempt>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    /// The default history bound.
+    pub const DEFAULT_MAX_DELIVERIES: usize = 10_000;
+
+    /// An empty store keeping at most 10,000 deliveries.
+    pub fn new() -> Self {
+        Self::with_max_deliveries(Self::DEFAULT_MAX_DELIVERIES)
+    }
+
+    /// An empty store keeping at most `max` deliveries (the oldest are dropped first).
+    pub fn with_max_deliveries(max: usize) -> Self {
+        Self {
+            subscriptions: RwLock::default(),
+            history: Mutex::default(),
+            max_deliveries: max.max(1),
+        }
+    }
+
+    fn history(&self) -> MutexGuard<'_, BTreeMap<DeliveryId, Record>> {
+        // A panic elsewhere while holding the lock leaves the maps consistent (every update is
+        // a single insert or remove), so a poisoned lock is still usable.
+        self.history.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn add_subscription(&self, subscription: Subscription) -> Result<()> {
+        let mut subs = self
+            .subscriptions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if subs.contains_key(&subscription.id) {
+            return Err(Error::SubscriptionExists {
+                id: subscription.id.to_string(),
+            });
+        }
+        subs.insert(subscription.id.clone(), subscription);
+        Ok(())
+    }
+
+    async fn get_subscription(&self, id: &SubscriptionId) -> Result<Option<Subscription>> {
+        let subs = self
+            .subscriptions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(subs.get(id).cloned())
+    }
+
+    async fn update_subscription(&self, subscription: Subscription) -> Result<()> {
+        let mut subs = self
+            .subscriptions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        match subs.get_mut(&subscription.id) {
+            Some(slot) => {
+                *slot = subscription;
+                Ok(())
+            }
+            None => Err(Error::SubscriptionNotFound {
+                id: subscription.id.to_string(),
+            }),
+        }
+    }
+
+    async fn remove_subscription(&self, id: &SubscriptionId) -> Result<()> {
+        let mut subs = self
+            .subscriptions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        subs.remove(id)
+            .map(drop)
+            .ok_or_else(|| Error::SubscriptionNotFound { id: id.to_string() })
+    }
+
+    async fn list_subscriptions(&self, query: &SubscriptionQuery) -> Result<Vec<Subscription>> {
+        let subs = self
+            .subscriptions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let start = match &query.after {
+            Some(after) => std::ops::Bound::Excluded(after.clone()),
+            None => std::ops::Bound::Unbounded,
+        };
+        Ok(subs
+            .range((start, std::ops::Bound::Unbounded))
+            .map(|(_, s)| s)
+            .filter(|s| query.owner.is_none() || s.owner == query.owner)
+            .take(query.limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn matching(&self, event: &EventName, owner: Option<&str>) -> Result<Vec<Subscription>> {
+        let subs = self
+            .subscriptions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(subs
+            .values()
+            .filter(|s| s.receives(event, owner))
+            .cloned()
+            .collect())
+    }
+
+    async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
+        let mut history = self.history();
+        for d in deliveries {
+            history.insert(
+                d.id.clone(),
+                Record {
+                    delivery: d.clone(),
+                    attempts: Vec::new(),
+                },
+            );
+        }
+        while history.len() > self.max_deliveries {
+            history.pop_first();
+        }
+        Ok(())
+    }
+
+    async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt) -> Result<()> {
+        let mut history = self.history();
+        // A delivery evicted by the bound is not brought back: the bound wins.
+        if let Some(record) = history.get_mut(&delivery.id) {
+            record.delivery = delivery.clone();
+            record.attempts.push(attempt.clone());
+        }
+        Ok(())
+    }
+
+    async fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>> {
+        Ok(self.history().get(id).map(|r| r.delivery.clone()))
+    }
+
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>> {
+        let history = self.history();
+        let end = match &query.before {
+            Some(before) => std::ops::Bound::Excluded(before.clone()),
+            None => std::ops::Bound::Unbounded,
+        };
+        Ok(history
+            .range((std::ops::Bound::Unbounded, end))
+            .rev()
+            .map(|(_, r)| &r.delivery)
+            .filter(|d| query.status.is_none_or(|s| d.status == s))
+            .filter(|d| {
+                query
+                    .subscription_id
+                    .as_ref()
+                    .is_none_or(|s| &d.subscription_id == s)
+            })
+            .take(query.limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn list_attempts(&self, delivery: &DeliveryId) -> Result<Vec<Attempt>> {
+        Ok(self
+            .history()
+            .get(delivery)
+            .map(|r| r.attempts.clone())
+            .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Event;
+
+    fn delivery() -> Delivery {
+        Delivery::new(Event::new("a", &1).unwrap(), SubscriptionId::new())
+    }
+
+    #[tokio::test]
+    async fn history_is_bounded_dropping_the_oldest_first() {
+        let store = MemoryStore::with_max_deliveries(3);
+        let all: Vec<_> = (0..5)
+            .map(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                delivery()
+            })
+            .collect();
+        for d in &all {
+            store
+                .record_deliveries(std::slice::from_ref(d))
+                .await
+                .unwrap();
+        }
+        let kept = store
+            .list_deliveries(&DeliveryQuery::default())
+            .await
+            .unwrap();
+        let kept_ids: Vec<_> = kept.iter().map(|d| d.id.clone()).collect();
+        let newest: Vec<_> = all[2..].iter().rev().map(|d| d.id.clone()).collect();
+        assert_eq!(kept_ids, newest);
+    }
+
+    #[tokio::test]
+    async fn adding_a_duplicate_subscription_id_is_an_error() {
+        let store = MemoryStore::new();
+        let s = Subscription::new("a", "http://h.example").unwrap();
+        store.add_subscription(s.clone()).await.unwrap();
+        assert!(matches!(
+            store.add_subscription(s).await,
+            Err(Error::SubscriptionExists { .. })
+        ));
+    }
+}

@@ -1,0 +1,118 @@
+//! [`Store`]: what must outlive a process — subscriptions and the delivery history.
+//!
+//! [`MemoryStore`] ships for development and tests; a SQL store and users' own stores implement
+//! the same trait. Every implementation must agree with [`Subscription::receives`] in `matching`.
+
+mod memory;
+
+pub use memory::MemoryStore;
+
+use async_trait::async_trait;
+
+use crate::delivery::{Attempt, Delivery, DeliveryStatus};
+use crate::error::Result;
+use crate::event::EventName;
+use crate::id::{DeliveryId, SubscriptionId};
+use crate::subscription::Subscription;
+
+/// Which deliveries to list, newest first, one page at a time.
+#[derive(Clone, Debug)]
+pub struct DeliveryQuery {
+    /// Only deliveries in this status.
+    pub status: Option<DeliveryStatus>,
+    /// Only deliveries to this subscription.
+    pub subscription_id: Option<SubscriptionId>,
+    /// Keyset pagination: only deliveries older than this one (the last id of the previous page).
+    pub before: Option<DeliveryId>,
+    /// Page size.
+    pub limit: usize,
+}
+
+impl Default for DeliveryQuery {
+    fn default() -> Self {
+        Self {
+            status: None,
+            subscription_id: None,
+            before: None,
+            limit: 100,
+        }
+    }
+}
+
+impl DeliveryQuery {
+    /// Deliveries in `status`, newest first.
+    pub fn status(status: DeliveryStatus) -> Self {
+        Self {
+            status: Some(status),
+            ..Self::default()
+        }
+    }
+
+    /// Dead letters are `failed` and `dead` deliveries; list each status to see them all.
+    pub fn limit(mut self, limit: usize) -> Self {
+        self.limit = limit;
+        self
+    }
+}
+
+/// Which subscriptions to list, oldest first, one page at a time.
+#[derive(Clone, Debug)]
+pub struct SubscriptionQuery {
+    /// Only this owner's subscriptions.
+    pub owner: Option<String>,
+    /// Keyset pagination: only subscriptions made after this one.
+    pub after: Option<SubscriptionId>,
+    /// Page size.
+    pub limit: usize,
+}
+
+impl Default for SubscriptionQuery {
+    fn default() -> Self {
+        Self {
+            owner: None,
+            after: None,
+            limit: 100,
+        }
+    }
+}
+
+/// Subscriptions and delivery history.
+///
+/// Deliveries are recorded by fan-out *before* any attempt starts (so a redelivered event never
+/// re-sends to a subscription that already got it), then updated after each attempt together with
+/// that attempt's record.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Adds a subscription; its id must be new.
+    async fn add_subscription(&self, subscription: Subscription) -> Result<()>;
+    /// The subscription with this id, if any.
+    async fn get_subscription(&self, id: &SubscriptionId) -> Result<Option<Subscription>>;
+    /// Replaces a subscription (matched by id); `SubscriptionNotFound` if there is none.
+    async fn update_subscription(&self, subscription: Subscription) -> Result<()>;
+    /// Removes a subscription; `SubscriptionNotFound` if there is none.
+    async fn remove_subscription(&self, id: &SubscriptionId) -> Result<()>;
+    /// A page of subscriptions, oldest first.
+    async fn list_subscriptions(&self, query: &SubscriptionQuery) -> Result<Vec<Subscription>>;
+    /// The enabled subscriptions that receive an event of this name and owner.
+    async fn matching(&self, event: &EventName, owner: Option<&str>) -> Result<Vec<Subscription>>;
+    /// Enables or disables a subscription (a 410 Gone disables it).
+    async fn set_enabled(&self, id: &SubscriptionId, enabled: bool) -> Result<()> {
+        let mut sub = self
+            .get_subscription(id)
+            .await?
+            .ok_or_else(|| crate::Error::SubscriptionNotFound { id: id.to_string() })?;
+        sub.enabled = enabled;
+        self.update_subscription(sub).await
+    }
+
+    /// Records new deliveries (fan-out), before any attempt.
+    async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<()>;
+    /// Records an attempt and the delivery's new state after it.
+    async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt) -> Result<()>;
+    /// The delivery with this id, if any.
+    async fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>>;
+    /// A page of deliveries, newest first.
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>>;
+    /// The attempts of a delivery, in order.
+    async fn list_attempts(&self, delivery: &DeliveryId) -> Result<Vec<Attempt>>;
+}

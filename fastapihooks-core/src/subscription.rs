@@ -1,0 +1,400 @@
+//! [`Subscription`]: who wants which events, where, and how to authenticate to them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::event::{EventName, validate_segments};
+use crate::id::SubscriptionId;
+use crate::secret::Secret;
+
+/// Which event names a subscription receives: an exact name, every name under a prefix
+/// (`order.*` matches `order.created` and `order.line.added`, not `order`), or all (`*`).
+///
+/// ```
+/// use fastapihooks_core::{EventFilter, EventName};
+/// let f: EventFilter = "order.*".parse().unwrap();
+/// assert!(f.matches(&EventName::new("order.created").unwrap()));
+/// assert!(!f.matches(&EventName::new("invoice.paid").unwrap()));
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub enum EventFilter {
+    /// Exactly this name.
+    Exact(EventName),
+    /// Every name that starts with this prefix, dot included (stored as `order.`).
+    Prefix(String),
+    /// Every event.
+    All,
+}
+
+impl EventFilter {
+    /// Whether an event of this name passes the filter.
+    pub fn matches(&self, name: &EventName) -> bool {
+        match self {
+            EventFilter::Exact(n) => n == name,
+            EventFilter::Prefix(p) => name.as_str().starts_with(p.as_str()),
+            EventFilter::All => true,
+        }
+    }
+}
+
+impl FromStr for EventFilter {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let invalid = |reason| Error::InvalidEventFilter {
+            filter: s.to_owned(),
+            reason,
+        };
+        if s == "*" {
+            return Ok(EventFilter::All);
+        }
+        if let Some(prefix) = s.strip_suffix(".*") {
+            validate_segments(prefix).map_err(invalid)?;
+            return Ok(EventFilter::Prefix(format!("{prefix}.")));
+        }
+        if s.contains('*') {
+            return Err(invalid(
+                "`*` is only allowed alone or as a last segment (`order.*`)",
+            ));
+        }
+        EventName::new(s)
+            .map(EventFilter::Exact)
+            .map_err(|_| invalid("expected an event name, `prefix.*` or `*`"))
+    }
+}
+
+impl fmt::Display for EventFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EventFilter::Exact(n) => f.write_str(n.as_str()),
+            EventFilter::Prefix(p) => write!(f, "{p}*"),
+            EventFilter::All => f.write_str("*"),
+        }
+    }
+}
+
+impl fmt::Debug for EventFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.to_string())
+    }
+}
+
+impl Serialize for EventFilter {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventFilter {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        String::deserialize(d)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// How deliveries authenticate to the subscriber, besides the signature.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Auth {
+    /// No credentials.
+    #[default]
+    None,
+    /// `Authorization: Bearer <token>`.
+    Bearer {
+        /// The token.
+        token: Secret,
+    },
+    /// `Authorization: Basic base64(username:password)`.
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password.
+        password: Secret,
+    },
+    /// A custom header, such as `X-Api-Key: <value>`.
+    Header {
+        /// The header name.
+        name: String,
+        /// The header value.
+        value: Secret,
+    },
+}
+
+impl Auth {
+    /// A custom header credential; the name is checked to be a valid header name that does not
+    /// override the headers the delivery engine sets.
+    pub fn header(name: impl Into<String>, value: Secret) -> Result<Self> {
+        let name = name.into();
+        validate_custom_header(&name, value.expose())?;
+        Ok(Auth::Header { name, value })
+    }
+}
+
+/// Headers a subscription may not set itself: the engine owns them.
+const RESERVED_HEADERS: &[&str] = &[
+    "content-type",
+    "content-length",
+    "host",
+    "user-agent",
+    "transfer-encoding",
+    "connection",
+];
+
+pub(crate) fn validate_custom_header(name: &str, value: &str) -> Result<()> {
+    let invalid = |reason| Error::InvalidHeader {
+        name: name.to_owned(),
+        reason,
+    };
+    http::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| invalid("not a valid HTTP header name"))?;
+    let lower = name.to_ascii_lowercase();
+    if RESERVED_HEADERS.contains(&lower.as_str())
+        || lower.starts_with("x-fastapihooks-")
+        || lower.starts_with("webhook-")
+    {
+        return Err(invalid(
+            "this header is set by the delivery engine and cannot be overridden",
+        ));
+    }
+    if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(invalid("the value contains CR, LF or NUL"));
+    }
+    Ok(())
+}
+
+/// A subscriber: which events it wants, where they go, and how they are authenticated.
+///
+/// A subscription with an `owner` receives only that owner's events; one without receives every
+/// event that passes its filter (an operator-wide subscription).
+///
+/// ```
+/// use fastapihooks_core::{Subscription, Secret};
+/// let sub = Subscription::new("order.*", "https://example.com/hooks")
+///     .unwrap()
+///     .with_secret(Secret::new("s3cret").unwrap())
+///     .with_owner("tenant-1");
+/// assert_eq!(sub.filter.to_string(), "order.*");
+/// assert!(Subscription::new("order.created", "ftp://example.com").is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Subscription {
+    /// `sub_…`.
+    pub id: SubscriptionId,
+    /// Which events it receives.
+    pub filter: EventFilter,
+    /// Where deliveries are POSTed. Validated: absolute `http` or `https`, with a host.
+    #[serde(with = "url_serde")]
+    pub url: Url,
+    /// Credentials sent with each delivery.
+    #[serde(default)]
+    pub auth: Auth,
+    /// Its own signing secret; without one, the `Hooks` secret signs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<Secret>,
+    /// The owner (tenant) it belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Free JSON for the application (a description, a customer id, ...).
+    #[serde(default)]
+    pub metadata: serde_json::Value,
+    /// Disabled subscriptions receive nothing (a 410 Gone disables one).
+    pub enabled: bool,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+}
+
+mod url_serde {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use url::Url;
+
+    pub fn serialize<S: Serializer>(url: &Url, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(url.as_str())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Url, D::Error> {
+        super::parse_url(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The longest accepted webhook URL.
+pub const MAX_URL_LEN: usize = 2048;
+
+/// Parses and validates a webhook URL: absolute `http`/`https`, a host, no credentials (they
+/// belong in [`Auth`]), no fragment, at most 2048 bytes.
+pub fn parse_url(input: &str) -> Result<Url> {
+    let invalid = |reason: &str| Error::InvalidUrl {
+        url: input.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if input.len() > MAX_URL_LEN {
+        return Err(invalid("it is longer than 2048 bytes"));
+    }
+    let url = Url::parse(input).map_err(|e| invalid(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(invalid(&format!(
+            "scheme `{}` is not supported; use http or https",
+            url.scheme()
+        )));
+    }
+    if url.host().is_none() {
+        return Err(invalid("it has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid(
+            "credentials in the URL are not allowed; use the subscription's auth",
+        ));
+    }
+    if url.fragment().is_some() {
+        return Err(invalid("a fragment (#...) is never sent; remove it"));
+    }
+    Ok(url)
+}
+
+impl Subscription {
+    /// A new, enabled subscription of `filter` (a name, `prefix.*` or `*`) to `url`.
+    pub fn new(filter: &str, url: &str) -> Result<Self> {
+        Ok(Self {
+            id: SubscriptionId::new(),
+            filter: filter.parse()?,
+            url: parse_url(url)?,
+            auth: Auth::None,
+            secret: None,
+            owner: None,
+            metadata: serde_json::Value::Null,
+            enabled: true,
+            created_at: Utc::now(),
+        })
+    }
+
+    /// Signs this subscription's deliveries with its own secret.
+    pub fn with_secret(mut self, secret: Secret) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// Sends these credentials with each delivery.
+    pub fn with_auth(mut self, auth: Auth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// Scopes the subscription to an owner (tenant).
+    pub fn with_owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
+    }
+
+    /// Attaches application metadata.
+    pub fn with_metadata(mut self, metadata: serde_json::Value) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Whether an event of this name and owner goes to this subscription (enabled, filter,
+    /// owner). The single definition every store's `matching` must agree with.
+    pub fn receives(&self, name: &EventName, owner: Option<&str>) -> bool {
+        self.enabled
+            && self.filter.matches(name)
+            && match &self.owner {
+                None => true,
+                Some(mine) => owner == Some(mine.as_str()),
+            }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(s: &str) -> EventName {
+        EventName::new(s).unwrap()
+    }
+
+    #[test]
+    fn filters_parse_and_print_back() {
+        for f in ["order.created", "order.*", "*", "a.b.*"] {
+            assert_eq!(f.parse::<EventFilter>().unwrap().to_string(), f);
+        }
+        for bad in ["", "order*", "*.created", "order.*.x", ".*", "a b"] {
+            assert!(bad.parse::<EventFilter>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn prefix_filters_match_whole_segments_only() {
+        let f: EventFilter = "order.*".parse().unwrap();
+        assert!(f.matches(&name("order.created")));
+        assert!(f.matches(&name("order.line.added")));
+        assert!(!f.matches(&name("order")));
+        assert!(!f.matches(&name("orders.created")));
+    }
+
+    #[test]
+    fn urls_must_be_absolute_http_with_a_host() {
+        for ok in ["http://127.0.0.1:3001/hook", "https://example.com/a?b=c"] {
+            assert!(parse_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "example.com/hook",
+            "ftp://example.com",
+            "file:///etc/passwd",
+            "http://user:pw@example.com",
+            "https://example.com/#frag",
+            "javascript:alert(1)",
+            "",
+        ] {
+            let err = parse_url(bad).unwrap_err();
+            assert!(matches!(err, Error::InvalidUrl { .. }), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_url_error_names_the_input() {
+        let err = Subscription::new("a", "ftp://x.example").unwrap_err();
+        assert!(err.to_string().contains("ftp://x.example"), "{err}");
+    }
+
+    #[test]
+    fn owned_subscriptions_receive_only_their_owners_events() {
+        let global = Subscription::new("*", "http://h.example").unwrap();
+        let owned = global.clone().with_owner("a");
+        assert!(global.receives(&name("x"), Some("b")));
+        assert!(global.receives(&name("x"), None));
+        assert!(owned.receives(&name("x"), Some("a")));
+        assert!(!owned.receives(&name("x"), Some("b")));
+        assert!(!owned.receives(&name("x"), None));
+    }
+
+    #[test]
+    fn disabled_subscriptions_receive_nothing() {
+        let mut s = Subscription::new("*", "http://h.example").unwrap();
+        s.enabled = false;
+        assert!(!s.receives(&name("x"), None));
+    }
+
+    #[test]
+    fn custom_auth_headers_cannot_override_engine_headers_or_smuggle_lines() {
+        let v = Secret::new("v").unwrap();
+        assert!(Auth::header("X-Api-Key", v.clone()).is_ok());
+        assert!(Auth::header("Content-Type", v.clone()).is_err());
+        assert!(Auth::header("X-Fastapihooks-Signature", v.clone()).is_err());
+        assert!(Auth::header("bad header", v).is_err());
+    }
+
+    #[test]
+    fn subscriptions_round_trip_through_json() {
+        let s = Subscription::new("order.*", "https://example.com/h")
+            .unwrap()
+            .with_auth(Auth::Bearer {
+                token: Secret::new("t").unwrap(),
+            })
+            .with_owner("o");
+        let back: Subscription = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+}
