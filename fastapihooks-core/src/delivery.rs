@@ -95,11 +95,12 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    /// A pending delivery of `event` to `subscription_id`, due now.
+    /// A pending delivery of `event` to `subscription_id`, due now. Its id is
+    /// [`DeliveryId::for_event`]: making it twice gives the same delivery.
     pub fn new(event: Event, subscription_id: SubscriptionId) -> Self {
         let now = Utc::now();
         Self {
-            id: DeliveryId::new(),
+            id: DeliveryId::for_event(event.id(), &subscription_id),
             event,
             subscription_id,
             attempts: 0,

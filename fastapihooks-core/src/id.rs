@@ -116,6 +116,25 @@ typed_id!(
     "att"
 );
 
+impl DeliveryId {
+    /// The id of the delivery of `event` to `subscription`: the same every time it is computed,
+    /// so fan-out run again for a redelivered event finds the deliveries it already recorded
+    /// instead of making new ones. It keeps the event's time (ids sort by event time) and takes
+    /// its 80 random bits from SHA-256 of both ids.
+    pub fn for_event(event: &EventId, subscription: &SubscriptionId) -> Self {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::new()
+            .chain_update(event.as_str())
+            .chain_update(b"/")
+            .chain_update(subscription.as_str())
+            .finalize();
+        let mut random = [0u8; 16];
+        random[6..].copy_from_slice(&digest[..10]);
+        let ulid = ulid::Ulid::from_parts(event.timestamp_ms(), u128::from_be_bytes(random));
+        Self(format!("{}_{}", Self::PREFIX, ulid).into())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,6 +175,17 @@ mod tests {
         let b = EventId::new();
         assert!(a < b);
         assert!(a.timestamp_ms() <= b.timestamp_ms());
+    }
+
+    #[test]
+    fn delivery_ids_are_derived_from_event_and_subscription() {
+        let (e, s) = (EventId::new(), SubscriptionId::new());
+        let id = DeliveryId::for_event(&e, &s);
+        assert_eq!(id, DeliveryId::for_event(&e, &s));
+        assert_ne!(id, DeliveryId::for_event(&e, &SubscriptionId::new()));
+        assert_ne!(id, DeliveryId::for_event(&EventId::new(), &s));
+        assert_eq!(id.timestamp_ms(), e.timestamp_ms());
+        assert_eq!(id.as_str().parse::<DeliveryId>().unwrap(), id);
     }
 
     #[test]

@@ -158,13 +158,10 @@ impl Store for MemoryStore {
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
         let mut history = self.history();
         for d in deliveries {
-            history.insert(
-                d.id.clone(),
-                Record {
-                    delivery: d.clone(),
-                    attempts: Vec::new(),
-                },
-            );
+            history.entry(d.id.clone()).or_insert_with(|| Record {
+                delivery: d.clone(),
+                attempts: Vec::new(),
+            });
         }
         while history.len() > self.max_deliveries {
             history.pop_first();
@@ -248,6 +245,35 @@ mod tests {
         let kept_ids: Vec<_> = kept.iter().map(|d| d.id.clone()).collect();
         let newest: Vec<_> = all[2..].iter().rev().map(|d| d.id.clone()).collect();
         assert_eq!(kept_ids, newest);
+    }
+
+    #[tokio::test]
+    async fn recording_a_delivery_again_keeps_its_state() {
+        let store = MemoryStore::new();
+        let mut d = delivery();
+        store
+            .record_deliveries(std::slice::from_ref(&d))
+            .await
+            .unwrap();
+        d.status = crate::DeliveryStatus::Delivered;
+        let attempt = Attempt {
+            id: crate::AttemptId::new(),
+            delivery_id: d.id.clone(),
+            number: 1,
+            started_at: chrono::Utc::now(),
+            duration: std::time::Duration::from_millis(1),
+            outcome: crate::AttemptOutcome::Response {
+                status: 200,
+                body_excerpt: String::new(),
+            },
+        };
+        store.record_attempt(&d, &attempt).await.unwrap();
+        let again = Delivery::new(d.event.clone(), d.subscription_id.clone());
+        assert_eq!(again.id, d.id);
+        store.record_deliveries(&[again]).await.unwrap();
+        let kept = store.get_delivery(&d.id).await.unwrap().unwrap();
+        assert_eq!(kept.status, crate::DeliveryStatus::Delivered);
+        assert_eq!(store.list_attempts(&d.id).await.unwrap().len(), 1);
     }
 
     #[tokio::test]

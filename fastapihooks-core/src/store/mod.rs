@@ -105,7 +105,9 @@ pub trait Store: Send + Sync + 'static {
         self.update_subscription(sub).await
     }
 
-    /// Records new deliveries (fan-out), before any attempt.
+    /// Records new deliveries (fan-out), before any attempt. Idempotent: a delivery whose id is
+    /// already recorded is left as it is (fan-out run again for a redelivered event must not reset
+    /// a delivery that already succeeded).
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<()>;
     /// Records an attempt and the delivery's new state after it.
     async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt) -> Result<()>;
