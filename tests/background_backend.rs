@@ -21,11 +21,9 @@ async fn a_failing_subscriber_does_not_delay_the_others() {
             Duration::from_millis(300),
             Duration::from_millis(300),
         ]))
-        .subscriber(Subscription::new("order.created", &receiver.url("/failing")).unwrap());
+        .subscriber(receiver.subscription("order.created", "/failing"));
     for i in 0..9 {
-        builder = builder.subscriber(
-            Subscription::new("order.created", &receiver.url(&format!("/ok{i}"))).unwrap(),
-        );
+        builder = builder.subscriber(receiver.subscription("order.created", &format!("/ok{i}")));
     }
     let hooks = builder.build().unwrap();
 
@@ -63,8 +61,8 @@ async fn concurrency_never_exceeds_the_cap() {
     let receiver =
         Receiver::scripted(|_, _| Reply::status(200).after(Duration::from_millis(30))).await;
     let hooks = hooks()
-        .subscriber(Subscription::new("*", &receiver.url("/a")).unwrap())
-        .subscriber(Subscription::new("*", &receiver.url("/b")).unwrap())
+        .subscriber(receiver.subscription("*", "/a"))
+        .subscriber(receiver.subscription("*", "/b"))
         .background(BackgroundConfig {
             concurrency: 4,
             ..BackgroundConfig::default()
@@ -88,7 +86,7 @@ async fn shutdown_drains_in_flight_deliveries() {
     let receiver =
         Receiver::scripted(|_, _| Reply::status(200).after(Duration::from_millis(200))).await;
     let hooks = hooks()
-        .subscriber(Subscription::new("*", &receiver.url("/slow")).unwrap())
+        .subscriber(receiver.subscription("*", "/slow"))
         .build()
         .unwrap();
 
@@ -110,7 +108,7 @@ async fn shutdown_past_its_deadline_reports_what_it_abandoned() {
     let receiver = Receiver::scripted(|_, _| Reply::status(503)).await;
     let hooks = hooks()
         .retry(RetryPolicy::schedule([Duration::from_secs(60)]))
-        .subscriber(Subscription::new("*", &receiver.url("/down")).unwrap())
+        .subscriber(receiver.subscription("*", "/down"))
         .build()
         .unwrap();
 
@@ -144,7 +142,7 @@ async fn a_full_queue_is_a_typed_error_not_a_silent_drop() {
     let receiver =
         Receiver::scripted(|_, _| Reply::status(200).after(Duration::from_secs(1))).await;
     let hooks = hooks()
-        .subscriber(Subscription::new("*", &receiver.url("/stuck")).unwrap())
+        .subscriber(receiver.subscription("*", "/stuck"))
         .background(BackgroundConfig {
             capacity: 1,
             concurrency: 1,
@@ -182,7 +180,7 @@ async fn a_full_queue_is_a_typed_error_not_a_silent_drop() {
 async fn emit_from_code_delivers_to_matching_subscribers() {
     let receiver = Receiver::ok().await;
     let hooks = hooks()
-        .subscriber(Subscription::new("invoice.paid", &receiver.url("/h")).unwrap())
+        .subscriber(receiver.subscription("invoice.paid", "/h"))
         .build()
         .unwrap();
 
@@ -201,9 +199,9 @@ async fn emit_from_code_delivers_to_matching_subscribers() {
 async fn wildcard_and_prefix_filters_select_events() {
     let receiver = Receiver::ok().await;
     let hooks = hooks()
-        .subscriber(Subscription::new("*", &receiver.url("/all")).unwrap())
-        .subscriber(Subscription::new("order.*", &receiver.url("/orders")).unwrap())
-        .subscriber(Subscription::new("order.created", &receiver.url("/created")).unwrap())
+        .subscriber(receiver.subscription("*", "/all"))
+        .subscriber(receiver.subscription("order.*", "/orders"))
+        .subscriber(receiver.subscription("order.created", "/created"))
         .build()
         .unwrap();
 
@@ -243,17 +241,9 @@ async fn wildcard_and_prefix_filters_select_events() {
 async fn owned_events_reach_their_owner_and_global_subscriptions_only() {
     let receiver = Receiver::ok().await;
     let hooks = hooks()
-        .subscriber(
-            Subscription::new("*", &receiver.url("/acme"))
-                .unwrap()
-                .with_owner("acme"),
-        )
-        .subscriber(
-            Subscription::new("*", &receiver.url("/globex"))
-                .unwrap()
-                .with_owner("globex"),
-        )
-        .subscriber(Subscription::new("*", &receiver.url("/global")).unwrap())
+        .subscriber(receiver.subscription("*", "/acme").with_owner("acme"))
+        .subscriber(receiver.subscription("*", "/globex").with_owner("globex"))
+        .subscriber(receiver.subscription("*", "/global"))
         .build()
         .unwrap();
 

@@ -28,7 +28,7 @@ async fn a_500_then_200_is_delivered_on_retry_with_the_same_id() {
     let receiver =
         Receiver::scripted(|_, nth| Reply::status(if nth == 0 { 500 } else { 200 })).await;
     let hooks = hooks()
-        .subscriber(Subscription::new("*", &receiver.url("/h")).unwrap())
+        .subscriber(receiver.subscription("*", "/h"))
         .build()
         .unwrap();
 
@@ -61,7 +61,7 @@ async fn a_429_retry_after_is_honoured() {
     })
     .await;
     let hooks = hooks()
-        .subscriber(Subscription::new("*", &receiver.url("/h")).unwrap())
+        .subscriber(receiver.subscription("*", "/h"))
         .build()
         .unwrap();
 
@@ -82,7 +82,7 @@ async fn a_429_retry_after_is_honoured() {
 async fn a_410_fails_for_good_and_disables_the_subscription() {
     let receiver = Receiver::scripted(|_, _| Reply::status(410)).await;
     let store = MemoryStore::new();
-    let sub = Subscription::new("*", &receiver.url("/gone")).unwrap();
+    let sub = receiver.subscription("*", "/gone");
     store.add_subscription(sub.clone()).await.unwrap();
     let hooks = hooks().store(store).build().unwrap();
 
@@ -112,7 +112,7 @@ async fn a_400_is_not_retried_and_becomes_a_dead_letter() {
     let receiver = Receiver::scripted(|_, _| Reply::status(400)).await;
     let dead = Arc::new(Mutex::new(Vec::new()));
     let hooks = hooks()
-        .subscriber(Subscription::new("*", &receiver.url("/h")).unwrap())
+        .subscriber(receiver.subscription("*", "/h"))
         .on_failure({
             let dead = dead.clone();
             move |d, a| dead.lock().unwrap().push((d.id.clone(), a.status_code()))
@@ -133,7 +133,7 @@ async fn a_400_is_not_retried_and_becomes_a_dead_letter() {
 async fn retries_exhausted_make_a_dead_letter_in_the_store() {
     let receiver = Receiver::scripted(|_, _| Reply::status(503)).await;
     let hooks = hooks()
-        .subscriber(Subscription::new("*", &receiver.url("/h")).unwrap())
+        .subscriber(receiver.subscription("*", "/h"))
         .build()
         .unwrap();
 
@@ -167,7 +167,7 @@ async fn a_slow_receiver_times_out_and_is_retried() {
         ..HttpConfig::default()
     };
     let hooks = hooks()
-        .subscriber(Subscription::new("*", &receiver.url("/h")).unwrap())
+        .subscriber(receiver.subscription("*", "/h"))
         .http(http)
         .build()
         .unwrap();
@@ -200,7 +200,7 @@ async fn a_redirect_is_not_followed() {
     })
     .await;
     let hooks = hooks()
-        .subscriber(Subscription::new("*", &receiver.url("/moved")).unwrap())
+        .subscriber(receiver.subscription("*", "/moved"))
         .build()
         .unwrap();
 
@@ -245,23 +245,19 @@ async fn subscription_auth_is_sent() {
     let receiver = Receiver::ok().await;
     let hooks = hooks()
         .subscriber(
-            Subscription::new("*", &receiver.url("/bearer"))
-                .unwrap()
+            receiver
+                .subscription("*", "/bearer")
                 .with_auth(Auth::Bearer {
                     token: Secret::new("tok").unwrap(),
                 }),
         )
+        .subscriber(receiver.subscription("*", "/basic").with_auth(Auth::Basic {
+            username: "u".into(),
+            password: Secret::new("p").unwrap(),
+        }))
         .subscriber(
-            Subscription::new("*", &receiver.url("/basic"))
-                .unwrap()
-                .with_auth(Auth::Basic {
-                    username: "u".into(),
-                    password: Secret::new("p").unwrap(),
-                }),
-        )
-        .subscriber(
-            Subscription::new("*", &receiver.url("/header"))
-                .unwrap()
+            receiver
+                .subscription("*", "/header")
                 .with_auth(Auth::header("X-Api-Key", Secret::new("k").unwrap()).unwrap()),
         )
         .build()
@@ -286,8 +282,8 @@ async fn a_subscription_with_its_own_secret_is_signed_with_it() {
     let receiver = Receiver::ok().await;
     let hooks = hooks()
         .subscriber(
-            Subscription::new("*", &receiver.url("/own"))
-                .unwrap()
+            receiver
+                .subscription("*", "/own")
                 .with_secret(Secret::new("own-secret").unwrap()),
         )
         .build()

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use common::{Receiver, client, hooks, serve};
+use common::{Receiver, client, hooks, post as post_to, serve};
 use fastapihooks::prelude::*;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -27,7 +27,7 @@ async fn app_with(hook: fastapihooks::Hook) -> String {
 async fn a_hooked_route_delivers_the_response_signed() {
     let receiver = Receiver::ok().await;
     let hooks = hooks()
-        .subscriber(Subscription::new("order.created", &receiver.url("/hook")).unwrap())
+        .subscriber(receiver.subscription("order.created", "/hook"))
         .build()
         .unwrap();
     let url = app_with(hooks.hook("order.created").unwrap()).await;
@@ -62,7 +62,7 @@ async fn the_client_gets_the_handlers_response_byte_for_byte() {
     }
     let receiver = Receiver::ok().await;
     let hooks = hooks()
-        .subscriber(Subscription::new("*", &receiver.url("/hook")).unwrap())
+        .subscriber(receiver.subscription("*", "/hook"))
         .build()
         .unwrap();
     let hooked = Router::new().route(
@@ -98,7 +98,7 @@ async fn the_client_gets_the_handlers_response_byte_for_byte() {
 async fn a_transform_shapes_the_payload() {
     let receiver = Receiver::ok().await;
     let hooks = hooks()
-        .subscriber(Subscription::new("order.created", &receiver.url("/hook")).unwrap())
+        .subscriber(receiver.subscription("order.created", "/hook"))
         .build()
         .unwrap();
     let hook = hooks.hook("order.created").unwrap().transform(|ctx| {
@@ -117,7 +117,7 @@ async fn a_transform_shapes_the_payload() {
 async fn include_headers_adds_request_headers_with_credentials_redacted() {
     let receiver = Receiver::ok().await;
     let hooks = hooks()
-        .subscriber(Subscription::new("order.created", &receiver.url("/hook")).unwrap())
+        .subscriber(receiver.subscription("order.created", "/hook"))
         .build()
         .unwrap();
     let url = app_with(hooks.hook("order.created").unwrap().include_headers()).await;
@@ -149,7 +149,7 @@ async fn include_request_works_with_a_json_extractor() {
     }
     let receiver = Receiver::ok().await;
     let hooks = hooks()
-        .subscriber(Subscription::new("order.created", &receiver.url("/hook")).unwrap())
+        .subscriber(receiver.subscription("order.created", "/hook"))
         .build()
         .unwrap();
     let app = Router::new().route(
@@ -185,7 +185,7 @@ async fn a_non_2xx_response_emits_nothing() {
     }
     let receiver = Receiver::ok().await;
     let hooks = hooks()
-        .subscriber(Subscription::new("*", &receiver.url("/hook")).unwrap())
+        .subscriber(receiver.subscription("*", "/hook"))
         .build()
         .unwrap();
     let app = Router::new()
@@ -193,19 +193,10 @@ async fn a_non_2xx_response_emits_nothing() {
         .route("/ok", post(ok).layer(hooks.hook("a.ok").unwrap()));
     let addr = serve(app).await;
 
-    let status = client()
-        .post(format!("http://{addr}/fails"))
-        .send()
-        .await
-        .unwrap()
-        .status();
+    let status = post_to(addr, "/fails").await.status();
     assert_eq!(status, 422);
     // Shutdown drains every accepted event: after it, what the receiver has is all there is.
-    client()
-        .post(format!("http://{addr}/ok"))
-        .send()
-        .await
-        .unwrap();
+    post_to(addr, "/ok").await;
     hooks.shutdown(Duration::from_secs(5)).await.unwrap();
     let got = receiver.received();
     assert_eq!(got.len(), 1);
@@ -219,7 +210,7 @@ async fn a_non_json_response_is_not_emitted_unless_a_transform_handles_it() {
     }
     let receiver = Receiver::ok().await;
     let hooks = hooks()
-        .subscriber(Subscription::new("*", &receiver.url("/hook")).unwrap())
+        .subscriber(receiver.subscription("*", "/hook"))
         .build()
         .unwrap();
     let app = Router::new()
@@ -232,21 +223,13 @@ async fn a_non_json_response_is_not_emitted_unless_a_transform_handles_it() {
         );
     let addr = serve(app).await;
 
-    let raw = client()
-        .post(format!("http://{addr}/raw"))
-        .send()
-        .await
-        .unwrap();
+    let raw = post_to(addr, "/raw").await;
     assert_eq!(
         raw.text().await.unwrap(),
         "plain text",
         "the response itself is intact"
     );
-    client()
-        .post(format!("http://{addr}/transformed"))
-        .send()
-        .await
-        .unwrap();
+    post_to(addr, "/transformed").await;
     hooks.shutdown(Duration::from_secs(5)).await.unwrap();
 
     let got = receiver.received();
@@ -265,7 +248,7 @@ async fn a_response_larger_than_the_cap_is_served_whole_and_not_emitted() {
     }
     let receiver = Receiver::ok().await;
     let hooks = hooks()
-        .subscriber(Subscription::new("*", &receiver.url("/hook")).unwrap())
+        .subscriber(receiver.subscription("*", "/hook"))
         .max_payload_bytes(1_000)
         .build()
         .unwrap();
@@ -277,7 +260,7 @@ async fn a_response_larger_than_the_cap_is_served_whole_and_not_emitted() {
         );
     let addr = serve(app).await;
 
-    let body = client()
+    let body = common::client()
         .get(format!("http://{addr}/big"))
         .send()
         .await
@@ -286,7 +269,7 @@ async fn a_response_larger_than_the_cap_is_served_whole_and_not_emitted() {
         .await
         .unwrap();
     assert_eq!(body.len(), r#"{"blob":""}"#.len() + 10_000);
-    client()
+    common::client()
         .get(format!("http://{addr}/small"))
         .send()
         .await
@@ -305,7 +288,7 @@ async fn when_decides_whether_to_emit() {
     }
     let receiver = Receiver::ok().await;
     let hooks = hooks()
-        .subscriber(Subscription::new("*", &receiver.url("/hook")).unwrap())
+        .subscriber(receiver.subscription("*", "/hook"))
         .build()
         .unwrap();
     let hook = hooks.hook("order.big").unwrap().when(|ctx| {
@@ -337,7 +320,7 @@ async fn the_layer_works_on_route_layer_and_on_a_whole_router() {
     }
     let receiver = Receiver::ok().await;
     let hooks = hooks()
-        .subscriber(Subscription::new("*", &receiver.url("/hook")).unwrap())
+        .subscriber(receiver.subscription("*", "/hook"))
         .build()
         .unwrap();
     let app = Router::new()
@@ -350,16 +333,8 @@ async fn the_layer_works_on_route_layer_and_on_a_whole_router() {
         );
     let addr = serve(app).await;
 
-    client()
-        .post(format!("http://{addr}/a"))
-        .send()
-        .await
-        .unwrap();
-    client()
-        .post(format!("http://{addr}/b"))
-        .send()
-        .await
-        .unwrap();
+    post_to(addr, "/a").await;
+    post_to(addr, "/b").await;
 
     let got = receiver.wait_for(2).await;
     let mut names: Vec<_> = got

@@ -133,6 +133,11 @@ impl Receiver {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// A subscription of `filter` to `path` on this receiver.
+    pub fn subscription(&self, filter: &str, path: &str) -> Subscription {
+        Subscription::new(filter, &self.url(path)).unwrap()
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.state.received.lock().unwrap().clone()
     }
@@ -213,6 +218,15 @@ pub async fn serve(app: Router) -> SocketAddr {
 /// A plain HTTP client for calling the app under test.
 pub fn client() -> reqwest::Client {
     reqwest::Client::new()
+}
+
+/// POSTs an empty body to `http://{addr}{path}`.
+pub async fn post(addr: SocketAddr, path: &str) -> reqwest::Response {
+    client()
+        .post(format!("http://{addr}{path}"))
+        .send()
+        .await
+        .unwrap()
 }
 
 /// Polls the store until the delivery history satisfies `done` (at most 10 s).
