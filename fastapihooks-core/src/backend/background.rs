@@ -197,9 +197,9 @@ async fn dispatch_loop(
         let Ok(permit) = fanouts.clone().acquire_owned().await else {
             break;
         };
-        let pool = pool.clone();
+        let task_pool = pool.clone();
         pool.tracker.spawn(async move {
-            process_event(&pool, event).await;
+            process_event(&task_pool, event).await;
             drop(permit);
         });
     }
@@ -216,9 +216,9 @@ async fn process_event(pool: &Arc<DeliveryPool>, event: Event) {
             _ = pool.abort.cancelled() => return,
         };
         let Ok(pending) = pending else { return };
-        let pool = pool.clone();
+        let task_pool = pool.clone();
         pool.tracker.spawn(async move {
-            deliver(&pool, delivery, subscription).await;
+            deliver(&task_pool, delivery, subscription).await;
             drop(pending);
         });
     }
