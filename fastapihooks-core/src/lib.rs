@@ -25,6 +25,7 @@ pub mod event;
 pub mod fanout;
 pub mod id;
 pub mod retry;
+pub mod rotation;
 pub mod secret;
 pub mod signing;
 pub mod store;
@@ -41,6 +42,7 @@ pub use id::{AttemptId, DeliveryId, EventId, SubscriptionId};
 /// The HTTP client crate, re-exported for [`HttpConfig::resolver`] (`reqwest::dns::Resolve`).
 pub use reqwest;
 pub use retry::{RetryPolicy, Verdict};
+pub use rotation::PreviousSecret;
 pub use secret::Secret;
 pub use store::{DeliveryQuery, MemoryStore, Store, SubscriptionQuery};
 pub use subscription::{Auth, EventFilter, Subscription};

@@ -10,7 +10,9 @@ use url::Url;
 use crate::error::{Error, Result};
 use crate::event::{EventName, validate_segments};
 use crate::id::SubscriptionId;
+use crate::rotation::PreviousSecret;
 use crate::secret::Secret;
+use crate::signing::SignatureScheme;
 
 /// Which event names a subscription receives: an exact name, every name under a prefix
 /// (`order.*` matches `order.created` and `order.line.added`, not `order`), or all (`*`).
@@ -196,6 +198,13 @@ pub struct Subscription {
     /// Its own signing secret; without one, the `Hooks` secret signs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<Secret>,
+    /// Secrets replaced by [`rotate_secret`](Self::rotate_secret) that keep signing until they
+    /// expire, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_secrets: Vec<PreviousSecret>,
+    /// Its own signature scheme; without one, the emitter's signer signs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_scheme: Option<SignatureScheme>,
     /// The owner (tenant) it belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
@@ -264,6 +273,8 @@ impl Subscription {
             url: parse_url(url)?,
             auth: Auth::None,
             secret: None,
+            previous_secrets: Vec::new(),
+            signature_scheme: None,
             owner: None,
             metadata: serde_json::Value::Null,
             enabled: true,
@@ -274,6 +285,12 @@ impl Subscription {
     /// Signs this subscription's deliveries with its own secret.
     pub fn with_secret(mut self, secret: Secret) -> Self {
         self.secret = Some(secret);
+        self
+    }
+
+    /// Signs this subscription's deliveries with `scheme` instead of the emitter's signer.
+    pub fn with_signature_scheme(mut self, scheme: SignatureScheme) -> Self {
+        self.signature_scheme = Some(scheme);
         self
     }
 

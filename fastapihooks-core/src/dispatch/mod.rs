@@ -32,8 +32,10 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// A dispatcher signing with `signer`, using `default_secret` for subscriptions without
-    /// their own.
+    /// A dispatcher signing with `signer` (unless a subscription picks its own
+    /// [`SignatureScheme`](crate::signing::SignatureScheme)), using `default_secret` for
+    /// subscriptions without a secret of their own. A subscription in a secret rotation signs
+    /// with every secret still in its grace period.
     pub fn new(
         http: &HttpConfig,
         signer: Arc<dyn Signer>,
@@ -94,13 +96,20 @@ impl Dispatcher {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        let secret = sub.secret.as_ref().or(self.default_secret.as_ref());
-        let secrets: Vec<&Secret> = secret.into_iter().collect();
-        self.signer.sign(
+        let now = Utc::now();
+        let mut secrets = sub.signing_secrets(now);
+        if secrets.is_empty() {
+            secrets.extend(self.default_secret.as_ref());
+        }
+        let signer: &dyn Signer = match sub.signature_scheme {
+            Some(scheme) => scheme.signer(),
+            None => self.signer.as_ref(),
+        };
+        signer.sign(
             &SignInput {
                 delivery_id: delivery.id.as_str(),
                 event_name: event.name().as_str(),
-                timestamp: Utc::now().timestamp(),
+                timestamp: now.timestamp(),
                 body: event.payload(),
             },
             &secrets,
