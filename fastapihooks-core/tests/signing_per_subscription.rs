@@ -148,3 +148,17 @@ async fn after_the_grace_period_the_old_secret_no_longer_signs() {
         .verify(&headers, &body);
     assert!(matches!(old, Err(Error::BadSignature)));
 }
+
+#[tokio::test]
+async fn the_engines_headers_win_over_a_custom_header_that_skipped_validation() {
+    let (url, mut rx) = receiver().await;
+    // Built field by field, bypassing `Auth::header`'s checks, as a buggy store could.
+    let sub = Subscription::new("*", &url)
+        .unwrap()
+        .with_auth(fastapihooks_core::Auth::Header {
+            name: "Content-Type".into(),
+            value: secret("text/plain"),
+        });
+    let (headers, _) = deliver(&sub, &mut rx).await;
+    assert_eq!(headers["content-type"], "application/json");
+}
