@@ -66,8 +66,10 @@ pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h s
         .ok_or_else(|| crate::Error::MissingHeader {
             name: name.to_owned(),
         })?;
-    value.to_str().map_err(|_| crate::Error::MalformedHeader {
+    // UTF-8 rather than `to_str`'s visible ASCII: a signer may send any value `HeaderValue`
+    // takes (non-ASCII included), and what was signed must read back the same.
+    std::str::from_utf8(value.as_bytes()).map_err(|_| crate::Error::MalformedHeader {
         name: name.to_owned(),
-        reason: "not visible ASCII",
+        reason: "not UTF-8",
     })
 }
