@@ -78,6 +78,8 @@ async fn main() -> anyhow::Result<()> {
     });
 
     let hooks = Hooks::builder()
+        // The SSRF guard refuses loopback by default; this demo delivers to 127.0.0.1.
+        .http(HttpConfig::default().allow_loopback())
         .subscriber(Subscription::new(
             "order.created",
             &format!("http://{RECEIVER}/webhooks"),

@@ -161,11 +161,9 @@ async fn a_slow_receiver_times_out_and_is_retried() {
         _ => Reply::status(200),
     })
     .await;
-    let http = HttpConfig {
-        timeout: Duration::from_millis(300),
-        connect_timeout: Duration::from_millis(300),
-        ..HttpConfig::default()
-    };
+    let mut http = HttpConfig::default().allow_loopback();
+    http.timeout = Duration::from_millis(300);
+    http.connect_timeout = Duration::from_millis(300);
     let hooks = hooks()
         .subscriber(receiver.subscription("*", "/h"))
         .http(http)

@@ -18,9 +18,11 @@ use tokio::sync::Notify;
 /// The secret the test hooks sign with.
 pub const SECRET: &str = "test-secret";
 
-/// Hooks for tests: fast retries, the test secret.
+/// Hooks for tests: fast retries, the test secret, and loopback allowed through the SSRF guard
+/// (every receiver here is on 127.0.0.1).
 pub fn hooks() -> HooksBuilder {
     Hooks::builder()
+        .http(HttpConfig::default().allow_loopback())
         .secret(Secret::new(SECRET).unwrap())
         .retry(RetryPolicy::schedule([
             Duration::from_millis(20),
