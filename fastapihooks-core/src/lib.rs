@@ -41,4 +41,6 @@ pub use id::{AttemptId, DeliveryId, EventId, SubscriptionId};
 pub use retry::{RetryPolicy, Verdict};
 pub use secret::Secret;
 pub use store::{DeliveryQuery, MemoryStore, Store, SubscriptionQuery};
+#[cfg(feature = "sql")]
+pub use store::{SqlStore, SqlStoreOptions};
 pub use subscription::{Auth, EventFilter, Subscription};
