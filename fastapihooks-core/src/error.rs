@@ -110,6 +110,19 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A stored record that cannot be read back into the model (edited by hand, or written by an
+    /// incompatible version).
+    #[error("stored {table} record {id} is unreadable: column `{column}`: {reason}")]
+    CorruptRecord {
+        /// The table (or collection) it was read from.
+        table: &'static str,
+        /// The record's id.
+        id: String,
+        /// The column that holds the unreadable value.
+        column: &'static str,
+        /// What is wrong with the value (never a secret's value).
+        reason: String,
+    },
     /// The HTTP client could not be built from its configuration.
     #[error("HTTP client could not be built: {0}")]
     HttpClient(#[source] reqwest::Error),

@@ -45,4 +45,6 @@ pub use retry::{RetryPolicy, Verdict};
 pub use rotation::PreviousSecret;
 pub use secret::Secret;
 pub use store::{DeliveryQuery, MemoryStore, Store, SubscriptionQuery};
+#[cfg(feature = "sql")]
+pub use store::{SqlStore, SqlStoreOptions};
 pub use subscription::{Auth, EventFilter, Subscription};

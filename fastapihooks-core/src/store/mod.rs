@@ -4,8 +4,12 @@
 //! the same trait. Every implementation must agree with [`Subscription::receives`] in `matching`.
 
 mod memory;
+#[cfg(feature = "sql")]
+pub mod sql;
 
 pub use memory::MemoryStore;
+#[cfg(feature = "sql")]
+pub use sql::{SqlStore, SqlStoreOptions};
 
 use async_trait::async_trait;
 

@@ -1,0 +1,27 @@
+//! `fastapihooks_attempts`: one row per HTTP try of a delivery.
+
+use sea_orm::entity::prelude::*;
+
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "fastapihooks_attempts")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: String,
+    pub delivery_id: String,
+    pub number: i64,
+    pub started_at_us: i64,
+    pub duration_us: i64,
+    /// `response` or `error`.
+    pub outcome: String,
+    /// The HTTP status, for a `response`.
+    pub status_code: Option<i32>,
+    /// `AttemptErrorKind::as_str`, for an `error`.
+    pub error_kind: Option<String>,
+    /// The response body excerpt, or the error message.
+    pub detail: String,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

@@ -1,0 +1,34 @@
+//! The store's schema, as sea-orm-migration migrations: one file per migration, applied in
+//! order, each recorded in `fastapihooks_migrations` so running them again is a no-op.
+//!
+//! New tables (the durable queue's outbox, ...) come as new migration files appended to
+//! [`Migrator::migrations`]; applied migrations are never edited.
+
+mod columns;
+mod m20261123_000001_create_subscriptions;
+mod m20261123_000002_create_delivery_history;
+
+use sea_orm_migration::prelude::*;
+
+/// The migrations of the SQL store, for [`MigratorTrait`] (`Migrator::up(&db, None)`).
+///
+/// [`SqlStore::connect`](super::SqlStore::connect) runs the pending ones itself; run them
+/// yourself when the store is made with [`SqlStore::new`](super::SqlStore::new) or connected with
+/// migrations turned off. Their bookkeeping table is `fastapihooks_migrations`, apart from an
+/// application's own sea-orm migrations.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![
+            Box::new(m20261123_000001_create_subscriptions::Migration),
+            Box::new(m20261123_000002_create_delivery_history::Migration),
+        ]
+    }
+
+    fn migration_table_name() -> DynIden {
+        "fastapihooks_migrations".into_iden()
+    }
+}

@@ -1,0 +1,93 @@
+//! The contract and the SQL behaviours on PostgreSQL, each test in its own schema.
+
+use std::panic::AssertUnwindSafe;
+use std::time::Duration;
+
+use fastapihooks_core::{Error, SqlStore, SqlStoreOptions, Store};
+use futures_util::FutureExt;
+use sea_orm::ConnectionTrait;
+
+use crate::services;
+
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+async fn with_sql_store(behaviour: impl AsyncFnOnce(&SqlStore)) {
+    let url = services::url("FASTAPIHOOKS_TEST_POSTGRES", DEFAULT_URL);
+    let Some(admin) = services::admin("PostgreSQL", &url).await else {
+        return;
+    };
+    let schema = services::unique_name();
+    admin
+        .execute_unprepared(&format!(r#"CREATE SCHEMA "{schema}""#))
+        .await
+        .unwrap();
+    let store = SqlStoreOptions::new(&url)
+        .postgres_schema(&schema)
+        .max_connections(4)
+        .connect()
+        .await
+        .unwrap();
+    let outcome = AssertUnwindSafe(behaviour(&store)).catch_unwind().await;
+    store.connection().clone().close().await.unwrap();
+    admin
+        .execute_unprepared(&format!(r#"DROP SCHEMA "{schema}" CASCADE"#))
+        .await
+        .unwrap();
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+async fn with_store(behaviour: impl AsyncFnOnce(&dyn Store)) {
+    with_sql_store(async |store: &SqlStore| behaviour(store).await).await;
+}
+
+store_contract!(with_store);
+sql_store_behaviours!(with_sql_store);
+
+#[tokio::test]
+async fn a_server_that_never_answers_gives_a_connect_error_not_a_hang() {
+    // Accepts TCP connections (the kernel completes them) but never speaks PostgreSQL.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("postgres://postgres@{}/test", silent.local_addr().unwrap());
+    let connecting = SqlStoreOptions::new(url)
+        .connect_timeout(Duration::from_millis(500))
+        .connect();
+    let result = tokio::time::timeout(Duration::from_secs(30), connecting)
+        .await
+        .expect("connect gave up within its timeout");
+    let err = result.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Storage {
+                what: "store.connect",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_closed_port_gives_a_connect_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let result = SqlStoreOptions::new(format!("postgres://postgres@127.0.0.1:{port}/test"))
+        .connect_timeout(Duration::from_millis(500))
+        .connect()
+        .await;
+    assert!(
+        matches!(
+            result,
+            Err(Error::Storage {
+                what: "store.connect",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+}

@@ -1,0 +1,137 @@
+//! What only a SQL store promises, for any of its databases. `sql_store_behaviours!(harness)`
+//! turns each behaviour into a test run through `harness`, which hands it a fresh, migrated
+//! `SqlStore` of its own.
+
+use fastapihooks_core::{
+    AttemptOutcome, DeliveryQuery, DeliveryStatus, EventName, SqlStore, Store, SubscriptionQuery,
+};
+use sea_orm::{ConnectionTrait, Statement};
+
+use crate::fixtures::{attempt, delivery, event, subscription};
+
+/// One `#[tokio::test]` per behaviour below, each run through `$harness`.
+macro_rules! sql_store_behaviours {
+    ($harness:path) => {
+        sql_store_behaviours!(@each $harness;
+            migrations_run_again_change_nothing,
+            an_event_payload_is_stored_once_for_all_its_deliveries,
+            concurrent_writers_lose_nothing,
+        );
+    };
+    (@each $harness:path; $($behaviour:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $behaviour() {
+                $harness($crate::sql::$behaviour).await;
+            }
+        )*
+    };
+}
+
+/// `SELECT COUNT(*)` of a table.
+async fn count(store: &SqlStore, table: &str) -> i64 {
+    let db = store.connection();
+    let row = db
+        .query_one_raw(Statement::from_string(
+            db.get_database_backend(),
+            format!("SELECT COUNT(*) AS n FROM {table}"),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get_by_index::<i64>(0).unwrap()
+}
+
+pub async fn migrations_run_again_change_nothing(store: &SqlStore) {
+    let sub = subscription("order.*");
+    store.add_subscription(sub.clone()).await.unwrap();
+    store.migrate().await.unwrap();
+    SqlStore::new(store.connection().clone())
+        .migrate()
+        .await
+        .unwrap();
+    assert!(store.pending_migrations().await.unwrap().is_empty());
+    assert_eq!(store.get_subscription(&sub.id).await.unwrap().unwrap(), sub);
+}
+
+pub async fn an_event_payload_is_stored_once_for_all_its_deliveries(store: &SqlStore) {
+    let e = event("order.created", None);
+    let batch: Vec<_> = (0..10)
+        .map(|_| delivery(&e, &fastapihooks_core::SubscriptionId::new()))
+        .collect();
+    store.record_deliveries(&batch[..5]).await.unwrap();
+    store.record_deliveries(&batch).await.unwrap();
+    assert_eq!(count(store, "fastapihooks_events").await, 1);
+    assert_eq!(count(store, "fastapihooks_deliveries").await, 10);
+}
+
+pub async fn concurrent_writers_lose_nothing(store: &SqlStore) {
+    const WRITERS: usize = 8;
+    const EACH: usize = 15;
+    // Every writer also records the deliveries of one shared event: racing inserts-if-absent.
+    let shared = event("shared.happened", None);
+    let shared_subs: Vec<_> = (0..EACH)
+        .map(|_| fastapihooks_core::SubscriptionId::new())
+        .collect();
+    let mut writers = tokio::task::JoinSet::new();
+    for w in 0..WRITERS {
+        let store = store.clone();
+        let shared = shared.clone();
+        let shared_subs = shared_subs.clone();
+        writers.spawn(async move {
+            for (i, shared_sub) in shared_subs.iter().enumerate() {
+                let sub = subscription(&format!("w{w}.e{i}"));
+                store.add_subscription(sub.clone()).await.unwrap();
+                let mut own = delivery(&event(&format!("w{w}.e{i}"), None), &sub.id);
+                store
+                    .record_deliveries(&[own.clone(), delivery(&shared, shared_sub)])
+                    .await
+                    .unwrap();
+                own.attempts = 1;
+                own.status = DeliveryStatus::Delivered;
+                own.next_attempt_at = None;
+                store
+                    .record_attempt(
+                        &own,
+                        &attempt(
+                            &own,
+                            1,
+                            AttemptOutcome::Response {
+                                status: 204,
+                                body_excerpt: String::new(),
+                            },
+                        ),
+                    )
+                    .await
+                    .unwrap();
+            }
+        });
+    }
+    while let Some(done) = writers.join_next().await {
+        done.unwrap();
+    }
+    let subs = store
+        .list_subscriptions(&SubscriptionQuery {
+            limit: 10_000,
+            ..SubscriptionQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(subs.len(), WRITERS * EACH);
+    let delivered = store
+        .list_deliveries(&DeliveryQuery::status(DeliveryStatus::Delivered).limit(10_000))
+        .await
+        .unwrap();
+    assert_eq!(delivered.len(), WRITERS * EACH);
+    let pending = store
+        .list_deliveries(&DeliveryQuery::status(DeliveryStatus::Pending).limit(10_000))
+        .await
+        .unwrap();
+    assert_eq!(pending.len(), EACH, "one delivery per shared subscription");
+    assert_eq!(
+        count(store, "fastapihooks_attempts").await,
+        (WRITERS * EACH) as i64
+    );
+    let one = EventName::new("w3.e7").unwrap();
+    assert_eq!(store.matching(&one, None).await.unwrap().len(), 1);
+}
