@@ -6,6 +6,9 @@
 //! curl -s -X POST 127.0.0.1:3000/orders -H 'content-type: application/json' -d '{"sku":"A1","qty":2}'
 //! ```
 //!
+//! Subscriptions and the delivery history live in `fastapihooks.db` (SQLite, `SqlStore`): the
+//! subscription is added on the first run and found again on the next.
+//!
 //! The receiver prints one line per delivery: `verified <delivery id> <event> <payload>` when the
 //! `X-Fastapihooks-Signature` checks, `REJECTED …` otherwise. Ctrl-C stops both, draining
 //! in-flight deliveries first.
@@ -20,12 +23,14 @@ use axum::routing::post;
 use axum::{Json, Router};
 use fastapihooks::prelude::*;
 use fastapihooks::signing::verify_sha256_hex;
+use fastapihooks::{SqlStore, SubscriptionId, SubscriptionQuery};
 use serde_json::{Value, json};
 
 /// Demo only: real secrets come from configuration, never from source code.
 const SECRET: &str = "quickstart-secret";
 const APP: &str = "127.0.0.1:3000";
 const RECEIVER: &str = "127.0.0.1:3001";
+const DATABASE: &str = "sqlite://fastapihooks.db?mode=rwc";
 
 static NEXT_ORDER: AtomicU64 = AtomicU64::new(1);
 
@@ -61,6 +66,19 @@ async fn receive(headers: HeaderMap, body: Bytes) -> StatusCode {
     }
 }
 
+/// The receiver's `order.created` subscription: found in the store, or added on the first run.
+async fn subscribe_once(store: &SqlStore, url: &str) -> anyhow::Result<SubscriptionId> {
+    let existing = store
+        .list_subscriptions(&SubscriptionQuery::default())
+        .await?;
+    if let Some(sub) = existing.iter().find(|s| s.url.as_str() == url) {
+        return Ok(sub.id.clone());
+    }
+    let sub = Subscription::new("order.created", url)?;
+    store.add_subscription(sub.clone()).await?;
+    Ok(sub.id)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -77,13 +95,14 @@ async fn main() -> anyhow::Result<()> {
         axum::serve(receiver, Router::new().route("/webhooks", post(receive))).await
     });
 
+    let store = SqlStore::connect(DATABASE).await?;
+    let subscription = subscribe_once(&store, &format!("http://{RECEIVER}/webhooks")).await?;
+    println!("store {DATABASE}: subscription {subscription}");
+
     let hooks = Hooks::builder()
         // The SSRF guard refuses loopback by default; this demo delivers to 127.0.0.1.
         .http(HttpConfig::default().allow_loopback())
-        .subscriber(Subscription::new(
-            "order.created",
-            &format!("http://{RECEIVER}/webhooks"),
-        )?)
+        .store(store)
         .secret(Secret::new(SECRET)?)
         .build()?;
 
