@@ -1,7 +1,7 @@
 //! # fastapihooks-core
 //!
 //! Everything of fastapihooks that is not a web framework: the model ([`Event`],
-//! [`Subscription`], [`Delivery`], [`Attempt`]), [signing](signing), the [`RetryPolicy`], the
+//! [`Subscription`], [`Delivery`], [`Attempt`]), [signing], the [`RetryPolicy`], the
 //! [`Store`] and [`Backend`] traits with their in-process implementations, and the delivery
 //! engine.
 //!
