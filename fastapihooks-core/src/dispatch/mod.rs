@@ -27,6 +27,7 @@ pub struct Dispatcher {
     signer: Arc<dyn Signer>,
     default_secret: Option<Secret>,
     max_response_bytes: usize,
+    timeout: Duration,
 }
 
 impl Dispatcher {
@@ -42,7 +43,14 @@ impl Dispatcher {
             signer,
             default_secret,
             max_response_bytes: http.max_response_bytes,
+            timeout: http.timeout,
         })
+    }
+
+    /// The longest one attempt can take (the HTTP client's total timeout). A queue's visibility
+    /// timeout must exceed it, or a live attempt's lease could be taken over.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     /// Tries `delivery` once against `subscription` and says what the result means. Never
