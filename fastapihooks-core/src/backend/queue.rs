@@ -32,7 +32,7 @@ use crate::id::{DeliveryId, SubscriptionId};
 /// assert_eq!(serde_json::from_str::<Task>(&json).unwrap(), task);
 /// ```
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", try_from = "TaskWire")]
 pub enum Task {
     /// Turn an event into its deliveries.
     Fanout {
@@ -58,6 +58,49 @@ pub enum Task {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+/// What [`Task`] deserializes through: a flat struct read straight from the input. (A derived
+/// internally tagged enum buffers its fields first, and the event's raw JSON payload cannot
+/// pass through that buffer.)
+#[derive(Deserialize)]
+struct TaskWire {
+    #[serde(rename = "type")]
+    kind: TaskKind,
+    event: Event,
+    #[serde(default)]
+    failures: u32,
+    delivery_id: Option<DeliveryId>,
+    subscription_id: Option<SubscriptionId>,
+    #[serde(default)]
+    attempts: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum TaskKind {
+    Fanout,
+    Deliver,
+}
+
+impl TryFrom<TaskWire> for Task {
+    type Error = &'static str;
+    fn try_from(w: TaskWire) -> std::result::Result<Self, Self::Error> {
+        Ok(match w.kind {
+            TaskKind::Fanout => Task::Fanout {
+                event: w.event,
+                failures: w.failures,
+            },
+            TaskKind::Deliver => Task::Deliver {
+                delivery_id: w.delivery_id.ok_or("a deliver task needs `delivery_id`")?,
+                subscription_id: w
+                    .subscription_id
+                    .ok_or("a deliver task needs `subscription_id`")?,
+                event: w.event,
+                attempts: w.attempts,
+            },
+        })
+    }
 }
 
 impl Task {
@@ -167,4 +210,41 @@ pub trait Queue: Backend {
     /// How long a lease lasts before another consumer may take the task over. The worker checks
     /// that it exceeds the HTTP timeout, so a live delivery is never taken over.
     fn visibility_timeout(&self) -> Duration;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deliver_task_round_trips_with_its_payload_embedded_as_json() {
+        let event = Event::new("order.created", &serde_json::json!({"id": 7})).unwrap();
+        let mut task = Task::deliver(event, SubscriptionId::new());
+        if let Task::Deliver { attempts, .. } = &mut task {
+            *attempts = 2;
+        }
+        let json = serde_json::to_string(&task).unwrap();
+        assert!(json.contains(r#""payload":{"id":7}"#), "{json}");
+        assert_eq!(serde_json::from_str::<Task>(&json).unwrap(), task);
+    }
+
+    #[test]
+    fn a_deliver_task_without_its_delivery_id_is_rejected() {
+        let task = Task::deliver(Event::new("a", &1).unwrap(), SubscriptionId::new());
+        let mut value = serde_json::to_value(&task).unwrap();
+        value.as_object_mut().unwrap().remove("delivery_id");
+        let err = serde_json::from_value::<Task>(value).unwrap_err();
+        assert!(err.to_string().contains("delivery_id"), "{err}");
+    }
+
+    #[test]
+    fn fields_may_come_in_any_order() {
+        let task = Task::fanout(Event::new("a", &[1, 2]).unwrap());
+        let value = serde_json::to_value(&task).unwrap();
+        let reordered = format!(
+            r#"{{"event":{},"type":"fanout"}}"#,
+            serde_json::to_string(&value["event"]).unwrap()
+        );
+        assert_eq!(serde_json::from_str::<Task>(&reordered).unwrap(), task);
+    }
 }
