@@ -266,6 +266,8 @@ async fn connection(
         .map_err(|e| Error::storage("redis.connect", e))
 }
 
+/// Whether Redis says the group (or the stream) is gone: `NOGROUP`, or `UNBLOCKED` when the
+/// stream was deleted under a blocked read. Either way the group is created again.
 fn is_nogroup(e: &redis::RedisError) -> bool {
-    e.code() == Some("NOGROUP") || e.to_string().contains("NOGROUP")
+    matches!(e.code(), Some("NOGROUP" | "UNBLOCKED")) || e.to_string().contains("NOGROUP")
 }
