@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fastapihooks_core::backend::RedisBackend;
-use fastapihooks_core::{Backend, Event, Worker, WorkerConfig};
+use fastapihooks_core::{Event, Worker, WorkerConfig};
 use support::{
     Behaviour, Receiver, TestKeys, duplicates, engine, eventually, eventually_async, quick_retries,
     redis_url, store_with_subscribers,

@@ -159,6 +159,15 @@ impl<Q: Queue> Worker<Q> {
                     }
                 }
             };
+            if leased.len() > held.len() {
+                // A queue that returns more than asked breaks the contract; what has no permit
+                // is left to expire and come back rather than run over the cap.
+                tracing::error!(
+                    asked = held.len(),
+                    got = leased.len(),
+                    "queue leased more tasks than asked; the extra ones run after their leases expire"
+                );
+            }
             for (leased, permit) in leased.into_iter().zip(held.drain(..)) {
                 let ctx = ctx.clone();
                 let abort = abort.clone();

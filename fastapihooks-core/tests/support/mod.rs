@@ -80,6 +80,25 @@ impl TestKeys {
             .unwrap();
     }
 
+    /// Tasks currently leased (pending in the consumer group).
+    pub async fn leased(&self) -> u64 {
+        let client = redis::Client::open(self.config.url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let summary: redis::Value = redis::cmd("XPENDING")
+            .arg(self.config.tasks_key())
+            .arg(&self.config.group)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        match summary {
+            redis::Value::Array(items) => match items.first() {
+                Some(redis::Value::Int(n)) => *n as u64,
+                other => panic!("XPENDING summary: {other:?}"),
+            },
+            other => panic!("XPENDING summary: {other:?}"),
+        }
+    }
+
     /// Entries in the dead-letter stream, as (task as stored, reason).
     pub async fn dead_letters(&self) -> Vec<(String, String)> {
         let client = redis::Client::open(self.config.url.as_str()).unwrap();
