@@ -188,3 +188,50 @@ async fn after_the_keys_are_deleted_a_lease_is_lost_and_the_queue_carries_on() {
     queue.publish(next.clone()).await.unwrap();
     assert_eq!(lease_one(&*queue).await.task, Task::fanout(next));
 }
+
+#[tokio::test]
+async fn a_stopped_consumer_without_leases_is_forgotten() {
+    let Some(url) = redis_url("a_stopped_consumer_without_leases_is_forgotten").await else {
+        return;
+    };
+    let mut keys = TestKeys::new(&url, "forget");
+    keys.config.visibility_timeout = Duration::from_millis(300);
+    keys.config.block = Duration::from_millis(50);
+    keys.config.forget_consumers_after = Duration::from_millis(600);
+    let stopped = keys.backend().await;
+    stopped.publish(event()).await.unwrap();
+    let leased = lease_one(&*stopped).await; // joins the group
+    assert!(stopped.ack(&leased.receipt).await.unwrap());
+    let consumers = || async {
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let infos: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(keys.config.tasks_key())
+            .arg(&keys.config.group)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        infos
+            .iter()
+            .map(|info| redis::from_redis_value_ref::<String>(&info["name"]).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let stopped_name = stopped.config().consumer.clone();
+    assert_eq!(consumers().await, std::slice::from_ref(&stopped_name));
+    drop(stopped);
+
+    let live = keys.backend().await;
+    let started = Instant::now();
+    while consumers().await.contains(&stopped_name) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never forgotten"
+        );
+        assert!(live.lease(1).await.unwrap().is_empty());
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "not before it was idle for about the configured 600 ms"
+    );
+}

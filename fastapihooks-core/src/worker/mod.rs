@@ -17,10 +17,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
-use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 pub use report::WorkerReport;
+/// What stops a running [`Worker`]: cancel it (on SIGTERM, say) and `run` drains and returns.
+pub use tokio_util::sync::CancellationToken;
 
 use crate::backend::Queue;
 use crate::engine::DeliveryEngine;
@@ -66,6 +67,18 @@ impl WorkerConfig {
 }
 
 /// Drains a [`Queue`]: the engine of `fastapihooks start`, usable from a user's own `main`.
+///
+/// ```no_run
+/// # async fn sidecar<Q: fastapihooks_core::Queue>(queue: std::sync::Arc<Q>) -> Result<(), fastapihooks_core::Error> {
+/// use fastapihooks_core::worker::{CancellationToken, Worker, WorkerConfig};
+/// use fastapihooks_core::{Emitter, Secret};
+///
+/// let engine = Emitter::builder().secret(Secret::new("change-me")?).build_engine()?;
+/// let shutdown = CancellationToken::new(); // cancel it on SIGTERM
+/// let report = Worker::new(queue, engine, WorkerConfig::default())?.run(shutdown).await;
+/// println!("delivered {}", report.delivered);
+/// # Ok(()) }
+/// ```
 ///
 /// Generic over `Q: Queue`, so only a backend that can be drained is accepted:
 ///

@@ -45,6 +45,10 @@ pub struct RedisConfig {
     pub dead_letter_max_len: usize,
     /// How long a command may take before it counts as failed. Default 5 s.
     pub response_timeout: Duration,
+    /// A consumer (a sidecar) that holds no lease and has not been seen for this long is removed
+    /// from the group, so stopped sidecars do not pile up. Must exceed the visibility timeout.
+    /// Default 1 h.
+    pub forget_consumers_after: Duration,
 }
 
 impl RedisConfig {
@@ -59,6 +63,7 @@ impl RedisConfig {
             block: Duration::from_secs(1),
             dead_letter_max_len: 100_000,
             response_timeout: Duration::from_secs(5),
+            forget_consumers_after: Duration::from_secs(3600),
         }
     }
 
@@ -126,6 +131,12 @@ impl RedisConfig {
                 "must be greater than zero and less than the visibility timeout",
             );
         }
+        if self.forget_consumers_after <= self.visibility_timeout {
+            return invalid(
+                "redis.forget_consumers_after",
+                "must be greater than the visibility timeout",
+            );
+        }
         if self.response_timeout.is_zero() {
             return invalid("redis.response_timeout", "must be greater than zero");
         }
@@ -159,6 +170,7 @@ impl fmt::Debug for RedisConfig {
             .field("block", &self.block)
             .field("dead_letter_max_len", &self.dead_letter_max_len)
             .field("response_timeout", &self.response_timeout)
+            .field("forget_consumers_after", &self.forget_consumers_after)
             .finish()
     }
 }

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 pub(super) struct ReclaimCursor {
     next: String,
     last: Option<Instant>,
+    last_prune: Option<Instant>,
 }
 
 impl ReclaimCursor {
@@ -21,6 +22,7 @@ impl ReclaimCursor {
         Self {
             next: "0-0".to_owned(),
             last: None,
+            last_prune: None,
         }
     }
 }
@@ -96,6 +98,26 @@ async fn reclaim(b: &RedisBackend, max: usize) -> Result<Vec<StreamId>> {
     }
     cursor.last = Some(Instant::now());
     let mut conn = b.conn.clone();
+    let forget_after = b.config.forget_consumers_after;
+    if cursor
+        .last_prune
+        .is_none_or(|last| last.elapsed() >= forget_after / 4)
+    {
+        cursor.last_prune = Some(Instant::now());
+        let forgotten: u64 = scripts::PRUNE_CONSUMERS
+            .key(&b.keys.tasks)
+            .arg(&b.config.group)
+            .arg(u64::try_from(forget_after.as_millis()).unwrap_or(u64::MAX))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| Error::storage("redis.forget_consumers", e))?;
+        if forgotten > 0 {
+            tracing::info!(
+                forgotten,
+                "removed idle consumers without leases from the group"
+            );
+        }
+    }
     let reply = redis::cmd("XAUTOCLAIM")
         .arg(&b.keys.tasks)
         .arg(&b.config.group)

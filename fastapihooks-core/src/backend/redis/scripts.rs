@@ -67,3 +67,31 @@ return {#due, wait}
 "#,
     )
 });
+
+/// Forgets consumers that hold no lease and have not been seen for a while (sidecars that
+/// stopped or crashed and were taken over), so the group does not grow with every restart.
+/// Atomic, so a consumer cannot lease between the check and the deletion.
+///
+/// KEYS: tasks. ARGV: group, idle ms. Returns how many were deleted.
+pub(super) static PRUNE_CONSUMERS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local consumers = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+if consumers['err'] then
+  return 0
+end
+local deleted = 0
+for _, c in ipairs(consumers) do
+  local info = {}
+  for i = 1, #c, 2 do
+    info[c[i]] = c[i + 1]
+  end
+  if info['pending'] == 0 and info['idle'] > tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    deleted = deleted + 1
+  end
+end
+return deleted
+"#,
+    )
+});
