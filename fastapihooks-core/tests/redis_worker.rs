@@ -152,7 +152,7 @@ async fn two_workers_share_the_work_without_double_delivery() {
     };
     let keys = TestKeys::new(&url, "two-workers");
     let behaviour = Behaviour {
-        delay: Duration::from_millis(5),
+        delay: Duration::from_millis(10),
         ..Behaviour::default()
     };
     let (a, b) = (

@@ -186,12 +186,12 @@ impl Default for Behaviour {
     }
 }
 
-/// A real HTTP server on 127.0.0.1 that counts requests by delivery id (`X-Fastapihooks-Id`)
+/// A real HTTP server on 127.0.0.1 that records requests by delivery id (`X-Fastapihooks-Id`)
 /// as they arrive, and the most requests it ever had in flight at once.
 #[derive(Clone)]
 pub struct Receiver {
     pub addr: SocketAddr,
-    counts: Arc<Mutex<HashMap<String, usize>>>,
+    arrivals: Arc<Mutex<HashMap<String, Vec<Instant>>>>,
     in_flight: Arc<AtomicUsize>,
     max_in_flight: Arc<AtomicUsize>,
     behaviour: Behaviour,
@@ -217,7 +217,7 @@ impl Receiver {
     fn serve(listener: tokio::net::TcpListener, behaviour: Behaviour) -> Self {
         let receiver = Self {
             addr: listener.local_addr().unwrap(),
-            counts: Arc::default(),
+            arrivals: Arc::default(),
             in_flight: Arc::default(),
             max_in_flight: Arc::default(),
             behaviour,
@@ -235,12 +235,21 @@ impl Receiver {
 
     /// Requests received per delivery id.
     pub fn counts(&self) -> HashMap<String, usize> {
-        self.counts.lock().unwrap().clone()
+        let arrivals = self.arrivals.lock().unwrap();
+        arrivals
+            .iter()
+            .map(|(id, at)| (id.clone(), at.len()))
+            .collect()
+    }
+
+    /// When each request of each delivery id arrived.
+    pub fn arrivals(&self) -> HashMap<String, Vec<Instant>> {
+        self.arrivals.lock().unwrap().clone()
     }
 
     /// Distinct delivery ids received.
     pub fn distinct(&self) -> usize {
-        self.counts.lock().unwrap().len()
+        self.arrivals.lock().unwrap().len()
     }
 
     pub fn max_in_flight(&self) -> usize {
@@ -260,7 +269,12 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap) -> StatusCode {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("<none>")
         .to_owned();
-    *r.counts.lock().unwrap().entry(id).or_default() += 1;
+    r.arrivals
+        .lock()
+        .unwrap()
+        .entry(id)
+        .or_default()
+        .push(Instant::now());
     tokio::time::sleep(r.behaviour.delay).await;
     r.in_flight.fetch_sub(1, Ordering::SeqCst);
     StatusCode::from_u16(r.behaviour.status).unwrap()
