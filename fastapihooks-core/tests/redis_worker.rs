@@ -66,25 +66,31 @@ async fn every_event_reaches_both_subscribers_exactly_once() {
     let queue = keys.backend().await;
     let started = Instant::now();
     // Published one by one and concurrently: the multiplexed connection pipelines them.
-    let events: Vec<Event> = (0..500)
+    let events: Vec<Event> = (0..2000)
         .map(|i| Event::new("order.created", &serde_json::json!({ "n": i })).unwrap())
         .collect();
     let publishes = events.iter().cloned().map(|e| queue.publish(e));
     for result in futures_util::future::join_all(publishes).await {
         result.expect("publish");
     }
+    let published_in = started.elapsed();
     let worker = start(
         queue.clone(),
         engine(store.clone(), quick_retries(3, Duration::from_millis(50))),
         32,
     );
 
-    let all = eventually(WAIT, || a.distinct() == 500 && b.distinct() == 500).await;
+    let all = eventually(WAIT, || a.distinct() == 2000 && b.distinct() == 2000).await;
     let report = worker.stop().await;
-    assert!(all, "a got {}, b got {} of 500", a.distinct(), b.distinct());
+    assert!(
+        all,
+        "a got {}, b got {} of 2000",
+        a.distinct(),
+        b.distinct()
+    );
     let (ca, cb) = (a.counts(), b.counts());
     eprintln!(
-        "500 events x 2 subscribers: {} deliveries in {:?}, duplicates {:?} / {:?}, {report:?}",
+        "2000 events x 2 subscribers: published in {published_in:?}, {} deliveries in {:?}, duplicates {:?} / {:?}, {report:?}",
         ca.len() + cb.len(),
         started.elapsed(),
         duplicates(&ca),
@@ -92,13 +98,13 @@ async fn every_event_reaches_both_subscribers_exactly_once() {
     );
     assert_eq!(duplicates(&ca), (0, 0));
     assert_eq!(duplicates(&cb), (0, 0));
-    assert_eq!(report.delivered, 1000);
+    assert_eq!(report.delivered, 4000);
     assert_eq!(queue.depth().await.unwrap(), 0, "nothing left in the queue");
     let delivered = store
-        .list_deliveries(&DeliveryQuery::status(DeliveryStatus::Delivered).limit(2000))
+        .list_deliveries(&DeliveryQuery::status(DeliveryStatus::Delivered).limit(5000))
         .await
         .unwrap();
-    assert_eq!(delivered.len(), 1000);
+    assert_eq!(delivered.len(), 4000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
