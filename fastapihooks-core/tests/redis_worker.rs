@@ -323,3 +323,47 @@ async fn a_worker_rejects_a_visibility_timeout_not_above_the_http_timeout() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_emitting_through_redis_is_delivered_by_the_sidecar() {
+    let Some(url) = redis_url("an_app_emitting_through_redis_is_delivered_by_the_sidecar").await
+    else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "emitter");
+    let receiver = Receiver::start(Behaviour::default()).await;
+    let store = store_with_subscribers(&[receiver.url()]).await;
+    // The application: an emitter whose backend is the Redis queue; it never delivers itself.
+    let app = fastapihooks_core::Emitter::builder()
+        .shared_store(store.clone())
+        .backend(RedisBackend::connect(keys.config.clone()).await.unwrap())
+        .build()
+        .unwrap();
+    let event = app
+        .emit("invoice.paid", &serde_json::json!({"invoice": 9}))
+        .await
+        .unwrap();
+    // The sidecar, elsewhere, drains the same keys.
+    let sidecar = start(
+        keys.backend().await,
+        engine(store, quick_retries(3, Duration::from_millis(50))),
+        4,
+    );
+    let delivered = eventually(WAIT, || receiver.distinct() == 1).await;
+    sidecar.stop().await;
+    assert!(delivered);
+    let id = fastapihooks_core::DeliveryId::for_event(event.id(), &{
+        let subs = fastapihooks_core::Store::list_subscriptions(
+            &*app.store().clone(),
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+        subs[0].id.clone()
+    });
+    assert_eq!(
+        receiver.counts().get(id.as_str()),
+        Some(&1),
+        "delivered under its stable id"
+    );
+}

@@ -21,8 +21,9 @@ use crate::id::{DeliveryId, SubscriptionId};
 /// One unit of queued work.
 ///
 /// Serialized (internally tagged by `type`) into the queue. A delivery task carries its event
-/// so it can be sent without reading the event back; the subscription is looked up when it runs
-/// (so a changed URL or secret applies, and no secret is written to the queue).
+/// so it can be sent without reading the event back (the store may not keep payloads); the price
+/// is one copy of the payload per pending delivery in the queue. The subscription is looked up
+/// when the task runs, so a changed URL or secret applies and no secret is written to the queue.
 ///
 /// ```
 /// use fastapihooks_core::{Event, backend::Task};
