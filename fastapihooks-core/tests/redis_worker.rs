@@ -333,6 +333,9 @@ async fn an_app_emitting_through_redis_is_delivered_by_the_sidecar() {
     let keys = TestKeys::new(&url, "emitter");
     let receiver = Receiver::start(Behaviour::default()).await;
     let store = store_with_subscribers(&[receiver.url()]).await;
+    let subscription = store.list_subscriptions(&Default::default()).await.unwrap()[0]
+        .id
+        .clone();
     // The application: an emitter whose backend is the Redis queue; it never delivers itself.
     let app = fastapihooks_core::Emitter::builder()
         .shared_store(store.clone())
@@ -352,15 +355,7 @@ async fn an_app_emitting_through_redis_is_delivered_by_the_sidecar() {
     let delivered = eventually(WAIT, || receiver.distinct() == 1).await;
     sidecar.stop().await;
     assert!(delivered);
-    let id = fastapihooks_core::DeliveryId::for_event(event.id(), &{
-        let subs = fastapihooks_core::Store::list_subscriptions(
-            &*app.store().clone(),
-            &Default::default(),
-        )
-        .await
-        .unwrap();
-        subs[0].id.clone()
-    });
+    let id = fastapihooks_core::DeliveryId::for_event(event.id(), &subscription);
     assert_eq!(
         receiver.counts().get(id.as_str()),
         Some(&1),
