@@ -219,3 +219,47 @@ impl EmitterBuilder {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn emitter(limit: usize) -> Emitter {
+        Emitter::builder().max_payload_bytes(limit).build().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_payload_over_the_limit_is_refused_with_its_size_and_the_limit() {
+        let emitter = emitter(16);
+        let err = emitter
+            .emit("order.created", &"x".repeat(20))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::PayloadTooLarge {
+                    size: 22,
+                    limit: 16
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("22 bytes") && err.to_string().contains("16 bytes"));
+    }
+
+    #[tokio::test]
+    async fn a_payload_at_the_limit_is_accepted() {
+        let emitter = emitter(16);
+        // 14 characters and two quotes: exactly 16 bytes of JSON.
+        emitter
+            .emit("order.created", &"x".repeat(14))
+            .await
+            .unwrap();
+    }
+
+    #[test]
+    fn the_default_limit_is_256_kib() {
+        assert_eq!(DEFAULT_MAX_PAYLOAD_BYTES, 262_144);
+    }
+}

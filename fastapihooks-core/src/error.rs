@@ -113,6 +113,29 @@ pub enum Error {
     /// The HTTP client could not be built from its configuration.
     #[error("HTTP client could not be built: {0}")]
     HttpClient(#[source] reqwest::Error),
+    /// The SSRF guard refused the address a delivery would connect to.
+    #[error(
+        "delivery to {host} refused: address {address} is in {range} ({reason}), which the SSRF \
+         guard blocks; to deliver there, allow it with \
+         HttpConfig::default().allow_network(\"{range}\") (or, in development only, \
+         HttpConfig::default().allow_private_networks())"
+    )]
+    BlockedAddress {
+        /// The URL's host as written.
+        host: String,
+        /// The refused address (IPv4-mapped IPv6 shown as IPv4).
+        address: std::net::IpAddr,
+        /// The blocked range it lies in.
+        range: ipnet::IpNet,
+        /// What that range is.
+        reason: &'static str,
+    },
+    /// A plain-`http` URL while the client is configured `https_only`.
+    #[error("delivery to {url} refused: the HTTP client is https_only and this URL is not https")]
+    HttpsRequired {
+        /// The URL.
+        url: String,
+    },
     /// A signature header a receiver expected is absent.
     #[error("missing header {name}")]
     MissingHeader {

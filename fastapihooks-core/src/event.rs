@@ -66,6 +66,12 @@ pub(crate) fn validate_segments(name: &str) -> std::result::Result<(), &'static 
     Ok(())
 }
 
+impl AsRef<str> for EventName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
 impl FromStr for EventName {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {

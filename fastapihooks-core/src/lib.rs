@@ -28,6 +28,7 @@ pub mod event;
 pub mod fanout;
 pub mod id;
 pub mod retry;
+pub mod rotation;
 pub mod secret;
 pub mod signing;
 pub mod store;
@@ -40,13 +41,16 @@ pub use backend::{
 #[cfg(feature = "redis")]
 pub use backend::{RedisBackend, RedisConfig};
 pub use delivery::{Attempt, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryStatus};
-pub use dispatch::{Dispatcher, HttpConfig};
+pub use dispatch::{AddressPolicy, Dispatcher, HttpConfig};
 pub use emitter::{Emitter, EmitterBuilder};
 pub use engine::{DeliveryEngine, NextStep};
 pub use error::{Error, Result};
 pub use event::{Event, EventName};
 pub use id::{AttemptId, DeliveryId, EventId, SubscriptionId};
+/// The HTTP client crate, re-exported for [`HttpConfig::resolver`] (`reqwest::dns::Resolve`).
+pub use reqwest;
 pub use retry::{RetryPolicy, Verdict};
+pub use rotation::PreviousSecret;
 pub use secret::Secret;
 pub use store::{DeliveryQuery, MemoryStore, Store, SubscriptionQuery};
 pub use subscription::{Auth, EventFilter, Subscription};

@@ -10,7 +10,9 @@ use url::Url;
 use crate::error::{Error, Result};
 use crate::event::{EventName, validate_segments};
 use crate::id::SubscriptionId;
+use crate::rotation::PreviousSecret;
 use crate::secret::Secret;
+use crate::signing::SignatureScheme;
 
 /// Which event names a subscription receives: an exact name, every name under a prefix
 /// (`order.*` matches `order.created` and `order.line.added`, not `order`), or all (`*`).
@@ -98,8 +100,10 @@ impl<'de> Deserialize<'de> for EventFilter {
 }
 
 /// How deliveries authenticate to the subscriber, besides the signature.
+///
+/// A custom header is validated wherever it comes from, [`Auth::header`] or deserialization.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case", try_from = "AuthRepr")]
 pub enum Auth {
     /// No credentials.
     #[default]
@@ -125,6 +129,28 @@ pub enum Auth {
     },
 }
 
+/// [`Auth`] as read, before its custom header is validated.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum AuthRepr {
+    None,
+    Bearer { token: Secret },
+    Basic { username: String, password: Secret },
+    Header { name: String, value: Secret },
+}
+
+impl TryFrom<AuthRepr> for Auth {
+    type Error = Error;
+    fn try_from(repr: AuthRepr) -> Result<Self> {
+        Ok(match repr {
+            AuthRepr::None => Auth::None,
+            AuthRepr::Bearer { token } => Auth::Bearer { token },
+            AuthRepr::Basic { username, password } => Auth::Basic { username, password },
+            AuthRepr::Header { name, value } => Auth::header(name, value)?,
+        })
+    }
+}
+
 impl Auth {
     /// A custom header credential; the name is checked to be a valid header name that does not
     /// override the headers the delivery engine sets.
@@ -139,10 +165,18 @@ impl Auth {
 const RESERVED_HEADERS: &[&str] = &[
     "content-type",
     "content-length",
+    "content-encoding",
     "host",
     "user-agent",
     "transfer-encoding",
     "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
 ];
 
 pub(crate) fn validate_custom_header(name: &str, value: &str) -> Result<()> {
@@ -163,6 +197,9 @@ pub(crate) fn validate_custom_header(name: &str, value: &str) -> Result<()> {
     }
     if value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
         return Err(invalid("the value contains CR, LF or NUL"));
+    }
+    if http::HeaderValue::from_str(value).is_err() {
+        return Err(invalid("the value contains a control character"));
     }
     Ok(())
 }
@@ -196,6 +233,13 @@ pub struct Subscription {
     /// Its own signing secret; without one, the `Hooks` secret signs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret: Option<Secret>,
+    /// Secrets replaced by [`rotate_secret`](Self::rotate_secret) that keep signing until they
+    /// expire, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub previous_secrets: Vec<PreviousSecret>,
+    /// Its own signature scheme; without one, the emitter's signer signs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature_scheme: Option<SignatureScheme>,
     /// The owner (tenant) it belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
@@ -264,6 +308,8 @@ impl Subscription {
             url: parse_url(url)?,
             auth: Auth::None,
             secret: None,
+            previous_secrets: Vec::new(),
+            signature_scheme: None,
             owner: None,
             metadata: serde_json::Value::Null,
             enabled: true,
@@ -274,6 +320,12 @@ impl Subscription {
     /// Signs this subscription's deliveries with its own secret.
     pub fn with_secret(mut self, secret: Secret) -> Self {
         self.secret = Some(secret);
+        self
+    }
+
+    /// Signs this subscription's deliveries with `scheme` instead of the emitter's signer.
+    pub fn with_signature_scheme(mut self, scheme: SignatureScheme) -> Self {
+        self.signature_scheme = Some(scheme);
         self
     }
 
@@ -384,6 +436,45 @@ mod tests {
         assert!(Auth::header("Content-Type", v.clone()).is_err());
         assert!(Auth::header("X-Fastapihooks-Signature", v.clone()).is_err());
         assert!(Auth::header("bad header", v).is_err());
+    }
+
+    #[test]
+    fn custom_header_values_with_line_breaks_are_refused() {
+        for value in ["a\r\nX-Injected: 1", "a\nb", "a\rb"] {
+            // `Secret` itself refuses control characters; the header check is the second line.
+            assert!(
+                validate_custom_header("X-Api-Key", value).is_err(),
+                "{value:?}"
+            );
+        }
+        assert!(validate_custom_header("X-Api-Key", "a\u{7f}b").is_err());
+    }
+
+    #[test]
+    fn hop_by_hop_and_framing_headers_are_reserved() {
+        let v = Secret::new("v").unwrap();
+        for name in [
+            "Content-Length",
+            "Transfer-Encoding",
+            "Host",
+            "Connection",
+            "Upgrade",
+            "Content-Encoding",
+            "webhook-signature",
+            "Webhook-Id",
+            "X-Fastapihooks-Id",
+        ] {
+            assert!(Auth::header(name, v.clone()).is_err(), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_stored_custom_header_is_validated_when_read() {
+        let json = r#"{"type":"header","name":"Content-Type","value":"text/plain"}"#;
+        let err = serde_json::from_str::<Auth>(json).unwrap_err();
+        assert!(err.to_string().contains("Content-Type"), "{err}");
+        let ok = r#"{"type":"header","name":"X-Api-Key","value":"k"}"#;
+        assert!(serde_json::from_str::<Auth>(ok).is_ok());
     }
 
     #[test]

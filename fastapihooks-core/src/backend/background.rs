@@ -89,7 +89,7 @@ pub struct BackgroundTaskBackend {
     max_pending: usize,
 }
 
-struct Shared {
+struct DeliveryPool {
     engine: DeliveryEngine,
     concurrency: Arc<Semaphore>,
     pending: Arc<Semaphore>,
@@ -107,7 +107,7 @@ impl BackgroundTaskBackend {
         let stop_accepting = CancellationToken::new();
         let abort = CancellationToken::new();
         let pending = Arc::new(Semaphore::new(config.max_pending_deliveries));
-        let shared = Arc::new(Shared {
+        let pool = Arc::new(DeliveryPool {
             engine,
             concurrency: Arc::new(Semaphore::new(config.concurrency)),
             pending: pending.clone(),
@@ -115,7 +115,7 @@ impl BackgroundTaskBackend {
             tracker: tracker.clone(),
             abort: abort.clone(),
         });
-        tracker.spawn(dispatch_loop(rx, shared, stop_accepting.clone()));
+        tracker.spawn(dispatch_loop(rx, pool, stop_accepting.clone()));
         Ok(Self {
             tx,
             publish_timeout: config.publish_timeout,
@@ -174,12 +174,12 @@ impl Backend for BackgroundTaskBackend {
 
 async fn dispatch_loop(
     mut rx: mpsc::Receiver<Event>,
-    shared: Arc<Shared>,
+    pool: Arc<DeliveryPool>,
     stop_accepting: CancellationToken,
 ) {
     // At most `concurrency` events are being fanned out at once; each holds its permit until
     // its deliveries have room. This is what turns a backlog into backpressure on `publish`.
-    let fanouts = Arc::new(Semaphore::new(shared.fanout_limit));
+    let fanouts = Arc::new(Semaphore::new(pool.fanout_limit));
     let mut closing = false;
     loop {
         let event = tokio::select! {
@@ -197,28 +197,28 @@ async fn dispatch_loop(
         let Ok(permit) = fanouts.clone().acquire_owned().await else {
             break;
         };
-        let shared2 = shared.clone();
-        shared.tracker.spawn(async move {
-            process_event(&shared2, event).await;
+        let task_pool = pool.clone();
+        pool.tracker.spawn(async move {
+            process_event(&task_pool, event).await;
             drop(permit);
         });
     }
 }
 
-async fn process_event(shared: &Arc<Shared>, event: Event) {
-    let planned = match fan_out_with_retries(shared, &event).await {
+async fn process_event(pool: &Arc<DeliveryPool>, event: Event) {
+    let planned = match fan_out_with_retries(pool, &event).await {
         Some(planned) => planned,
         None => return,
     };
     for (delivery, subscription) in planned {
         let pending = tokio::select! {
-            p = shared.pending.clone().acquire_owned() => p,
-            _ = shared.abort.cancelled() => return,
+            p = pool.pending.clone().acquire_owned() => p,
+            _ = pool.abort.cancelled() => return,
         };
         let Ok(pending) = pending else { return };
-        let shared2 = shared.clone();
-        shared.tracker.spawn(async move {
-            deliver(&shared2, delivery, subscription).await;
+        let task_pool = pool.clone();
+        pool.tracker.spawn(async move {
+            deliver(&task_pool, delivery, subscription).await;
             drop(pending);
         });
     }
@@ -227,16 +227,16 @@ async fn process_event(shared: &Arc<Shared>, event: Event) {
 /// Fan-out needs the store; a store that is briefly down must not lose the event, so fan-out is
 /// retried on the delivery retry policy before the event is given up — loudly.
 async fn fan_out_with_retries(
-    shared: &Shared,
+    pool: &DeliveryPool,
     event: &Event,
 ) -> Option<Vec<(Delivery, Subscription)>> {
     let mut failures = 0u32;
     loop {
-        match shared.engine.fan_out(event).await {
+        match pool.engine.fan_out(event).await {
             Ok(planned) => return Some(planned),
             Err(e) => {
                 failures += 1;
-                let Some(delay) = shared.engine.retry_policy().delay(failures, None) else {
+                let Some(delay) = pool.engine.retry_policy().delay(failures, None) else {
                     metrics::counter!("fastapihooks_fanout_failed_total").increment(1);
                     tracing::error!(event = %event.id(), name = %event.name(), error = %e, failures, "fan-out failed for good: event not delivered");
                     return None;
@@ -244,21 +244,21 @@ async fn fan_out_with_retries(
                 tracing::warn!(event = %event.id(), error = %e, ?delay, "fan-out failed; will retry");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    _ = shared.abort.cancelled() => return None,
+                    _ = pool.abort.cancelled() => return None,
                 }
             }
         }
     }
 }
 
-async fn deliver(shared: &Shared, mut delivery: Delivery, subscription: Subscription) {
+async fn deliver(pool: &DeliveryPool, mut delivery: Delivery, subscription: Subscription) {
     loop {
         let step = {
-            let Ok(_permit) = shared.concurrency.acquire().await else {
+            let Ok(_permit) = pool.concurrency.acquire().await else {
                 return;
             };
             metrics::gauge!("fastapihooks_attempts_in_flight").increment(1.0);
-            let step = shared.engine.attempt(&mut delivery, &subscription).await;
+            let step = pool.engine.attempt(&mut delivery, &subscription).await;
             metrics::gauge!("fastapihooks_attempts_in_flight").decrement(1.0);
             step
         };
@@ -267,7 +267,7 @@ async fn deliver(shared: &Shared, mut delivery: Delivery, subscription: Subscrip
             NextStep::RetryIn(delay) => {
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    _ = shared.abort.cancelled() => return,
+                    _ = pool.abort.cancelled() => return,
                 }
             }
         }

@@ -1,15 +1,32 @@
-//! The one shared HTTP client and its limits.
+//! The one shared HTTP client, its limits and its SSRF guard.
 
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
+use reqwest::dns::Resolve;
+
+use super::guard::{AddressPolicy, GuardedResolver};
 use crate::error::{Error, Result};
 
-/// Limits of the delivery HTTP client.
+/// Limits of the delivery HTTP client, and which addresses it may reach.
 ///
 /// One client is built per engine and shared by every delivery: connections to a subscriber are
 /// kept alive and reused. Redirects are never followed (a 3xx is a failed delivery): a redirect
 /// would carry a signed payload to a URL nobody subscribed.
-#[derive(Clone, Debug)]
+///
+/// The SSRF guard is on by default: loopback, private, link-local and other non-global
+/// addresses are refused (see [`BLOCKED_RANGES`](super::BLOCKED_RANGES)). Tests and a local
+/// quickstart that deliver to `127.0.0.1` say so:
+///
+/// ```
+/// use fastapihooks_core::HttpConfig;
+/// let local = HttpConfig::default().allow_loopback();
+/// let office = HttpConfig::default().allow_network("10.20.0.0/16").unwrap();
+/// let strict = HttpConfig::default().https_only(true);
+/// # let _ = (local, office, strict);
+/// ```
+#[derive(Clone)]
 pub struct HttpConfig {
     /// Time allowed to open a connection. Default 5 s.
     pub connect_timeout: Duration,
@@ -21,6 +38,26 @@ pub struct HttpConfig {
     pub pool_max_idle_per_host: usize,
     /// The `User-Agent` header. Default `fastapihooks/<version>`.
     pub user_agent: String,
+    /// Refuse plain-`http` subscription URLs. Default `false`.
+    pub https_only: bool,
+    /// Which addresses deliveries may connect to. Default: global addresses only.
+    pub address_policy: AddressPolicy,
+    resolver: Option<Arc<dyn Resolve>>,
+}
+
+impl fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("timeout", &self.timeout)
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("pool_max_idle_per_host", &self.pool_max_idle_per_host)
+            .field("user_agent", &self.user_agent)
+            .field("https_only", &self.https_only)
+            .field("address_policy", &self.address_policy)
+            .field("custom_resolver", &self.resolver.is_some())
+            .finish()
+    }
 }
 
 impl Default for HttpConfig {
@@ -31,11 +68,48 @@ impl Default for HttpConfig {
             max_response_bytes: 64 * 1024,
             pool_max_idle_per_host: 32,
             user_agent: concat!("fastapihooks/", env!("CARGO_PKG_VERSION")).to_owned(),
+            https_only: false,
+            address_policy: AddressPolicy::default(),
+            resolver: None,
         }
     }
 }
 
 impl HttpConfig {
+    /// Lets deliveries reach loopback (`127.0.0.0/8`, `::1`): for tests and a local
+    /// quickstart.
+    pub fn allow_loopback(mut self) -> Self {
+        self.address_policy = self.address_policy.allow_loopback();
+        self
+    }
+
+    /// Lets deliveries reach one network the guard would refuse, in CIDR form
+    /// (`10.20.0.0/16`) or as one address.
+    pub fn allow_network(mut self, cidr: &str) -> Result<Self> {
+        self.address_policy = self.address_policy.allow_network(cidr)?;
+        Ok(self)
+    }
+
+    /// Turns the SSRF guard off: every address, private or not, may be reached. For development
+    /// only; in production list the networks with [`allow_network`](Self::allow_network).
+    pub fn allow_private_networks(mut self) -> Self {
+        self.address_policy = self.address_policy.allow_private_networks();
+        self
+    }
+
+    /// Refuses plain-`http` URLs when `true`.
+    pub fn https_only(mut self, enabled: bool) -> Self {
+        self.https_only = enabled;
+        self
+    }
+
+    /// Resolves host names with `resolver` (e.g. hickory) instead of the system resolver; the
+    /// guard still filters every answer.
+    pub fn resolver(mut self, resolver: Arc<dyn Resolve>) -> Self {
+        self.resolver = Some(resolver);
+        self
+    }
+
     /// Checks that the limits make sense.
     pub fn validate(&self) -> Result<()> {
         if self.timeout.is_zero() {
@@ -56,18 +130,83 @@ impl HttpConfig {
         Ok(())
     }
 
-    /// Builds the client.
+    /// Checks what can be checked of a URL before any connection: the scheme when
+    /// `https_only`, and a literal IP host against the address policy. Host names are checked
+    /// as they resolve, inside the client.
+    pub fn check_url(&self, url: &url::Url) -> Result<()> {
+        if self.https_only && url.scheme() != "https" {
+            return Err(Error::HttpsRequired {
+                url: url.as_str().to_owned(),
+            });
+        }
+        self.address_policy.check_url(url)
+    }
+
+    /// Builds the client, with the guarded resolver plugged in.
+    ///
+    /// System proxy settings (`HTTP_PROXY`, ...) are ignored while the guard is on: a proxy
+    /// resolves the target itself, out of the guard's sight.
     pub fn build_client(&self) -> Result<reqwest::Client> {
         self.validate()?;
-        reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(self.connect_timeout)
             .timeout(self.timeout)
             .pool_max_idle_per_host(self.pool_max_idle_per_host)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
-            .user_agent(self.user_agent.clone())
-            .build()
-            .map_err(Error::HttpClient)
+            .https_only(self.https_only)
+            .user_agent(self.user_agent.clone());
+        if !self.address_policy.allows_everything() {
+            let resolver = match &self.resolver {
+                Some(inner) => {
+                    GuardedResolver::with_resolver(self.address_policy.clone(), Arc::clone(inner))
+                }
+                None => GuardedResolver::new(self.address_policy.clone()),
+            };
+            builder = builder.no_proxy().dns_resolver(Arc::new(resolver));
+        } else if let Some(inner) = &self.resolver {
+            builder = builder.dns_resolver(Arc::new(ForwardResolver(Arc::clone(inner))));
+        }
+        builder.build().map_err(Error::HttpClient)
+    }
+}
+
+/// Hands names to a user resolver when the guard is off (`dns_resolver` wants a sized type).
+struct ForwardResolver(Arc<dyn Resolve>);
+
+impl Resolve for ForwardResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        self.0.resolve(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_only_refuses_plain_http_urls_and_names_them() {
+        let config = HttpConfig::default().https_only(true);
+        let url = url::Url::parse("http://example.com/hook").unwrap();
+        let err = config.check_url(&url).unwrap_err();
+        assert!(matches!(&err, Error::HttpsRequired { url } if url == "http://example.com/hook"));
+        let secure = url::Url::parse("https://example.com/hook").unwrap();
+        assert!(config.check_url(&secure).is_ok());
+    }
+
+    #[test]
+    fn the_guard_is_on_by_default() {
+        let url = url::Url::parse("http://127.0.0.1:8080/").unwrap();
+        assert!(matches!(
+            HttpConfig::default().check_url(&url),
+            Err(Error::BlockedAddress { .. })
+        ));
+        assert!(
+            HttpConfig::default()
+                .allow_loopback()
+                .check_url(&url)
+                .is_ok()
+        );
     }
 }

@@ -2,6 +2,7 @@
 //! classify.
 
 mod client;
+mod guard;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,9 +12,10 @@ use chrono::Utc;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 pub use client::HttpConfig;
+pub use guard::{AddressPolicy, BLOCKED_RANGES, GuardedResolver, Refusal, canonical_ip};
 
 use crate::delivery::{Attempt, AttemptErrorKind, AttemptOutcome, Delivery};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::id::AttemptId;
 use crate::retry::{Verdict, parse_retry_after};
 use crate::secret::Secret;
@@ -26,13 +28,14 @@ pub struct Dispatcher {
     client: reqwest::Client,
     signer: Arc<dyn Signer>,
     default_secret: Option<Secret>,
-    max_response_bytes: usize,
-    timeout: Duration,
+    http: HttpConfig,
 }
 
 impl Dispatcher {
-    /// A dispatcher signing with `signer`, using `default_secret` for subscriptions without
-    /// their own.
+    /// A dispatcher signing with `signer` (unless a subscription picks its own
+    /// [`SignatureScheme`](crate::signing::SignatureScheme)), using `default_secret` for
+    /// subscriptions without a secret of their own. A subscription in a secret rotation signs
+    /// with every secret still in its grace period.
     pub fn new(
         http: &HttpConfig,
         signer: Arc<dyn Signer>,
@@ -42,15 +45,14 @@ impl Dispatcher {
             client: http.build_client()?,
             signer,
             default_secret,
-            max_response_bytes: http.max_response_bytes,
-            timeout: http.timeout,
+            http: http.clone(),
         })
     }
 
     /// The longest one attempt can take (the HTTP client's total timeout). A queue's visibility
     /// timeout must exceed it, or a live attempt's lease could be taken over.
     pub fn timeout(&self) -> Duration {
-        self.timeout
+        self.http.timeout
     }
 
     /// Tries `delivery` once against `subscription` and says what the result means. Never
@@ -62,7 +64,11 @@ impl Dispatcher {
     ) -> (Attempt, Verdict) {
         let started_at = Utc::now();
         let clock = Instant::now();
-        let (outcome, verdict) = match self.send(delivery, subscription).await {
+        let result = match self.http.check_url(&subscription.url) {
+            Ok(()) => self.send(delivery, subscription).await,
+            Err(refused) => Err(SendError::Refused(refused)),
+        };
+        let (outcome, verdict) = match result {
             Ok((status, retry_after, body_excerpt)) => (
                 AttemptOutcome::Response {
                     status,
@@ -70,16 +76,7 @@ impl Dispatcher {
                 },
                 Verdict::for_status(status, retry_after),
             ),
-            Err(e) => {
-                let kind = classify(&e);
-                (
-                    AttemptOutcome::Error {
-                        kind,
-                        message: error_chain(&e),
-                    },
-                    Verdict::Retry { retry_after: None },
-                )
-            }
+            Err(e) => e.into_outcome(),
         };
         let attempt = Attempt {
             id: AttemptId::new(),
@@ -96,21 +93,29 @@ impl Dispatcher {
         &self,
         delivery: &Delivery,
         sub: &Subscription,
-    ) -> std::result::Result<(u16, Option<Duration>, String), reqwest::Error> {
+    ) -> std::result::Result<(u16, Option<Duration>, String), SendError> {
         let event = &delivery.event;
         let mut headers = HeaderMap::with_capacity(8);
+        // Credentials first: the engine's own headers, set after, always win.
+        add_auth(&sub.auth, &mut headers);
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        add_auth(&sub.auth, &mut headers);
-        let secret = sub.secret.as_ref().or(self.default_secret.as_ref());
-        let secrets: Vec<&Secret> = secret.into_iter().collect();
-        self.signer.sign(
+        let now = Utc::now();
+        let mut secrets = sub.signing_secrets(now);
+        if secrets.is_empty() {
+            secrets.extend(self.default_secret.as_ref());
+        }
+        let signer: &dyn Signer = match sub.signature_scheme {
+            Some(scheme) => scheme.signer(),
+            None => self.signer.as_ref(),
+        };
+        signer.sign(
             &SignInput {
                 delivery_id: delivery.id.as_str(),
                 event_name: event.name().as_str(),
-                timestamp: Utc::now().timestamp(),
+                timestamp: now.timestamp(),
                 body: event.payload(),
             },
             &secrets,
@@ -122,7 +127,8 @@ impl Dispatcher {
             .headers(headers)
             .body(event.payload().clone())
             .send()
-            .await?;
+            .await
+            .map_err(SendError::Http)?;
         let status = response.status().as_u16();
         let retry_after = response
             .headers()
@@ -130,10 +136,11 @@ impl Dispatcher {
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
         let mut excerpt = Vec::new();
-        while excerpt.len() < self.max_response_bytes {
+        let cap = self.http.max_response_bytes;
+        while excerpt.len() < cap {
             match response.chunk().await {
                 Ok(Some(chunk)) => {
-                    let room = self.max_response_bytes - excerpt.len();
+                    let room = cap - excerpt.len();
                     excerpt.extend_from_slice(&chunk[..chunk.len().min(room)]);
                 }
                 // The status is what counts; a body cut short does not change it.
@@ -177,13 +184,50 @@ fn add_auth(auth: &Auth, headers: &mut HeaderMap) {
     }
 }
 
-fn classify(e: &reqwest::Error) -> AttemptErrorKind {
-    if e.is_timeout() {
-        AttemptErrorKind::Timeout
-    } else if e.is_connect() {
-        AttemptErrorKind::Connect
-    } else {
-        AttemptErrorKind::Transport
+/// Why an attempt got no response.
+enum SendError {
+    /// Refused before any connection (SSRF guard on a literal address, `https_only`).
+    Refused(Error),
+    /// The HTTP exchange failed, possibly because the guard refused every resolved address.
+    Http(reqwest::Error),
+}
+
+impl SendError {
+    /// A refusal is final; a transport failure is worth another try.
+    fn into_outcome(self) -> (AttemptOutcome, Verdict) {
+        let refused = |message: String| {
+            (
+                AttemptOutcome::Error {
+                    kind: AttemptErrorKind::Blocked,
+                    message,
+                },
+                Verdict::Reject {
+                    disable_subscription: false,
+                },
+            )
+        };
+        match self {
+            SendError::Refused(e) => refused(e.to_string()),
+            SendError::Http(e) => {
+                if let Some(blocked) = guard::find_blocked(&e) {
+                    return refused(blocked.to_string());
+                }
+                let kind = if e.is_timeout() {
+                    AttemptErrorKind::Timeout
+                } else if e.is_connect() {
+                    AttemptErrorKind::Connect
+                } else {
+                    AttemptErrorKind::Transport
+                };
+                (
+                    AttemptOutcome::Error {
+                        kind,
+                        message: error_chain(&e),
+                    },
+                    Verdict::Retry { retry_after: None },
+                )
+            }
+        }
     }
 }
 

@@ -2,18 +2,23 @@
 //!
 //! One [`Signer`] per scheme: [`Sha256Hex`] (the default, fastapihooks- and GitHub-compatible)
 //! and [`StandardWebhooks`]. The same types verify, so senders, receivers, tests and the CLI share
-//! one implementation; every comparison is constant-time.
+//! one implementation ([`Verifier`]); every comparison is constant-time. A subscription can pick
+//! its own [`SignatureScheme`] over the emitter's signer.
 
+mod scheme;
 mod sha256_hex;
 mod standard_webhooks;
+mod verify;
 
 use std::fmt;
 use std::time::Duration;
 
 use http::HeaderMap;
 
+pub use scheme::SignatureScheme;
 pub use sha256_hex::{Sha256Hex, sign_sha256_hex, verify_sha256_hex};
 pub use standard_webhooks::StandardWebhooks;
+pub use verify::Verifier;
 
 use crate::error::Result;
 use crate::secret::Secret;
@@ -61,8 +66,10 @@ pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h s
         .ok_or_else(|| crate::Error::MissingHeader {
             name: name.to_owned(),
         })?;
-    value.to_str().map_err(|_| crate::Error::MalformedHeader {
+    // UTF-8 rather than `to_str`'s visible ASCII: a signer may send any value `HeaderValue`
+    // takes (non-ASCII included), and what was signed must read back the same.
+    std::str::from_utf8(value.as_bytes()).map_err(|_| crate::Error::MalformedHeader {
         name: name.to_owned(),
-        reason: "not visible ASCII",
+        reason: "not UTF-8",
     })
 }

@@ -50,7 +50,7 @@ fn header_name(name: &str) -> Result<HeaderName> {
 
 impl Sha256Hex {
     /// The scheme with the `X-Fastapihooks-*` header names.
-    pub fn new() -> Self {
+    pub const fn new() -> Self {
         Self {
             signature: HeaderName::from_static("x-fastapihooks-signature"),
             event: HeaderName::from_static("x-fastapihooks-event"),

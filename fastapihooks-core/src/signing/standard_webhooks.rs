@@ -245,5 +245,25 @@ mod tests {
         ));
     }
 
+    /// Regression (found by the `signature_verify` fuzz target): an id with non-ASCII
+    /// characters was sent, but the verifier refused to read it back.
+    #[test]
+    fn a_non_ascii_id_that_was_signed_verifies() {
+        let s = secret("whsec_a2V5a2V5a2V5");
+        let mut h = HeaderMap::new();
+        StandardWebhooks.sign(
+            &SignInput {
+                delivery_id: "msg_t\u{e9}st\u{29a}",
+                event_name: "e",
+                timestamp: chrono::Utc::now().timestamp(),
+                body: b"{}",
+            },
+            &[&s],
+            &mut h,
+        );
+        assert!(h.contains_key(ID));
+        StandardWebhooks.verify(&h, b"{}", &[&s], DEFAULT).unwrap();
+    }
+
     const DEFAULT: Duration = crate::signing::DEFAULT_TOLERANCE;
 }

@@ -138,17 +138,16 @@ impl Drop for TestKeys {
     }
 }
 
-/// The one place test engines are built: a short HTTP timeout and the given retry policy.
-/// (If an SSRF guard blocks loopback by default, opt in here.)
+/// The one place test engines are built: a short HTTP timeout, the given retry policy, and
+/// loopback allowed through the SSRF guard (the receivers listen on 127.0.0.1).
 pub fn engine(store: Arc<dyn Store>, retry: RetryPolicy) -> DeliveryEngine {
+    let mut http = HttpConfig::default().allow_loopback();
+    http.timeout = Duration::from_secs(1);
+    http.connect_timeout = Duration::from_millis(500);
     Emitter::builder()
         .shared_store(store)
         .retry(retry)
-        .http(HttpConfig {
-            timeout: Duration::from_secs(1),
-            connect_timeout: Duration::from_millis(500),
-            ..HttpConfig::default()
-        })
+        .http(http)
         .build_engine()
         .expect("engine")
 }

@@ -1,0 +1,272 @@
+//! The in-process backend: fan-out, isolation of subscribers, bounds, shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Receiver, Reply, hooks};
+use fastapihooks::prelude::*;
+use fastapihooks::{DeliveryQuery, Error};
+use serde_json::json;
+
+#[tokio::test]
+async fn a_failing_subscriber_does_not_delay_the_others() {
+    let receiver = Receiver::scripted(|path, _| match path {
+        "/failing" => Reply::status(500),
+        _ => Reply::status(200),
+    })
+    .await;
+    let mut builder = hooks()
+        .retry(RetryPolicy::schedule([
+            Duration::from_millis(300),
+            Duration::from_millis(300),
+        ]))
+        .subscriber(receiver.subscription("order.created", "/failing"));
+    for i in 0..9 {
+        builder = builder.subscriber(receiver.subscription("order.created", &format!("/ok{i}")));
+    }
+    let hooks = builder.build().unwrap();
+
+    hooks
+        .emit("order.created", &json!({"id": 7}))
+        .await
+        .unwrap();
+    hooks.shutdown(Duration::from_secs(10)).await.unwrap();
+
+    let got = receiver.received();
+    let healthy: Vec<_> = got.iter().filter(|r| r.path != "/failing").collect();
+    let failing: Vec<_> = got.iter().filter(|r| r.path == "/failing").collect();
+    assert_eq!(healthy.len(), 9, "each healthy subscriber got it once");
+    assert!(healthy.iter().all(|r| r.verified()));
+    assert_eq!(failing.len(), 3, "first attempt + 2 retries");
+    // The nine arrived before the failing one was even retried.
+    let last_healthy = healthy.iter().map(|r| r.at).max().unwrap();
+    assert!(last_healthy < failing[1].at);
+    let dead = hooks
+        .store()
+        .list_deliveries(&DeliveryQuery::status(DeliveryStatus::Dead))
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1);
+    let delivered = hooks
+        .store()
+        .list_deliveries(&DeliveryQuery::status(DeliveryStatus::Delivered))
+        .await
+        .unwrap();
+    assert_eq!(delivered.len(), 9);
+}
+
+#[tokio::test]
+async fn concurrency_never_exceeds_the_cap() {
+    let receiver =
+        Receiver::scripted(|_, _| Reply::status(200).after(Duration::from_millis(30))).await;
+    let hooks = hooks()
+        .subscriber(receiver.subscription("*", "/a"))
+        .subscriber(receiver.subscription("*", "/b"))
+        .background(BackgroundConfig {
+            concurrency: 4,
+            ..BackgroundConfig::default()
+        })
+        .build()
+        .unwrap();
+
+    for i in 0..30 {
+        hooks.emit("tick", &i).await.unwrap();
+    }
+    hooks.shutdown(Duration::from_secs(20)).await.unwrap();
+
+    assert_eq!(receiver.received().len(), 60);
+    let max = receiver.max_in_flight();
+    assert!(max <= 4, "{max} requests were in flight at once");
+    assert!(max >= 2, "deliveries did run concurrently ({max})");
+}
+
+#[tokio::test]
+async fn shutdown_drains_in_flight_deliveries() {
+    let receiver =
+        Receiver::scripted(|_, _| Reply::status(200).after(Duration::from_millis(200))).await;
+    let hooks = hooks()
+        .subscriber(receiver.subscription("*", "/slow"))
+        .build()
+        .unwrap();
+
+    for i in 0..5 {
+        hooks.emit("tick", &i).await.unwrap();
+    }
+    let report = hooks.shutdown(Duration::from_secs(10)).await.unwrap();
+
+    assert_eq!(report.abandoned, 0);
+    assert_eq!(
+        receiver.received().len(),
+        5,
+        "all delivered before shutdown returned"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_past_its_deadline_reports_what_it_abandoned() {
+    let receiver = Receiver::scripted(|_, _| Reply::status(503)).await;
+    let hooks = hooks()
+        .retry(RetryPolicy::schedule([Duration::from_secs(60)]))
+        .subscriber(receiver.subscription("*", "/down"))
+        .build()
+        .unwrap();
+
+    hooks.emit("a", &1).await.unwrap();
+    receiver.wait_for(1).await;
+    let report = hooks.shutdown(Duration::from_millis(200)).await.unwrap();
+
+    assert_eq!(report.abandoned, 1);
+    let pending = hooks
+        .store()
+        .list_deliveries(&DeliveryQuery::status(DeliveryStatus::Pending))
+        .await
+        .unwrap();
+    assert_eq!(
+        pending.len(),
+        1,
+        "the abandoned delivery stays pending in the store"
+    );
+}
+
+#[tokio::test]
+async fn publishing_after_shutdown_is_a_typed_error() {
+    let hooks = hooks().build().unwrap();
+    hooks.shutdown(Duration::from_secs(1)).await.unwrap();
+    let err = hooks.emit("a", &1).await.unwrap_err();
+    assert!(matches!(err, Error::ShutDown), "{err}");
+}
+
+#[tokio::test]
+async fn a_full_queue_is_a_typed_error_not_a_silent_drop() {
+    let receiver =
+        Receiver::scripted(|_, _| Reply::status(200).after(Duration::from_secs(1))).await;
+    let hooks = hooks()
+        .subscriber(receiver.subscription("*", "/stuck"))
+        .background(BackgroundConfig {
+            capacity: 1,
+            concurrency: 1,
+            max_pending_deliveries: 1,
+            publish_timeout: Duration::from_millis(20),
+        })
+        .build()
+        .unwrap();
+
+    let mut results = Vec::new();
+    for i in 0..10 {
+        results.push(hooks.emit("a", &i).await);
+    }
+
+    let accepted = results.iter().filter(|r| r.is_ok()).count();
+    let full = results
+        .iter()
+        .filter(|r| matches!(r, Err(Error::QueueFull { .. })))
+        .count();
+    assert!(full > 0, "the bounded queue pushed back");
+    assert_eq!(
+        accepted + full,
+        10,
+        "every emit either was accepted or said why not"
+    );
+    hooks.shutdown(Duration::from_secs(20)).await.unwrap();
+    assert_eq!(
+        receiver.received().len(),
+        accepted,
+        "every accepted event was delivered"
+    );
+}
+
+#[tokio::test]
+async fn emit_from_code_delivers_to_matching_subscribers() {
+    let receiver = Receiver::ok().await;
+    let hooks = hooks()
+        .subscriber(receiver.subscription("invoice.paid", "/h"))
+        .build()
+        .unwrap();
+
+    let event = hooks
+        .emit("invoice.paid", &json!({"invoice": "in_1"}))
+        .await
+        .unwrap();
+
+    let r = &receiver.wait_for(1).await[0];
+    assert_eq!(r.json(), json!({"invoice": "in_1"}));
+    assert_eq!(&r.body[..], &event.payload()[..]);
+    assert!(r.verified());
+}
+
+#[tokio::test]
+async fn wildcard_and_prefix_filters_select_events() {
+    let receiver = Receiver::ok().await;
+    let hooks = hooks()
+        .subscriber(receiver.subscription("*", "/all"))
+        .subscriber(receiver.subscription("order.*", "/orders"))
+        .subscriber(receiver.subscription("order.created", "/created"))
+        .build()
+        .unwrap();
+
+    for name in [
+        "order.created",
+        "order.line.added",
+        "invoice.paid",
+        "orders.x",
+    ] {
+        hooks.emit(name, &1).await.unwrap();
+    }
+    hooks.shutdown(Duration::from_secs(5)).await.unwrap();
+
+    let names = |path: &str| {
+        let mut v: Vec<_> = receiver
+            .received_at(path)
+            .iter()
+            .map(|r| r.header("x-fastapihooks-event").to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        names("/all"),
+        [
+            "invoice.paid",
+            "order.created",
+            "order.line.added",
+            "orders.x"
+        ]
+    );
+    assert_eq!(names("/orders"), ["order.created", "order.line.added"]);
+    assert_eq!(names("/created"), ["order.created"]);
+}
+
+#[tokio::test]
+async fn owned_events_reach_their_owner_and_global_subscriptions_only() {
+    let receiver = Receiver::ok().await;
+    let hooks = hooks()
+        .subscriber(receiver.subscription("*", "/acme").with_owner("acme"))
+        .subscriber(receiver.subscription("*", "/globex").with_owner("globex"))
+        .subscriber(receiver.subscription("*", "/global"))
+        .build()
+        .unwrap();
+
+    hooks.emit_owned("a", "acme", &1).await.unwrap();
+    hooks.shutdown(Duration::from_secs(5)).await.unwrap();
+
+    let mut paths: Vec<_> = receiver.received().into_iter().map(|r| r.path).collect();
+    paths.sort();
+    assert_eq!(paths, ["/acme", "/global"]);
+}
+
+#[tokio::test]
+async fn an_oversized_payload_is_refused_on_emit() {
+    let hooks = hooks().max_payload_bytes(100).build().unwrap();
+    let err = hooks.emit("a", &"x".repeat(200)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::PayloadTooLarge {
+                size: 202,
+                limit: 100
+            }
+        ),
+        "{err}"
+    );
+}
