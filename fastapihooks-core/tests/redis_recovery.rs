@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fastapihooks_core::backend::RedisBackend;
-use fastapihooks_core::{Event, Worker, WorkerConfig};
+use fastapihooks_core::{
+    Attempt, Delivery, DeliveryId, DeliveryQuery, Event, EventName, Store, Subscription,
+    SubscriptionId, SubscriptionQuery, Worker, WorkerConfig,
+};
 use support::{
     Behaviour, Receiver, TestKeys, duplicates, engine, eventually, eventually_async, quick_retries,
     redis_url, store_with_subscribers,
@@ -139,4 +142,131 @@ async fn a_worker_carries_on_after_redis_loses_the_queue_keys() {
     assert_eq!(duplicates(&receiver.counts()), (0, 0));
     assert_eq!(report.delivered, 40);
     assert_eq!(queue.depth().await.unwrap(), 0);
+}
+
+/// A `MemoryStore` behind a switch: while `down`, every call fails as a database outage would.
+struct StoreWithOutage {
+    inner: fastapihooks_core::MemoryStore,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl StoreWithOutage {
+    fn check(&self) -> fastapihooks_core::Result<()> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(fastapihooks_core::Error::storage(
+                "test.outage",
+                std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for StoreWithOutage {
+    async fn add_subscription(&self, s: Subscription) -> fastapihooks_core::Result<()> {
+        self.check()?;
+        self.inner.add_subscription(s).await
+    }
+    async fn get_subscription(
+        &self,
+        id: &SubscriptionId,
+    ) -> fastapihooks_core::Result<Option<Subscription>> {
+        self.check()?;
+        self.inner.get_subscription(id).await
+    }
+    async fn update_subscription(&self, s: Subscription) -> fastapihooks_core::Result<()> {
+        self.check()?;
+        self.inner.update_subscription(s).await
+    }
+    async fn remove_subscription(&self, id: &SubscriptionId) -> fastapihooks_core::Result<()> {
+        self.check()?;
+        self.inner.remove_subscription(id).await
+    }
+    async fn list_subscriptions(
+        &self,
+        q: &SubscriptionQuery,
+    ) -> fastapihooks_core::Result<Vec<Subscription>> {
+        self.check()?;
+        self.inner.list_subscriptions(q).await
+    }
+    async fn matching(
+        &self,
+        event: &EventName,
+        owner: Option<&str>,
+    ) -> fastapihooks_core::Result<Vec<Subscription>> {
+        self.check()?;
+        self.inner.matching(event, owner).await
+    }
+    async fn record_deliveries(&self, d: &[Delivery]) -> fastapihooks_core::Result<()> {
+        self.check()?;
+        self.inner.record_deliveries(d).await
+    }
+    async fn record_attempt(&self, d: &Delivery, a: &Attempt) -> fastapihooks_core::Result<()> {
+        self.check()?;
+        self.inner.record_attempt(d, a).await
+    }
+    async fn get_delivery(&self, id: &DeliveryId) -> fastapihooks_core::Result<Option<Delivery>> {
+        self.check()?;
+        self.inner.get_delivery(id).await
+    }
+    async fn list_deliveries(&self, q: &DeliveryQuery) -> fastapihooks_core::Result<Vec<Delivery>> {
+        self.check()?;
+        self.inner.list_deliveries(q).await
+    }
+    async fn list_attempts(&self, id: &DeliveryId) -> fastapihooks_core::Result<Vec<Attempt>> {
+        self.check()?;
+        self.inner.list_attempts(id).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_outage_delays_fan_out_but_loses_no_event() {
+    let Some(url) = redis_url("a_store_outage_delays_fan_out_but_loses_no_event").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "store-outage");
+    let receiver = Receiver::start(Behaviour::default()).await;
+    let store = Arc::new(StoreWithOutage {
+        inner: fastapihooks_core::MemoryStore::new(),
+        down: true.into(),
+    });
+    store
+        .inner
+        .add_subscription(Subscription::new("*", &receiver.url()).unwrap())
+        .await
+        .unwrap();
+    let queue = keys.backend().await;
+    queue.publish_many(&events(10)).await.unwrap();
+    let worker = Worker::new(
+        queue.clone(),
+        engine(store.clone(), quick_retries(3, Duration::from_millis(50))),
+        config(8),
+    )
+    .unwrap();
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(worker.run(stop.clone()));
+
+    // Down for longer than the retry policy allows: fan-out keeps waiting (at the policy's
+    // longest delay) instead of giving the events up.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        receiver.distinct(),
+        0,
+        "nothing can be sent without the store"
+    );
+    assert_eq!(
+        queue.depth().await.unwrap(),
+        10,
+        "every event is still queued"
+    );
+    store.down.store(false, std::sync::atomic::Ordering::SeqCst);
+
+    let all = eventually(WAIT, || receiver.distinct() == 10).await;
+    stop.cancel();
+    let report = running.await.unwrap();
+    assert!(all, "got {} of 10", receiver.distinct());
+    assert_eq!(duplicates(&receiver.counts()), (0, 0));
+    assert_eq!(report.fanned_out, 10);
 }

@@ -91,10 +91,7 @@ async fn fan_out<Q: Queue>(
         }
         Err(e) => {
             let failures = failures.saturating_add(1);
-            let policy = ctx.engine.retry_policy();
-            let delay = policy
-                .delay(failures, None)
-                .unwrap_or_else(|| policy.max_delay_value());
+            let delay = outage_delay(ctx, failures);
             tracing::warn!(event = %event.id(), error = %e, failures, ?delay, "fan-out failed (store unreachable?); the event will be fanned out later");
             ctx.queue
                 .retry_in(receipt, &Task::Fanout { event, failures }, delay)
@@ -134,7 +131,7 @@ async fn deliver<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, task: DeliverTask) -
     let (stored, subscription) = match looked_up {
         Ok(found) => found,
         Err(e) => {
-            let delay = store_outage_delay(ctx);
+            let delay = outage_delay(ctx, 1);
             tracing::warn!(delivery = %task.delivery_id, error = %e, ?delay, "store unreachable before an attempt; trying later");
             let attempts = task.attempts;
             return ctx
@@ -187,10 +184,17 @@ async fn deliver<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, task: DeliverTask) -
     }
 }
 
-/// How long a delivery waits when the store could not be read: the policy's first retry delay.
-fn store_outage_delay<Q>(ctx: &Ctx<Q>) -> Duration {
-    ctx.engine
-        .retry_policy()
-        .delay(1, None)
+/// The longest a task waits between tries while the store is unreachable.
+const MAX_OUTAGE_DELAY: Duration = Duration::from_secs(60);
+
+/// How long a task waits after the store failed it `failures` times in a row: the retry
+/// policy's delays, then its last delay for as long as the outage lasts (at most a minute) —
+/// an outage delays work, it never drops it.
+fn outage_delay<Q>(ctx: &Ctx<Q>, failures: u32) -> Duration {
+    let policy = ctx.engine.retry_policy();
+    let step = failures.clamp(1, policy.max_retries().max(1));
+    policy
+        .delay(step, None)
         .unwrap_or(Duration::from_secs(1))
+        .min(MAX_OUTAGE_DELAY)
 }
