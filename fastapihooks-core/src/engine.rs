@@ -11,6 +11,7 @@ use crate::dispatch::Dispatcher;
 use crate::error::Result;
 use crate::event::Event;
 use crate::fanout::fan_out;
+use crate::id::SubscriptionId;
 use crate::retry::{RetryPolicy, Verdict};
 use crate::store::Store;
 use crate::subscription::Subscription;
@@ -74,6 +75,19 @@ impl DeliveryEngine {
     /// The retry policy.
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.retry
+    }
+
+    /// The longest one attempt can take (the HTTP total timeout).
+    pub fn attempt_timeout(&self) -> Duration {
+        self.dispatcher.timeout()
+    }
+
+    /// The subscription with this id: a subscriber kept in code first, then the store.
+    pub async fn subscription(&self, id: &SubscriptionId) -> Result<Option<Subscription>> {
+        if let Some(s) = self.subscribers.iter().find(|s| &s.id == id) {
+            return Ok(Some(s.clone()));
+        }
+        self.store.get_subscription(id).await
     }
 
     /// The deliveries of `event`, recorded in the store before any attempt. A store that fails

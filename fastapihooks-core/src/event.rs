@@ -7,6 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
 use crate::id::EventId;
@@ -207,6 +208,72 @@ impl Event {
     }
 }
 
+/// The wire form of an [`Event`] in a queue: the payload is embedded as raw JSON, byte for byte,
+/// not re-encoded as a string.
+#[derive(Serialize)]
+struct EventRef<'a> {
+    id: &'a EventId,
+    name: &'a EventName,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<&'a str>,
+    payload: &'a RawValue,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(serde::Deserialize)]
+struct EventOwned {
+    id: EventId,
+    name: EventName,
+    #[serde(default)]
+    owner: Option<String>,
+    payload: Box<RawValue>,
+    created_at: DateTime<Utc>,
+}
+
+/// Serializes as `{"id", "name", "owner"?, "payload", "created_at"}` with the payload embedded as
+/// the JSON it is (not a string), so a queue entry stays readable and the bytes subscribers
+/// receive are exactly the ones emitted.
+///
+/// ```
+/// use fastapihooks_core::Event;
+/// let event = Event::new("order.created", &serde_json::json!({"id": 42})).unwrap();
+/// let json = serde_json::to_string(&event).unwrap();
+/// assert!(json.contains(r#""payload":{"id":42}"#));
+/// let back: Event = serde_json::from_str(&json).unwrap();
+/// assert_eq!(back, event);
+/// ```
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::Error as _;
+        // The constructors guarantee JSON; `restore` takes the bytes on trust, so check here
+        // rather than write a broken document.
+        let text = std::str::from_utf8(&self.payload).map_err(S::Error::custom)?;
+        let payload: &RawValue = serde_json::from_str(text).map_err(S::Error::custom)?;
+        EventRef {
+            id: &self.id,
+            name: &self.name,
+            owner: self.owner.as_deref(),
+            payload,
+            created_at: self.created_at,
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Event {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let e = EventOwned::deserialize(d)?;
+        let payload: Box<str> = e.payload.into();
+        Ok(Event::restore(
+            e.id,
+            e.name,
+            e.owner,
+            Bytes::from(String::from(payload)),
+            e.created_at,
+        ))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,6 +316,38 @@ mod tests {
             Event::from_json_bytes("a", &b"<html>"[..]),
             Err(Error::Json(_))
         ));
+    }
+
+    #[test]
+    fn serde_round_trips_keeping_the_payload_bytes_exactly() {
+        let raw = br#"{ "b": [1, 2.50, "x\u00e9"], "a": null }"#;
+        let event = Event::from_json_bytes("order.created", &raw[..])
+            .unwrap()
+            .with_owner("tenant-1");
+        let json = serde_json::to_vec(&event).unwrap();
+        let back: Event = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back, event);
+        assert_eq!(&back.payload()[..], &raw[..]);
+    }
+
+    #[test]
+    fn the_payload_is_embedded_as_json_not_as_a_string() {
+        let event = Event::new("a", &serde_json::json!({"k": "v"})).unwrap();
+        let value: serde_json::Value = serde_json::to_value(&event).unwrap();
+        assert_eq!(value["payload"], serde_json::json!({"k": "v"}));
+        assert!(value.get("owner").is_none(), "no owner, no field");
+    }
+
+    #[test]
+    fn a_restored_payload_that_is_not_json_fails_to_serialize() {
+        let event = Event::restore(
+            EventId::new(),
+            EventName::new("a").unwrap(),
+            None,
+            Bytes::from_static(b"not json"),
+            Utc::now(),
+        );
+        assert!(serde_json::to_vec(&event).is_err());
     }
 
     #[test]

@@ -12,6 +12,9 @@
 //!                                       classify ─▶ Attempt recorded ─▶ delivered / retry / dead letter
 //! ```
 //!
+//! With a durable [`Queue`] (`RedisBackend`, feature `redis`) the application only publishes, and
+//! one or more sidecars run a [`Worker`] that leases, fans out, delivers and settles.
+//!
 //! Most applications use it through the `fastapihooks` facade and its axum layer.
 #![warn(missing_docs)]
 
@@ -30,8 +33,13 @@ pub mod secret;
 pub mod signing;
 pub mod store;
 pub mod subscription;
+pub mod worker;
 
-pub use backend::{Backend, BackgroundConfig, BackgroundTaskBackend, ShutdownReport};
+pub use backend::{
+    Backend, BackgroundConfig, BackgroundTaskBackend, Leased, Queue, Receipt, ShutdownReport, Task,
+};
+#[cfg(feature = "redis")]
+pub use backend::{RedisBackend, RedisConfig};
 pub use delivery::{Attempt, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryStatus};
 pub use dispatch::{AddressPolicy, Dispatcher, HttpConfig};
 pub use emitter::{Emitter, EmitterBuilder};
@@ -48,3 +56,4 @@ pub use store::{DeliveryQuery, MemoryStore, Store, SubscriptionQuery};
 #[cfg(feature = "sql")]
 pub use store::{SqlStore, SqlStoreOptions};
 pub use subscription::{Auth, EventFilter, Subscription};
+pub use worker::{Worker, WorkerConfig, WorkerReport};

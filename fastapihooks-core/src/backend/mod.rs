@@ -1,15 +1,22 @@
 //! [`Backend`]: how pending work travels from the code that emits to the code that delivers.
 //!
 //! [`BackgroundTaskBackend`] delivers in-process. Durable backends, drained by the
-//! `fastapihooks start` sidecar, also implement a `Queue` trait.
+//! `fastapihooks start` sidecar (its engine is [`Worker`](crate::worker::Worker)), also
+//! implement [`Queue`]: `RedisBackend` (feature `redis`).
 
 mod background;
+mod queue;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
 pub use background::{BackgroundConfig, BackgroundTaskBackend};
+pub use queue::{Leased, Queue, Receipt, Task};
+#[cfg(feature = "redis")]
+pub use redis::{RedisBackend, RedisConfig};
 
 use crate::error::Result;
 use crate::event::Event;

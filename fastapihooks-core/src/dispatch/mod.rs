@@ -49,6 +49,12 @@ impl Dispatcher {
         })
     }
 
+    /// The longest one attempt can take (the HTTP client's total timeout). A queue's visibility
+    /// timeout must exceed it, or a live attempt's lease could be taken over.
+    pub fn timeout(&self) -> Duration {
+        self.http.timeout
+    }
+
     /// Tries `delivery` once against `subscription` and says what the result means. Never
     /// fails: a transport error is an attempt outcome like any other.
     pub async fn attempt(

@@ -1,0 +1,251 @@
+//! [`Queue`]: a [`Backend`] that a sidecar can drain — leases, acks, retries, dead letters.
+//!
+//! Work travels as [`Task`]s. Publishing enqueues a [`Task::Fanout`]; the worker turns it into
+//! one [`Task::Deliver`] per matching subscription with [`Queue::replace`], which acks the
+//! fan-out and enqueues the deliveries **in one atomic step**: an event is never acked without
+//! its deliveries, and never fanned out twice by two consumers. Each delivery then retries on
+//! its own.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use super::Backend;
+use crate::error::Result;
+use crate::event::Event;
+use crate::id::{DeliveryId, SubscriptionId};
+
+/// One unit of queued work.
+///
+/// Serialized (internally tagged by `type`) into the queue. A delivery task carries its event
+/// so it can be sent without reading the event back (the store may not keep payloads); the price
+/// is one copy of the payload per pending delivery in the queue. The subscription is looked up
+/// when the task runs, so a changed URL or secret applies and no secret is written to the queue.
+///
+/// ```
+/// use fastapihooks_core::{Event, backend::Task};
+/// let task = Task::fanout(Event::new("order.created", &1).unwrap());
+/// let json = serde_json::to_string(&task).unwrap();
+/// assert!(json.starts_with(r#"{"type":"fanout""#));
+/// assert_eq!(serde_json::from_str::<Task>(&json).unwrap(), task);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", try_from = "TaskWire")]
+pub enum Task {
+    /// Turn an event into its deliveries.
+    Fanout {
+        /// The published event.
+        event: Event,
+        /// How many times fan-out failed before (the store was unreachable); paces the backoff.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        failures: u32,
+    },
+    /// Make the next attempt of one delivery.
+    Deliver {
+        /// The delivery: [`DeliveryId::for_event`] of the event and subscription.
+        delivery_id: DeliveryId,
+        /// Where it goes.
+        subscription_id: SubscriptionId,
+        /// What it carries.
+        event: Event,
+        /// Attempts already made.
+        #[serde(default)]
+        attempts: u32,
+    },
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// What [`Task`] deserializes through: a flat struct read straight from the input. (A derived
+/// internally tagged enum buffers its fields first, and the event's raw JSON payload cannot
+/// pass through that buffer.)
+#[derive(Deserialize)]
+struct TaskWire {
+    #[serde(rename = "type")]
+    kind: TaskKind,
+    event: Event,
+    #[serde(default)]
+    failures: u32,
+    delivery_id: Option<DeliveryId>,
+    subscription_id: Option<SubscriptionId>,
+    #[serde(default)]
+    attempts: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum TaskKind {
+    Fanout,
+    Deliver,
+}
+
+impl TryFrom<TaskWire> for Task {
+    type Error = &'static str;
+    fn try_from(w: TaskWire) -> std::result::Result<Self, Self::Error> {
+        Ok(match w.kind {
+            TaskKind::Fanout => Task::Fanout {
+                event: w.event,
+                failures: w.failures,
+            },
+            TaskKind::Deliver => Task::Deliver {
+                delivery_id: w.delivery_id.ok_or("a deliver task needs `delivery_id`")?,
+                subscription_id: w
+                    .subscription_id
+                    .ok_or("a deliver task needs `subscription_id`")?,
+                event: w.event,
+                attempts: w.attempts,
+            },
+        })
+    }
+}
+
+impl Task {
+    /// The fan-out task of a freshly published event.
+    pub fn fanout(event: Event) -> Self {
+        Task::Fanout { event, failures: 0 }
+    }
+
+    /// The first delivery task of `event` to `subscription_id`.
+    pub fn deliver(event: Event, subscription_id: SubscriptionId) -> Self {
+        Task::Deliver {
+            delivery_id: DeliveryId::for_event(event.id(), &subscription_id),
+            subscription_id,
+            event,
+            attempts: 0,
+        }
+    }
+
+    /// The event the task is about.
+    pub fn event(&self) -> &Event {
+        match self {
+            Task::Fanout { event, .. } | Task::Deliver { event, .. } => event,
+        }
+    }
+
+    /// `fanout` or `deliver`, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Task::Fanout { .. } => "fanout",
+            Task::Deliver { .. } => "deliver",
+        }
+    }
+}
+
+/// The queue's handle on one lease (for Redis, the stream entry id). Opaque to the worker.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Receipt(Arc<str>);
+
+impl Receipt {
+    /// Wraps a queue-specific handle.
+    pub fn new(handle: impl Into<Arc<str>>) -> Self {
+        Self(handle.into())
+    }
+
+    /// The handle as the queue gave it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Receipt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Receipt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A task taken from the queue: invisible to other consumers until it is settled (acked,
+/// replaced, retried or dead-lettered) or until the queue's visibility timeout passes, after
+/// which another consumer may lease it again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Leased {
+    /// The lease.
+    pub receipt: Receipt,
+    /// The work.
+    pub task: Task,
+}
+
+/// A durable [`Backend`] that a sidecar drains: `publish` enqueues a [`Task::Fanout`]; the
+/// worker leases tasks and settles each lease exactly one way.
+///
+/// Every settling method returns whether the lease was still held: `false` means it had expired
+/// and another consumer took the task over, and nothing was changed — the other consumer
+/// settles it. Implementations must make each settling method atomic.
+///
+/// The worker accepts only a `Queue` (`Worker<Q: Queue>`), so a backend that cannot be drained
+/// is rejected by the compiler, not at run time.
+#[async_trait]
+pub trait Queue: Backend {
+    /// Leases up to `max` tasks, waiting a short, queue-defined while (about a second) when none
+    /// is ready; an empty batch is not an error. Due retries and expired leases of crashed
+    /// consumers come back through here.
+    async fn lease(&self, max: usize) -> Result<Vec<Leased>>;
+
+    /// Settles the lease and enqueues `next` in one atomic step (fan-out: the event's lease is
+    /// replaced by its delivery tasks).
+    async fn replace(&self, receipt: &Receipt, next: &[Task]) -> Result<bool>;
+
+    /// Settles the lease: the task is done.
+    async fn ack(&self, receipt: &Receipt) -> Result<bool> {
+        self.replace(receipt, &[]).await
+    }
+
+    /// Settles the lease and brings `task` (usually the leased task with its attempt count
+    /// updated) back after `delay`, measured on the queue's own clock so consumers' clock skew
+    /// does not matter.
+    async fn retry_in(&self, receipt: &Receipt, task: &Task, delay: Duration) -> Result<bool>;
+
+    /// Settles the lease and keeps `task` as a dead letter, with the `reason` for a human.
+    async fn dead_letter(&self, receipt: &Receipt, task: &Task, reason: &str) -> Result<bool>;
+
+    /// How long a lease lasts before another consumer may take the task over. The worker checks
+    /// that it exceeds the HTTP timeout, so a live delivery is never taken over.
+    fn visibility_timeout(&self) -> Duration;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_deliver_task_round_trips_with_its_payload_embedded_as_json() {
+        let event = Event::new("order.created", &serde_json::json!({"id": 7})).unwrap();
+        let mut task = Task::deliver(event, SubscriptionId::new());
+        if let Task::Deliver { attempts, .. } = &mut task {
+            *attempts = 2;
+        }
+        let json = serde_json::to_string(&task).unwrap();
+        assert!(json.contains(r#""payload":{"id":7}"#), "{json}");
+        assert_eq!(serde_json::from_str::<Task>(&json).unwrap(), task);
+    }
+
+    #[test]
+    fn a_deliver_task_without_its_delivery_id_is_rejected() {
+        let task = Task::deliver(Event::new("a", &1).unwrap(), SubscriptionId::new());
+        let mut value = serde_json::to_value(&task).unwrap();
+        value.as_object_mut().unwrap().remove("delivery_id");
+        let err = serde_json::from_value::<Task>(value).unwrap_err();
+        assert!(err.to_string().contains("delivery_id"), "{err}");
+    }
+
+    #[test]
+    fn fields_may_come_in_any_order() {
+        let task = Task::fanout(Event::new("a", &[1, 2]).unwrap());
+        let value = serde_json::to_value(&task).unwrap();
+        let reordered = format!(
+            r#"{{"event":{},"type":"fanout"}}"#,
+            serde_json::to_string(&value["event"]).unwrap()
+        );
+        assert_eq!(serde_json::from_str::<Task>(&reordered).unwrap(), task);
+    }
+}

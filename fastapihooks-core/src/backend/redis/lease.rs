@@ -1,0 +1,218 @@
+//! Leasing from Redis: due retries back into the stream, crashed consumers' leases taken over,
+//! then new entries read through the consumer group.
+
+use std::time::{Duration, Instant};
+
+use redis::Value;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+
+use super::{RedisBackend, connection, is_nogroup, scripts};
+use crate::backend::queue::{Leased, Receipt, Task};
+use crate::error::{Error, Result};
+
+/// Where the last `XAUTOCLAIM` scan stopped, and when it ran.
+pub(super) struct ReclaimCursor {
+    next: String,
+    last: Option<Instant>,
+    last_prune: Option<Instant>,
+}
+
+impl ReclaimCursor {
+    pub(super) fn new() -> Self {
+        Self {
+            next: "0-0".to_owned(),
+            last: None,
+            last_prune: None,
+        }
+    }
+}
+
+/// One lease call: at most `max` tasks, waiting at most the configured block time.
+pub(super) async fn lease(b: &RedisBackend, max: usize) -> Result<Vec<Leased>> {
+    let max = max.max(1);
+    ensure_group(b).await?;
+    let next_due = promote_due(b, max).await?;
+    let reclaimed = reclaim(b, max).await?;
+    if !reclaimed.is_empty() {
+        return decode(b, reclaimed).await;
+    }
+    let block = next_due
+        .map_or(b.config.block, |due| due.min(b.config.block))
+        .max(Duration::from_millis(1));
+    let fresh = read_new(b, max, block).await?;
+    decode(b, fresh).await
+}
+
+/// Creates the consumer group (and the stream) unless this backend knows it exists. It reads
+/// from the start of the stream: settled entries are deleted, so whatever the stream holds is
+/// unsettled work — after a data loss or a first start alike.
+async fn ensure_group(b: &RedisBackend) -> Result<()> {
+    if b.group_ready.load(std::sync::atomic::Ordering::Acquire) {
+        return Ok(());
+    }
+    let mut conn = b.conn.clone();
+    let created = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&b.keys.tasks)
+        .arg(&b.config.group)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async::<()>(&mut conn)
+        .await;
+    match created {
+        Ok(()) => {
+            tracing::info!(stream = %b.keys.tasks, group = %b.config.group, "created consumer group")
+        }
+        Err(e) if e.code() == Some("BUSYGROUP") => {}
+        Err(e) => return Err(Error::storage("redis.xgroup_create", e)),
+    }
+    b.group_ready
+        .store(true, std::sync::atomic::Ordering::Release);
+    Ok(())
+}
+
+/// Moves due retries into the stream; returns how long until the next one is due.
+async fn promote_due(b: &RedisBackend, max: usize) -> Result<Option<Duration>> {
+    let mut conn = b.conn.clone();
+    let (moved, wait_ms): (u64, i64) = scripts::PROMOTE_DUE
+        .key(&b.keys.tasks)
+        .key(&b.keys.retries)
+        .arg(max.max(100))
+        .invoke_async(&mut conn)
+        .await
+        .map_err(|e| Error::storage("redis.promote_due", e))?;
+    if moved > 0 {
+        tracing::debug!(moved, "due retries moved back into the stream");
+    }
+    Ok(u64::try_from(wait_ms).ok().map(Duration::from_millis))
+}
+
+/// Takes over entries leased longer ago than the visibility timeout (their consumer crashed or
+/// stalled). Runs at most every quarter of the visibility timeout.
+async fn reclaim(b: &RedisBackend, max: usize) -> Result<Vec<StreamId>> {
+    let visibility = b.config.visibility_timeout;
+    let interval = (visibility / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+    let mut cursor = b.reclaim.lock().await;
+    if cursor.last.is_some_and(|last| last.elapsed() < interval) {
+        return Ok(Vec::new());
+    }
+    cursor.last = Some(Instant::now());
+    let mut conn = b.conn.clone();
+    let forget_after = b.config.forget_consumers_after;
+    if cursor
+        .last_prune
+        .is_none_or(|last| last.elapsed() >= forget_after / 4)
+    {
+        cursor.last_prune = Some(Instant::now());
+        let forgotten: u64 = scripts::PRUNE_CONSUMERS
+            .key(&b.keys.tasks)
+            .arg(&b.config.group)
+            .arg(u64::try_from(forget_after.as_millis()).unwrap_or(u64::MAX))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| Error::storage("redis.forget_consumers", e))?;
+        if forgotten > 0 {
+            tracing::info!(
+                forgotten,
+                "removed idle consumers without leases from the group"
+            );
+        }
+    }
+    let reply = redis::cmd("XAUTOCLAIM")
+        .arg(&b.keys.tasks)
+        .arg(&b.config.group)
+        .arg(&b.config.consumer)
+        .arg(u64::try_from(visibility.as_millis()).unwrap_or(u64::MAX))
+        .arg(&cursor.next)
+        .arg("COUNT")
+        .arg(max)
+        .query_async::<StreamAutoClaimReply>(&mut conn)
+        .await;
+    match reply {
+        Ok(reply) => {
+            cursor.next = reply.next_stream_id;
+            if !reply.claimed.is_empty() {
+                tracing::warn!(
+                    count = reply.claimed.len(),
+                    "took over leases older than the visibility timeout (a consumer crashed or stalled)"
+                );
+                metrics::counter!("fastapihooks_queue_reclaimed_total")
+                    .increment(reply.claimed.len() as u64);
+            }
+            Ok(reply.claimed)
+        }
+        Err(e) if is_nogroup(&e) => {
+            cursor.next = "0-0".to_owned();
+            b.group_lost();
+            Ok(Vec::new())
+        }
+        Err(e) => Err(Error::storage("redis.xautoclaim", e)),
+    }
+}
+
+/// Reads never-delivered entries for this consumer, blocking up to `block`.
+async fn read_new(b: &RedisBackend, max: usize, block: Duration) -> Result<Vec<StreamId>> {
+    let mut reader = b.reader.lock().await;
+    let conn = match reader.as_mut() {
+        Some(conn) => conn,
+        None => {
+            let timeout = b.config.block + b.config.response_timeout;
+            reader.insert(connection(&b.client, timeout).await?)
+        }
+    };
+    let reply = redis::cmd("XREADGROUP")
+        .arg("GROUP")
+        .arg(&b.config.group)
+        .arg(&b.config.consumer)
+        .arg("COUNT")
+        .arg(max)
+        .arg("BLOCK")
+        .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX))
+        .arg("STREAMS")
+        .arg(&b.keys.tasks)
+        .arg(">")
+        .query_async::<Option<StreamReadReply>>(conn)
+        .await;
+    match reply {
+        Ok(reply) => Ok(reply
+            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+            .unwrap_or_default()),
+        Err(e) if is_nogroup(&e) => {
+            b.group_lost();
+            Ok(Vec::new())
+        }
+        Err(e) => Err(Error::storage("redis.xreadgroup", e)),
+    }
+}
+
+/// Parses entries into tasks. An entry that is not a task (written by something else, or by an
+/// incompatible version) is moved to the dead-letter stream as it is, not retried forever.
+async fn decode(b: &RedisBackend, entries: Vec<StreamId>) -> Result<Vec<Leased>> {
+    let mut leased = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let receipt = Receipt::new(entry.id.as_str());
+        let raw = match entry.map.get("task") {
+            Some(Value::BulkString(bytes)) => bytes.as_slice(),
+            _ => &[][..],
+        };
+        match serde_json::from_slice::<Task>(raw) {
+            Ok(task) => leased.push(Leased { receipt, task }),
+            Err(e) => {
+                tracing::error!(entry = %entry.id, error = %e, "queue entry is not a task; moving it to the dead-letter stream");
+                metrics::counter!("fastapihooks_queue_undecodable_total").increment(1);
+                let reason = format!("undecodable task: {e}");
+                b.settle(
+                    &receipt,
+                    "dead",
+                    vec![
+                        raw.to_vec(),
+                        reason.into_bytes(),
+                        b.config.dead_letter_max_len.to_string().into_bytes(),
+                    ],
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(leased)
+}

@@ -1,0 +1,273 @@
+//! [`RedisBackend`]: a durable [`Queue`] on Redis Streams, shared by any number of sidecars.
+//!
+//! - `publish` is one `XADD` of a [`Task::Fanout`]; concurrent publishes are pipelined on one
+//!   multiplexed connection, and [`RedisBackend::publish_many`] sends a batch in one round trip.
+//! - Sidecars lease through one consumer group (`XREADGROUP`); a lease is the entry's place in
+//!   the group's pending list.
+//! - Every settling step is one Lua script, so it is atomic and fenced: it acts only if this
+//!   consumer still holds the lease.
+//! - Retries wait in a sorted set and are moved back into the stream when due.
+//! - Leases of a crashed sidecar are taken over with `XAUTOCLAIM` once they are older than the
+//!   visibility timeout.
+//! - If Redis loses the group (restart without persistence, keys deleted), the next step that
+//!   meets `NOGROUP` recreates it and carries on.
+//!
+//! The key layout is on [`RedisConfig`].
+
+mod config;
+mod lease;
+mod scripts;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+pub use config::RedisConfig;
+
+use super::queue::{Queue, Receipt, Task};
+use super::{Backend, ShutdownReport};
+use crate::error::{Error, Result};
+use crate::event::Event;
+
+/// A durable queue on Redis Streams. See the [module docs](self) for how it works and
+/// [`RedisConfig`] for its keys.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), fastapihooks_core::Error> {
+/// use fastapihooks_core::{Backend, Event};
+/// use fastapihooks_core::backend::{RedisBackend, RedisConfig};
+///
+/// let queue = RedisBackend::connect(RedisConfig::new("redis://127.0.0.1:6379").key_prefix("shop")).await?;
+/// queue.publish(Event::new("order.created", &serde_json::json!({"id": 1}))?).await?;
+/// # Ok(()) }
+/// ```
+pub struct RedisBackend {
+    config: RedisConfig,
+    keys: Keys,
+    /// Commands that return at once; shared and pipelined.
+    conn: ConnectionManager,
+    /// The blocking `XREADGROUP` gets a connection of its own, so it never holds up the others.
+    reader: tokio::sync::Mutex<Option<ConnectionManager>>,
+    client: redis::Client,
+    group_ready: AtomicBool,
+    reclaim: tokio::sync::Mutex<lease::ReclaimCursor>,
+    closed: AtomicBool,
+}
+
+#[derive(Debug)]
+struct Keys {
+    tasks: String,
+    retries: String,
+    dead: String,
+}
+
+impl std::fmt::Debug for RedisBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBackend")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisBackend {
+    /// Validates `config` and connects. The consumer group is created when this backend first
+    /// leases (an application that only publishes never needs it).
+    pub async fn connect(config: RedisConfig) -> Result<Self> {
+        config.validate()?;
+        let client = redis::Client::open(config.url.as_str()).map_err(|e| Error::InvalidUrl {
+            url: config.redacted_url(),
+            reason: e.to_string(),
+        })?;
+        let conn = connection(&client, config.response_timeout).await?;
+        let keys = Keys {
+            tasks: config.tasks_key(),
+            retries: config.retries_key(),
+            dead: config.dead_key(),
+        };
+        Ok(Self {
+            keys,
+            conn,
+            reader: tokio::sync::Mutex::new(None),
+            client,
+            group_ready: AtomicBool::new(false),
+            reclaim: tokio::sync::Mutex::new(lease::ReclaimCursor::new()),
+            closed: AtomicBool::new(false),
+            config,
+        })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &RedisConfig {
+        &self.config
+    }
+
+    /// Publishes several events in one round trip (one pipeline of `XADD`s). Either error means
+    /// some may have been accepted; each event has its own id, so publishing again is safe only
+    /// if receivers deduplicate — prefer it for bulk loads.
+    pub async fn publish_many(&self, events: &[Event]) -> Result<()> {
+        self.check_open()?;
+        let mut pipe = redis::pipe();
+        for event in events {
+            let json = serde_json::to_vec(&Task::fanout(event.clone()))?;
+            pipe.cmd("XADD")
+                .arg(&self.keys.tasks)
+                .arg("*")
+                .arg("task")
+                .arg(json)
+                .ignore();
+        }
+        let mut conn = self.conn.clone();
+        pipe.query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| Error::storage("redis.publish", e))
+    }
+
+    /// Tasks waiting in the stream (ready or leased) plus tasks waiting for a retry: the queue
+    /// depth.
+    pub async fn depth(&self) -> Result<u64> {
+        let mut conn = self.conn.clone();
+        let (tasks, retries): (u64, u64) = redis::pipe()
+            .cmd("XLEN")
+            .arg(&self.keys.tasks)
+            .cmd("ZCARD")
+            .arg(&self.keys.retries)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| Error::storage("redis.depth", e))?;
+        Ok(tasks + retries)
+    }
+
+    /// Dead letters kept in the dead-letter stream (trimmed to about
+    /// [`RedisConfig::dead_letter_max_len`]).
+    pub async fn dead_letters(&self) -> Result<u64> {
+        let mut conn = self.conn.clone();
+        redis::cmd("XLEN")
+            .arg(&self.keys.dead)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| Error::storage("redis.dead_letters", e))
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(Error::ShutDown)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs the settle script; `NOGROUP` (Redis lost our data) means the lease is gone.
+    async fn settle(&self, receipt: &Receipt, mode: &str, args: Vec<Vec<u8>>) -> Result<bool> {
+        let mut invocation = scripts::SETTLE.prepare_invoke();
+        invocation
+            .key(&self.keys.tasks)
+            .key(&self.keys.retries)
+            .key(&self.keys.dead)
+            .arg(&self.config.group)
+            .arg(&self.config.consumer)
+            .arg(receipt.as_str())
+            .arg(mode);
+        for arg in args {
+            invocation.arg(arg);
+        }
+        let mut conn = self.conn.clone();
+        match invocation.invoke_async::<i64>(&mut conn).await {
+            Ok(settled) => Ok(settled == 1),
+            Err(e) if is_nogroup(&e) => {
+                self.group_lost();
+                Ok(false)
+            }
+            Err(e) => Err(Error::storage("redis.settle", e)),
+        }
+    }
+
+    fn group_lost(&self) {
+        if self.group_ready.swap(false, Ordering::AcqRel) {
+            tracing::warn!(
+                stream = %self.keys.tasks,
+                group = %self.config.group,
+                "consumer group is gone (Redis restarted without persistence or keys deleted); recreating it"
+            );
+            metrics::counter!("fastapihooks_queue_group_recreated_total").increment(1);
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for RedisBackend {
+    async fn publish(&self, event: Event) -> Result<()> {
+        self.check_open()?;
+        let json = serde_json::to_vec(&Task::fanout(event))?;
+        let mut conn = self.conn.clone();
+        redis::cmd("XADD")
+            .arg(&self.keys.tasks)
+            .arg("*")
+            .arg("task")
+            .arg(json)
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(|e| Error::storage("redis.publish", e))
+    }
+
+    /// Stops accepting events. Nothing is in flight inside the backend itself: what was
+    /// published is in Redis.
+    async fn shutdown(&self, _deadline: Duration) -> Result<ShutdownReport> {
+        self.closed.store(true, Ordering::Release);
+        Ok(ShutdownReport::default())
+    }
+}
+
+#[async_trait]
+impl Queue for RedisBackend {
+    async fn lease(&self, max: usize) -> Result<Vec<super::Leased>> {
+        lease::lease(self, max).await
+    }
+
+    async fn replace(&self, receipt: &Receipt, next: &[Task]) -> Result<bool> {
+        let args = next
+            .iter()
+            .map(serde_json::to_vec)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        self.settle(receipt, "replace", args).await
+    }
+
+    async fn retry_in(&self, receipt: &Receipt, task: &Task, delay: Duration) -> Result<bool> {
+        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        let args = vec![delay_ms.to_string().into_bytes(), serde_json::to_vec(task)?];
+        self.settle(receipt, "retry", args).await
+    }
+
+    async fn dead_letter(&self, receipt: &Receipt, task: &Task, reason: &str) -> Result<bool> {
+        let args = vec![
+            serde_json::to_vec(task)?,
+            reason.as_bytes().to_vec(),
+            self.config.dead_letter_max_len.to_string().into_bytes(),
+        ];
+        self.settle(receipt, "dead", args).await
+    }
+
+    fn visibility_timeout(&self) -> Duration {
+        self.config.visibility_timeout
+    }
+}
+
+async fn connection(
+    client: &redis::Client,
+    response_timeout: Duration,
+) -> Result<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(response_timeout))
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_max_delay(Duration::from_secs(2));
+    ConnectionManager::new_with_config(client.clone(), config)
+        .await
+        .map_err(|e| Error::storage("redis.connect", e))
+}
+
+/// Whether Redis says the group (or the stream) is gone: `NOGROUP`, or `UNBLOCKED` when the
+/// stream was deleted under a blocked read. Either way the group is created again.
+fn is_nogroup(e: &redis::RedisError) -> bool {
+    matches!(e.code(), Some("NOGROUP" | "UNBLOCKED")) || e.to_string().contains("NOGROUP")
+}

@@ -1,0 +1,97 @@
+//! The Lua scripts that make each queue step atomic on the Redis server.
+//!
+//! Times come from the server's `TIME`, so sidecars with skewed clocks agree on when a retry is
+//! due.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Settles one lease, only if this consumer still holds it.
+///
+/// KEYS: tasks, retries, dead. ARGV: group, consumer, entry id, mode, mode arguments:
+/// - `replace`, task JSON…: XADD each task to `tasks`;
+/// - `retry`, delay ms, task JSON: ZADD to `retries` at now + delay;
+/// - `dead`, task JSON, reason, max len: XADD to `dead` (trimmed).
+///
+/// Then XACK + XDEL the entry. Returns 1, or 0 when the entry is no longer pending for this
+/// consumer (its lease expired and another consumer claimed it): then nothing is changed.
+pub(super) static SETTLE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local owned = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
+if #owned == 0 then
+  return 0
+end
+local mode = ARGV[4]
+if mode == 'replace' then
+  for i = 5, #ARGV do
+    redis.call('XADD', KEYS[1], '*', 'task', ARGV[i])
+  end
+elseif mode == 'retry' then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), ARGV[6])
+elseif mode == 'dead' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'task', ARGV[5], 'reason', ARGV[6])
+else
+  return redis.error_reply('ERR unknown settle mode ' .. mode)
+end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
+return 1
+"#,
+    )
+});
+
+/// Moves due retries back into the task stream.
+///
+/// KEYS: tasks, retries. ARGV: at most how many to move. Returns `{moved, ms until the next
+/// retry is due or -1 when none waits}`.
+pub(super) static PROMOTE_DUE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, task in ipairs(due) do
+  redis.call('XADD', KEYS[1], '*', 'task', task)
+  redis.call('ZREM', KEYS[2], task)
+end
+local next_due = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+local wait = -1
+if #next_due == 2 then
+  wait = math.max(0, tonumber(next_due[2]) - now)
+end
+return {#due, wait}
+"#,
+    )
+});
+
+/// Forgets consumers that hold no lease and have not been seen for a while (sidecars that
+/// stopped or crashed and were taken over), so the group does not grow with every restart.
+/// Atomic, so a consumer cannot lease between the check and the deletion.
+///
+/// KEYS: tasks. ARGV: group, idle ms. Returns how many were deleted.
+pub(super) static PRUNE_CONSUMERS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local consumers = redis.pcall('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])
+if consumers['err'] then
+  return 0
+end
+local deleted = 0
+for _, c in ipairs(consumers) do
+  local info = {}
+  for i = 1, #c, 2 do
+    info[c[i]] = c[i + 1]
+  end
+  if info['pending'] == 0 and info['idle'] > tonumber(ARGV[2]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info['name'])
+    deleted = deleted + 1
+  end
+end
+return deleted
+"#,
+    )
+});

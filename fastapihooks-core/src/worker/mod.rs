@@ -1,0 +1,251 @@
+//! [`Worker`]: the sidecar's engine — lease, fan out or deliver, settle — over any [`Queue`].
+//!
+//! ```text
+//! loop: permit ─▶ Queue::lease ─▶ per task (one tokio task each, holding its permit):
+//!   Fanout  ─▶ DeliveryEngine::fan_out (recorded in the Store) ─▶ Queue::replace(event → deliveries)
+//!   Deliver ─▶ already final in the Store? ack : one attempt ─▶ ack / retry_in / dead_letter
+//! shutdown: stop leasing ─▶ drain in-flight tasks within the deadline
+//! ```
+//!
+//! A permit is taken **before** leasing, so in-flight tasks never exceed the configured
+//! concurrency and nothing leased waits for a permit while its lease runs out.
+
+mod report;
+mod task;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+pub use report::WorkerReport;
+/// What stops a running [`Worker`]: cancel it (on SIGTERM, say) and `run` drains and returns.
+pub use tokio_util::sync::CancellationToken;
+
+use crate::backend::Queue;
+use crate::engine::DeliveryEngine;
+use crate::error::{Error, Result};
+
+/// Limits of a [`Worker`].
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// Tasks (fan-outs and HTTP attempts) in flight at once. Default 100.
+    pub concurrency: usize,
+    /// At most this many tasks leased per call. Default 32.
+    pub lease_batch: usize,
+    /// How long shutdown waits for in-flight tasks before abandoning them (their leases expire
+    /// and another worker takes them over). Default 30 s.
+    pub drain_deadline: Duration,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 100,
+            lease_batch: 32,
+            drain_deadline: Duration::from_secs(30),
+        }
+    }
+}
+
+impl WorkerConfig {
+    fn validate(&self) -> Result<()> {
+        for (field, value) in [
+            ("worker.concurrency", self.concurrency),
+            ("worker.lease_batch", self.lease_batch),
+        ] {
+            if value == 0 || value > Semaphore::MAX_PERMITS {
+                return Err(Error::InvalidConfig {
+                    field,
+                    reason: format!("must be between 1 and {}", Semaphore::MAX_PERMITS),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Drains a [`Queue`]: the engine of `fastapihooks start`, usable from a user's own `main`.
+///
+/// ```no_run
+/// # async fn sidecar<Q: fastapihooks_core::Queue>(queue: std::sync::Arc<Q>) -> Result<(), fastapihooks_core::Error> {
+/// use fastapihooks_core::worker::{CancellationToken, Worker, WorkerConfig};
+/// use fastapihooks_core::{Emitter, Secret};
+///
+/// let engine = Emitter::builder().secret(Secret::new("change-me")?).build_engine()?;
+/// let shutdown = CancellationToken::new(); // cancel it on SIGTERM
+/// let report = Worker::new(queue, engine, WorkerConfig::default())?.run(shutdown).await;
+/// println!("delivered {}", report.delivered);
+/// # Ok(()) }
+/// ```
+///
+/// Generic over `Q: Queue`, so only a backend that can be drained is accepted:
+///
+/// ```compile_fail
+/// use std::sync::Arc;
+/// use fastapihooks_core::{BackgroundTaskBackend, DeliveryEngine};
+/// use fastapihooks_core::worker::{Worker, WorkerConfig};
+/// fn sidecar(backend: Arc<BackgroundTaskBackend>, engine: DeliveryEngine) {
+///     // error: `BackgroundTaskBackend` is not a `Queue`
+///     let _ = Worker::new(backend, engine, WorkerConfig::default());
+/// }
+/// ```
+pub struct Worker<Q: Queue> {
+    queue: Arc<Q>,
+    engine: DeliveryEngine,
+    config: WorkerConfig,
+}
+
+impl<Q: Queue> std::fmt::Debug for Worker<Q> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Q: Queue> Worker<Q> {
+    /// A worker draining `queue` through `engine`. Fails if the queue's visibility timeout does
+    /// not exceed the HTTP timeout: a lease could then expire while its attempt is still running
+    /// and the delivery be sent twice.
+    pub fn new(queue: Arc<Q>, engine: DeliveryEngine, config: WorkerConfig) -> Result<Self> {
+        config.validate()?;
+        let visibility = queue.visibility_timeout();
+        let attempt = engine.attempt_timeout();
+        if visibility <= attempt + VISIBILITY_MARGIN {
+            return Err(Error::InvalidConfig {
+                field: "queue.visibility_timeout",
+                reason: format!(
+                    "{visibility:?} must exceed the HTTP timeout {attempt:?} by more than {VISIBILITY_MARGIN:?}, or a delivery still in flight could be taken over and sent twice"
+                ),
+            });
+        }
+        Ok(Self {
+            queue,
+            engine,
+            config,
+        })
+    }
+
+    /// Runs until `shutdown` is cancelled, then stops leasing and drains in-flight tasks within
+    /// the drain deadline. Queue errors (Redis down) are logged and retried with a backoff;
+    /// they never end the loop.
+    pub async fn run(self, shutdown: CancellationToken) -> WorkerReport {
+        let ctx = Arc::new(task::Ctx::new(self.queue, self.engine));
+        let permits = Arc::new(Semaphore::new(self.config.concurrency));
+        let tracker = TaskTracker::new();
+        let abort = CancellationToken::new();
+        let mut failures = 0u32;
+        loop {
+            let first = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => break, // never closed
+                },
+            };
+            let mut held = vec![first];
+            while held.len() < self.config.lease_batch {
+                match permits.clone().try_acquire_owned() {
+                    Ok(permit) => held.push(permit),
+                    Err(_) => break,
+                }
+            }
+            // Not raced against shutdown: a lease call returns within the queue's short block
+            // time, and dropping it midway could strand what it leased until the lease expires.
+            let leased = match ctx.queue.lease(held.len()).await {
+                Ok(leased) => {
+                    failures = 0;
+                    leased
+                }
+                Err(e) => {
+                    failures += 1;
+                    let pause = backoff(failures);
+                    tracing::error!(error = %e, ?pause, "leasing failed; retrying");
+                    metrics::counter!("fastapihooks_queue_errors_total").increment(1);
+                    drop(held);
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        _ = tokio::time::sleep(pause) => continue,
+                    }
+                }
+            };
+            if leased.len() > held.len() {
+                // A queue that returns more than asked breaks the contract; what has no permit
+                // is left to expire and come back rather than run over the cap.
+                tracing::error!(
+                    asked = held.len(),
+                    got = leased.len(),
+                    "queue leased more tasks than asked; the extra ones run after their leases expire"
+                );
+            }
+            for (leased, permit) in leased.into_iter().zip(held.drain(..)) {
+                let ctx = ctx.clone();
+                let abort = abort.clone();
+                tracker.spawn(async move {
+                    metrics::gauge!("fastapihooks_worker_tasks_in_flight").increment(1.0);
+                    tokio::select! {
+                        _ = abort.cancelled() => {}
+                        _ = task::run(&ctx, leased) => {}
+                    }
+                    metrics::gauge!("fastapihooks_worker_tasks_in_flight").decrement(1.0);
+                    drop(permit);
+                });
+            }
+            // Permits beyond what was leased are released here.
+        }
+        tracker.close();
+        let in_flight = self.config.concurrency - permits.available_permits();
+        tracing::info!(in_flight, deadline = ?self.config.drain_deadline, "stopped leasing; draining");
+        let abandoned = if tokio::time::timeout(self.config.drain_deadline, tracker.wait())
+            .await
+            .is_ok()
+        {
+            0
+        } else {
+            let abandoned = self.config.concurrency - permits.available_permits();
+            tracing::warn!(
+                abandoned,
+                "drain deadline passed: abandoning in-flight tasks; their leases expire and another worker takes them over"
+            );
+            abort.cancel();
+            tracker.wait().await;
+            abandoned
+        };
+        ctx.stats.report(abandoned)
+    }
+}
+
+/// Slack between the HTTP timeout and the visibility timeout, for the store writes around an
+/// attempt.
+pub const VISIBILITY_MARGIN: Duration = Duration::from_secs(1);
+
+/// 100 ms doubling to 5 s.
+fn backoff(failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(6);
+    (Duration::from_millis(100) * 2u32.pow(exp)).min(Duration::from_secs(5))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(backoff(1), Duration::from_millis(100));
+        assert_eq!(backoff(2), Duration::from_millis(200));
+        assert_eq!(backoff(50), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn zero_concurrency_is_rejected_with_its_field_named() {
+        let config = WorkerConfig {
+            concurrency: 0,
+            ..WorkerConfig::default()
+        };
+        let err = config.validate().unwrap_err();
+        assert!(err.to_string().contains("worker.concurrency"), "{err}");
+    }
+}

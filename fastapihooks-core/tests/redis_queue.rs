@@ -1,0 +1,237 @@
+//! `RedisBackend` as a `Queue`, step by step, against the machine's real Redis. Each test has
+//! its own key prefix.
+#![cfg(feature = "redis")]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use fastapihooks_core::backend::Task;
+use fastapihooks_core::{Backend, Event, Queue};
+use support::{TestKeys, redis_url};
+
+fn event() -> Event {
+    Event::new("order.created", &serde_json::json!({"id": 1})).unwrap()
+}
+
+/// Leases until something comes (a lease call returns empty after its short block).
+async fn lease_one(queue: &impl Queue) -> fastapihooks_core::Leased {
+    for _ in 0..20 {
+        if let Some(leased) = queue.lease(1).await.unwrap().pop() {
+            return leased;
+        }
+    }
+    panic!("nothing to lease");
+}
+
+#[tokio::test]
+async fn a_published_event_is_leased_as_its_fanout_task() {
+    let Some(url) = redis_url("a_published_event_is_leased_as_its_fanout_task").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "lease");
+    let queue = keys.backend().await;
+    let event = event();
+    queue.publish(event.clone()).await.unwrap();
+    let leased = lease_one(&*queue).await;
+    assert_eq!(leased.task, Task::fanout(event));
+    assert!(queue.lease(1).await.unwrap().is_empty(), "leased once only");
+}
+
+#[tokio::test]
+async fn replacing_a_fanout_acks_it_and_enqueues_its_deliveries_in_one_step() {
+    let Some(url) = redis_url("replacing_a_fanout").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "replace");
+    let queue = keys.backend().await;
+    let event = event();
+    queue.publish(event.clone()).await.unwrap();
+    let leased = lease_one(&*queue).await;
+    let deliveries = vec![
+        Task::deliver(event.clone(), fastapihooks_core::SubscriptionId::new()),
+        Task::deliver(event.clone(), fastapihooks_core::SubscriptionId::new()),
+    ];
+    assert!(queue.replace(&leased.receipt, &deliveries).await.unwrap());
+    let mut next = Vec::new();
+    while next.len() < 2 {
+        next.extend(queue.lease(2).await.unwrap().into_iter().map(|l| l.task));
+    }
+    assert_eq!(next, deliveries);
+    assert_eq!(queue.depth().await.unwrap(), 2, "the fan-out task is gone");
+}
+
+#[tokio::test]
+async fn a_settle_after_the_lease_was_taken_over_changes_nothing() {
+    let Some(url) = redis_url("a_settle_after_the_lease_was_taken_over").await else {
+        return;
+    };
+    let mut keys = TestKeys::new(&url, "fenced");
+    keys.config.visibility_timeout = Duration::from_millis(300);
+    keys.config.block = Duration::from_millis(100);
+    let (stalled, healthy) = (keys.backend().await, keys.backend().await);
+    let event = event();
+    stalled.publish(event.clone()).await.unwrap();
+    let lost = lease_one(&*stalled).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let taken_over = lease_one(&*healthy).await;
+    assert_eq!(
+        taken_over.receipt, lost.receipt,
+        "the expired lease was claimed"
+    );
+    let late = [Task::deliver(
+        event,
+        fastapihooks_core::SubscriptionId::new(),
+    )];
+    assert!(!stalled.replace(&lost.receipt, &late).await.unwrap());
+    assert_eq!(
+        healthy.depth().await.unwrap(),
+        1,
+        "no delivery was enqueued"
+    );
+    assert!(healthy.ack(&taken_over.receipt).await.unwrap());
+    assert_eq!(healthy.depth().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_retry_comes_back_when_due_and_not_before() {
+    let Some(url) = redis_url("a_retry_comes_back_when_due").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "retry");
+    let queue = keys.backend().await;
+    queue.publish(event()).await.unwrap();
+    let leased = lease_one(&*queue).await;
+    let delay = Duration::from_millis(300);
+    let scheduled = Instant::now();
+    assert!(
+        queue
+            .retry_in(&leased.receipt, &leased.task, delay)
+            .await
+            .unwrap()
+    );
+    let again = lease_one(&*queue).await;
+    assert!(scheduled.elapsed() >= delay, "{:?}", scheduled.elapsed());
+    assert_eq!(again.task, leased.task);
+}
+
+#[tokio::test]
+async fn a_dead_letter_is_kept_in_the_dead_letter_stream_with_its_reason() {
+    let Some(url) = redis_url("a_dead_letter_is_kept").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "dead");
+    let queue = keys.backend().await;
+    queue.publish(event()).await.unwrap();
+    let leased = lease_one(&*queue).await;
+    assert!(
+        queue
+            .dead_letter(&leased.receipt, &leased.task, "refused for good")
+            .await
+            .unwrap()
+    );
+    let letters = keys.dead_letters().await;
+    assert_eq!(letters.len(), 1);
+    let task: serde_json::Value = serde_json::from_str(&letters[0].0).unwrap();
+    assert_eq!(task["type"], "fanout");
+    assert_eq!(letters[0].1, "refused for good");
+    assert_eq!(queue.depth().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn an_entry_that_is_not_a_task_is_dead_lettered_not_retried() {
+    let Some(url) = redis_url("an_entry_that_is_not_a_task").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "garbage");
+    let queue = keys.backend().await;
+    assert!(queue.lease(1).await.unwrap().is_empty()); // creates the group
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    redis::cmd("XADD")
+        .arg(keys.config.tasks_key())
+        .arg("*")
+        .arg("task")
+        .arg("not json")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    assert!(queue.lease(1).await.unwrap().is_empty());
+    let letters = keys.dead_letters().await;
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].0, "not json", "kept as it was");
+    assert!(
+        letters[0].1.starts_with("undecodable task"),
+        "{}",
+        letters[0].1
+    );
+    assert_eq!(queue.depth().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn after_the_keys_are_deleted_a_lease_is_lost_and_the_queue_carries_on() {
+    let Some(url) = redis_url("after_the_keys_are_deleted").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "nogroup");
+    let queue = keys.backend().await;
+    queue.publish(event()).await.unwrap();
+    let leased = lease_one(&*queue).await;
+
+    keys.delete_keys().await;
+    assert!(
+        !queue.ack(&leased.receipt).await.unwrap(),
+        "the lease went with the data"
+    );
+    let next = event();
+    queue.publish(next.clone()).await.unwrap();
+    assert_eq!(lease_one(&*queue).await.task, Task::fanout(next));
+}
+
+#[tokio::test]
+async fn a_stopped_consumer_without_leases_is_forgotten() {
+    let Some(url) = redis_url("a_stopped_consumer_without_leases_is_forgotten").await else {
+        return;
+    };
+    let mut keys = TestKeys::new(&url, "forget");
+    keys.config.visibility_timeout = Duration::from_millis(300);
+    keys.config.block = Duration::from_millis(50);
+    keys.config.forget_consumers_after = Duration::from_millis(600);
+    let stopped = keys.backend().await;
+    stopped.publish(event()).await.unwrap();
+    let leased = lease_one(&*stopped).await; // joins the group
+    assert!(stopped.ack(&leased.receipt).await.unwrap());
+    let consumers = || async {
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let infos: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(keys.config.tasks_key())
+            .arg(&keys.config.group)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        infos
+            .iter()
+            .map(|info| redis::from_redis_value_ref::<String>(&info["name"]).unwrap())
+            .collect::<Vec<_>>()
+    };
+    let stopped_name = stopped.config().consumer.clone();
+    assert_eq!(consumers().await, std::slice::from_ref(&stopped_name));
+    drop(stopped);
+
+    let live = keys.backend().await;
+    let started = Instant::now();
+    while consumers().await.contains(&stopped_name) {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never forgotten"
+        );
+        assert!(live.lease(1).await.unwrap().is_empty());
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "not before it was idle for about the configured 600 ms"
+    );
+}

@@ -1,0 +1,364 @@
+//! The sidecar worker draining the Redis queue, against the machine's real Redis and real HTTP
+//! receivers on 127.0.0.1. Each test has its own key prefix.
+#![cfg(feature = "redis")]
+
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fastapihooks_core::backend::RedisBackend;
+use fastapihooks_core::{
+    Backend, DeliveryEngine, DeliveryQuery, DeliveryStatus, Event, Store, Worker, WorkerConfig,
+    WorkerReport,
+};
+use support::{
+    Behaviour, Receiver, TestKeys, duplicates, engine, eventually, eventually_async, quick_retries,
+    redis_url, store_with_subscribers,
+};
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(30);
+
+struct Running {
+    stop: CancellationToken,
+    handle: tokio::task::JoinHandle<WorkerReport>,
+}
+
+impl Running {
+    async fn stop(self) -> WorkerReport {
+        self.stop.cancel();
+        self.handle.await.expect("worker task")
+    }
+}
+
+fn start(queue: Arc<RedisBackend>, engine: DeliveryEngine, concurrency: usize) -> Running {
+    let config = WorkerConfig {
+        concurrency,
+        lease_batch: 32,
+        drain_deadline: Duration::from_secs(10),
+    };
+    let worker = Worker::new(queue, engine, config).expect("worker");
+    let stop = CancellationToken::new();
+    let handle = tokio::spawn(worker.run(stop.clone()));
+    Running { stop, handle }
+}
+
+async fn publish_events(queue: &RedisBackend, n: usize) -> Vec<Event> {
+    let events: Vec<Event> = (0..n)
+        .map(|i| Event::new("order.created", &serde_json::json!({ "n": i })).unwrap())
+        .collect();
+    queue.publish_many(&events).await.expect("publish");
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_reaches_both_subscribers_exactly_once() {
+    let Some(url) = redis_url("every_event_reaches_both_subscribers_exactly_once").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "exactly-once");
+    let (a, b) = (
+        Receiver::start(Behaviour::default()).await,
+        Receiver::start(Behaviour::default()).await,
+    );
+    let store = store_with_subscribers(&[a.url(), b.url()]).await;
+    let queue = keys.backend().await;
+    let started = Instant::now();
+    // Published one by one and concurrently: the multiplexed connection pipelines them.
+    let events: Vec<Event> = (0..2000)
+        .map(|i| Event::new("order.created", &serde_json::json!({ "n": i })).unwrap())
+        .collect();
+    let publishes = events.iter().cloned().map(|e| queue.publish(e));
+    for result in futures_util::future::join_all(publishes).await {
+        result.expect("publish");
+    }
+    let published_in = started.elapsed();
+    let worker = start(
+        queue.clone(),
+        engine(store.clone(), quick_retries(3, Duration::from_millis(50))),
+        32,
+    );
+
+    let all = eventually(WAIT, || a.distinct() == 2000 && b.distinct() == 2000).await;
+    let report = worker.stop().await;
+    assert!(
+        all,
+        "a got {}, b got {} of 2000",
+        a.distinct(),
+        b.distinct()
+    );
+    let (ca, cb) = (a.counts(), b.counts());
+    eprintln!(
+        "2000 events x 2 subscribers: published in {published_in:?}, {} deliveries in {:?}, duplicates {:?} / {:?}, {report:?}",
+        ca.len() + cb.len(),
+        started.elapsed(),
+        duplicates(&ca),
+        duplicates(&cb)
+    );
+    assert_eq!(duplicates(&ca), (0, 0));
+    assert_eq!(duplicates(&cb), (0, 0));
+    assert_eq!(report.delivered, 4000);
+    assert_eq!(queue.depth().await.unwrap(), 0, "nothing left in the queue");
+    let delivered = store
+        .list_deliveries(&DeliveryQuery::status(DeliveryStatus::Delivered).limit(5000))
+        .await
+        .unwrap();
+    assert_eq!(delivered.len(), 4000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_down_for_a_while_gets_everything_once_it_is_up() {
+    let Some(url) = redis_url("a_receiver_down_for_a_while_gets_everything_once_it_is_up").await
+    else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "receiver-down");
+    let addr = Receiver::reserve_port().await;
+    let store = store_with_subscribers(&[support::url_of(addr)]).await;
+    let queue = keys.backend().await;
+    publish_events(&queue, 50).await;
+    let worker = start(
+        queue.clone(),
+        engine(
+            store.clone(),
+            quick_retries(100, Duration::from_millis(100)),
+        ),
+        16,
+    );
+
+    // Down: every attempt is refused and scheduled again.
+    let refused = eventually_async(WAIT, || async {
+        let d = store
+            .list_deliveries(&DeliveryQuery::default().limit(100))
+            .await
+            .unwrap();
+        d.len() == 50 && d.iter().all(|d| d.attempts >= 2)
+    })
+    .await;
+    assert!(
+        refused,
+        "every delivery was tried at least twice while the receiver was down"
+    );
+    let receiver = Receiver::start_on(addr, Behaviour::default()).await;
+
+    let all = eventually(WAIT, || receiver.distinct() == 50).await;
+    let report = worker.stop().await;
+    assert!(all, "got {} of 50", receiver.distinct());
+    assert_eq!(duplicates(&receiver.counts()), (0, 0));
+    assert!(report.retried >= 100, "{report:?}");
+    assert_eq!(report.delivered, 50);
+    assert_eq!(queue.depth().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_share_the_work_without_double_delivery() {
+    let Some(url) = redis_url("two_workers_share_the_work_without_double_delivery").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "two-workers");
+    let behaviour = Behaviour {
+        delay: Duration::from_millis(10),
+        ..Behaviour::default()
+    };
+    let (a, b) = (
+        Receiver::start(behaviour).await,
+        Receiver::start(behaviour).await,
+    );
+    let store = store_with_subscribers(&[a.url(), b.url()]).await;
+    let publisher = keys.backend().await;
+    publish_events(&publisher, 300).await;
+    let retry = quick_retries(3, Duration::from_millis(50));
+    let first = start(
+        keys.backend().await,
+        engine(store.clone(), retry.clone()),
+        8,
+    );
+    let second = start(keys.backend().await, engine(store.clone(), retry), 8);
+
+    let all = eventually(WAIT, || a.distinct() == 300 && b.distinct() == 300).await;
+    let (r1, r2) = (first.stop().await, second.stop().await);
+    assert!(all, "a got {}, b got {} of 300", a.distinct(), b.distinct());
+    eprintln!("shared: first {r1:?}, second {r2:?}");
+    assert_eq!(duplicates(&a.counts()), (0, 0));
+    assert_eq!(duplicates(&b.counts()), (0, 0));
+    assert_eq!(r1.delivered + r2.delivered, 600);
+    assert!(
+        r1.delivered > 0 && r2.delivered > 0,
+        "both took part: {r1:?} {r2:?}"
+    );
+    assert_eq!(r1.leases_lost + r2.leases_lost, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_flight_requests_never_exceed_the_concurrency() {
+    let Some(url) = redis_url("in_flight_requests_never_exceed_the_concurrency").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "concurrency");
+    let receiver = Receiver::start(Behaviour {
+        delay: Duration::from_millis(20),
+        ..Behaviour::default()
+    })
+    .await;
+    let store = store_with_subscribers(&[receiver.url()]).await;
+    let queue = keys.backend().await;
+    publish_events(&queue, 150).await;
+    // The lease batch (32) is larger than the concurrency: only the permits held may lease.
+    let worker = start(
+        queue.clone(),
+        engine(store, quick_retries(3, Duration::from_millis(50))),
+        4,
+    );
+
+    let all = eventually(WAIT, || receiver.distinct() == 150).await;
+    worker.stop().await;
+    assert!(all, "got {} of 150", receiver.distinct());
+    eprintln!(
+        "max in flight at the receiver: {}",
+        receiver.max_in_flight()
+    );
+    assert!(
+        receiver.max_in_flight() <= 4,
+        "{}",
+        receiver.max_in_flight()
+    );
+    assert!(
+        receiver.max_in_flight() >= 2,
+        "deliveries did run concurrently"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_subscriber_is_retried_then_dead_lettered_in_the_stream_and_the_store() {
+    let Some(url) = redis_url("a_failing_subscriber_is_retried_then_dead_lettered").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "dead-letter");
+    let receiver = Receiver::start(Behaviour {
+        status: 500,
+        ..Behaviour::default()
+    })
+    .await;
+    let store = store_with_subscribers(&[receiver.url()]).await;
+    let queue = keys.backend().await;
+    publish_events(&queue, 5).await;
+    let worker = start(
+        queue.clone(),
+        engine(store.clone(), quick_retries(2, Duration::from_millis(30))),
+        8,
+    );
+
+    let dead = eventually_async(WAIT, || async { queue.dead_letters().await.unwrap() == 5 }).await;
+    let report = worker.stop().await;
+    assert!(dead, "5 dead letters in the stream");
+    assert!(
+        receiver.counts().values().all(|&n| n == 3),
+        "one attempt and two retries each: {:?}",
+        receiver.counts()
+    );
+    assert_eq!(report.dead_lettered, 5);
+    let letters = keys.dead_letters().await;
+    assert_eq!(letters.len(), 5);
+    for (task, reason) in &letters {
+        let task: serde_json::Value = serde_json::from_str(task).unwrap();
+        assert_eq!(task["type"], "deliver");
+        assert_eq!(task["attempts"], 3);
+        assert!(reason.contains("out of retries"), "{reason}");
+    }
+    let in_store = store
+        .list_deliveries(&DeliveryQuery::status(DeliveryStatus::Dead))
+        .await
+        .unwrap();
+    assert_eq!(in_store.len(), 5);
+    assert_eq!(queue.depth().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_fanned_out_again_is_not_sent_again() {
+    let Some(url) = redis_url("an_event_fanned_out_again_is_not_sent_again").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "refanout");
+    let receiver = Receiver::start(Behaviour::default()).await;
+    let store = store_with_subscribers(&[receiver.url()]).await;
+    let queue = keys.backend().await;
+    let events = publish_events(&queue, 3).await;
+    let worker = start(
+        queue.clone(),
+        engine(store, quick_retries(3, Duration::from_millis(50))),
+        4,
+    );
+    assert!(eventually(WAIT, || receiver.distinct() == 3).await);
+
+    // The same events come back (a redelivery after a lost ack): fan-out finds the deliveries
+    // it recorded, and each is already delivered.
+    queue.publish_many(&events).await.unwrap();
+    let drained = eventually_async(WAIT, || async { queue.depth().await.unwrap() == 0 }).await;
+    let report = worker.stop().await;
+    assert!(drained);
+    assert_eq!(report.fanned_out, 6);
+    assert_eq!(report.skipped, 3, "{report:?}");
+    assert_eq!(duplicates(&receiver.counts()), (0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_rejects_a_visibility_timeout_not_above_the_http_timeout() {
+    let Some(url) = redis_url("a_worker_rejects_a_visibility_timeout").await else {
+        return;
+    };
+    let mut keys = TestKeys::new(&url, "visibility");
+    keys.config.visibility_timeout = Duration::from_secs(1); // the HTTP timeout is 1 s
+    keys.config.block = Duration::from_millis(100);
+    let queue = keys.backend().await;
+    let store = store_with_subscribers(&[]).await;
+    let err = Worker::new(
+        queue,
+        engine(store, quick_retries(1, Duration::from_millis(10))),
+        WorkerConfig::default(),
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string().contains("queue.visibility_timeout"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_emitting_through_redis_is_delivered_by_the_sidecar() {
+    let Some(url) = redis_url("an_app_emitting_through_redis_is_delivered_by_the_sidecar").await
+    else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "emitter");
+    let receiver = Receiver::start(Behaviour::default()).await;
+    let store = store_with_subscribers(&[receiver.url()]).await;
+    let subscription = store.list_subscriptions(&Default::default()).await.unwrap()[0]
+        .id
+        .clone();
+    // The application: an emitter whose backend is the Redis queue; it never delivers itself.
+    let app = fastapihooks_core::Emitter::builder()
+        .shared_store(store.clone())
+        .backend(RedisBackend::connect(keys.config.clone()).await.unwrap())
+        .build()
+        .unwrap();
+    let event = app
+        .emit("invoice.paid", &serde_json::json!({"invoice": 9}))
+        .await
+        .unwrap();
+    // The sidecar, elsewhere, drains the same keys.
+    let sidecar = start(
+        keys.backend().await,
+        engine(store, quick_retries(3, Duration::from_millis(50))),
+        4,
+    );
+    let delivered = eventually(WAIT, || receiver.distinct() == 1).await;
+    sidecar.stop().await;
+    assert!(delivered);
+    let id = fastapihooks_core::DeliveryId::for_event(event.id(), &subscription);
+    assert_eq!(
+        receiver.counts().get(id.as_str()),
+        Some(&1),
+        "delivered under its stable id"
+    );
+}
