@@ -25,6 +25,7 @@ macro_rules! store_contract {
             enabling_an_unknown_subscription_is_not_found,
             subscriptions_list_oldest_first_in_keyset_pages,
             subscriptions_list_only_the_owner_asked_for,
+            the_largest_page_size_lists_everything,
             matching_agrees_with_receives_for_every_filter_and_owner,
             a_recorded_delivery_reads_back_with_its_event,
             recording_a_delivery_again_keeps_its_state,
@@ -229,6 +230,23 @@ pub async fn subscriptions_list_only_the_owner_asked_for(store: &dyn Store) {
         ..SubscriptionQuery::default()
     };
     assert_eq!(store.list_subscriptions(&query).await.unwrap(), [mine]);
+}
+
+pub async fn the_largest_page_size_lists_everything(store: &dyn Store) {
+    let sub = subscription("a");
+    store.add_subscription(sub.clone()).await.unwrap();
+    let d = delivery(&event("a", None), &sub.id);
+    store
+        .record_deliveries(std::slice::from_ref(&d))
+        .await
+        .unwrap();
+    let subs = SubscriptionQuery {
+        limit: usize::MAX,
+        ..SubscriptionQuery::default()
+    };
+    assert_eq!(store.list_subscriptions(&subs).await.unwrap(), [sub]);
+    let deliveries = DeliveryQuery::default().limit(usize::MAX);
+    assert_eq!(store.list_deliveries(&deliveries).await.unwrap(), [d]);
 }
 
 pub async fn matching_agrees_with_receives_for_every_filter_and_owner(store: &dyn Store) {
