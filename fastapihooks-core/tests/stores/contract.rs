@@ -19,6 +19,7 @@ macro_rules! store_contract {
             an_unknown_subscription_reads_as_none,
             updating_a_subscription_replaces_every_field,
             updating_an_unknown_subscription_is_not_found,
+            an_update_that_changes_nothing_succeeds,
             removing_a_subscription_forgets_it,
             removing_an_unknown_subscription_is_not_found,
             disabling_a_subscription_stops_its_matching,
@@ -141,6 +142,14 @@ pub async fn updating_an_unknown_subscription_is_not_found(store: &dyn Store) {
         "{err:?}"
     );
     assert!(store.get_subscription(&sub.id).await.unwrap().is_none());
+}
+
+pub async fn an_update_that_changes_nothing_succeeds(store: &dyn Store) {
+    let sub = subscription("a");
+    store.add_subscription(sub.clone()).await.unwrap();
+    store.update_subscription(sub.clone()).await.unwrap();
+    store.set_enabled(&sub.id, true).await.unwrap();
+    assert_eq!(store.get_subscription(&sub.id).await.unwrap(), Some(sub));
 }
 
 pub async fn removing_a_subscription_forgets_it(store: &dyn Store) {
