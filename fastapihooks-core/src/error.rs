@@ -110,6 +110,16 @@ pub enum Error {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A value longer than the store can keep.
+    #[error("{field} is {len} characters long; the store keeps at most {limit}")]
+    TooLong {
+        /// What the value is, e.g. `subscription.owner`.
+        field: &'static str,
+        /// Its length, in characters.
+        len: usize,
+        /// The most the store keeps.
+        limit: usize,
+    },
     /// A stored record that cannot be read back into the model (edited by hand, or written by an
     /// incompatible version).
     #[error("stored {table} record {id} is unreadable: column `{column}`: {reason}")]

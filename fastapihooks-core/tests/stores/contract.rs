@@ -20,12 +20,14 @@ macro_rules! store_contract {
             an_unknown_subscription_reads_as_none,
             updating_a_subscription_replaces_every_field,
             updating_an_unknown_subscription_is_not_found,
+            an_update_that_changes_nothing_succeeds,
             removing_a_subscription_forgets_it,
             removing_an_unknown_subscription_is_not_found,
             disabling_a_subscription_stops_its_matching,
             enabling_an_unknown_subscription_is_not_found,
             subscriptions_list_oldest_first_in_keyset_pages,
             subscriptions_list_only_the_owner_asked_for,
+            the_largest_page_size_lists_everything,
             matching_agrees_with_receives_for_every_filter_and_owner,
             a_recorded_delivery_reads_back_with_its_event,
             recording_a_delivery_again_keeps_its_state,
@@ -165,6 +167,14 @@ pub async fn updating_an_unknown_subscription_is_not_found(store: &dyn Store) {
     assert!(store.get_subscription(&sub.id).await.unwrap().is_none());
 }
 
+pub async fn an_update_that_changes_nothing_succeeds(store: &dyn Store) {
+    let sub = subscription("a");
+    store.add_subscription(sub.clone()).await.unwrap();
+    store.update_subscription(sub.clone()).await.unwrap();
+    store.set_enabled(&sub.id, true).await.unwrap();
+    assert_eq!(store.get_subscription(&sub.id).await.unwrap(), Some(sub));
+}
+
 pub async fn removing_a_subscription_forgets_it(store: &dyn Store) {
     let (gone, kept) = (subscription("a"), subscription("a"));
     store.add_subscription(gone.clone()).await.unwrap();
@@ -252,6 +262,23 @@ pub async fn subscriptions_list_only_the_owner_asked_for(store: &dyn Store) {
         ..SubscriptionQuery::default()
     };
     assert_eq!(store.list_subscriptions(&query).await.unwrap(), [mine]);
+}
+
+pub async fn the_largest_page_size_lists_everything(store: &dyn Store) {
+    let sub = subscription("a");
+    store.add_subscription(sub.clone()).await.unwrap();
+    let d = delivery(&event("a", None), &sub.id);
+    store
+        .record_deliveries(std::slice::from_ref(&d))
+        .await
+        .unwrap();
+    let subs = SubscriptionQuery {
+        limit: usize::MAX,
+        ..SubscriptionQuery::default()
+    };
+    assert_eq!(store.list_subscriptions(&subs).await.unwrap(), [sub]);
+    let deliveries = DeliveryQuery::default().limit(usize::MAX);
+    assert_eq!(store.list_deliveries(&deliveries).await.unwrap(), [d]);
 }
 
 pub async fn matching_agrees_with_receives_for_every_filter_and_owner(store: &dyn Store) {

@@ -15,6 +15,8 @@ mod fixtures;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod services;
 
+#[cfg(feature = "sqlite")]
+mod engine;
 mod memory;
 #[cfg(feature = "mysql")]
 mod mysql;

@@ -3,7 +3,8 @@
 //! `SqlStore` of its own.
 
 use fastapihooks_core::{
-    AttemptOutcome, DeliveryQuery, DeliveryStatus, EventName, SqlStore, Store, SubscriptionQuery,
+    AttemptOutcome, DeliveryQuery, DeliveryStatus, Error, EventName, SqlStore, Store,
+    SubscriptionQuery,
 };
 use sea_orm::{ConnectionTrait, Statement};
 
@@ -16,6 +17,8 @@ macro_rules! sql_store_behaviours {
             migrations_run_again_change_nothing,
             an_event_payload_is_stored_once_for_all_its_deliveries,
             concurrent_writers_lose_nothing,
+            a_subscription_owner_longer_than_its_column_is_refused,
+            an_event_of_a_long_owner_is_recorded,
         );
     };
     (@each $harness:path; $($behaviour:ident),* $(,)?) => {
@@ -134,4 +137,40 @@ pub async fn concurrent_writers_lose_nothing(store: &SqlStore) {
     );
     let one = EventName::new("w3.e7").unwrap();
     assert_eq!(store.matching(&one, None).await.unwrap().len(), 1);
+}
+
+pub async fn a_subscription_owner_longer_than_its_column_is_refused(store: &SqlStore) {
+    let sub = subscription("a").with_owner("o".repeat(256));
+    let err = store.add_subscription(sub.clone()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::TooLong {
+                field: "subscription.owner",
+                len: 256,
+                limit: 255
+            }
+        ),
+        "{err:?}"
+    );
+    let widest = subscription("a").with_owner("ö".repeat(255));
+    store.add_subscription(widest.clone()).await.unwrap();
+    assert_eq!(
+        store.get_subscription(&widest.id).await.unwrap(),
+        Some(widest)
+    );
+}
+
+pub async fn an_event_of_a_long_owner_is_recorded(store: &SqlStore) {
+    let owner = "tenant-".repeat(100);
+    let d = delivery(
+        &event("a", Some(&owner)),
+        &fastapihooks_core::SubscriptionId::new(),
+    );
+    store
+        .record_deliveries(std::slice::from_ref(&d))
+        .await
+        .unwrap();
+    let back = store.get_delivery(&d.id).await.unwrap().unwrap();
+    assert_eq!(back.event.owner(), Some(owner.as_str()));
 }

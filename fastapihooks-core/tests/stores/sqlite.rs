@@ -73,3 +73,20 @@ async fn a_store_made_without_migrations_has_them_all_pending() {
     store.migrate().await.unwrap();
     assert!(store.pending_migrations().await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn an_in_memory_database_keeps_its_tables_across_the_pool() {
+    let store = SqlStoreOptions::new("sqlite::memory:")
+        .max_connections(8)
+        .connect()
+        .await
+        .unwrap();
+    let sub = subscription("a");
+    // Several concurrent reads would each open a connection of their own if the pool allowed:
+    // a fresh in-memory database without the tables.
+    store.add_subscription(sub.clone()).await.unwrap();
+    let reads = (0..4).map(|_| store.get_subscription(&sub.id));
+    for read in futures_util::future::join_all(reads).await {
+        assert_eq!(read.unwrap().as_ref(), Some(&sub));
+    }
+}

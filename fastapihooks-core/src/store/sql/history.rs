@@ -8,7 +8,7 @@ use super::entity::{attempt, delivery, event};
 use super::rows::{
     attempt_from_row, attempt_row, delivery_from_row, delivery_row, event_from_row, event_row,
 };
-use super::{BATCH, SqlStore, db};
+use super::{BATCH, SqlStore, db, page_size};
 use crate::delivery::{Attempt, Delivery};
 use crate::error::{Error, Result};
 use crate::event::Event;
@@ -100,7 +100,7 @@ impl SqlStore {
         }
         let rows = select
             .order_by_desc(delivery::Column::Id)
-            .limit(u64::try_from(query.limit).unwrap_or(u64::MAX))
+            .limit(page_size(query.limit))
             .all(&self.db)
             .await
             .map_err(db(what))?;

@@ -10,6 +10,9 @@
 //! | `deliveries` | (event, subscription) | inserted if absent by fan-out, updated after each attempt |
 //! | `attempts` | HTTP try | outcome, status code or error kind, body excerpt |
 //!
+//! A subscription's owner is at most 255 characters (the indexed column's width); a longer one
+//! is refused with [`Error::TooLong`]. Event owners are not limited.
+//!
 //! Times are microseconds since the unix epoch: a time read back is the time written, truncated
 //! to the microsecond. Subscription secrets and credentials are stored as given, since
 //! deliveries are signed and authenticated with them: protect the database accordingly.
@@ -96,6 +99,11 @@ impl SqlStore {
 /// Wraps a database error, naming the store operation.
 fn db(what: &'static str) -> impl FnOnce(DbErr) -> Error {
     move |e| Error::storage(what, e)
+}
+
+/// A page size as a `LIMIT`: at most `i64::MAX`, the largest every database accepts.
+fn page_size(limit: usize) -> u64 {
+    u64::try_from(limit).map_or(i64::MAX as u64, |l| l.min(i64::MAX as u64))
 }
 
 /// Rows fetched per `IN (...)` list or multi-row insert: far below every database's bound on

@@ -32,6 +32,7 @@ pub struct SqlStoreOptions {
     connect: ConnectOptions,
     run_migrations: bool,
     sqlite_busy_timeout: Duration,
+    in_memory_sqlite: bool,
 }
 
 impl SqlStoreOptions {
@@ -43,17 +44,30 @@ impl SqlStoreOptions {
     pub const DEFAULT_SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
     /// Options for `url`: `sqlite://fastapihooks.db?mode=rwc`, `postgres://…`, `mysql://…`.
+    ///
+    /// An in-memory SQLite database (`sqlite::memory:`) lives as long as its one connection:
+    /// the pool then holds exactly one, kept open, so every query sees the same database.
     pub fn new(url: impl Into<String>) -> Self {
-        let mut connect = ConnectOptions::new(url.into());
+        let url = url.into();
+        let in_memory = url.starts_with("sqlite:") && url.contains("memory");
+        let mut connect = ConnectOptions::new(url);
         connect
             .max_connections(Self::DEFAULT_MAX_CONNECTIONS)
             .connect_timeout(Self::DEFAULT_CONNECT_TIMEOUT)
             .acquire_timeout(Self::DEFAULT_CONNECT_TIMEOUT)
             .sqlx_logging(false);
+        if in_memory {
+            connect
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        }
         Self {
             connect,
             run_migrations: true,
             sqlite_busy_timeout: Self::DEFAULT_SQLITE_BUSY_TIMEOUT,
+            in_memory_sqlite: in_memory,
         }
     }
 
@@ -71,9 +85,11 @@ impl SqlStoreOptions {
         self
     }
 
-    /// The most connections the pool opens.
+    /// The most connections the pool opens (an in-memory SQLite database keeps its one).
     pub fn max_connections(mut self, max: u32) -> Self {
-        self.connect.max_connections(max.max(1));
+        if !self.in_memory_sqlite {
+            self.connect.max_connections(max.max(1));
+        }
         self
     }
 

@@ -52,7 +52,20 @@ impl Column {
     }
 }
 
+/// The width of the subscriptions' indexed `owner` column (first migration), in characters.
+pub(super) const MAX_OWNER_CHARS: usize = 255;
+
 pub(super) fn subscription_row(sub: &Subscription) -> Result<subscription::ActiveModel> {
+    if let Some(owner) = &sub.owner {
+        let len = owner.chars().count();
+        if len > MAX_OWNER_CHARS {
+            return Err(Error::TooLong {
+                field: "subscription.owner",
+                len,
+                limit: MAX_OWNER_CHARS,
+            });
+        }
+    }
     Ok(subscription::ActiveModel {
         id: Set(sub.id.to_string()),
         event_filter: Set(sub.filter.to_string()),

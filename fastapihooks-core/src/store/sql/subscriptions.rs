@@ -5,7 +5,7 @@ use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, Quer
 
 use super::entity::subscription::{self, Column};
 use super::rows::{subscription_from_row, subscription_row};
-use super::{SqlStore, db};
+use super::{SqlStore, db, page_size};
 use crate::error::{Error, Result};
 use crate::event::EventName;
 use crate::id::SubscriptionId;
@@ -99,7 +99,7 @@ impl SqlStore {
         }
         select
             .order_by_asc(Column::Id)
-            .limit(u64::try_from(query.limit).unwrap_or(u64::MAX))
+            .limit(page_size(query.limit))
             .all(&self.db)
             .await
             .map_err(db("store.list_subscriptions"))?

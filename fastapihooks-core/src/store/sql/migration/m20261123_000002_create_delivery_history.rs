@@ -3,7 +3,7 @@
 
 use sea_orm_migration::prelude::*;
 
-use super::columns::{OWNER_LEN, exact_string, id, long_bytes, long_text, micros};
+use super::columns::{id, long_bytes, long_text, micros};
 
 #[derive(DeriveMigrationName)]
 pub(super) struct Migration;
@@ -60,7 +60,8 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .col(id(E::Id).primary_key())
                     .col(ColumnDef::new(E::Name).string_len(128).not_null())
-                    .col(exact_string(backend, E::Owner, OWNER_LEN).null())
+                    // Not looked up by: unbounded, so any event's owner is kept.
+                    .col(ColumnDef::new(E::Owner).text().null())
                     .col(long_bytes(backend, E::Payload))
                     .col(micros(E::CreatedAtUs))
                     .to_owned(),

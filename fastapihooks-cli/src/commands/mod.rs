@@ -1,0 +1,5 @@
+//! One file per command.
+
+pub mod database;
+pub mod migrate;
+pub mod subscriptions;

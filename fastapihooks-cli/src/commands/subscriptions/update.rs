@@ -1,0 +1,122 @@
+//! `fastapihooks subscriptions update`.
+
+use std::io::Write;
+
+use anyhow::Context as _;
+use clap::{ArgGroup, Args};
+use fastapihooks_core::{Auth, EventFilter, Secret, Store, SubscriptionId};
+use url::Url;
+
+use super::fields;
+use crate::commands::database::DatabaseArgs;
+use crate::output::{self, SubscriptionView};
+
+/// `subscriptions update` arguments: only the fields given change.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("auth").args(["bearer", "basic", "header", "no_auth"])))]
+#[command(group(ArgGroup::new("signing").args(["secret", "generate_secret", "clear_secret"])))]
+#[command(group(ArgGroup::new("owner_change").args(["owner", "clear_owner"])))]
+#[command(group(ArgGroup::new("state").args(["enable", "disable"])))]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    database: DatabaseArgs,
+    /// The subscription, `sub_…`.
+    #[arg(value_name = "ID", value_parser = fields::subscription_id)]
+    id: SubscriptionId,
+    /// New event filter: a name, a prefix (order.*) or all (*).
+    #[arg(long, value_name = "FILTER", value_parser = fields::event_filter)]
+    event: Option<EventFilter>,
+    /// New delivery URL.
+    #[arg(long, value_parser = fields::webhook_url)]
+    url: Option<Url>,
+    /// New signing secret.
+    #[arg(long, value_parser = fields::secret)]
+    secret: Option<Secret>,
+    /// Generate a new signing secret and print it once.
+    #[arg(long)]
+    generate_secret: bool,
+    /// Drop its own secret (the service's secret signs).
+    #[arg(long)]
+    clear_secret: bool,
+    /// Send `Authorization: Bearer TOKEN`.
+    #[arg(long, value_name = "TOKEN", value_parser = fields::bearer)]
+    bearer: Option<Auth>,
+    /// Send HTTP basic credentials.
+    #[arg(long, value_name = "USER:PASSWORD", value_parser = fields::basic)]
+    basic: Option<Auth>,
+    /// Send a custom header, such as X-Api-Key:abc.
+    #[arg(long, value_name = "NAME:VALUE", value_parser = fields::header)]
+    header: Option<Auth>,
+    /// Send no credentials.
+    #[arg(long)]
+    no_auth: bool,
+    /// New owner (tenant).
+    #[arg(long)]
+    owner: Option<String>,
+    /// Make it receive every owner's events.
+    #[arg(long)]
+    clear_owner: bool,
+    /// New application metadata, as JSON.
+    #[arg(long, value_name = "JSON", value_parser = fields::metadata)]
+    metadata: Option<serde_json::Value>,
+    /// Enable it.
+    #[arg(long)]
+    enable: bool,
+    /// Disable it.
+    #[arg(long)]
+    disable: bool,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Applies the changes given and prints the result.
+pub async fn run(args: UpdateArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let store = args.database.connect_migrated().await?;
+    let mut sub = store
+        .get_subscription(&args.id)
+        .await?
+        .with_context(|| format!("subscription {} not found", args.id))?;
+    if let Some(filter) = args.event {
+        sub.filter = filter;
+    }
+    if let Some(url) = args.url {
+        sub.url = url;
+    }
+    if let Some(secret) = args.secret {
+        sub.secret = Some(secret);
+    } else if args.generate_secret {
+        sub.secret = Some(Secret::generate()?);
+    } else if args.clear_secret {
+        sub.secret = None;
+    }
+    if let Some(auth) = args.bearer.or(args.basic).or(args.header) {
+        sub.auth = auth;
+    } else if args.no_auth {
+        sub.auth = Auth::None;
+    }
+    if let Some(owner) = args.owner {
+        sub.owner = Some(owner);
+    } else if args.clear_owner {
+        sub.owner = None;
+    }
+    if let Some(metadata) = args.metadata {
+        sub.metadata = metadata;
+    }
+    if args.enable {
+        sub.enabled = true;
+    } else if args.disable {
+        sub.enabled = false;
+    }
+    store.update_subscription(sub.clone()).await?;
+    let mut view = SubscriptionView::new(&sub, false);
+    if args.generate_secret {
+        // A generated secret exists nowhere else: show it this once.
+        view = view.reveal_secret(&sub);
+    }
+    if args.json {
+        output::json(out, &view)
+    } else {
+        output::details(out, &view)
+    }
+}

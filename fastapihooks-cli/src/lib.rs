@@ -1,0 +1,128 @@
+//! # fastapihooks-cli
+//!
+//! The `fastapihooks` command: `migrate` the SQL store's schema, and manage `subscriptions`
+//! (`add`, `list`, `show`, `update`, `remove`) in it. Every command takes `--database URL`, or
+//! reads it from `FASTAPIHOOKS_DATABASE_URL`; listing commands print a table, or JSON with
+//! `--json` for scripts.
+//!
+//! ```text
+//! fastapihooks migrate --database sqlite://fastapihooks.db?mode=rwc
+//! fastapihooks subscriptions add --event 'order.*' --url https://example.com/hooks --generate-secret
+//! fastapihooks subscriptions list --json
+//! ```
+//!
+//! Each command is one file under `commands/`: a clap `Args` struct and its `run`. A new command
+//! is a new file, a variant of [`Command`] and one arm in [`run`].
+#![warn(missing_docs)]
+
+pub mod commands;
+pub mod output;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "fastapihooks",
+    version,
+    about = "Signed, retried, logged outbound webhooks: manage the store."
+)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "parsed once per process; boxing would only obscure the clap definitions"
+)]
+pub enum Command {
+    /// Apply the SQL store's pending migrations (safe to run again: it then changes nothing).
+    Migrate(commands::migrate::MigrateArgs),
+    /// Add, list, show, update and remove subscriptions.
+    #[command(subcommand)]
+    Subscriptions(commands::subscriptions::SubscriptionsCommand),
+}
+
+/// Runs a parsed command, writing its output to `out`.
+pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Migrate(args) => commands::migrate::run(args, out).await,
+        Command::Subscriptions(command) => commands::subscriptions::run(command, out).await,
+    }
+}
+
+/// Parses `args` (program name first), runs the command on a Tokio runtime, prints its output
+/// to stdout and any error to stderr, and returns the process exit code: 0 on success, 1 when
+/// the command failed, 2 when the command line is wrong.
+pub fn run_with<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version requests are not errors; clap knows which is which.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match runtime.block_on(run(cli, &mut out)) {
+        Ok(()) => {
+            let _ = out.flush();
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let _ = out.flush();
+            eprintln!("error: {}", message(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes, each cause only once: core errors already include their source in
+/// their own message.
+fn message(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

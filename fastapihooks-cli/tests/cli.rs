@@ -1,0 +1,271 @@
+//! The real `fastapihooks` binary, run as a user would, against a fresh SQLite file per test.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use serde_json::Value;
+
+/// A fresh SQLite database in a temporary directory.
+struct Db {
+    _dir: tempfile::TempDir,
+    url: String,
+}
+
+impl Db {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!(
+            "sqlite://{}?mode=rwc",
+            dir.path().join("hooks.db").display()
+        );
+        Self { _dir: dir, url }
+    }
+
+    /// A migrated one.
+    fn migrated() -> Self {
+        let db = Self::new();
+        db.run(&["migrate"]).assert().success();
+        db
+    }
+
+    /// `fastapihooks <args> --database <url>`, with no database in the environment.
+    fn run(&self, args: &[&str]) -> Command {
+        let mut cmd = fastapihooks();
+        cmd.args(args).args(["--database", &self.url]);
+        cmd
+    }
+
+    /// Runs `args` with `--json`, expecting success, and parses the output.
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(args).arg("--json").assert().success();
+        serde_json::from_slice(&out.get_output().stdout).unwrap()
+    }
+
+    /// Adds a subscription and returns its id.
+    fn add(&self, args: &[&str]) -> String {
+        let mut all = vec!["subscriptions", "add"];
+        all.extend_from_slice(args);
+        self.json(&all)["id"].as_str().unwrap().to_owned()
+    }
+}
+
+fn fastapihooks() -> Command {
+    let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("fastapihooks");
+    cmd.env_remove("FASTAPIHOOKS_DATABASE_URL");
+    cmd
+}
+
+#[test]
+fn migrate_applies_the_migrations_then_finds_nothing_to_do() {
+    let db = Db::new();
+    db.run(&["migrate"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("applied 2 migration(s)"));
+    db.run(&["migrate"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("up to date"));
+}
+
+#[test]
+fn an_added_subscription_is_listed_in_the_table() {
+    let db = Db::migrated();
+    let id = db.add(&["--event", "order.*", "--url", "https://example.com/hooks"]);
+    db.run(&["subscriptions", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("ID"))
+        .stdout(predicate::str::contains(id.as_str()))
+        .stdout(predicate::str::contains("order.*"))
+        .stdout(predicate::str::contains("https://example.com/hooks"));
+}
+
+#[test]
+fn list_json_is_an_array_with_every_field_and_no_credentials() {
+    let db = Db::migrated();
+    db.add(&[
+        "--event",
+        "invoice.paid",
+        "--url",
+        "https://example.com/h",
+        "--owner",
+        "t1",
+        "--metadata",
+        r#"{"team":"billing"}"#,
+        "--secret",
+        "s3cret-value",
+        "--bearer",
+        "token-value",
+    ]);
+    let list = db.json(&["subscriptions", "list"]);
+    let only = &list.as_array().unwrap()[..];
+    assert_eq!(only.len(), 1);
+    let sub = &only[0];
+    assert_eq!(sub["event"], "invoice.paid");
+    assert_eq!(sub["owner"], "t1");
+    assert_eq!(sub["metadata"]["team"], "billing");
+    assert_eq!(sub["auth"]["type"], "bearer");
+    let text = list.to_string();
+    assert!(
+        !text.contains("s3cret-value") && !text.contains("token-value"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_generated_secret_is_printed_once_and_kept() {
+    let db = Db::migrated();
+    let added = db.json(&[
+        "subscriptions",
+        "add",
+        "--event",
+        "*",
+        "--url",
+        "https://example.com/h",
+        "--generate-secret",
+    ]);
+    let secret = added["secret"].as_str().unwrap();
+    assert!(secret.starts_with("whsec_"), "{secret}");
+    let id = added["id"].as_str().unwrap();
+    assert_eq!(db.json(&["subscriptions", "show", id])["secret"], "***");
+    let revealed = db.json(&["subscriptions", "show", id, "--show-secrets"]);
+    assert_eq!(revealed["secret"], secret);
+}
+
+#[test]
+fn update_changes_only_the_fields_given() {
+    let db = Db::migrated();
+    let id = db.add(&[
+        "--event",
+        "order.created",
+        "--url",
+        "https://example.com/h",
+        "--owner",
+        "t1",
+    ]);
+    db.run(&[
+        "subscriptions",
+        "update",
+        &id,
+        "--url",
+        "https://example.com/new",
+        "--disable",
+        "--header",
+        "X-Api-Key: k1",
+    ])
+    .assert()
+    .success();
+    let sub = db.json(&["subscriptions", "show", &id, "--show-secrets"]);
+    assert_eq!(sub["url"], "https://example.com/new");
+    assert_eq!(sub["enabled"], false);
+    assert_eq!(sub["auth"]["name"], "X-Api-Key");
+    assert_eq!(sub["auth"]["value"], "k1");
+    assert_eq!(sub["event"], "order.created");
+    assert_eq!(sub["owner"], "t1");
+}
+
+#[test]
+fn a_removed_subscription_is_gone_and_removing_it_again_fails_naming_it() {
+    let db = Db::migrated();
+    let id = db.add(&["--event", "a", "--url", "https://example.com/h"]);
+    db.run(&["subscriptions", "remove", &id]).assert().success();
+    assert_eq!(db.json(&["subscriptions", "list"]), serde_json::json!([]));
+    db.run(&["subscriptions", "remove", &id])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "subscription {id} not found"
+        )));
+}
+
+#[test]
+fn the_database_can_come_from_the_environment() {
+    let db = Db::migrated();
+    fastapihooks()
+        .env("FASTAPIHOOKS_DATABASE_URL", &db.url)
+        .args(["subscriptions", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("no subscriptions"));
+}
+
+#[test]
+fn without_a_database_the_missing_flag_is_named() {
+    fastapihooks()
+        .args(["subscriptions", "list"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--database <URL>"));
+}
+
+#[test]
+fn commands_before_migrate_say_to_run_it() {
+    let db = Db::new();
+    db.run(&["subscriptions", "list"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("run `fastapihooks migrate` first"));
+}
+
+#[test]
+fn a_bad_url_is_rejected_naming_the_flag_and_the_input() {
+    let db = Db::migrated();
+    db.run(&[
+        "subscriptions",
+        "add",
+        "--event",
+        "a",
+        "--url",
+        "ftp://example.com",
+    ])
+    .assert()
+    .code(2)
+    .stderr(predicate::str::contains("--url"))
+    .stderr(predicate::str::contains("ftp://example.com"));
+}
+
+#[test]
+fn a_bad_event_filter_is_rejected_naming_the_flag_and_the_input() {
+    let db = Db::migrated();
+    db.run(&[
+        "subscriptions",
+        "add",
+        "--event",
+        "order.*.x",
+        "--url",
+        "https://e.com/h",
+    ])
+    .assert()
+    .code(2)
+    .stderr(predicate::str::contains("--event"))
+    .stderr(predicate::str::contains("order.*.x"));
+}
+
+#[test]
+fn a_malformed_id_is_rejected_naming_the_expected_form() {
+    let db = Db::migrated();
+    db.run(&["subscriptions", "show", "sub_123"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("sub_123"))
+        .stderr(predicate::str::contains("26-character ULID"));
+}
+
+#[test]
+fn an_unreachable_database_fails_with_the_url_and_no_password() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://app:hunter2@127.0.0.1:{port}/app");
+    fastapihooks()
+        .args(["migrate", "--database", &url, "--connect-timeout", "1"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("cannot connect"))
+        .stderr(predicate::str::contains(format!(
+            "app:***@127.0.0.1:{port}"
+        )))
+        .stderr(predicate::str::contains("hunter2").not());
+}
