@@ -41,10 +41,12 @@ pub struct EmitArgs {
 
 /// Emits, drains, writes the expected ids and reports.
 pub fn run(args: EmitArgs) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(emit(args))
+        .build()?;
+    // On a worker, like a handler that emits: `block_on` would run the loop on the main
+    // thread and every publish would wake the worker across threads.
+    runtime.block_on(async { tokio::spawn(emit(args)).await? })
 }
 
 async fn emit(args: EmitArgs) -> anyhow::Result<()> {
