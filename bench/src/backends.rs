@@ -30,19 +30,21 @@ impl BackendKind {
     }
 
     /// Hooks delivering to `subscriptions` (kept in code, like the quickstart's), signed
-    /// `sha256=` with [`SECRET`], at most `concurrency` attempts in flight.
+    /// `sha256=` with [`SECRET`], at most `concurrency` attempts in flight, the delivery history
+    /// in a `MemoryStore` keeping `history` deliveries (its default: 10,000).
     pub fn hooks(
         self,
         subscriptions: &[Subscription],
         concurrency: usize,
+        history: usize,
     ) -> anyhow::Result<Hooks> {
-        let mut builder =
-            Emitter::builder()
-                .secret(Secret::new(SECRET)?)
-                .background(BackgroundConfig {
-                    concurrency,
-                    ..BackgroundConfig::default()
-                });
+        let mut builder = Emitter::builder()
+            .secret(Secret::new(SECRET)?)
+            .store(MemoryStore::with_max_deliveries(history))
+            .background(BackgroundConfig {
+                concurrency,
+                ..BackgroundConfig::default()
+            });
         for subscription in subscriptions {
             builder = builder.subscriber(subscription.clone());
         }

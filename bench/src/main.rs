@@ -58,6 +58,13 @@ enum Part {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // Logs only when asked (`RUST_LOG=fastapihooks_core=info`): an installed subscriber costs.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match cli.part {
         None => conductor::run(cli.run),
         Some(Part::App(args)) => roles::app::run(args),

@@ -40,6 +40,9 @@ pub struct AppArgs {
     /// Delivery attempts in flight at once.
     #[arg(long, default_value_t = 100)]
     concurrency: usize,
+    /// Deliveries the `MemoryStore` history keeps (its default).
+    #[arg(long, default_value_t = fastapihooks::MemoryStore::DEFAULT_MAX_DELIVERIES)]
+    history: usize,
 }
 
 static NEXT_ORDER: AtomicU64 = AtomicU64::new(1);
@@ -66,7 +69,9 @@ async fn serve(args: AppArgs) -> anyhow::Result<()> {
         Mode::Unhooked => (Router::new().route("/orders", post(create_order)), None),
         Mode::Hooked => {
             let subscriptions = subscriptions(args.subscribers, &args.receiver)?;
-            let hooks = args.backend.hooks(&subscriptions, args.concurrency)?;
+            let hooks = args
+                .backend
+                .hooks(&subscriptions, args.concurrency, args.history)?;
             let route = post(create_order).layer(hooks.hook(EVENT_NAME)?);
             (Router::new().route("/orders", route), Some(hooks))
         }

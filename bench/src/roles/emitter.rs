@@ -34,6 +34,9 @@ pub struct EmitArgs {
     /// Delivery attempts in flight at once.
     #[arg(long, default_value_t = 100)]
     concurrency: usize,
+    /// Deliveries the `MemoryStore` history keeps (its default).
+    #[arg(long, default_value_t = fastapihooks::MemoryStore::DEFAULT_MAX_DELIVERIES)]
+    history: usize,
     /// Where to write `<delivery id>\t<emitted unix ns>` lines.
     #[arg(long)]
     ids_out: PathBuf,
@@ -51,7 +54,9 @@ pub fn run(args: EmitArgs) -> anyhow::Result<()> {
 
 async fn emit(args: EmitArgs) -> anyhow::Result<()> {
     let subscriptions = subscriptions(args.subscribers, &args.receiver)?;
-    let hooks = args.backend.hooks(&subscriptions, args.concurrency)?;
+    let hooks = args
+        .backend
+        .hooks(&subscriptions, args.concurrency, args.history)?;
     let subscription_ids: Vec<_> = subscriptions.into_iter().map(|s| s.id).collect();
     let mut emitted = Vec::with_capacity(args.events);
     let mut failures = 0;
