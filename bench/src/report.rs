@@ -260,13 +260,18 @@ impl Report {
             .find(|r| r.row.backend.is_none())
             .map(|r| r.median.requests_per_s);
         md.push_str("### Route cost (POST /orders, service on 1 core)\n\n");
-        md.push_str("| route | req/s | × unhooked | p50 | p99 | service CPU/request | service peak RSS | deliveries (lost) | drain after load | load core busy |\n");
-        md.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+        let base_cpu = self
+            .route_cost
+            .iter()
+            .find(|r| r.row.backend.is_none())
+            .map(|r| r.median.server_cpu_us_per_request);
+        md.push_str("| route | req/s | × unhooked | p50 | p99 | service CPU/request | × unhooked by CPU | service peak RSS | deliveries (lost) | drain after load | load core busy |\n");
+        md.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
         for r in &self.route_cost {
             let run = &r.median;
             let _ = writeln!(
                 md,
-                "| {} | {:.0} | {} | {} µs | {} µs | {:.1} µs | {:.1} MiB | {} ({}) | {:.1} s | {:.0} % |",
+                "| {} | {:.0} | {} | {} µs | {} µs | {:.1} µs | {} | {:.1} MiB | {} ({}) | {:.1} s | {:.0} % |",
                 r.label,
                 run.requests_per_s,
                 base.map_or("–".to_owned(), |b| format!(
@@ -276,6 +281,10 @@ impl Report {
                 run.p50_us,
                 run.p99_us,
                 run.server_cpu_us_per_request,
+                base_cpu.map_or("–".to_owned(), |b| format!(
+                    "{:.2}",
+                    b / run.server_cpu_us_per_request
+                )),
                 run.server_peak_rss_kib as f64 / 1024.0,
                 run.deliveries.delivered,
                 run.deliveries.lost,
