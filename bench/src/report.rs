@@ -97,15 +97,18 @@ impl Report {
             .route_cost
             .iter()
             .find(|r| r.row.backend.is_none())
-            .map(|r| r.median.requests_per_s);
+            .map(|r| &r.median);
         for row in self.route_cost.iter().filter(|r| r.row.backend.is_some()) {
             if let Some(base) = unhooked {
-                let ratio = row.median.requests_per_s / base;
+                // Both must hold: the throughput ratio flatters the hooked route when the
+                // unhooked one did not saturate its core; the CPU ratio is the one at saturation.
+                let ratio = row.median.requests_per_s / base.requests_per_s;
+                let by_cpu = base.server_cpu_us_per_request / row.median.server_cpu_us_per_request;
                 targets.push(Target {
                     what: format!("hooked/unhooked req/s, {}", row.label),
                     required: "≥ 0.50".into(),
-                    measured: format!("{ratio:.2}"),
-                    met: ratio >= 0.5,
+                    measured: format!("{ratio:.2} (by CPU {by_cpu:.2})"),
+                    met: ratio >= 0.5 && by_cpu >= 0.5,
                 });
             }
             let mib = row.median.server_peak_rss_kib as f64 / 1024.0;
@@ -265,15 +268,16 @@ impl Report {
             .iter()
             .find(|r| r.row.backend.is_none())
             .map(|r| r.median.server_cpu_us_per_request);
-        md.push_str("| route | req/s | × unhooked | p50 | p99 | service CPU/request | × unhooked by CPU | service peak RSS | deliveries (lost) | drain after load | load core busy |\n");
+        md.push_str("| route | req/s (min–max) | × unhooked | p50 | p99 | service CPU/request | × unhooked by CPU | service peak RSS | deliveries (lost) | drain after load | load core busy |\n");
         md.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
         for r in &self.route_cost {
             let run = &r.median;
             let _ = writeln!(
                 md,
-                "| {} | {:.0} | {} | {} µs | {} µs | {:.1} µs | {} | {:.1} MiB | {} ({}) | {:.1} s | {:.0} % |",
+                "| {} | {:.0} ({}) | {} | {} µs | {} µs | {:.1} µs | {} | {:.1} MiB | {} ({}) | {:.1} s | {:.0} % |",
                 r.label,
                 run.requests_per_s,
+                spread(r.runs.iter().map(|x| x.requests_per_s)),
                 base.map_or("–".to_owned(), |b| format!(
                     "{:.2}",
                     run.requests_per_s / b
@@ -296,18 +300,23 @@ impl Report {
 
     fn delivery_table(&self, md: &mut String) {
         md.push_str("\n### Delivery throughput (emit → verified at the receiver)\n\n");
-        md.push_str("| backend | subscribers × events | ours deliveries/s | raw reqwest loop /s | ours / raw | ours CPU/delivery | raw CPU/request | ours peak RSS | latency p50 / p99 | delivered (lost) |\n");
+        md.push_str("| backend | subscribers × events | ours deliveries/s | raw reqwest loop /s | ours / raw (each round) | ours CPU/delivery | raw CPU/request | ours peak RSS | latency p50 / p99 | delivered (lost) |\n");
         md.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
         for r in &self.delivery {
             let _ = writeln!(
                 md,
-                "| {} | {} × {} | {:.0} | {:.0} | {:.0} % | {:.1} µs | {:.1} µs | {:.1} MiB | {:.0} / {:.0} ms | {} ({}) |",
+                "| {} | {} × {} | {:.0} | {:.0} | {:.0} % ({}) | {:.1} µs | {:.1} µs | {:.1} MiB | {:.0} / {:.0} ms | {} ({}) |",
                 r.backend.name(),
                 r.subscribers,
                 r.events,
                 r.ours.deliveries_per_s,
                 r.raw.deliveries_per_s,
                 r.ratio * 100.0,
+                r.round_ratios
+                    .iter()
+                    .map(|x| format!("{:.0}", x * 100.0))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 r.ours.cpu_us_per_delivery,
                 r.raw.cpu_us_per_delivery,
                 r.ours.peak_rss_kib as f64 / 1024.0,
@@ -318,4 +327,12 @@ impl Report {
             );
         }
     }
+}
+
+/// `min–max` of the runs' figures.
+fn spread(values: impl Iterator<Item = f64>) -> String {
+    let (min, max) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    format!("{min:.0}–{max:.0}")
 }

@@ -43,8 +43,11 @@ pub struct RowResult {
     pub ours: Run,
     /// The median run of the raw loop.
     pub raw: Run,
-    /// ours / raw, of the medians.
+    /// ours / raw: the median of the ratios of each round (ours and the raw loop run back to
+    /// back, so each ratio compares the same moment of a machine whose load drifts).
     pub ratio: f64,
+    /// The ratio of each round.
+    pub round_ratios: Vec<f64>,
     /// Every run of ours.
     pub ours_runs: Vec<Run>,
     /// Every run of the raw loop.
@@ -88,6 +91,11 @@ pub async fn measure(
                     .0,
                 );
             }
+            let round_ratios: Vec<f64> = ours
+                .iter()
+                .zip(&raw)
+                .map(|(o, r)| o.deliveries_per_s / r.deliveries_per_s)
+                .collect();
             let (Some(o), Some(r)) = (
                 median_by(&ours, |r| r.deliveries_per_s),
                 median_by(&raw, |r| r.deliveries_per_s),
@@ -98,7 +106,8 @@ pub async fn measure(
                 backend,
                 subscribers,
                 events,
-                ratio: o.deliveries_per_s / r.deliveries_per_s,
+                ratio: median_by(&round_ratios, |r| *r).unwrap_or(f64::NAN),
+                round_ratios,
                 ours: o,
                 raw: r,
                 ours_runs: ours,
