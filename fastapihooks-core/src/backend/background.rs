@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -211,14 +211,23 @@ async fn process_event(pool: &Arc<DeliveryPool>, event: Event) {
         None => return,
     };
     for (delivery, subscription) in planned {
-        let pending = tokio::select! {
-            p = pool.pending.clone().acquire_owned() => p,
+        // The delivery task is spawned only once its first attempt may start: a backlog waits
+        // here as plain data, not as thousands of parked tasks, each the size of a whole HTTP
+        // attempt's future.
+        let permits = tokio::select! {
+            p = async {
+                let pending = pool.pending.clone().acquire_owned().await?;
+                let attempt = pool.concurrency.clone().acquire_owned().await?;
+                Ok::<_, tokio::sync::AcquireError>((pending, attempt))
+            } => p,
             _ = pool.abort.cancelled() => return,
         };
-        let Ok(pending) = pending else { return };
+        let Ok((pending, first_attempt)) = permits else {
+            return;
+        };
         let task_pool = pool.clone();
         pool.tracker.spawn(async move {
-            deliver(&task_pool, delivery, subscription).await;
+            deliver(&task_pool, delivery, subscription, first_attempt).await;
             drop(pending);
         });
     }
@@ -251,11 +260,23 @@ async fn fan_out_with_retries(
     }
 }
 
-async fn deliver(pool: &DeliveryPool, mut delivery: Delivery, subscription: Subscription) {
+/// Attempts `delivery` until it is done; `first_attempt` is the permit its first attempt runs
+/// under, retries wait for one of their own.
+async fn deliver(
+    pool: &DeliveryPool,
+    mut delivery: Delivery,
+    subscription: Subscription,
+    first_attempt: OwnedSemaphorePermit,
+) {
+    let mut permit = Some(first_attempt);
     loop {
         let step = {
-            let Ok(_permit) = pool.concurrency.acquire().await else {
-                return;
+            let _permit = match permit.take() {
+                Some(p) => p,
+                None => match pool.concurrency.clone().acquire_owned().await {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
             };
             metrics::gauge!("fastapihooks_attempts_in_flight").increment(1.0);
             let step = pool.engine.attempt(&mut delivery, &subscription).await;

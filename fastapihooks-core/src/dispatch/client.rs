@@ -34,7 +34,9 @@ pub struct HttpConfig {
     pub timeout: Duration,
     /// How much of a response body is read into the attempt's excerpt. Default 64 KiB.
     pub max_response_bytes: usize,
-    /// Idle keep-alive connections kept per host. Default 32.
+    /// Idle keep-alive connections kept per host. Default 100, the background backend's default
+    /// concurrency: with fewer, a subscriber that takes `concurrency` attempts at once sees the
+    /// connections past this number closed after each attempt and opened again for the next.
     pub pool_max_idle_per_host: usize,
     /// The `User-Agent` header. Default `fastapihooks/<version>`.
     pub user_agent: String,
@@ -66,7 +68,7 @@ impl Default for HttpConfig {
             connect_timeout: Duration::from_secs(5),
             timeout: Duration::from_secs(10),
             max_response_bytes: 64 * 1024,
-            pool_max_idle_per_host: 32,
+            pool_max_idle_per_host: 100,
             user_agent: concat!("fastapihooks/", env!("CARGO_PKG_VERSION")).to_owned(),
             https_only: false,
             address_policy: AddressPolicy::default(),

@@ -1,0 +1,76 @@
+//! `fastapihooks-bench`: what a hook costs a route, and how fast deliveries go against the
+//! physical limit of the machine.
+//!
+//! ```sh
+//! cargo run --release -p fastapihooks-bench            # the full run (a few minutes)
+//! cargo run --release -p fastapihooks-bench -- --quick # completion and counts only (< 60 s)
+//! ```
+//!
+//! One binary plays every part. Without a subcommand it is the *conductor*: it starts the other
+//! parts as child processes of itself, pinned with `taskset` (the code under test on core 0, the
+//! load generator and the receiver on core 1), reads the one JSON line each prints, and writes
+//! the markdown table and the JSON report. The parts:
+//!
+//! - `app`: the axum service under test, with the route unhooked or hooked (route cost);
+//! - `emit`: a process that emits events through the hooks (delivery throughput, fan-out);
+//! - `raw-loop`: a plain reqwest keep-alive POST loop, the physical limit;
+//! - `receive`: the fast receiver, verifying signatures and counting deliveries by id;
+//! - `load`: the HTTP/1.1 load generator.
+
+mod backends;
+mod conductor;
+mod proc_stats;
+mod report;
+mod roles;
+mod scenario;
+mod wire;
+
+use clap::{Parser, Subcommand};
+
+/// Benchmarks of fastapihooks (see BENCHMARKS.md).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    part: Option<Part>,
+    #[command(flatten)]
+    run: conductor::RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Part {
+    /// The axum service under test (started by the conductor).
+    #[command(hide = true)]
+    App(roles::app::AppArgs),
+    /// Emits events through the hooks (started by the conductor).
+    #[command(hide = true)]
+    Emit(roles::emitter::EmitArgs),
+    /// The plain reqwest POST loop (started by the conductor).
+    #[command(hide = true)]
+    RawLoop(roles::raw_loop::RawLoopArgs),
+    /// The counting receiver (started by the conductor).
+    #[command(hide = true)]
+    Receive(roles::receiver::ReceiveArgs),
+    /// The load generator (started by the conductor).
+    #[command(hide = true)]
+    Load(roles::load::LoadArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    // Logs only when asked (`RUST_LOG=fastapihooks_core=info`): an installed subscriber costs.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    match cli.part {
+        None => conductor::run(cli.run),
+        Some(Part::App(args)) => roles::app::run(args),
+        Some(Part::Emit(args)) => roles::emitter::run(args),
+        Some(Part::RawLoop(args)) => roles::raw_loop::run(args),
+        Some(Part::Receive(args)) => roles::receiver::run(args),
+        Some(Part::Load(args)) => roles::load::run(args),
+    }
+}

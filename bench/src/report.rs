@@ -1,0 +1,338 @@
+//! The report: the machine, the figures, the targets — as a markdown table and as JSON.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::scenario::{Sizes, delivery, fan_out, route_cost};
+
+/// What the run ran on.
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    /// Cores available to the run.
+    pub nproc: usize,
+    /// `model name` from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// `MemTotal` from /proc/meminfo, in MiB.
+    pub memory_mib: u64,
+    /// /proc/loadavg when the run started.
+    pub load_average_start: String,
+    /// /proc/loadavg when it ended.
+    pub load_average_end: String,
+    /// Whether parts were pinned to cores with `taskset`.
+    pub pinned: bool,
+}
+
+impl Machine {
+    /// Reads /proc (`nproc`: the cores of the machine, counted before any pinning).
+    pub fn probe(nproc: usize, pinned: bool) -> Self {
+        let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        Self {
+            nproc,
+            cpu_model: cpuinfo
+                .lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).trim().to_owned())
+                .unwrap_or_else(|| "unknown".to_owned()),
+            memory_mib: meminfo
+                .lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .map_or(0, |kib| kib / 1024),
+            load_average_start: load_average(),
+            load_average_end: String::new(),
+            pinned,
+        }
+    }
+}
+
+/// The first three fields of /proc/loadavg.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .unwrap_or_default()
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// One target of the issue and whether the run met it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Target {
+    /// What is measured.
+    pub what: String,
+    /// The requirement, as written.
+    pub required: String,
+    /// The figure.
+    pub measured: String,
+    /// Met or not.
+    pub met: bool,
+}
+
+/// Everything one run measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// The machine.
+    pub machine: Machine,
+    /// The sizes used.
+    pub sizes: Sizes,
+    /// `--quick` or the full run.
+    pub quick: bool,
+    /// Route cost rows.
+    pub route_cost: Vec<route_cost::RowResult>,
+    /// Delivery throughput rows.
+    pub delivery: Vec<delivery::RowResult>,
+    /// Fan-out results.
+    pub fan_out: Vec<fan_out::FanOut>,
+    /// The issue's targets.
+    pub targets: Vec<Target>,
+}
+
+impl Report {
+    /// Compares the figures with the issue's targets.
+    pub fn judge(&mut self) {
+        let mut targets = Vec::new();
+        let unhooked = self
+            .route_cost
+            .iter()
+            .find(|r| r.row.backend.is_none())
+            .map(|r| &r.median);
+        for row in self.route_cost.iter().filter(|r| r.row.backend.is_some()) {
+            if let Some(base) = unhooked {
+                // Both must hold: the throughput ratio flatters the hooked route when the
+                // unhooked one did not saturate its core; the CPU ratio is the one at saturation.
+                let ratio = row.median.requests_per_s / base.requests_per_s;
+                let by_cpu = base.server_cpu_us_per_request / row.median.server_cpu_us_per_request;
+                targets.push(Target {
+                    what: format!("hooked/unhooked req/s, {}", row.label),
+                    required: "≥ 0.50".into(),
+                    measured: format!("{ratio:.2} (by CPU {by_cpu:.2})"),
+                    met: ratio >= 0.5 && by_cpu >= 0.5,
+                });
+            }
+            let mib = row.median.server_peak_rss_kib as f64 / 1024.0;
+            targets.push(Target {
+                what: format!("peak RSS of the hooked server, {}", row.label),
+                required: "≤ 25 MiB".into(),
+                measured: format!("{mib:.1} MiB"),
+                met: mib <= 25.0,
+            });
+        }
+        for row in &self.delivery {
+            targets.push(Target {
+                what: format!(
+                    "deliveries/s vs raw reqwest loop, {} subscriber(s), {}",
+                    row.subscribers,
+                    row.backend.name()
+                ),
+                required: "≥ 85 %".into(),
+                measured: format!("{:.0} %", row.ratio * 100.0),
+                met: row.ratio >= 0.85,
+            });
+        }
+        for f in &self.fan_out {
+            targets.push(Target {
+                what: format!("1 event → 1,000 subscribers, cold, {}", f.backend.name()),
+                required: "≤ 1 s".into(),
+                measured: format!("{:.0} ms", f.cold_ms),
+                met: f.cold_ms <= 1000.0,
+            });
+            if let Some(warm) = f.warm_median_ms {
+                targets.push(Target {
+                    what: format!("1 event → 1,000 subscribers, warm, {}", f.backend.name()),
+                    required: "≤ 1 s".into(),
+                    measured: format!("{warm:.0} ms"),
+                    met: warm <= 1000.0,
+                });
+            }
+        }
+        self.targets = targets;
+    }
+
+    /// Counts that must hold whatever the timings: nothing lost, nothing failed.
+    pub fn count_failures(&self) -> Vec<String> {
+        let mut failures = Vec::new();
+        for row in &self.route_cost {
+            for run in &row.runs {
+                if run.failed > 0 {
+                    failures.push(format!(
+                        "route cost, {}: {} failed requests",
+                        row.label, run.failed
+                    ));
+                }
+                if !run.deliveries.exact() {
+                    failures.push(format!(
+                        "route cost, {}: deliveries {:?}",
+                        row.label, run.deliveries
+                    ));
+                }
+            }
+        }
+        for row in &self.delivery {
+            for (side, runs) in [("ours", &row.ours_runs), ("raw loop", &row.raw_runs)] {
+                for run in runs {
+                    if !run.accounting.exact() || run.refused_or_abandoned > 0 {
+                        failures.push(format!(
+                            "delivery, {} subscribers, {side}: {:?}, refused or abandoned {}",
+                            row.subscribers, run.accounting, run.refused_or_abandoned
+                        ));
+                    }
+                }
+            }
+        }
+        for f in &self.fan_out {
+            if !f.accounting.exact() {
+                failures.push(format!("fan-out: {:?}", f.accounting));
+            }
+        }
+        failures
+    }
+
+    /// The markdown tables.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let m = &self.machine;
+        let _ = writeln!(
+            md,
+            "Machine: {} × {}, {} MiB; load average {} at start, {} at end; {}; {} run{} per figure (median){}.\n",
+            m.nproc,
+            m.cpu_model,
+            m.memory_mib,
+            m.load_average_start,
+            m.load_average_end,
+            if m.pinned {
+                "service on core 0, load generator and receiver on core 1"
+            } else {
+                "NOT pinned"
+            },
+            self.sizes.repeat,
+            if self.sizes.repeat == 1 { "" } else { "s" },
+            if self.quick {
+                " — QUICK MODE: counts only, the timings mean nothing"
+            } else {
+                ""
+            },
+        );
+        if !self.route_cost.is_empty() {
+            self.route_cost_table(&mut md);
+        }
+        if !self.delivery.is_empty() {
+            self.delivery_table(&mut md);
+        }
+        if !self.fan_out.is_empty() {
+            md.push_str("\n### 1 event → 1,000 subscribers\n\n");
+            md.push_str("| backend | all delivered, cold | all delivered, warm (median) | per event (ms) | lost |\n|---|--:|--:|---|--:|\n");
+            for f in &self.fan_out {
+                let _ = writeln!(
+                    md,
+                    "| {} | {:.0} ms | {} | {} | {} |",
+                    f.backend.name(),
+                    f.cold_ms,
+                    f.warm_median_ms
+                        .map_or("–".to_owned(), |w| format!("{w:.0} ms")),
+                    f.all_delivered_ms
+                        .iter()
+                        .map(|v| format!("{v:.0}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    f.accounting.lost
+                );
+            }
+        }
+        if !self.targets.is_empty() {
+            md.push_str("\n### Targets\n\n| target | required | measured | |\n|---|---|--:|---|\n");
+            for t in &self.targets {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} |",
+                    t.what,
+                    t.required,
+                    t.measured,
+                    if t.met { "met" } else { "**missed**" }
+                );
+            }
+        }
+        md
+    }
+
+    fn route_cost_table(&self, md: &mut String) {
+        let base = self
+            .route_cost
+            .iter()
+            .find(|r| r.row.backend.is_none())
+            .map(|r| r.median.requests_per_s);
+        md.push_str("### Route cost (POST /orders, service on 1 core)\n\n");
+        let base_cpu = self
+            .route_cost
+            .iter()
+            .find(|r| r.row.backend.is_none())
+            .map(|r| r.median.server_cpu_us_per_request);
+        md.push_str("| route | req/s (min–max) | × unhooked | p50 | p99 | service CPU/request | × unhooked by CPU | service peak RSS | deliveries (lost) | drain after load | load core busy |\n");
+        md.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+        for r in &self.route_cost {
+            let run = &r.median;
+            let _ = writeln!(
+                md,
+                "| {} | {:.0} ({}) | {} | {} µs | {} µs | {:.1} µs | {} | {:.1} MiB | {} ({}) | {:.1} s | {:.0} % |",
+                r.label,
+                run.requests_per_s,
+                spread(r.runs.iter().map(|x| x.requests_per_s)),
+                base.map_or("–".to_owned(), |b| format!(
+                    "{:.2}",
+                    run.requests_per_s / b
+                )),
+                run.p50_us,
+                run.p99_us,
+                run.server_cpu_us_per_request,
+                base_cpu.map_or("–".to_owned(), |b| format!(
+                    "{:.2}",
+                    b / run.server_cpu_us_per_request
+                )),
+                run.server_peak_rss_kib as f64 / 1024.0,
+                run.deliveries.delivered,
+                run.deliveries.lost,
+                run.drain_secs,
+                run.load_core_busy * 100.0,
+            );
+        }
+    }
+
+    fn delivery_table(&self, md: &mut String) {
+        md.push_str("\n### Delivery throughput (emit → verified at the receiver)\n\n");
+        md.push_str("| backend | subscribers × events | ours deliveries/s | raw reqwest loop /s | ours / raw (each round) | ours CPU/delivery | raw CPU/request | ours peak RSS | latency p50 / p99 | delivered (lost) |\n");
+        md.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+        for r in &self.delivery {
+            let _ = writeln!(
+                md,
+                "| {} | {} × {} | {:.0} | {:.0} | {:.0} % ({}) | {:.1} µs | {:.1} µs | {:.1} MiB | {:.0} / {:.0} ms | {} ({}) |",
+                r.backend.name(),
+                r.subscribers,
+                r.events,
+                r.ours.deliveries_per_s,
+                r.raw.deliveries_per_s,
+                r.ratio * 100.0,
+                r.round_ratios
+                    .iter()
+                    .map(|x| format!("{:.0}", x * 100.0))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                r.ours.cpu_us_per_delivery,
+                r.raw.cpu_us_per_delivery,
+                r.ours.peak_rss_kib as f64 / 1024.0,
+                r.ours.accounting.latency_p50_ms,
+                r.ours.accounting.latency_p99_ms,
+                r.ours.accounting.delivered,
+                r.ours.accounting.lost,
+            );
+        }
+    }
+}
+
+/// `min–max` of the runs' figures.
+fn spread(values: impl Iterator<Item = f64>) -> String {
+    let (min, max) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    format!("{min:.0}–{max:.0}")
+}
