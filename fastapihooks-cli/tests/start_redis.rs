@@ -150,6 +150,10 @@ async fn a_sidecar_killed_mid_delivery_loses_nothing_and_repeats_at_most_what_wa
         receiver.max_in_flight(),
         stdout.trim()
     );
+    assert!(
+        at_kill < expected.len(),
+        "the kill came after the work was done"
+    );
     assert!(all && t.lost == 0, "lost {} deliveries", t.lost);
     assert!(drained, "the queue still holds tasks");
     assert_eq!(t.unexpected, 0);

@@ -14,7 +14,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use fastapihooks_core::{
-    HttpConfig, RetryPolicy, Secret, SqlStore, SqlStoreOptions, WorkerConfig, WorkerReport,
+    HttpConfig, RetryPolicy, Secret, SqlBackend, SqlOutboxConfig, SqlStore, SqlStoreOptions,
+    WorkerConfig, WorkerReport,
 };
 
 use super::database::redacted;
@@ -95,7 +96,14 @@ pub struct StartArgs {
         env = "FASTAPIHOOKS_REDIS_KEY_PREFIX"
     )]
     pub key_prefix: String,
-    /// Store connections in the pool.
+    /// SQL outbox only: how often an empty outbox is looked at again.
+    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = duration, env = "FASTAPIHOOKS_POLL_INTERVAL")]
+    pub poll_interval: Duration,
+    /// PostgreSQL only: the schema the tables live in (its `search_path`), for the queue and the
+    /// store alike.
+    #[arg(long, value_name = "SCHEMA", env = "FASTAPIHOOKS_POSTGRES_SCHEMA")]
+    pub postgres_schema: Option<String>,
+    /// Database connections in each pool (the store's, and the outbox's when it is elsewhere).
     #[arg(
         long,
         value_name = "N",
@@ -148,20 +156,26 @@ impl StartArgs {
         })
     }
 
-    async fn connect_store(&self, url: &str) -> anyhow::Result<SqlStore> {
-        let store = SqlStoreOptions::new(url)
+    /// Connects to the SQL database at `url` (named by `flag` in messages), applying pending
+    /// migrations with `--migrate` and otherwise insisting that there are none.
+    async fn connect_sql(&self, flag: &str, url: &str) -> anyhow::Result<SqlStore> {
+        let mut options = SqlStoreOptions::new(url)
             .max_connections(self.store_connections)
-            .run_migrations(false)
+            .run_migrations(false);
+        if let Some(schema) = &self.postgres_schema {
+            options = options.postgres_schema(schema);
+        }
+        let store = options
             .connect()
             .await
-            .with_context(|| format!("--store {}: cannot connect", redacted(url)))?;
+            .with_context(|| format!("{flag} {}: cannot connect", redacted(url)))?;
         if self.migrate {
             store.migrate().await?;
         }
         let pending = store.pending_migrations().await?;
         if !pending.is_empty() {
             anyhow::bail!(
-                "--store {}: {} migration(s) not applied yet; run `fastapihooks migrate` or pass --migrate",
+                "{flag} {}: {} migration(s) not applied yet; run `fastapihooks migrate` or pass --migrate",
                 redacted(url),
                 pending.len()
             );
@@ -181,6 +195,9 @@ pub async fn run(args: StartArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         .unwrap_or_default();
     let report = match scheme.as_str() {
         "redis" | "rediss" => run_redis(&args, config).await?,
+        "postgres" | "postgresql" | "mysql" | "mariadb" | "sqlite" => {
+            run_outbox(&args, config).await?
+        }
         _ => anyhow::bail!(
             "--queue {}: unsupported scheme {scheme:?}; expected redis://, rediss://, postgres://, mysql:// or sqlite://",
             redacted(&args.queue)
@@ -196,7 +213,7 @@ async fn run_redis(args: &StartArgs, config: SidecarConfig) -> anyhow::Result<Wo
     let Some(store_url) = &args.store else {
         anyhow::bail!("--store is required with a Redis queue: the SQL database of the store");
     };
-    let store = args.connect_store(store_url).await?;
+    let store = args.connect_sql("--store", store_url).await?;
     let queue = RedisBackend::connect(
         RedisConfig::new(&args.queue)
             .key_prefix(&args.key_prefix)
@@ -211,6 +228,24 @@ async fn run_redis(args: &StartArgs, config: SidecarConfig) -> anyhow::Result<Wo
 #[cfg(not(feature = "redis"))]
 async fn run_redis(_: &StartArgs, _: SidecarConfig) -> anyhow::Result<WorkerReport> {
     anyhow::bail!("this build of fastapihooks has no Redis support (cargo feature `redis`)")
+}
+
+/// Drains the SQL outbox; the store is the same database unless `--store` says otherwise.
+async fn run_outbox(args: &StartArgs, config: SidecarConfig) -> anyhow::Result<WorkerReport> {
+    let outbox_config = SqlOutboxConfig {
+        visibility_timeout: args.visibility_timeout,
+        poll_interval: args.poll_interval,
+        block: SqlOutboxConfig::default().block.max(args.poll_interval),
+    };
+    outbox_config.validate()?;
+    let queue_db = args.connect_sql("--queue", &args.queue).await?;
+    let store = match &args.store {
+        Some(url) if url != &args.queue => args.connect_sql("--store", url).await?,
+        _ => queue_db.clone(),
+    };
+    let queue = SqlBackend::with_config(queue_db.connection().clone(), outbox_config);
+    tracing::info!(queue = %redacted(&args.queue), "draining the SQL outbox");
+    run_sidecar(Arc::new(queue), Arc::new(store), config).await
 }
 
 /// One line for the operator and for scripts.

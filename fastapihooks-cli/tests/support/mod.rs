@@ -265,6 +265,18 @@ pub async fn eventually(within: Duration, mut done: impl FnMut() -> bool) -> boo
     done()
 }
 
+/// Like [`eventually`], for conditions that need I/O to check.
+pub async fn eventually_async(within: Duration, mut done: impl AsyncFnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < within {
+        if done().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    done().await
+}
+
 /// What the receiver got against what was expected.
 #[derive(Debug)]
 pub struct Tally {
