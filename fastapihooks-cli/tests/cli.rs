@@ -276,7 +276,9 @@ fn start_with_redis_and_no_store_says_the_store_is_required() {
         .args(["start", "--queue", "redis://127.0.0.1:1"])
         .assert()
         .failure()
-        .stderr(predicate::str::contains("--store is required with a Redis queue"));
+        .stderr(predicate::str::contains(
+            "--store is required with a Redis queue",
+        ));
 }
 
 #[test]

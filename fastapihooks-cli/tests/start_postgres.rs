@@ -278,3 +278,30 @@ async fn a_receiver_down_for_a_while_gets_everything_once_it_is_up() {
     assert_eq!(reported(&stdout, "dead-lettered"), 0, "{stdout}");
     assert!(clean_exit);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_leasing_and_drains_the_deliveries_in_flight() {
+    let Some(url) = postgres_url("postgres sigterm").await else {
+        return;
+    };
+    let receiver = Receiver::start(Duration::from_millis(700)).await;
+    let setup = Setup::new(url, &[receiver.url("slow")]).await;
+    setup.publish(&events(40)).await;
+    let sidecar = Sidecar::start(&setup.args(&["--concurrency", "4", "--drain-deadline", "20s"]));
+
+    assert!(eventually(WAIT, || receiver.in_flight() >= 2).await);
+    sidecar.terminate();
+    let (clean_exit, stdout) = sidecar.exit(Duration::from_secs(20)).await;
+
+    assert!(clean_exit, "{stdout}");
+    assert_eq!(reported(&stdout, "abandoned"), 0, "{stdout}");
+    assert_eq!(
+        receiver.answered(),
+        receiver.received(),
+        "every request sent before the stop was answered before the sidecar exited"
+    );
+    assert_eq!(reported(&stdout, "delivered"), receiver.answered() as u64);
+    // Nothing is left leased: what the sidecar took it settled; the rest waits for the next one.
+    assert_eq!(setup.leased().await, 0);
+    assert!(setup.outbox.depth().await.unwrap() > 0);
+}

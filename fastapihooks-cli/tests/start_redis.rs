@@ -237,3 +237,39 @@ async fn sigterm_stops_leasing_and_drains_the_deliveries_in_flight() {
     // What was not leased is still queued for the next sidecar.
     assert!(setup.publisher.depth().await.unwrap() > 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_carries_on_after_redis_loses_the_queue_keys() {
+    let Some(redis) = redis_url("redis data loss").await else {
+        return;
+    };
+    let receiver = Receiver::start(Duration::ZERO).await;
+    let setup = Setup::new(redis, &[receiver.url("a")]).await;
+    let sidecar = Sidecar::start(&setup.args(&["--concurrency", "8"]));
+    let before = events(20);
+    setup.publish(&before).await;
+    assert!(eventually(WAIT, || receiver.distinct() >= 20).await);
+
+    // What a Redis restart without persistence looks like to this queue (its keys only).
+    let client = redis::Client::open(setup.redis.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let keys = RedisConfig::new(&setup.redis)
+        .key_prefix(&setup.prefix)
+        .keys();
+    redis::cmd("DEL")
+        .arg(&keys)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let after = events(20);
+    setup.publish(&after).await;
+    let carried_on = eventually(WAIT, || receiver.distinct() >= 40).await;
+    sidecar.terminate();
+    let (clean_exit, _) = sidecar.exit(Duration::from_secs(20)).await;
+
+    let all: Vec<Event> = before.into_iter().chain(after).collect();
+    let t = tally(&receiver, &expected_pairs(&all, &setup.subscriptions));
+    assert!(carried_on && t.lost == 0, "lost {} of 40", t.lost);
+    assert_eq!(t.extra_requests, 0);
+    assert!(clean_exit);
+}
