@@ -132,14 +132,17 @@ async fn sidecar_example_delivers_committed_orders_and_nothing_for_refused_ones(
     assert_eq!(order("B2").await.unwrap().status(), 201);
 
     // The sidecar, in-process through the library entry point, on the same database.
-    let outbox = std::sync::Arc::new(SqlBackend::with_config(
-        store.connection().clone(),
-        fastapihooks::SqlOutboxConfig {
-            visibility_timeout: Duration::from_secs(3),
-            poll_interval: Duration::from_millis(50),
-            block: Duration::from_millis(200),
-        },
-    ));
+    let outbox = std::sync::Arc::new(
+        SqlBackend::with_config(
+            store.connection().clone(),
+            fastapihooks::SqlOutboxConfig {
+                visibility_timeout: Duration::from_secs(3),
+                poll_interval: Duration::from_millis(50),
+                block: Duration::from_millis(200),
+            },
+        )
+        .unwrap(),
+    );
     let mut http = HttpConfig::default().allow_loopback();
     http.timeout = Duration::from_secs(1);
     http.connect_timeout = Duration::from_millis(500);

@@ -48,6 +48,9 @@ impl SidecarConfig {
 /// Drains `queue` until SIGTERM or SIGINT (Ctrl-C), then stops leasing and finishes in-flight
 /// deliveries within the drain deadline. Returns what the worker did.
 ///
+/// A second signal while draining exits the process at once (status 130): what was in flight
+/// is abandoned, and comes back to a sidecar when its lease expires.
+///
 /// Fails before delivering anything when the configuration is inconsistent (e.g. a visibility
 /// timeout that does not exceed the HTTP timeout) or the signal handlers cannot be installed.
 pub async fn run_sidecar<Q: Queue>(
@@ -86,7 +89,7 @@ pub async fn run_sidecar_until<Q: Queue>(
     Ok(worker.run(shutdown).await)
 }
 
-/// Cancels `shutdown` on the first SIGTERM or SIGINT.
+/// Cancels `shutdown` on the first SIGTERM or SIGINT; exits on the second.
 fn shutdown_on_signal(shutdown: CancellationToken) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     #[cfg(unix)]
     {
@@ -103,6 +106,15 @@ fn shutdown_on_signal(shutdown: CancellationToken) -> anyhow::Result<tokio::task
                 "stopping: no new leases, draining in-flight deliveries"
             );
             shutdown.cancel();
+            let name = tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            };
+            tracing::warn!(
+                signal = name,
+                "second signal: exiting without finishing the drain; in-flight deliveries come back when their leases expire"
+            );
+            std::process::exit(130);
         }))
     }
     #[cfg(not(unix))]

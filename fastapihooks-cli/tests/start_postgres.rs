@@ -73,27 +73,30 @@ impl Setup {
         }
     }
 
+    /// `fastapihooks start` arguments for this test's queue and store, then `extra`; a flag in
+    /// `extra` replaces its default here.
     fn args(&self, extra: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = [
             "--queue",
             &self.url,
             "--postgres-schema",
             &self.schema,
-            "--signing-secret",
-            "test-secret",
             "--allow-loopback",
-            "--http-timeout",
-            "1s",
-            "--visibility-timeout",
-            "3s",
-            "--poll-interval",
-            "50ms",
-            "--retry-schedule",
-            "200ms,400ms,800ms,1s,1s,1s,1s,1s,1s,1s",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        for (flag, value) in [
+            ("--signing-secret", "test-secret"),
+            ("--http-timeout", "1s"),
+            ("--visibility-timeout", "3s"),
+            ("--retry-schedule", "200ms,400ms,800ms,1s,1s,1s,1s,1s,1s,1s"),
+            ("--poll-interval", "50ms"),
+        ] {
+            if !extra.contains(&flag) {
+                args.extend([flag.to_owned(), value.to_owned()]);
+            }
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         args
     }

@@ -51,7 +51,8 @@ impl Setup {
         }
     }
 
-    /// `fastapihooks start` arguments for this queue and store, then `extra`.
+    /// `fastapihooks start` arguments for this test's queue and store, then `extra`; a flag in
+    /// `extra` replaces its default here.
     fn args(&self, extra: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = [
             "--queue",
@@ -60,19 +61,21 @@ impl Setup {
             &self.prefix,
             "--store",
             &self.store_url,
-            "--signing-secret",
-            "test-secret",
             "--allow-loopback",
-            "--http-timeout",
-            "1s",
-            "--visibility-timeout",
-            "3s",
-            "--retry-schedule",
-            "200ms,400ms,800ms,1s,1s,1s,1s,1s,1s,1s",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
+        for (flag, value) in [
+            ("--signing-secret", "test-secret"),
+            ("--http-timeout", "1s"),
+            ("--visibility-timeout", "3s"),
+            ("--retry-schedule", "200ms,400ms,800ms,1s,1s,1s,1s,1s,1s,1s"),
+        ] {
+            if !extra.contains(&flag) {
+                args.extend([flag.to_owned(), value.to_owned()]);
+            }
+        }
         args.extend(extra.iter().map(|s| s.to_string()));
         args
     }
@@ -272,4 +275,33 @@ async fn a_sidecar_carries_on_after_redis_loses_the_queue_keys() {
     assert!(carried_on && t.lost == 0, "lost {} of 40", t.lost);
     assert_eq!(t.extra_requests, 0);
     assert!(clean_exit);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_exits_without_waiting_for_the_drain() {
+    let Some(redis) = redis_url("redis second sigterm").await else {
+        return;
+    };
+    // Deliveries that outlast the test: only a forced exit ends the sidecar in time.
+    let receiver = Receiver::start(Duration::from_secs(60)).await;
+    let setup = Setup::new(redis, &[receiver.url("stuck")]).await;
+    setup.publish(&events(4)).await;
+    let sidecar = Sidecar::start(&setup.args(&[
+        "--http-timeout",
+        "50s",
+        "--visibility-timeout",
+        "55s",
+        "--drain-deadline",
+        "40s",
+    ]));
+    assert!(eventually(WAIT, || receiver.in_flight() >= 1).await);
+    sidecar.terminate();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sidecar.terminate();
+    let (status, stdout) = sidecar.exit_status(Duration::from_secs(20)).await;
+    assert_eq!(status.code(), Some(130), "{status:?} {stdout}");
+    assert!(
+        !stdout.contains("stopped:"),
+        "it did not wait to report: {stdout}"
+    );
 }

@@ -29,6 +29,7 @@ fn outbox(store: &SqlStore) -> SqlBackend {
             block: Duration::from_millis(200),
         },
     )
+    .unwrap()
 }
 
 fn event(n: usize) -> Event {

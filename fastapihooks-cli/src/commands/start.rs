@@ -237,13 +237,12 @@ async fn run_outbox(args: &StartArgs, config: SidecarConfig) -> anyhow::Result<W
         poll_interval: args.poll_interval,
         block: SqlOutboxConfig::default().block.max(args.poll_interval),
     };
-    outbox_config.validate()?;
     let queue_db = args.connect_sql("--queue", &args.queue).await?;
     let store = match &args.store {
         Some(url) if url != &args.queue => args.connect_sql("--store", url).await?,
         _ => queue_db.clone(),
     };
-    let queue = SqlBackend::with_config(queue_db.connection().clone(), outbox_config);
+    let queue = SqlBackend::with_config(queue_db.connection().clone(), outbox_config)?;
     tracing::info!(queue = %redacted(&args.queue), "draining the SQL outbox");
     run_sidecar(Arc::new(queue), Arc::new(store), config).await
 }

@@ -88,7 +88,10 @@ impl Sidecar {
         let child = Command::new(env!("CARGO_BIN_EXE_fastapihooks"))
             .arg("start")
             .args(args)
-            .env("FASTAPIHOOKS_LOG_LEVEL", "warn")
+            .env(
+                "FASTAPIHOOKS_LOG_LEVEL",
+                std::env::var("TEST_SIDECAR_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -115,7 +118,13 @@ impl Sidecar {
 
     /// Waits up to `within` for the process to exit; returns whether it succeeded and what it
     /// printed on stdout. Panics (after killing it) if it is still running.
-    pub async fn exit(mut self, within: Duration) -> (bool, String) {
+    pub async fn exit(self, within: Duration) -> (bool, String) {
+        let (status, stdout) = self.exit_status(within).await;
+        (status.success(), stdout)
+    }
+
+    /// Like [`exit`](Self::exit), with the exit status itself.
+    pub async fn exit_status(mut self, within: Duration) -> (std::process::ExitStatus, String) {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -124,7 +133,7 @@ impl Sidecar {
                     use std::io::Read;
                     out.read_to_string(&mut stdout).unwrap();
                 }
-                return (status.success(), stdout);
+                return (status, stdout);
             }
             if start.elapsed() > within {
                 self.kill();
@@ -238,8 +247,19 @@ impl Receiver {
     }
 }
 
+/// Counts a request out of flight when its handler ends — answered, or dropped because the
+/// sender went away (a killed sidecar).
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn receive(State(r): State<Receiver>, headers: HeaderMap) -> StatusCode {
     let now = r.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let _in_flight = InFlight(r.in_flight.clone());
     r.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let id = headers
         .get("x-fastapihooks-id")
@@ -248,7 +268,6 @@ async fn receive(State(r): State<Receiver>, headers: HeaderMap) -> StatusCode {
         .to_owned();
     *r.arrivals.lock().unwrap().entry(id).or_default() += 1;
     tokio::time::sleep(r.delay).await;
-    r.in_flight.fetch_sub(1, Ordering::SeqCst);
     r.answered.fetch_add(1, Ordering::SeqCst);
     StatusCode::OK
 }

@@ -79,18 +79,21 @@ impl SqlBackend {
     /// An outbox on `db` with the default [`SqlOutboxConfig`]. The table must exist: run the
     /// store's migrations (e.g. through [`SqlStore::migrate`]) first.
     pub fn new(db: DatabaseConnection) -> Self {
-        Self::with_config(db, SqlOutboxConfig::default())
-    }
-
-    /// An outbox on `db` leasing as `config` says. Validate `config` first
-    /// ([`SqlOutboxConfig::validate`]); [`Queue::lease`] refuses an invalid one.
-    pub fn with_config(db: DatabaseConnection, config: SqlOutboxConfig) -> Self {
         Self {
             backend: db.get_database_backend(),
             db,
-            config,
+            config: SqlOutboxConfig::default(),
             closed: AtomicBool::new(false),
         }
+    }
+
+    /// An outbox on `db` leasing as `config` says; fails if `config` does not validate.
+    pub fn with_config(db: DatabaseConnection, config: SqlOutboxConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Self {
+            config,
+            ..Self::new(db)
+        })
     }
 
     /// The outbox in the store's database, sharing its connection pool.
@@ -103,7 +106,7 @@ impl SqlBackend {
     pub async fn connect(url: &str, config: SqlOutboxConfig) -> Result<Self> {
         config.validate()?;
         let store = SqlStoreOptions::new(url).connect().await?;
-        Ok(Self::with_config(store.connection().clone(), config))
+        Self::with_config(store.connection().clone(), config)
     }
 
     /// The configuration in use.
@@ -267,7 +270,6 @@ impl Backend for SqlBackend {
 #[async_trait]
 impl Queue for SqlBackend {
     async fn lease(&self, max: usize) -> Result<Vec<Leased>> {
-        self.config.validate()?;
         let max = max.max(1);
         let started = Instant::now();
         loop {
