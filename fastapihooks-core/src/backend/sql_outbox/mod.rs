@@ -22,13 +22,15 @@
 
 mod config;
 mod statements;
+mod transient;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, QueryResult, TransactionTrait, Value,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, IsolationLevel, QueryResult,
+    TransactionTrait, Value,
 };
 
 pub use config::SqlOutboxConfig;
@@ -39,6 +41,7 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::store::{SqlStore, SqlStoreOptions};
 use statements::statement;
+use transient::{is_conflict, retry_conflicts};
 
 /// Rows per multi-row insert: far below every database's bound on bound parameters.
 const INSERT_BATCH: usize = 500;
@@ -176,7 +179,13 @@ impl SqlBackend {
         let limit = i64::try_from(max).unwrap_or(i64::MAX);
         let rows = match self.backend {
             DbBackend::MySql => {
-                let txn = self.db.begin().await.map_err(db(what))?;
+                // Read committed: no gap locks, so concurrent leases skip each other's rows
+                // instead of deadlocking on the index range.
+                let txn = self
+                    .db
+                    .begin_with_config(Some(IsolationLevel::ReadCommitted), None)
+                    .await
+                    .map_err(db(what))?;
                 let due = txn
                     .query_all_raw(statement(
                         self.backend,
@@ -244,11 +253,14 @@ impl SqlBackend {
         let (id, token) = split(receipt)?;
         values.push(id.into());
         values.push(token.into());
-        let done = self
-            .db
-            .execute_raw(statement(self.backend, sql, values))
-            .await
-            .map_err(db("outbox.settle"))?;
+        let settle = statement(self.backend, sql, values);
+        let done = retry_conflicts(|| async {
+            self.db
+                .execute_raw(settle.clone())
+                .await
+                .map_err(db("outbox.settle"))
+        })
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 }
@@ -273,7 +285,15 @@ impl Queue for SqlBackend {
         let max = max.max(1);
         let started = Instant::now();
         loop {
-            let leased = self.lease_once(max).await?;
+            let leased = match self.lease_once(max).await {
+                Ok(leased) => leased,
+                // Rolled back whole: nothing was leased; look again.
+                Err(e) if is_conflict(&e) => {
+                    tracing::debug!(error = %e, "lease conflicted with another sidecar's");
+                    Vec::new()
+                }
+                Err(e) => return Err(e),
+            };
             if !leased.is_empty()
                 || started.elapsed() + self.config.poll_interval > self.config.block
             {
@@ -284,6 +304,29 @@ impl Queue for SqlBackend {
     }
 
     async fn replace(&self, receipt: &Receipt, next: &[Task]) -> Result<bool> {
+        retry_conflicts(|| self.replace_once(receipt, next)).await
+    }
+
+    async fn retry_in(&self, receipt: &Receipt, task: &Task, delay: Duration) -> Result<bool> {
+        let values = vec![serde_json::to_string(task)?.into(), micros(delay).into()];
+        self.settle_row(receipt, &statements::retry(self.backend), values)
+            .await
+    }
+
+    async fn dead_letter(&self, receipt: &Receipt, task: &Task, reason: &str) -> Result<bool> {
+        let values = vec![serde_json::to_string(task)?.into(), reason.into()];
+        self.settle_row(receipt, &statements::dead(self.backend), values)
+            .await
+    }
+
+    fn visibility_timeout(&self) -> Duration {
+        self.config.visibility_timeout
+    }
+}
+
+impl SqlBackend {
+    /// Deletes the leased row and inserts `next`, in one transaction, if the lease is held.
+    async fn replace_once(&self, receipt: &Receipt, next: &[Task]) -> Result<bool> {
         let what = "outbox.settle";
         let (id, token) = split(receipt)?;
         let txn = self.db.begin().await.map_err(db(what))?;
@@ -302,22 +345,6 @@ impl Queue for SqlBackend {
         insert_tasks(&txn, next, what).await?;
         txn.commit().await.map_err(db(what))?;
         Ok(true)
-    }
-
-    async fn retry_in(&self, receipt: &Receipt, task: &Task, delay: Duration) -> Result<bool> {
-        let values = vec![serde_json::to_string(task)?.into(), micros(delay).into()];
-        self.settle_row(receipt, &statements::retry(self.backend), values)
-            .await
-    }
-
-    async fn dead_letter(&self, receipt: &Receipt, task: &Task, reason: &str) -> Result<bool> {
-        let values = vec![serde_json::to_string(task)?.into(), reason.into()];
-        self.settle_row(receipt, &statements::dead(self.backend), values)
-            .await
-    }
-
-    fn visibility_timeout(&self) -> Duration {
-        self.config.visibility_timeout
     }
 }
 
