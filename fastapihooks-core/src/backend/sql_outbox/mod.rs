@@ -8,8 +8,9 @@
 //!   [`Migrator`](crate::store::sql::Migrator)): a lease is a token written on the row and a due
 //!   time pushed past the visibility timeout. A crashed sidecar's rows become due again when it
 //!   passes, and the next lease overwrites the token, so the crashed one can no longer settle them.
-//! - PostgreSQL and MySQL/MariaDB pick rows `FOR UPDATE SKIP LOCKED`: any number of sidecars
-//!   share the work without waiting for each other or taking the same row.
+//! - PostgreSQL and MySQL/MariaDB pick rows `FOR UPDATE SKIP LOCKED` (MySQL 8.0+, MariaDB
+//!   10.6+): any number of sidecars share the work without waiting for each other or taking the
+//!   same row. A deadlock or serialization failure between them is retried.
 //! - SQLite runs one writer at a time: leasing stays correct, but run **one sidecar** — several
 //!   would queue on the database lock rather than add throughput.
 //! - Every settling step is one transaction, fenced by the lease token. Fan-out deletes the
@@ -18,7 +19,10 @@
 //!   due and when a lease expires.
 //!
 //! An empty outbox is polled (every [`SqlOutboxConfig::poll_interval`]); a busy one is leased
-//! back to back.
+//! back to back. Dead letters stay in the table (`dead = TRUE`, with their reason) beside the
+//! store's history; delete old ones with SQL of your own when you no longer need them.
+//! `publish_in` does not check the payload size: [`Emitter`](crate::Emitter) does, for events
+//! published through it.
 
 mod config;
 mod statements;
