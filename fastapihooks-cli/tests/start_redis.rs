@@ -85,6 +85,28 @@ impl Setup {
             self.publisher.publish_many(chunk).await.unwrap();
         }
     }
+
+    /// Tasks currently leased: pending entries of the consumer group.
+    async fn leased(&self) -> u64 {
+        let client = redis::Client::open(self.redis.as_str()).unwrap();
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let tasks = RedisConfig::new(&self.redis)
+            .key_prefix(&self.prefix)
+            .tasks_key();
+        let summary: redis::Value = redis::cmd("XPENDING")
+            .arg(tasks)
+            .arg("fastapihooks")
+            .query_async(&mut conn)
+            .await
+            .unwrap_or(redis::Value::Nil);
+        match summary {
+            redis::Value::Array(items) => match items.first() {
+                Some(redis::Value::Int(n)) => *n as u64,
+                _ => 0,
+            },
+            _ => 0, // the group does not exist yet
+        }
+    }
 }
 
 impl Drop for Setup {
@@ -115,8 +137,13 @@ async fn a_sidecar_killed_mid_delivery_loses_nothing_and_repeats_at_most_what_wa
 
     let started = Instant::now();
     let mut first = Sidecar::start(&args);
+    let mut most_leased = 0;
+    while receiver.distinct() < expected.len() / 4 && started.elapsed() < WAIT {
+        most_leased = most_leased.max(setup.leased().await);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(
-        eventually(WAIT, || receiver.distinct() >= expected.len() / 4).await,
+        receiver.distinct() >= expected.len() / 4,
         "the first sidecar delivered only {} of {}",
         receiver.distinct(),
         expected.len()
@@ -142,7 +169,7 @@ async fn a_sidecar_killed_mid_delivery_loses_nothing_and_repeats_at_most_what_wa
 
     let t = tally(&receiver, &expected);
     eprintln!(
-        "REDIS CRASH: {} events, {} (event, subscription) pairs expected, {} received before the SIGKILL at {killed_after:?}, lost {}, duplicated ids {} ({} extra requests), unexpected {}, drained {drain_time:?} after the restart; max in flight {} (concurrency {concurrency}); second sidecar: {}",
+        "REDIS CRASH: {} events, {} (event, subscription) pairs expected, {} received before the SIGKILL at {killed_after:?}, lost {}, duplicated ids {} ({} extra requests), unexpected {}, drained {drain_time:?} after the restart; max in flight {}, most tasks leased at once {most_leased} (concurrency {concurrency}); second sidecar: {}",
         events.len(),
         t.expected,
         at_kill,
@@ -169,6 +196,10 @@ async fn a_sidecar_killed_mid_delivery_loses_nothing_and_repeats_at_most_what_wa
         receiver.max_in_flight() <= concurrency,
         "{} requests in flight at once, above --concurrency {concurrency}",
         receiver.max_in_flight()
+    );
+    assert!(
+        most_leased <= concurrency as u64,
+        "{most_leased} tasks leased at once, above --concurrency {concurrency}: permits must be taken before leasing"
     );
     assert!(clean_exit, "the restarted sidecar exited with an error");
 }
