@@ -1,15 +1,19 @@
 //! # fastapihooks-cli
 //!
-//! The `fastapihooks` command: `migrate` the SQL store's schema, and manage `subscriptions`
-//! (`add`, `list`, `show`, `update`, `remove`) in it. Every command takes `--database URL`, or
-//! reads it from `FASTAPIHOOKS_DATABASE_URL`; listing commands print a table, or JSON with
-//! `--json` for scripts.
+//! The `fastapihooks` command: `start` the sidecar that drains a durable queue (Redis, or the SQL
+//! outbox), `migrate` the SQL store's schema, and manage `subscriptions` (`add`, `list`, `show`,
+//! `update`, `remove`) in it. The store commands take `--database URL`, or read it from
+//! `FASTAPIHOOKS_DATABASE_URL`; listing commands print a table, or JSON with `--json` for
+//! scripts.
 //!
 //! ```text
 //! fastapihooks migrate --database sqlite://fastapihooks.db?mode=rwc
 //! fastapihooks subscriptions add --event 'order.*' --url https://example.com/hooks --generate-secret
 //! fastapihooks subscriptions list --json
+//! fastapihooks start --queue redis://127.0.0.1:6379 --store postgres://app@db/app
 //! ```
+//!
+//! [`sidecar::run_sidecar`] is the same sidecar for a `Queue` or `Store` of one's own.
 //!
 //! Each command is one file under `commands/`: a clap `Args` struct and its `run`. A new command
 //! is a new file, a variant of [`Command`] and one arm in [`run`].
@@ -17,6 +21,7 @@
 
 pub mod commands;
 pub mod output;
+pub mod sidecar;
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -29,7 +34,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "fastapihooks",
     version,
-    about = "Signed, retried, logged outbound webhooks: manage the store."
+    about = "Signed, retried, logged outbound webhooks: run the sidecar, manage the store."
 )]
 pub struct Cli {
     /// What to do.
@@ -44,6 +49,9 @@ pub struct Cli {
     reason = "parsed once per process; boxing would only obscure the clap definitions"
 )]
 pub enum Command {
+    /// Run the sidecar: drain a durable queue (Redis or the SQL outbox) and deliver, until
+    /// SIGTERM or SIGINT.
+    Start(commands::start::StartArgs),
     /// Apply the SQL store's pending migrations (safe to run again: it then changes nothing).
     Migrate(commands::migrate::MigrateArgs),
     /// Add, list, show, update and remove subscriptions.
@@ -54,6 +62,7 @@ pub enum Command {
 /// Runs a parsed command, writing its output to `out`.
 pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     match cli.command {
+        Command::Start(args) => commands::start::run(args, out).await,
         Command::Migrate(args) => commands::migrate::run(args, out).await,
         Command::Subscriptions(command) => commands::subscriptions::run(command, out).await,
     }
@@ -75,10 +84,14 @@ where
             return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    // The sidecar delivers concurrently on every core; the store commands need one thread.
+    let runtime = match &cli.command {
+        Command::Start(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    }
+    .enable_all()
+    .build();
+    let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: could not start the async runtime: {e}");

@@ -60,7 +60,7 @@ fn migrate_applies_the_migrations_then_finds_nothing_to_do() {
     db.run(&["migrate"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("applied 2 migration(s)"));
+        .stdout(predicate::str::contains("applied 3 migration(s)"));
     db.run(&["migrate"])
         .assert()
         .success()
@@ -268,4 +268,35 @@ fn an_unreachable_database_fails_with_the_url_and_no_password() {
             "app:***@127.0.0.1:{port}"
         )))
         .stderr(predicate::str::contains("hunter2").not());
+}
+
+#[test]
+fn start_with_redis_and_no_store_says_the_store_is_required() {
+    fastapihooks()
+        .args(["start", "--queue", "redis://127.0.0.1:1"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "--store is required with a Redis queue",
+        ));
+}
+
+#[test]
+fn start_with_an_unknown_queue_scheme_names_the_accepted_ones() {
+    fastapihooks()
+        .args(["start", "--queue", "amqp://127.0.0.1"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("unsupported scheme \"amqp\""))
+        .stderr(predicate::str::contains("postgres://"));
+}
+
+#[test]
+fn start_refuses_an_unmigrated_database_and_says_how_to_fix_it() {
+    let db = Db::new();
+    fastapihooks()
+        .args(["start", "--queue", &db.url])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--migrate"));
 }

@@ -159,6 +159,14 @@ pub enum Error {
         /// The URL.
         url: String,
     },
+    /// A lease receipt that the queue did not issue (from another queue, or made up).
+    #[error("receipt {receipt:?} was not issued by {queue}")]
+    ForeignReceipt {
+        /// The receipt as given.
+        receipt: String,
+        /// The queue it was handed to.
+        queue: &'static str,
+    },
     /// A signature header a receiver expected is absent.
     #[error("missing header {name}")]
     MissingHeader {

@@ -12,7 +12,8 @@
 //!                                       classify ─▶ Attempt recorded ─▶ delivered / retry / dead letter
 //! ```
 //!
-//! With a durable [`Queue`] (`RedisBackend`, feature `redis`) the application only publishes, and
+//! With a durable [`Queue`] (`RedisBackend`, feature `redis`; `SqlBackend`, the transactional
+//! outbox, feature `sql`) the application only publishes, and
 //! one or more sidecars run a [`Worker`] that leases, fans out, delivers and settles.
 //!
 //! Most applications use it through the `fastapihooks` facade and its axum layer.
@@ -40,6 +41,8 @@ pub use backend::{
 };
 #[cfg(feature = "redis")]
 pub use backend::{RedisBackend, RedisConfig};
+#[cfg(feature = "sql")]
+pub use backend::{SqlBackend, SqlOutboxConfig};
 pub use delivery::{Attempt, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryStatus};
 pub use dispatch::{AddressPolicy, Dispatcher, HttpConfig};
 pub use emitter::{Emitter, EmitterBuilder};

@@ -2,4 +2,5 @@
 
 pub mod database;
 pub mod migrate;
+pub mod start;
 pub mod subscriptions;

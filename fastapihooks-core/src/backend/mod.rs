@@ -2,12 +2,15 @@
 //!
 //! [`BackgroundTaskBackend`] delivers in-process. Durable backends, drained by the
 //! `fastapihooks start` sidecar (its engine is [`Worker`](crate::worker::Worker)), also
-//! implement [`Queue`]: `RedisBackend` (feature `redis`).
+//! implement [`Queue`]: `RedisBackend` (feature `redis`) and `SqlBackend`, the transactional
+//! outbox in the application's own database (feature `sql`).
 
 mod background;
 mod queue;
 #[cfg(feature = "redis")]
 pub mod redis;
+#[cfg(feature = "sql")]
+pub mod sql_outbox;
 
 use std::time::Duration;
 
@@ -17,6 +20,8 @@ pub use background::{BackgroundConfig, BackgroundTaskBackend};
 pub use queue::{Leased, Queue, Receipt, Task};
 #[cfg(feature = "redis")]
 pub use redis::{RedisBackend, RedisConfig};
+#[cfg(feature = "sql")]
+pub use sql_outbox::{SqlBackend, SqlOutboxConfig};
 
 use crate::error::Result;
 use crate::event::Event;

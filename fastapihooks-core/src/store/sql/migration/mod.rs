@@ -7,6 +7,7 @@
 mod columns;
 mod m20261123_000001_create_subscriptions;
 mod m20261123_000002_create_delivery_history;
+mod m20261123_000003_create_outbox;
 
 use sea_orm_migration::prelude::*;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261123_000001_create_subscriptions::Migration),
             Box::new(m20261123_000002_create_delivery_history::Migration),
+            Box::new(m20261123_000003_create_outbox::Migration),
         ]
     }
 

@@ -1,0 +1,310 @@
+//! `fastapihooks start` on the SQL outbox in PostgreSQL: the real binary as a child process, the
+//! machine's PostgreSQL (`FASTAPIHOOKS_TEST_POSTGRES`, a schema per test holding the outbox and
+//! the store), a real receiver on 127.0.0.1.
+#![cfg(feature = "postgres")]
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use fastapihooks_core::{Event, SqlBackend, SqlStore, SqlStoreOptions, Store, Subscription};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database};
+use support::{Receiver, Sidecar, events, eventually, expected_pairs, reported, service, tally};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+async fn postgres_url(test: &str) -> Option<String> {
+    service(
+        test,
+        "FASTAPIHOOKS_TEST_POSTGRES",
+        "postgres://postgres@127.0.0.1:5432/test",
+        |url| async move {
+            let mut options = ConnectOptions::new(url);
+            options.max_connections(1).sqlx_logging(false);
+            let db = Database::connect(options)
+                .await
+                .map_err(|e| e.to_string())?;
+            db.close().await.map_err(|e| e.to_string())
+        },
+    )
+    .await
+}
+
+/// One test's schema (dropped on drop) with the store's tables and the outbox, and its
+/// subscriptions.
+struct Setup {
+    url: String,
+    schema: String,
+    store: SqlStore,
+    outbox: SqlBackend,
+    subscriptions: Vec<Subscription>,
+}
+
+impl Setup {
+    async fn new(url: String, subscriber_urls: &[String]) -> Self {
+        let schema = format!("fh_start_{}", ulid::Ulid::new().to_string().to_lowercase());
+        let mut admin = ConnectOptions::new(&url);
+        admin.max_connections(1).sqlx_logging(false);
+        let admin = Database::connect(admin).await.unwrap();
+        admin
+            .execute_unprepared(&format!(r#"CREATE SCHEMA "{schema}""#))
+            .await
+            .unwrap();
+        admin.close().await.unwrap();
+        let store = SqlStoreOptions::new(&url)
+            .postgres_schema(&schema)
+            .max_connections(4)
+            .connect()
+            .await
+            .unwrap();
+        let mut subscriptions = Vec::new();
+        for url in subscriber_urls {
+            let subscription = Subscription::new("*", url).unwrap();
+            store.add_subscription(subscription.clone()).await.unwrap();
+            subscriptions.push(subscription);
+        }
+        let outbox = SqlBackend::for_store(&store);
+        Self {
+            url,
+            schema,
+            store,
+            outbox,
+            subscriptions,
+        }
+    }
+
+    /// `fastapihooks start` arguments for this test's queue and store, then `extra`; a flag in
+    /// `extra` replaces its default here.
+    fn args(&self, extra: &[&str]) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "--queue",
+            &self.url,
+            "--postgres-schema",
+            &self.schema,
+            "--allow-loopback",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for (flag, value) in [
+            ("--signing-secret", "test-secret"),
+            ("--http-timeout", "1s"),
+            ("--visibility-timeout", "3s"),
+            ("--retry-schedule", "200ms,400ms,800ms,1s,1s,1s,1s,1s,1s,1s"),
+            ("--poll-interval", "50ms"),
+        ] {
+            if !extra.contains(&flag) {
+                args.extend([flag.to_owned(), value.to_owned()]);
+            }
+        }
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    }
+
+    async fn publish(&self, events: &[Event]) {
+        for chunk in events.chunks(500) {
+            self.outbox.publish_many(chunk).await.unwrap();
+        }
+    }
+
+    /// Outbox rows currently held by a lease.
+    async fn leased(&self) -> i64 {
+        let row = self
+            .store
+            .connection()
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT COUNT(*) AS n FROM fastapihooks_outbox WHERE lease IS NOT NULL AND NOT dead",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get("", "n").unwrap()
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        let (url, schema) = (self.url.clone(), self.schema.clone());
+        // Its own thread and runtime: `drop` may run inside the test's runtime.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(admin) = Database::connect(url.as_str()).await {
+                    let _ = admin
+                        .execute_unprepared(&format!(r#"DROP SCHEMA "{schema}" CASCADE"#))
+                        .await;
+                    let _ = admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_killed_mid_delivery_loses_nothing_and_repeats_at_most_what_was_in_flight() {
+    let Some(url) = postgres_url("postgres crash test").await else {
+        return;
+    };
+    let receiver = Receiver::start(Duration::from_millis(2)).await;
+    let setup = Setup::new(url, &[receiver.url("a"), receiver.url("b")]).await;
+    let events = events(2_000);
+    let expected = expected_pairs(&events, &setup.subscriptions);
+    setup.publish(&events).await;
+    let concurrency = 16;
+    let args = setup.args(&["--concurrency", &concurrency.to_string()]);
+
+    let started = Instant::now();
+    let mut first = Sidecar::start(&args);
+    let mut most_leased = 0;
+    while receiver.distinct() < expected.len() / 4 && started.elapsed() < WAIT {
+        most_leased = most_leased.max(setup.leased().await);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.kill();
+    let at_kill = receiver.distinct();
+    let killed_after = started.elapsed();
+
+    let restarted = Instant::now();
+    let second = Sidecar::start(&args);
+    let all = eventually(WAIT, || receiver.distinct() >= expected.len()).await;
+    let mut drained = false;
+    for _ in 0..250 {
+        if setup.outbox.depth().await.unwrap() == 0 {
+            drained = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let drain_time = restarted.elapsed();
+    second.terminate();
+    let (clean_exit, stdout) = second.exit(Duration::from_secs(20)).await;
+
+    let t = tally(&receiver, &expected);
+    eprintln!(
+        "POSTGRES CRASH: {} events, {} (event, subscription) pairs expected, {} received before the SIGKILL at {killed_after:?}, lost {}, duplicated ids {} ({} extra requests), unexpected {}, drained {drain_time:?} after the restart; max in flight {}, most rows leased at once {most_leased} (concurrency {concurrency}); second sidecar: {}",
+        events.len(),
+        t.expected,
+        at_kill,
+        t.lost,
+        t.duplicated_ids,
+        t.extra_requests,
+        t.unexpected,
+        receiver.max_in_flight(),
+        stdout.trim()
+    );
+    assert!(
+        at_kill < expected.len(),
+        "the kill came after the work was done"
+    );
+    assert!(all && t.lost == 0, "lost {} deliveries", t.lost);
+    assert!(drained, "the outbox still holds tasks");
+    assert_eq!(t.unexpected, 0);
+    assert!(
+        t.extra_requests <= concurrency,
+        "only deliveries in flight at the kill may repeat: {} extra requests, concurrency {concurrency}",
+        t.extra_requests
+    );
+    assert!(
+        most_leased <= concurrency as i64,
+        "{most_leased} rows leased at once, above --concurrency {concurrency}: permits must be taken before leasing"
+    );
+    assert!(receiver.max_in_flight() <= concurrency);
+    assert!(clean_exit, "the restarted sidecar exited with an error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_sidecars_on_one_outbox_share_the_work_without_sending_anything_twice() {
+    let Some(url) = postgres_url("postgres two sidecars").await else {
+        return;
+    };
+    // Slow enough that neither sidecar can take everything before the other starts.
+    let receiver = Receiver::start(Duration::from_millis(20)).await;
+    let setup = Setup::new(url, &[receiver.url("a")]).await;
+    let events = events(300);
+    let expected = expected_pairs(&events, &setup.subscriptions);
+    setup.publish(&events).await;
+    let args = setup.args(&["--concurrency", "8"]);
+
+    let one = Sidecar::start(&args);
+    let two = Sidecar::start(&args);
+    let all = eventually(WAIT, || receiver.distinct() >= expected.len()).await;
+    one.terminate();
+    two.terminate();
+    let (one_ok, one_out) = one.exit(Duration::from_secs(20)).await;
+    let (two_ok, two_out) = two.exit(Duration::from_secs(20)).await;
+
+    let t = tally(&receiver, &expected);
+    assert!(all && t.lost == 0, "lost {} of {}", t.lost, t.expected);
+    assert_eq!(t.extra_requests, 0, "a delivery was sent twice");
+    let (a, b) = (
+        reported(&one_out, "delivered"),
+        reported(&two_out, "delivered"),
+    );
+    eprintln!("two sidecars: {a} + {b} deliveries");
+    assert_eq!(a + b, expected.len() as u64);
+    assert!(a > 0 && b > 0, "one sidecar did all the work: {a} and {b}");
+    assert_eq!(reported(&one_out, "leases lost"), 0);
+    assert_eq!(reported(&two_out, "leases lost"), 0);
+    assert!(one_ok && two_ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_down_for_a_while_gets_everything_once_it_is_up() {
+    let Some(url) = postgres_url("postgres receiver down").await else {
+        return;
+    };
+    let addr = Receiver::reserve_port().await;
+    let setup = Setup::new(url, &[format!("http://{addr}/down")]).await;
+    let events = events(50);
+    let expected = expected_pairs(&events, &setup.subscriptions);
+    setup.publish(&events).await;
+    let sidecar = Sidecar::start(&setup.args(&["--concurrency", "8"]));
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let receiver = Receiver::start_on(addr, Duration::ZERO).await;
+    let all = eventually(WAIT, || receiver.distinct() >= expected.len()).await;
+    sidecar.terminate();
+    let (clean_exit, stdout) = sidecar.exit(Duration::from_secs(20)).await;
+
+    let t = tally(&receiver, &expected);
+    assert!(all && t.lost == 0, "lost {} of {}", t.lost, t.expected);
+    assert_eq!(t.extra_requests, 0, "a delivery was sent twice");
+    assert!(
+        reported(&stdout, "retried") >= expected.len() as u64,
+        "every delivery failed while the receiver was down: {stdout}"
+    );
+    assert_eq!(reported(&stdout, "dead-lettered"), 0, "{stdout}");
+    assert!(clean_exit);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_leasing_and_drains_the_deliveries_in_flight() {
+    let Some(url) = postgres_url("postgres sigterm").await else {
+        return;
+    };
+    let receiver = Receiver::start(Duration::from_millis(700)).await;
+    let setup = Setup::new(url, &[receiver.url("slow")]).await;
+    setup.publish(&events(40)).await;
+    let sidecar = Sidecar::start(&setup.args(&["--concurrency", "4", "--drain-deadline", "20s"]));
+
+    assert!(eventually(WAIT, || receiver.in_flight() >= 2).await);
+    sidecar.terminate();
+    let (clean_exit, stdout) = sidecar.exit(Duration::from_secs(20)).await;
+
+    assert!(clean_exit, "{stdout}");
+    assert_eq!(reported(&stdout, "abandoned"), 0, "{stdout}");
+    assert_eq!(
+        receiver.answered(),
+        receiver.received(),
+        "every request sent before the stop was answered before the sidecar exited"
+    );
+    assert_eq!(reported(&stdout, "delivered"), receiver.answered() as u64);
+    // Nothing is left leased: what the sidecar took it settled; the rest waits for the next one.
+    assert_eq!(setup.leased().await, 0);
+    assert!(setup.outbox.depth().await.unwrap() > 0);
+}

@@ -1,0 +1,404 @@
+//! [`SqlBackend`]: a durable [`Queue`] in the application's own SQL database — the
+//! transactional outbox.
+//!
+//! - [`SqlBackend::publish_in`] writes the event **in the caller's transaction**: it exists if and
+//!   only if the business write commits. No event is lost between a commit and an enqueue, and
+//!   none is sent for a write that was rolled back.
+//! - Sidecars lease rows of `fastapihooks_outbox` (created by the store's
+//!   [`Migrator`](crate::store::sql::Migrator)): a lease is a token written on the row and a due
+//!   time pushed past the visibility timeout. A crashed sidecar's rows become due again when it
+//!   passes, and the next lease overwrites the token, so the crashed one can no longer settle them.
+//! - PostgreSQL and MySQL/MariaDB pick rows `FOR UPDATE SKIP LOCKED` (MySQL 8.0+, MariaDB
+//!   10.6+): any number of sidecars share the work without waiting for each other or taking the
+//!   same row. A deadlock or serialization failure between them is retried.
+//! - SQLite runs one writer at a time: leasing stays correct, but run **one sidecar** — several
+//!   would queue on the database lock rather than add throughput.
+//! - Every settling step is one transaction, fenced by the lease token. Fan-out deletes the
+//!   event's row and inserts its delivery tasks together.
+//! - Times come from the database clock, so sidecars with skewed clocks agree on when a retry is
+//!   due and when a lease expires.
+//!
+//! An empty outbox is polled (every [`SqlOutboxConfig::poll_interval`]); a busy one is leased
+//! back to back. Dead letters stay in the table (`dead = TRUE`, with their reason) beside the
+//! store's history; delete old ones with SQL of your own when you no longer need them.
+//! `publish_in` does not check the payload size: [`Emitter`](crate::Emitter) does, for events
+//! published through it.
+
+mod config;
+mod statements;
+mod transient;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, IsolationLevel, QueryResult,
+    TransactionTrait, Value,
+};
+
+pub use config::SqlOutboxConfig;
+
+use super::queue::{Leased, Queue, Receipt, Task};
+use super::{Backend, ShutdownReport};
+use crate::error::{Error, Result};
+use crate::event::Event;
+use crate::store::{SqlStore, SqlStoreOptions};
+use statements::statement;
+use transient::{is_conflict, retry_conflicts};
+
+/// Rows per multi-row insert: far below every database's bound on bound parameters.
+const INSERT_BATCH: usize = 500;
+
+/// A durable queue in the application's SQL database. See the [module docs](self).
+///
+/// ```no_run
+/// # async fn demo() -> fastapihooks_core::Result<()> {
+/// use fastapihooks_core::{Event, SqlStore};
+/// use fastapihooks_core::backend::SqlBackend;
+/// use sea_orm::{ConnectionTrait, TransactionTrait};
+///
+/// let store = SqlStore::connect("postgres://app@127.0.0.1/app").await?; // migrates
+/// let outbox = SqlBackend::for_store(&store);
+/// let txn = store.connection().begin().await.map_err(|e| fastapihooks_core::Error::storage("begin", e))?;
+/// // txn.execute(…insert the order…)
+/// outbox.publish_in(&txn, &Event::new("order.created", &serde_json::json!({"id": 1}))?).await?;
+/// txn.commit().await.map_err(|e| fastapihooks_core::Error::storage("commit", e))?;
+/// # Ok(()) }
+/// ```
+pub struct SqlBackend {
+    db: DatabaseConnection,
+    backend: DbBackend,
+    config: SqlOutboxConfig,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for SqlBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlBackend")
+            .field("backend", &self.backend)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqlBackend {
+    /// An outbox on `db` with the default [`SqlOutboxConfig`]. The table must exist: run the
+    /// store's migrations (e.g. through [`SqlStore::migrate`]) first.
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self {
+            backend: db.get_database_backend(),
+            db,
+            config: SqlOutboxConfig::default(),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    /// An outbox on `db` leasing as `config` says; fails if `config` does not validate.
+    pub fn with_config(db: DatabaseConnection, config: SqlOutboxConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Self {
+            config,
+            ..Self::new(db)
+        })
+    }
+
+    /// The outbox in the store's database, sharing its connection pool.
+    pub fn for_store(store: &SqlStore) -> Self {
+        Self::new(store.connection().clone())
+    }
+
+    /// Connects to `url` and applies the store's pending migrations (the outbox table is one
+    /// of them).
+    pub async fn connect(url: &str, config: SqlOutboxConfig) -> Result<Self> {
+        config.validate()?;
+        let store = SqlStoreOptions::new(url).connect().await?;
+        Self::with_config(store.connection().clone(), config)
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &SqlOutboxConfig {
+        &self.config
+    }
+
+    /// Writes `event` into the outbox through `conn` — a transaction of the application's: the
+    /// event is published if and only if that transaction commits. (With a plain connection it
+    /// is published at once.)
+    pub async fn publish_in<C: ConnectionTrait>(&self, conn: &C, event: &Event) -> Result<()> {
+        self.check_open()?;
+        insert_tasks(conn, &[Task::fanout(event.clone())], "outbox.publish").await
+    }
+
+    /// Publishes several events in one transaction: all of them or none.
+    pub async fn publish_many(&self, events: &[Event]) -> Result<()> {
+        self.check_open()?;
+        let what = "outbox.publish";
+        let tasks: Vec<Task> = events.iter().cloned().map(Task::fanout).collect();
+        let txn = self.db.begin().await.map_err(db(what))?;
+        insert_tasks(&txn, &tasks, what).await?;
+        txn.commit().await.map_err(db(what))
+    }
+
+    /// Tasks not dead: ready, leased, or waiting for a retry — the queue depth.
+    pub async fn depth(&self) -> Result<u64> {
+        self.count(false).await
+    }
+
+    /// Dead letters kept in the outbox.
+    pub async fn dead_letters(&self) -> Result<u64> {
+        self.count(true).await
+    }
+
+    async fn count(&self, dead: bool) -> Result<u64> {
+        let what = "outbox.count";
+        let row = self
+            .db
+            .query_one_raw(statement(
+                self.backend,
+                &statements::count(),
+                vec![dead.into()],
+            ))
+            .await
+            .map_err(db(what))?;
+        let n: i64 = match row {
+            Some(row) => row.try_get("", "n").map_err(db(what))?,
+            None => 0,
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(Error::ShutDown)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// One attempt at leasing up to `max` due rows.
+    async fn lease_once(&self, max: usize) -> Result<Vec<Leased>> {
+        let what = "outbox.lease";
+        let token = ulid::Ulid::new().to_string();
+        let visibility = micros(self.config.visibility_timeout);
+        let limit = i64::try_from(max).unwrap_or(i64::MAX);
+        let rows = match self.backend {
+            DbBackend::MySql => {
+                // Read committed: no gap locks, so concurrent leases skip each other's rows
+                // instead of deadlocking on the index range.
+                let txn = self
+                    .db
+                    .begin_with_config(Some(IsolationLevel::ReadCommitted), None)
+                    .await
+                    .map_err(db(what))?;
+                let due = txn
+                    .query_all_raw(statement(
+                        self.backend,
+                        &statements::select_due_skip_locked(self.backend),
+                        vec![limit.into()],
+                    ))
+                    .await
+                    .map_err(db(what))?;
+                if !due.is_empty() {
+                    let mut values: Vec<Value> = vec![token.clone().into(), visibility.into()];
+                    for row in &due {
+                        values.push(row.try_get::<String>("", "id").map_err(db(what))?.into());
+                    }
+                    txn.execute_raw(statement(
+                        self.backend,
+                        &statements::take(self.backend, due.len()),
+                        values,
+                    ))
+                    .await
+                    .map_err(db(what))?;
+                }
+                txn.commit().await.map_err(db(what))?;
+                due
+            }
+            _ => self
+                .db
+                .query_all_raw(statement(
+                    self.backend,
+                    &statements::lease_returning(self.backend),
+                    vec![token.clone().into(), visibility.into(), limit.into()],
+                ))
+                .await
+                .map_err(db(what))?,
+        };
+        let mut leased = Vec::with_capacity(rows.len());
+        for row in rows {
+            let (id, raw) = columns(&row).map_err(db(what))?;
+            let receipt = Receipt::new(format!("{id}/{token}"));
+            match serde_json::from_str::<Task>(&raw) {
+                Ok(task) => leased.push(Leased { receipt, task }),
+                Err(e) => {
+                    tracing::error!(row = %id, error = %e, "outbox row is not a task; keeping it as a dead letter");
+                    metrics::counter!("fastapihooks_queue_undecodable_total").increment(1);
+                    let reason = format!("undecodable task: {e}");
+                    self.settle_row(
+                        &receipt,
+                        &statements::dead(self.backend),
+                        vec![raw.into(), reason.into()],
+                    )
+                    .await?;
+                }
+            }
+        }
+        Ok(leased)
+    }
+
+    /// Runs a settling `UPDATE` whose last two values are the receipt's id and token (`values`
+    /// come first); says whether the lease was still held.
+    async fn settle_row(
+        &self,
+        receipt: &Receipt,
+        sql: &str,
+        mut values: Vec<Value>,
+    ) -> Result<bool> {
+        let (id, token) = split(receipt)?;
+        values.push(id.into());
+        values.push(token.into());
+        let settle = statement(self.backend, sql, values);
+        let done = retry_conflicts(|| async {
+            self.db
+                .execute_raw(settle.clone())
+                .await
+                .map_err(db("outbox.settle"))
+        })
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+#[async_trait]
+impl Backend for SqlBackend {
+    async fn publish(&self, event: Event) -> Result<()> {
+        self.publish_in(&self.db, &event).await
+    }
+
+    /// Stops accepting events. Nothing is in flight inside the backend: what was published is
+    /// in the database.
+    async fn shutdown(&self, _deadline: Duration) -> Result<ShutdownReport> {
+        self.closed.store(true, Ordering::Release);
+        Ok(ShutdownReport::default())
+    }
+}
+
+#[async_trait]
+impl Queue for SqlBackend {
+    async fn lease(&self, max: usize) -> Result<Vec<Leased>> {
+        let max = max.max(1);
+        let started = Instant::now();
+        loop {
+            let leased = match self.lease_once(max).await {
+                Ok(leased) => leased,
+                // Rolled back whole: nothing was leased; look again.
+                Err(e) if is_conflict(&e) => {
+                    tracing::debug!(error = %e, "lease conflicted with another sidecar's");
+                    Vec::new()
+                }
+                Err(e) => return Err(e),
+            };
+            if !leased.is_empty()
+                || started.elapsed() + self.config.poll_interval > self.config.block
+            {
+                return Ok(leased);
+            }
+            tokio::time::sleep(self.config.poll_interval).await;
+        }
+    }
+
+    async fn replace(&self, receipt: &Receipt, next: &[Task]) -> Result<bool> {
+        retry_conflicts(|| self.replace_once(receipt, next)).await
+    }
+
+    async fn retry_in(&self, receipt: &Receipt, task: &Task, delay: Duration) -> Result<bool> {
+        let values = vec![serde_json::to_string(task)?.into(), micros(delay).into()];
+        self.settle_row(receipt, &statements::retry(self.backend), values)
+            .await
+    }
+
+    async fn dead_letter(&self, receipt: &Receipt, task: &Task, reason: &str) -> Result<bool> {
+        let values = vec![serde_json::to_string(task)?.into(), reason.into()];
+        self.settle_row(receipt, &statements::dead(self.backend), values)
+            .await
+    }
+
+    fn visibility_timeout(&self) -> Duration {
+        self.config.visibility_timeout
+    }
+}
+
+impl SqlBackend {
+    /// Deletes the leased row and inserts `next`, in one transaction, if the lease is held.
+    async fn replace_once(&self, receipt: &Receipt, next: &[Task]) -> Result<bool> {
+        let what = "outbox.settle";
+        let (id, token) = split(receipt)?;
+        let txn = self.db.begin().await.map_err(db(what))?;
+        let deleted = txn
+            .execute_raw(statement(
+                self.backend,
+                &statements::delete_leased(),
+                vec![id.into(), token.into()],
+            ))
+            .await
+            .map_err(db(what))?;
+        if deleted.rows_affected() != 1 {
+            txn.rollback().await.map_err(db(what))?;
+            return Ok(false);
+        }
+        insert_tasks(&txn, next, what).await?;
+        txn.commit().await.map_err(db(what))?;
+        Ok(true)
+    }
+}
+
+/// Inserts `tasks`, due at once, through `conn` (a transaction or a connection).
+async fn insert_tasks<C: ConnectionTrait>(
+    conn: &C,
+    tasks: &[Task],
+    what: &'static str,
+) -> Result<()> {
+    let backend = conn.get_database_backend();
+    for chunk in tasks.chunks(INSERT_BATCH) {
+        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 2);
+        for task in chunk {
+            values.push(ulid::Ulid::new().to_string().into());
+            values.push(serde_json::to_string(task)?.into());
+        }
+        conn.execute_raw(statement(
+            backend,
+            &statements::insert(backend, chunk.len()),
+            values,
+        ))
+        .await
+        .map_err(db(what))?;
+    }
+    Ok(())
+}
+
+fn columns(row: &QueryResult) -> Result<(String, String), DbErr> {
+    Ok((row.try_get("", "id")?, row.try_get("", "task")?))
+}
+
+/// The row id and lease token of a receipt (`id/token`).
+fn split(receipt: &Receipt) -> Result<(String, String)> {
+    receipt
+        .as_str()
+        .split_once('/')
+        .map(|(id, token)| (id.to_owned(), token.to_owned()))
+        .ok_or_else(|| Error::ForeignReceipt {
+            receipt: receipt.to_string(),
+            queue: "SqlBackend",
+        })
+}
+
+/// A duration in microseconds, as the outbox stores times; capped at a century, so adding it to
+/// the clock cannot overflow.
+fn micros(d: Duration) -> i64 {
+    const CENTURY_US: i64 = 100 * 366 * 24 * 3600 * 1_000_000;
+    i64::try_from(d.as_micros()).map_or(CENTURY_US, |us| us.min(CENTURY_US))
+}
+
+fn db(what: &'static str) -> impl FnOnce(DbErr) -> Error {
+    move |e| Error::storage(what, e)
+}

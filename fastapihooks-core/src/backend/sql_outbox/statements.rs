@@ -1,0 +1,154 @@
+//! The outbox's SQL, per database: the database clock, placeholders, and leasing with
+//! `FOR UPDATE SKIP LOCKED` where the database has it.
+
+use sea_orm::{DbBackend, Statement, Value};
+
+/// The outbox table.
+pub(super) const TABLE: &str = "fastapihooks_outbox";
+
+/// Now, on the database's clock, in microseconds since the unix epoch: every sidecar and the
+/// application agree on it whatever their own clocks say.
+pub(super) fn now(backend: DbBackend) -> &'static str {
+    match backend {
+        DbBackend::Postgres => "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint",
+        DbBackend::MySql => "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)",
+        // `julianday` keeps sub-millisecond precision; SQLite has no finer clock before 3.42.
+        _ => "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)",
+    }
+}
+
+/// A statement from SQL written with `?` placeholders (numbered `$n` for PostgreSQL).
+pub(super) fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+    let sql = if backend == DbBackend::Postgres {
+        let mut numbered = String::with_capacity(sql.len() + 8);
+        let mut n = 0;
+        for c in sql.chars() {
+            if c == '?' {
+                n += 1;
+                numbered.push('$');
+                numbered.push_str(&n.to_string());
+            } else {
+                numbered.push(c);
+            }
+        }
+        numbered
+    } else {
+        sql.to_owned()
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// `(?, ?, …)` with `n` placeholders.
+pub(super) fn placeholders(n: usize) -> String {
+    let mut list = "?, ".repeat(n);
+    list.truncate(list.len().saturating_sub(2));
+    format!("({list})")
+}
+
+/// Inserts `rows` new tasks, due at once: values are (id, task JSON) pairs.
+pub(super) fn insert(backend: DbBackend, rows: usize) -> String {
+    let now = now(backend);
+    let row = format!("(?, ?, FALSE, {now}, NULL, 0, NULL, {now})");
+    let values = vec![row; rows].join(", ");
+    format!(
+        "INSERT INTO {TABLE} (id, task, dead, available_at_us, lease, leases, reason, created_at_us) VALUES {values}"
+    )
+}
+
+/// Leases in one statement (PostgreSQL, SQLite): values are the lease token, the visibility
+/// timeout in µs, the batch size. Returns `id, task` of the leased rows.
+///
+/// On PostgreSQL the rows are picked `FOR UPDATE SKIP LOCKED`, so concurrent sidecars take
+/// disjoint rows without waiting for each other; SQLite runs one writer at a time.
+pub(super) fn lease_returning(backend: DbBackend) -> String {
+    let now = now(backend);
+    let skip_locked = if backend == DbBackend::Postgres {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
+    format!(
+        "UPDATE {TABLE} SET lease = ?, leases = leases + 1, available_at_us = {now} + ? \
+         WHERE id IN (SELECT id FROM {TABLE} WHERE dead = FALSE AND available_at_us <= {now} \
+         ORDER BY available_at_us, id LIMIT ?{skip_locked}) \
+         RETURNING id, task"
+    )
+}
+
+/// MySQL/MariaDB step one of leasing, in a transaction: the due rows, locked, skipping rows
+/// another sidecar holds. Value: the batch size.
+pub(super) fn select_due_skip_locked(backend: DbBackend) -> String {
+    let now = now(backend);
+    format!(
+        "SELECT id, task FROM {TABLE} WHERE dead = FALSE AND available_at_us <= {now} \
+         ORDER BY available_at_us, id LIMIT ? FOR UPDATE SKIP LOCKED"
+    )
+}
+
+/// MySQL/MariaDB step two: take the selected rows. Values: the lease token, the visibility
+/// timeout in µs, then the `rows` ids.
+pub(super) fn take(backend: DbBackend, rows: usize) -> String {
+    let now = now(backend);
+    format!(
+        "UPDATE {TABLE} SET lease = ?, leases = leases + 1, available_at_us = {now} + ? WHERE id IN {}",
+        placeholders(rows)
+    )
+}
+
+/// Settles a lease by removing its row. Values: id, lease token.
+pub(super) fn delete_leased() -> String {
+    format!("DELETE FROM {TABLE} WHERE id = ? AND lease = ?")
+}
+
+/// Settles a lease by bringing the task back after a delay. Values: task JSON, delay in µs,
+/// id, lease token.
+pub(super) fn retry(backend: DbBackend) -> String {
+    let now = now(backend);
+    format!(
+        "UPDATE {TABLE} SET task = ?, lease = NULL, available_at_us = {now} + ? WHERE id = ? AND lease = ?"
+    )
+}
+
+/// Settles a lease by keeping the task as a dead letter. Values: task JSON, reason, id, lease
+/// token.
+pub(super) fn dead(backend: DbBackend) -> String {
+    let now = now(backend);
+    format!(
+        "UPDATE {TABLE} SET task = ?, reason = ?, dead = TRUE, lease = NULL, available_at_us = {now} WHERE id = ? AND lease = ?"
+    )
+}
+
+/// Counts rows: live (`dead = FALSE`) or dead letters. Value: the flag.
+pub(super) fn count() -> String {
+    format!("SELECT COUNT(*) AS n FROM {TABLE} WHERE dead = ?")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgresql_placeholders_are_numbered_in_order() {
+        let s = statement(
+            DbBackend::Postgres,
+            "a = ? AND b = ?",
+            vec![1i64.into(), 2i64.into()],
+        );
+        assert_eq!(s.sql, "a = $1 AND b = $2");
+        let s = statement(DbBackend::MySql, "a = ? AND b = ?", vec![]);
+        assert_eq!(s.sql, "a = ? AND b = ?");
+    }
+
+    #[test]
+    fn placeholder_lists_have_one_mark_per_value() {
+        assert_eq!(placeholders(3), "(?, ?, ?)");
+        assert_eq!(placeholders(1), "(?)");
+    }
+
+    #[test]
+    fn only_postgresql_leases_in_one_statement_with_skip_locked() {
+        assert!(lease_returning(DbBackend::Postgres).contains("SKIP LOCKED"));
+        assert!(!lease_returning(DbBackend::Sqlite).contains("SKIP LOCKED"));
+        assert!(select_due_skip_locked(DbBackend::MySql).contains("SKIP LOCKED"));
+    }
+}

@@ -1,0 +1,342 @@
+//! `SqlBackend`, the transactional outbox, on each database: SQLite (a file of the test's own),
+//! PostgreSQL (a schema of its own) and MariaDB (a database of its own).
+#![cfg(feature = "sql")]
+
+#[path = "stores/services.rs"]
+#[allow(
+    dead_code,
+    reason = "which helpers are used depends on the database features"
+)]
+mod services;
+
+use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
+use fastapihooks_core::backend::{Queue, SqlBackend, SqlOutboxConfig, Task};
+use fastapihooks_core::{Backend, Event, SqlStore, SqlStoreOptions, SubscriptionId};
+use futures_util::FutureExt;
+use sea_orm::{ConnectionTrait, TransactionTrait};
+
+const VISIBILITY: Duration = Duration::from_millis(1500);
+
+fn outbox(store: &SqlStore) -> SqlBackend {
+    SqlBackend::with_config(
+        store.connection().clone(),
+        SqlOutboxConfig {
+            visibility_timeout: VISIBILITY,
+            poll_interval: Duration::from_millis(50),
+            block: Duration::from_millis(200),
+        },
+    )
+    .unwrap()
+}
+
+fn event(n: usize) -> Event {
+    Event::new("order.created", &serde_json::json!({ "n": n })).unwrap()
+}
+
+async fn create_orders_table(store: &SqlStore) {
+    store
+        .connection()
+        .execute_unprepared("CREATE TABLE orders (id VARCHAR(32) PRIMARY KEY)")
+        .await
+        .unwrap();
+}
+
+async fn insert_order(conn: &impl ConnectionTrait, id: &str) {
+    conn.execute_unprepared(&format!("INSERT INTO orders (id) VALUES ('{id}')"))
+        .await
+        .unwrap();
+}
+
+async fn orders(store: &SqlStore) -> usize {
+    store
+        .connection()
+        .query_all_raw(sea_orm::Statement::from_string(
+            store.connection().get_database_backend(),
+            "SELECT id FROM orders",
+        ))
+        .await
+        .unwrap()
+        .len()
+}
+
+/// Behaviours, each run on every database.
+mod behaviours {
+    use super::*;
+
+    pub async fn publish_in_a_rolled_back_transaction_emits_nothing(store: SqlStore) {
+        create_orders_table(&store).await;
+        let outbox = outbox(&store);
+        let txn = store.connection().begin().await.unwrap();
+        insert_order(&txn, "ord_1").await;
+        outbox.publish_in(&txn, &event(1)).await.unwrap();
+        txn.rollback().await.unwrap();
+
+        assert_eq!(orders(&store).await, 0);
+        assert_eq!(outbox.depth().await.unwrap(), 0);
+        assert!(outbox.lease(10).await.unwrap().is_empty());
+    }
+
+    pub async fn publish_in_a_committed_transaction_emits_the_event_once(store: SqlStore) {
+        create_orders_table(&store).await;
+        let outbox = outbox(&store);
+        let published = event(1);
+        let txn = store.connection().begin().await.unwrap();
+        insert_order(&txn, "ord_1").await;
+        outbox.publish_in(&txn, &published).await.unwrap();
+        txn.commit().await.unwrap();
+
+        assert_eq!(orders(&store).await, 1);
+        let leased = outbox.lease(10).await.unwrap();
+        assert_eq!(leased.len(), 1);
+        assert_eq!(leased[0].task, Task::fanout(published));
+        assert!(outbox.ack(&leased[0].receipt).await.unwrap());
+        assert_eq!(outbox.depth().await.unwrap(), 0);
+    }
+
+    pub async fn a_leased_task_is_hidden_until_its_lease_expires_then_comes_back(store: SqlStore) {
+        let outbox = outbox(&store);
+        outbox.publish(event(1)).await.unwrap();
+        let first = outbox.lease(10).await.unwrap();
+        assert_eq!(first.len(), 1);
+        let leased_at = Instant::now();
+        assert!(outbox.lease(10).await.unwrap().is_empty(), "leased twice");
+
+        let mut again = Vec::new();
+        while again.is_empty() && leased_at.elapsed() < VISIBILITY * 4 {
+            again = outbox.lease(10).await.unwrap();
+        }
+        assert_eq!(again.len(), 1, "the expired lease never came back");
+        assert!(leased_at.elapsed() >= VISIBILITY - Duration::from_millis(100));
+        assert_eq!(again[0].task, first[0].task);
+    }
+
+    pub async fn a_settle_after_the_lease_was_taken_over_changes_nothing(store: SqlStore) {
+        let outbox = outbox(&store);
+        outbox.publish(event(1)).await.unwrap();
+        let stale = outbox.lease(1).await.unwrap().remove(0);
+        tokio::time::sleep(VISIBILITY + Duration::from_millis(100)).await;
+        let current = outbox.lease(1).await.unwrap().remove(0);
+
+        let deliveries = [Task::deliver(event(2), SubscriptionId::new())];
+        assert!(!outbox.replace(&stale.receipt, &deliveries).await.unwrap());
+        assert!(!outbox.ack(&stale.receipt).await.unwrap());
+        assert_eq!(
+            outbox.depth().await.unwrap(),
+            1,
+            "the stale settle inserted or removed"
+        );
+        assert!(outbox.ack(&current.receipt).await.unwrap());
+        assert_eq!(outbox.depth().await.unwrap(), 0);
+    }
+
+    pub async fn replace_swaps_the_event_for_its_delivery_tasks(store: SqlStore) {
+        let outbox = outbox(&store);
+        let published = event(1);
+        outbox.publish(published.clone()).await.unwrap();
+        let fanout = outbox.lease(1).await.unwrap().remove(0);
+        let deliveries = vec![
+            Task::deliver(published.clone(), SubscriptionId::new()),
+            Task::deliver(published, SubscriptionId::new()),
+        ];
+        assert!(outbox.replace(&fanout.receipt, &deliveries).await.unwrap());
+
+        let leased = outbox.lease(10).await.unwrap();
+        let got: HashSet<String> = leased
+            .iter()
+            .map(|l| serde_json::to_string(&l.task).unwrap())
+            .collect();
+        let want: HashSet<String> = deliveries
+            .iter()
+            .map(|t| serde_json::to_string(t).unwrap())
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    pub async fn a_retry_comes_back_after_its_delay_and_not_before(store: SqlStore) {
+        let outbox = outbox(&store);
+        outbox.publish(event(1)).await.unwrap();
+        let leased = outbox.lease(1).await.unwrap().remove(0);
+        let delay = Duration::from_millis(600);
+        let retried = Task::Fanout {
+            event: event(1),
+            failures: 1,
+        };
+        assert!(
+            outbox
+                .retry_in(&leased.receipt, &retried, delay)
+                .await
+                .unwrap()
+        );
+        let settled_at = Instant::now();
+        let mut back = Vec::new();
+        while back.is_empty() && settled_at.elapsed() < delay * 5 {
+            back = outbox.lease(1).await.unwrap();
+        }
+        assert!(settled_at.elapsed() >= delay - Duration::from_millis(50));
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].task, retried, "the updated task comes back");
+    }
+
+    pub async fn a_dead_letter_is_kept_and_never_leased_again(store: SqlStore) {
+        let outbox = outbox(&store);
+        outbox.publish(event(1)).await.unwrap();
+        let leased = outbox.lease(1).await.unwrap().remove(0);
+        assert!(
+            outbox
+                .dead_letter(&leased.receipt, &leased.task, "refused for good")
+                .await
+                .unwrap()
+        );
+        assert_eq!(outbox.dead_letters().await.unwrap(), 1);
+        assert_eq!(outbox.depth().await.unwrap(), 0);
+        assert!(outbox.lease(10).await.unwrap().is_empty());
+    }
+
+    pub async fn concurrent_leases_take_disjoint_rows(store: SqlStore) {
+        let a = outbox(&store);
+        let b = outbox(&store);
+        let events: Vec<Event> = (0..200).map(event).collect();
+        a.publish_many(&events).await.unwrap();
+        let drain = async |q: &SqlBackend| {
+            let mut ids = Vec::new();
+            loop {
+                let leased = q.lease(7).await.unwrap();
+                if leased.is_empty() {
+                    return ids;
+                }
+                for l in leased {
+                    ids.push(l.task.event().id().to_string());
+                    assert!(q.ack(&l.receipt).await.unwrap(), "a lease was lost");
+                }
+            }
+        };
+        let (from_a, from_b) = tokio::join!(drain(&a), drain(&b));
+        let all: HashSet<&String> = from_a.iter().chain(&from_b).collect();
+        assert_eq!(from_a.len() + from_b.len(), 200, "a row was leased twice");
+        assert_eq!(all.len(), 200);
+    }
+}
+
+macro_rules! outbox_behaviours {
+    ($with:ident) => {
+        outbox_behaviours!(@each $with:
+            publish_in_a_rolled_back_transaction_emits_nothing,
+            publish_in_a_committed_transaction_emits_the_event_once,
+            a_leased_task_is_hidden_until_its_lease_expires_then_comes_back,
+            a_settle_after_the_lease_was_taken_over_changes_nothing,
+            replace_swaps_the_event_for_its_delivery_tasks,
+            a_retry_comes_back_after_its_delay_and_not_before,
+            a_dead_letter_is_kept_and_never_leased_again,
+            concurrent_leases_take_disjoint_rows,
+        );
+    };
+    (@each $with:ident: $($name:ident,)*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                $with(crate::behaviours::$name).await;
+            }
+        )*
+    };
+}
+
+/// Runs `behaviour`, then `cleanup`, then re-raises a panic of the behaviour.
+async fn guarded<F: Future<Output = ()>>(behaviour: F, cleanup: impl AsyncFnOnce()) {
+    let outcome = AssertUnwindSafe(behaviour).catch_unwind().await;
+    cleanup().await;
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    use super::*;
+
+    async fn with<F: Future<Output = ()>>(behaviour: impl FnOnce(SqlStore) -> F) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
+        let store = SqlStore::connect(&url).await.unwrap();
+        behaviour(store).await;
+    }
+
+    outbox_behaviours!(with);
+}
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::*;
+
+    async fn with<F: Future<Output = ()>>(behaviour: impl FnOnce(SqlStore) -> F) {
+        let url = services::url(
+            "FASTAPIHOOKS_TEST_POSTGRES",
+            "postgres://postgres@127.0.0.1:5432/test",
+        );
+        let Some(admin) = services::admin("PostgreSQL", &url).await else {
+            return;
+        };
+        let schema = services::unique_name();
+        admin
+            .execute_unprepared(&format!(r#"CREATE SCHEMA "{schema}""#))
+            .await
+            .unwrap();
+        let store = SqlStoreOptions::new(&url)
+            .postgres_schema(&schema)
+            .max_connections(4)
+            .connect()
+            .await
+            .unwrap();
+        let connection = store.connection().clone();
+        guarded(behaviour(store), async || {
+            connection.close().await.unwrap();
+            admin
+                .execute_unprepared(&format!(r#"DROP SCHEMA "{schema}" CASCADE"#))
+                .await
+                .unwrap();
+        })
+        .await;
+    }
+
+    outbox_behaviours!(with);
+}
+
+#[cfg(feature = "mysql")]
+mod mysql {
+    use super::*;
+
+    async fn with<F: Future<Output = ()>>(behaviour: impl FnOnce(SqlStore) -> F) {
+        let url = services::url(
+            "FASTAPIHOOKS_TEST_MYSQL",
+            "mysql://root@127.0.0.1:3306/test",
+        );
+        let Some(admin) = services::admin("MariaDB", &url).await else {
+            return;
+        };
+        let database = services::unique_name();
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE `{database}`"))
+            .await
+            .unwrap();
+        let mut own = url::Url::parse(&url).unwrap();
+        own.set_path(&database);
+        let store = SqlStoreOptions::new(own.as_str())
+            .max_connections(4)
+            .connect()
+            .await
+            .unwrap();
+        let connection = store.connection().clone();
+        guarded(behaviour(store), async || {
+            connection.close().await.unwrap();
+            admin
+                .execute_unprepared(&format!("DROP DATABASE `{database}`"))
+                .await
+                .unwrap();
+        })
+        .await;
+    }
+
+    outbox_behaviours!(with);
+}

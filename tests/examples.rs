@@ -1,0 +1,186 @@
+//! The examples, run: each example file is included as a module and its logic called, so what
+//! the examples show is what works.
+#![cfg(feature = "sqlite")]
+
+mod common;
+
+#[path = "../examples/custom_backend.rs"]
+#[allow(dead_code, reason = "the example's `main` is not called here")]
+mod custom_backend;
+#[path = "../examples/custom_store.rs"]
+#[allow(dead_code, reason = "the example's `main` is not called here")]
+mod custom_store;
+#[path = "../examples/sidecar.rs"]
+#[allow(dead_code, reason = "the example's `main` is not called here")]
+mod sidecar;
+
+use std::time::Duration;
+
+use common::{Receiver, SECRET, serve};
+use fastapihooks::prelude::*;
+use fastapihooks::worker::CancellationToken;
+use fastapihooks::{SqlBackend, WorkerConfig};
+use fastapihooks_cli::sidecar::{SidecarConfig, run_sidecar_until};
+
+#[tokio::test]
+async fn custom_store_enforces_its_tenant_quota_and_delivers_by_owner() {
+    let outcome = custom_store::demo().await.unwrap();
+    assert!(
+        outcome.refused.contains("already has 2 subscriptions"),
+        "{}",
+        outcome.refused
+    );
+    let mut received: Vec<(String, usize)> = outcome.received.into_iter().collect();
+    received.sort();
+    // acme's event reached acme's two endpoints, globex's event globex's one: never across.
+    assert_eq!(
+        received,
+        [
+            ("acme-billing".to_owned(), 1),
+            ("acme-crm".to_owned(), 1),
+            ("globex".to_owned(), 1)
+        ]
+    );
+    assert_eq!(outcome.delivered, 3, "the store recorded every delivery");
+}
+
+#[tokio::test]
+async fn custom_store_quota_error_keeps_its_type() {
+    let store = custom_store::TenantStore::new(1);
+    let sub = || {
+        Subscription::new("*", "https://example.com/h")
+            .unwrap()
+            .with_owner("acme")
+    };
+    store.add_subscription(sub()).await.unwrap();
+    let err = store.add_subscription(sub()).await.unwrap_err();
+    let source = std::error::Error::source(&err).expect("a source");
+    let quota = source
+        .downcast_ref::<custom_store::QuotaExceeded>()
+        .expect("the store's own error type");
+    assert_eq!((quota.owner.as_str(), quota.limit), ("acme", 1));
+}
+
+#[tokio::test]
+async fn custom_backend_audits_every_event_before_it_is_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let outcome = custom_backend::demo(&dir.path().join("audit.jsonl"))
+        .await
+        .unwrap();
+    let names: Vec<&str> = outcome.audit.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, ["order.created", "order.paid", "order.created"]);
+    assert_eq!(outcome.audit[1].payload.get(), r#"{"order":1}"#);
+    assert_eq!(outcome.received, 3);
+}
+
+/// `/dev/full` fails every write with ENOSPC: an audit log that cannot be written.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn custom_backend_refuses_an_event_it_cannot_audit_and_delivers_nothing() {
+    use fastapihooks::{Backend, BackgroundTaskBackend, Emitter};
+    let receiver = Receiver::ok().await;
+    let engine = Emitter::builder()
+        .http(HttpConfig::default().allow_loopback())
+        .subscriber(receiver.subscription("*", "/hooks"))
+        .build_engine()
+        .unwrap();
+    let inner = BackgroundTaskBackend::start(engine, Default::default()).unwrap();
+    let audited = custom_backend::AuditedBackend::open(inner, std::path::Path::new("/dev/full"))
+        .await
+        .unwrap();
+    let err = audited
+        .publish(Event::new("order.created", &1).unwrap())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Storage {
+                what: "audit.write" | "audit.sync",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    audited.shutdown(Duration::from_secs(5)).await.unwrap();
+    assert!(
+        receiver.received().is_empty(),
+        "an unaudited event was delivered"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sidecar_example_delivers_committed_orders_and_nothing_for_refused_ones() {
+    let receiver = Receiver::ok().await;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
+    let (store, state) = sidecar::open(&url).await.unwrap();
+    sidecar::subscribe_once(&store, &receiver.url("/hooks"))
+        .await
+        .unwrap();
+    let addr = serve(sidecar::app(state)).await;
+
+    let client = common::client();
+    let order = |sku: &str| {
+        client
+            .post(format!("http://{addr}/orders"))
+            .json(&serde_json::json!({"sku": sku, "qty": 2}))
+            .send()
+    };
+    assert_eq!(order("A1").await.unwrap().status(), 201);
+    assert_eq!(order("").await.unwrap().status(), 422);
+    assert_eq!(order("B2").await.unwrap().status(), 201);
+
+    // The sidecar, in-process through the library entry point, on the same database.
+    let outbox = std::sync::Arc::new(
+        SqlBackend::with_config(
+            store.connection().clone(),
+            fastapihooks::SqlOutboxConfig {
+                visibility_timeout: Duration::from_secs(3),
+                poll_interval: Duration::from_millis(50),
+                block: Duration::from_millis(200),
+            },
+        )
+        .unwrap(),
+    );
+    let mut http = HttpConfig::default().allow_loopback();
+    http.timeout = Duration::from_secs(1);
+    http.connect_timeout = Duration::from_millis(500);
+    let config = SidecarConfig {
+        secret: Some(Secret::new(SECRET).unwrap()),
+        http,
+        worker: WorkerConfig {
+            concurrency: 4,
+            ..WorkerConfig::default()
+        },
+        ..SidecarConfig::default()
+    };
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(run_sidecar_until(
+        outbox.clone(),
+        std::sync::Arc::new(store),
+        config,
+        stop.clone(),
+    ));
+    let got = receiver.wait_for(2).await;
+    // Long enough for a third delivery, if there were one, to arrive.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.cancel();
+    let report = running.await.unwrap().unwrap();
+
+    let skus: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| r.json()["sku"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        skus.len(),
+        2,
+        "the refused order emitted an event: {skus:?}"
+    );
+    assert!(skus.contains(&"A1".to_owned()) && skus.contains(&"B2".to_owned()));
+    assert!(receiver.received().iter().all(|r| r.verified()));
+    assert_eq!(report.delivered, 2);
+    assert_eq!(outbox.depth().await.unwrap(), 0);
+}
