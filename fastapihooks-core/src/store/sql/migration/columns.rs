@@ -51,3 +51,21 @@ pub(super) fn long_bytes<T: IntoIden>(backend: DbBackend, name: T) -> ColumnDef 
 pub(super) fn micros<T: IntoIden>(name: T) -> ColumnDef {
     ColumnDef::new(name).big_integer().not_null().take()
 }
+
+/// `CREATE INDEX IF NOT EXISTS name ON table (columns…)`.
+pub(super) fn index<T, C>(
+    name: &str,
+    table: T,
+    columns: impl IntoIterator<Item = C>,
+) -> IndexCreateStatement
+where
+    T: IntoIden,
+    C: IntoIndexColumn,
+{
+    let mut index = Index::create();
+    index.name(name).table(table).if_not_exists();
+    for column in columns {
+        index.col(column);
+    }
+    index
+}

@@ -2,7 +2,7 @@
 
 use sea_orm_migration::prelude::*;
 
-use super::columns::{OWNER_LEN, exact_string, id, long_text, micros};
+use super::columns::{OWNER_LEN, exact_string, id, index, long_text, micros};
 
 #[derive(DeriveMigrationName)]
 pub(super) struct Migration;
@@ -52,27 +52,19 @@ impl MigrationTrait for Migration {
             .await?;
         // `matching` asks for `event_filter IN (name, its prefixes + '*', '*')`: index lookups.
         manager
-            .create_index(
-                Index::create()
-                    .name("fastapihooks_subscriptions_filter_owner")
-                    .table(S::Table)
-                    .col(S::EventFilter)
-                    .col(S::Owner)
-                    .if_not_exists()
-                    .to_owned(),
-            )
+            .create_index(index(
+                "fastapihooks_subscriptions_filter_owner",
+                S::Table,
+                [S::EventFilter, S::Owner],
+            ))
             .await?;
         // Listing one owner's subscriptions, oldest first, by keyset on the id.
         manager
-            .create_index(
-                Index::create()
-                    .name("fastapihooks_subscriptions_owner_id")
-                    .table(S::Table)
-                    .col(S::Owner)
-                    .col(S::Id)
-                    .if_not_exists()
-                    .to_owned(),
-            )
+            .create_index(index(
+                "fastapihooks_subscriptions_owner_id",
+                S::Table,
+                [S::Owner, S::Id],
+            ))
             .await?;
         Ok(())
     }

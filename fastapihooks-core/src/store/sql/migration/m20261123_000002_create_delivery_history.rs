@@ -3,7 +3,7 @@
 
 use sea_orm_migration::prelude::*;
 
-use super::columns::{id, long_bytes, long_text, micros};
+use super::columns::{id, index, long_bytes, long_text, micros};
 
 #[derive(DeriveMigrationName)]
 pub(super) struct Migration;
@@ -105,12 +105,7 @@ impl MigrationTrait for Migration {
                 [D::Status, D::NextAttemptAtUs],
             ),
         ] {
-            let mut index = Index::create();
-            index.name(name).table(D::Table).if_not_exists();
-            for column in columns {
-                index.col(column);
-            }
-            manager.create_index(index).await?;
+            manager.create_index(index(name, D::Table, columns)).await?;
         }
 
         manager
@@ -138,15 +133,11 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(
-                Index::create()
-                    .name("fastapihooks_attempts_delivery_number")
-                    .table(A::Table)
-                    .col(A::DeliveryId)
-                    .col(A::Number)
-                    .if_not_exists()
-                    .to_owned(),
-            )
+            .create_index(index(
+                "fastapihooks_attempts_delivery_number",
+                A::Table,
+                [A::DeliveryId, A::Number],
+            ))
             .await?;
         Ok(())
     }

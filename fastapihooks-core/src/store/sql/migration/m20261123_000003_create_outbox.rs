@@ -3,7 +3,7 @@
 
 use sea_orm_migration::prelude::*;
 
-use super::columns::{id, long_text, micros};
+use super::columns::{id, index, long_text, micros};
 
 #[derive(DeriveMigrationName)]
 pub(super) struct Migration;
@@ -47,15 +47,11 @@ impl MigrationTrait for Migration {
             .await?;
         // Leasing: live rows that are due, soonest first. Dead letters by time.
         manager
-            .create_index(
-                Index::create()
-                    .name("fastapihooks_outbox_dead_available")
-                    .table(O::Table)
-                    .col(O::Dead)
-                    .col(O::AvailableAtUs)
-                    .if_not_exists()
-                    .to_owned(),
-            )
+            .create_index(index(
+                "fastapihooks_outbox_dead_available",
+                O::Table,
+                [O::Dead, O::AvailableAtUs],
+            ))
             .await?;
         Ok(())
     }
