@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use axum::Router;
 use axum::routing::post;
 use fastapihooks::prelude::*;
-use fastapihooks::{Backend, BackgroundTaskBackend, Emitter, MemoryStore, ShutdownReport};
+use fastapihooks::{Backend, Emitter, MemoryStore, ShutdownReport};
 use tokio::io::AsyncWriteExt;
 
 /// Writes each event to an audit log, then forwards it to `inner`.
@@ -127,14 +127,16 @@ pub async fn demo(log_path: &Path) -> anyhow::Result<Outcome> {
     // The in-process backend and the emitter share one store and one configuration.
     let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
     let builder = Emitter::builder()
-        .shared_store(store)
+        .shared_store(store.clone())
         .subscriber(Subscription::new("order.*", &url)?)
         .secret(Secret::new("custom-backend-demo")?)
         // The demo's receiver listens on 127.0.0.1, which the SSRF guard refuses by default.
         .http(HttpConfig::default().allow_loopback());
-    let delivering = BackgroundTaskBackend::start(builder.build_engine()?, Default::default())?;
+    // The delivery settings start the in-process backend; the emitter in front of the audit log
+    // only publishes (it has no delivery settings to ignore).
+    let delivering = builder.build_backend()?;
     let audited = AuditedBackend::open(delivering, log_path).await?;
-    let emitter = builder.backend(audited).build()?;
+    let emitter = Emitter::publisher(audited).shared_store(store).build()?;
 
     for (name, id) in [
         ("order.created", 1),

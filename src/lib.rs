@@ -24,11 +24,64 @@
 //! # Ok(()) }
 //! ```
 //!
-//! This crate re-exports [`fastapihooks_core`] (model, signing, retry, stores, backends) and
-//! [`fastapihooks_axum`] (the layer).
+//! ## What is here
+//!
+//! - **Emitting**: [`Hooks`] (built with [`Hooks::builder`] to deliver in-process, or
+//!   [`Hooks::publisher`] to publish into a durable queue that the `fastapihooks start` sidecar
+//!   drains), the [`Hook`] layer, [`HookContext`] for `transform`/`when`, [`HookTransaction`]
+//!   (feature `sql`) for routes whose event must exist if and only if their writes do.
+//!   [`Emitter`] is the same without axum.
+//! - **The model**: [`Event`], [`Subscription`] ([`EventFilter`], [`Auth`], [`Secret`]),
+//!   [`Delivery`], [`Attempt`], their typed ids.
+//! - **Settings**: [`RetryPolicy`], [`HttpConfig`] (timeouts, the SSRF guard),
+//!   [`BackgroundConfig`].
+//! - **Stores**: the [`Store`] trait, [`MemoryStore`], [`SqlStore`] (feature `sql`: SQLite by
+//!   default, `postgres`, `mysql`).
+//! - **Backends**: the [`Backend`] and [`Queue`] traits, [`BackgroundTaskBackend`],
+//!   [`SqlBackend`] (the transactional outbox), [`RedisBackend`] (feature `redis`); [`queue`]
+//!   has what a queue of one's own needs.
+//! - [`signing`]: the signature schemes and the receiver-side [`signing::Verifier`].
+//! - [`advanced`]: the delivery engine's parts, for a sidecar or a backend of one's own.
 
-pub use fastapihooks_axum::{Hook, HookContext, HookService, Hooks, HooksBuilder};
-pub use fastapihooks_core::*;
+pub use fastapihooks_axum::{
+    Hook, HookContext, HookService, Hooks, HooksBuilder, HooksPublisherBuilder, Problem,
+};
+#[cfg(feature = "sql")]
+pub use fastapihooks_axum::HookTransaction;
+pub use fastapihooks_core::{
+    Attempt, AttemptErrorKind, AttemptId, AttemptOutcome, Auth, Backend, BackgroundConfig,
+    BackgroundTaskBackend, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus, Emitter,
+    EmitterBuilder, Error, Event, EventFilter, EventId, EventName, HttpConfig, MemoryStore,
+    PreviousSecret, PublisherBuilder, Queue, Result, RetryPolicy, Secret, ShutdownReport, Store,
+    Subscription, SubscriptionId, SubscriptionQuery,
+};
+#[cfg(feature = "redis")]
+pub use fastapihooks_core::{RedisBackend, RedisConfig};
+#[cfg(feature = "sql")]
+pub use fastapihooks_core::{SqlBackend, SqlOutboxConfig, SqlStore, SqlStoreOptions};
+
+/// Signature schemes, and verifying a delivery on the receiving side.
+pub mod signing {
+    pub use fastapihooks_core::signing::{
+        DEFAULT_TOLERANCE, Sha256Hex, SignInput, SignatureScheme, Signer, StandardWebhooks,
+        Verifier, sign_sha256_hex, verify_sha256_hex,
+    };
+}
+
+/// What a [`Queue`] of one's own works with: the tasks it carries and the leases it hands out.
+pub mod queue {
+    pub use fastapihooks_core::backend::{DeliverTask, Leased, Receipt, Task};
+}
+
+/// The delivery engine's parts: the sidecar's [`Worker`](advanced::Worker) (most deployments
+/// run it as `fastapihooks start`), one HTTP attempt ([`Dispatcher`](advanced::Dispatcher)), the
+/// SSRF guard's policy. Not needed to emit or to run the sidecar.
+pub mod advanced {
+    pub use fastapihooks_core::dispatch::{AddressPolicy, Dispatcher};
+    pub use fastapihooks_core::engine::{DeliveryEngine, NextStep};
+    pub use fastapihooks_core::fanout::fan_out;
+    pub use fastapihooks_core::worker::{CancellationToken, Worker, WorkerConfig, WorkerReport};
+}
 
 /// The names most applications need.
 pub mod prelude {

@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use common::{Receiver, SECRET, serve};
 use fastapihooks::prelude::*;
-use fastapihooks::worker::CancellationToken;
-use fastapihooks::{SqlBackend, WorkerConfig};
+use fastapihooks::advanced::{CancellationToken, WorkerConfig};
+use fastapihooks::{Queue, SqlBackend};
 use fastapihooks_cli::sidecar::{SidecarConfig, run_sidecar_until};
 
 #[tokio::test]
@@ -77,14 +77,14 @@ async fn custom_backend_audits_every_event_before_it_is_delivered() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn custom_backend_refuses_an_event_it_cannot_audit_and_delivers_nothing() {
-    use fastapihooks::{Backend, BackgroundTaskBackend, Emitter};
+    use fastapihooks::{Backend, Emitter};
     let receiver = Receiver::ok().await;
-    let engine = Emitter::builder()
+    let inner = Emitter::builder()
         .http(HttpConfig::default().allow_loopback())
         .subscriber(receiver.subscription("*", "/hooks"))
-        .build_engine()
+        .unsigned()
+        .build_backend()
         .unwrap();
-    let inner = BackgroundTaskBackend::start(engine, Default::default()).unwrap();
     let audited = custom_backend::AuditedBackend::open(inner, std::path::Path::new("/dev/full"))
         .await
         .unwrap();

@@ -13,7 +13,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::routing::post;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use fastapihooks::fanout::fan_out;
+use fastapihooks::advanced::fan_out;
 use fastapihooks::signing::{Sha256Hex, SignInput, Signer, StandardWebhooks};
 use fastapihooks::{Backend, Emitter, Event, Hooks, MemoryStore, Secret, Subscription};
 use http::{HeaderMap, Request};
@@ -89,7 +89,7 @@ fn layer(c: &mut Criterion) {
         .build()
         .unwrap();
     let hooks =
-        rt.block_on(async { Hooks::from(Emitter::builder().backend(Discard).build().unwrap()) });
+        rt.block_on(async { Hooks::from(Emitter::publisher(Discard).build().unwrap()) });
     let plain = Router::new().route("/orders", post(create_order));
     let hooked = Router::new().route(
         "/orders",
@@ -150,7 +150,7 @@ fn fan_out_1000(c: &mut Criterion) {
         .build()
         .unwrap();
     let engine = rt.block_on(async {
-        let mut builder = Emitter::builder().store(MemoryStore::new());
+        let mut builder = Emitter::builder().store(MemoryStore::new()).unsigned();
         for s in &subscriptions {
             builder = builder.subscriber(s.clone());
         }

@@ -8,19 +8,21 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use chrono::Utc;
-use fastapihooks_core::{Emitter, Event, EventName};
+use fastapihooks_core::{Emitter, EventName};
 use http::request::Parts;
 use http::{Request, StatusCode};
 use serde::Serialize;
-use serde_json::{Map, Value};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::capture::{Skip, capture};
-use crate::context::{HookContext, headers_json};
+use crate::capture::capture;
+use crate::context::HookContext;
+use crate::event::{Built, SeenRequest, build_event, skipped};
+use crate::hooks::OnPublishError;
+use crate::problem::Problem;
+use crate::publish::publish;
 
 type Transform = Arc<dyn Fn(&HookContext) -> Result<Vec<u8>, serde_json::Error> + Send + Sync>;
 type Predicate = Arc<dyn Fn(&HookContext) -> bool + Send + Sync>;
@@ -38,9 +40,16 @@ type StatusFilter = Arc<dyn Fn(StatusCode) -> bool + Send + Sync>;
 /// `{"response": …, "request": …, "headers": {…}}`. A `transform` replaces all of that with
 /// whatever it returns.
 ///
-/// The client always receives the handler's response unchanged: status, headers and body bytes.
-/// Publishing waits only for the backend to accept the event, never for its delivery; a failure
-/// to publish is logged and counted, and does not change the response.
+/// The client receives the handler's response unchanged: status, headers and body bytes.
+/// Publishing waits only for the backend to accept the event, never for its delivery. A
+/// publish that fails is tried again briefly (within the request, a few tries); if it still
+/// fails, the loss is surfaced — the `fastapihooks_publish_failed_total` metric, an error log
+/// with the event's id, name and size, and the `on_publish_error` callback of [`Hooks`](crate::Hooks)
+/// through which the application can keep the event — and the client still gets its response,
+/// because the handler's work has happened and a retry would repeat it.
+/// [`require_publish`](Hook::require_publish) answers 503 instead, for idempotent clients;
+/// [`in_transaction`](Hook::in_transaction) makes the event and the handler's writes one
+/// transaction (recommended for events that must not be lost).
 ///
 /// ```
 /// use axum::{Json, Router, routing::post};
@@ -67,15 +76,19 @@ type StatusFilter = Arc<dyn Fn(StatusCode) -> bool + Send + Sync>;
 /// ```
 #[derive(Clone)]
 pub struct Hook {
-    name: EventName,
-    emitter: Emitter,
-    include_headers: bool,
-    include_request: bool,
-    include_response: bool,
-    transform: Option<Transform>,
-    when: Option<Predicate>,
-    owner: Option<OwnerResolver>,
+    pub(crate) name: EventName,
+    pub(crate) emitter: Emitter,
+    pub(crate) on_publish_error: Option<OnPublishError>,
+    pub(crate) include_headers: bool,
+    pub(crate) include_request: bool,
+    pub(crate) include_response: bool,
+    pub(crate) transform: Option<Transform>,
+    pub(crate) when: Option<Predicate>,
+    pub(crate) owner: Option<OwnerResolver>,
     status: Option<StatusFilter>,
+    require_publish: bool,
+    #[cfg(feature = "sql")]
+    outbox: Option<Arc<fastapihooks_core::SqlBackend>>,
 }
 
 impl std::fmt::Debug for Hook {
@@ -88,15 +101,24 @@ impl std::fmt::Debug for Hook {
             .field("transform", &self.transform.is_some())
             .field("when", &self.when.is_some())
             .field("owner", &self.owner.is_some())
-            .finish()
+            .field("require_publish", &self.require_publish)
+            .finish_non_exhaustive()
     }
 }
 
 impl Hook {
-    pub(crate) fn new(name: EventName, emitter: Emitter) -> Self {
+    pub(crate) fn new(
+        name: EventName,
+        emitter: Emitter,
+        on_publish_error: Option<OnPublishError>,
+    ) -> Self {
         Self {
             name,
             emitter,
+            on_publish_error,
+            require_publish: false,
+            #[cfg(feature = "sql")]
+            outbox: None,
             include_headers: false,
             include_request: false,
             include_response: true,
@@ -157,18 +179,43 @@ impl Hook {
         self
     }
 
-    fn emits_for(&self, status: StatusCode) -> bool {
+    /// Answers `503 Service Unavailable` (`application/problem+json`, code
+    /// `event_not_published`) instead of the handler's response when the event could not be
+    /// published. Only for clients that retry **idempotently**: the handler's work has already
+    /// happened, so a retry repeats it. Without it (the default) the client gets the handler's
+    /// response and the loss is surfaced to the application (metric, error log,
+    /// `on_publish_error`). For events that must not be lost, prefer
+    /// [`in_transaction`](Self::in_transaction).
+    pub fn require_publish(mut self) -> Self {
+        self.require_publish = true;
+        self
+    }
+
+    /// Runs the route in a transaction of `outbox`'s database, handed to the handler as a
+    /// [`HookTransaction`](crate::HookTransaction) extractor. The layer writes the event into the
+    /// outbox **in that transaction** and commits only if the response passes the status filter
+    /// (2xx by default) and the event was written: the event exists if and only if the
+    /// handler's writes do. On any other outcome nothing commits; when the outbox write or the
+    /// commit fails, the client gets a `503` (`application/problem+json`), safe to retry since
+    /// nothing happened.
+    #[cfg(feature = "sql")]
+    pub fn in_transaction(mut self, outbox: &Arc<fastapihooks_core::SqlBackend>) -> Self {
+        self.outbox = Some(outbox.clone());
+        self
+    }
+
+    pub(crate) fn emits_for(&self, status: StatusCode) -> bool {
         match &self.status {
             Some(f) => f(status),
             None => status.is_success(),
         }
     }
 
-    fn needs_context_values(&self) -> bool {
+    pub(crate) fn needs_context_values(&self) -> bool {
         self.transform.is_some() || self.when.is_some() || self.envelope()
     }
 
-    fn envelope(&self) -> bool {
+    pub(crate) fn envelope(&self) -> bool {
         self.include_request || self.include_headers
     }
 }
@@ -210,7 +257,8 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let hook = self.hook.clone();
         Box::pin(async move {
-            let (parts, body) = request.into_parts();
+            #[cfg_attr(not(feature = "sql"), allow(unused_mut))]
+            let (mut parts, body) = request.into_parts();
             let seen = SeenRequest::new(&hook, &parts);
             let (body, request_bytes) = if hook.include_request {
                 let c = capture(body, hook.emitter.max_payload_bytes()).await;
@@ -221,126 +269,44 @@ where
             } else {
                 (body, None)
             };
+            #[cfg(feature = "sql")]
+            if let Some(outbox) = &hook.outbox {
+                let txn = match crate::transaction::begin(outbox, &mut parts).await {
+                    Ok(txn) => txn,
+                    Err(refused) => return Ok(refused),
+                };
+                let response = inner.call(Request::from_parts(parts, body)).await?;
+                let build = async |response| build(&hook, seen, request_bytes, response).await;
+                return Ok(crate::transaction::finish(&hook, outbox, txn, response, build).await);
+            }
             let response = inner.call(Request::from_parts(parts, body)).await?;
             if !hook.emits_for(response.status()) {
                 return Ok(response);
             }
-            let (res_parts, res_body) = response.into_parts();
-            let c = capture(res_body, hook.emitter.max_payload_bytes()).await;
-            if let Some(skip) = c.skipped {
-                skipped(&hook.name, "response", skip);
+            let (built, response) = build(&hook, seen, request_bytes, response).await;
+            if let Built::Event(event) = built
+                && !publish(&hook, event).await
+                && hook.require_publish
+            {
+                return Ok(Problem::event_not_published(true).into_response());
             }
-            emit(&hook, seen, res_parts.status, request_bytes, c.bytes).await;
-            Ok(Response::from_parts(res_parts, c.body))
+            Ok(response)
         })
     }
 }
 
-/// What the hook keeps of the request before the handler consumes it.
-struct SeenRequest {
-    owner: Option<String>,
-    method: http::Method,
-    uri: http::Uri,
-    headers: Option<Map<String, Value>>,
-}
-
-impl SeenRequest {
-    fn new(hook: &Hook, parts: &Parts) -> Self {
-        Self {
-            owner: hook.owner.as_ref().and_then(|f| f(parts)),
-            method: parts.method.clone(),
-            uri: parts.uri.clone(),
-            headers: hook.include_headers.then(|| headers_json(&parts.headers)),
-        }
-    }
-}
-
-fn skipped(name: &EventName, part: &'static str, skip: Skip) {
-    metrics::counter!("fastapihooks_hook_capture_skipped_total", "part" => part, "reason" => skip.as_str())
-        .increment(1);
-    tracing::warn!(event = %name, part, reason = skip.as_str(), "body not captured for the event");
-}
-
-async fn emit(
+/// Captures the response body and builds the event; the response is handed back unchanged.
+async fn build(
     hook: &Hook,
     seen: SeenRequest,
-    status: StatusCode,
     request_bytes: Option<Bytes>,
-    response_bytes: Option<Bytes>,
-) {
-    let payload = if hook.needs_context_values() {
-        let ctx = HookContext {
-            event_name: hook.name.clone(),
-            owner: seen.owner.clone(),
-            method: seen.method,
-            uri: seen.uri,
-            status,
-            headers: seen.headers,
-            request: request_bytes
-                .as_deref()
-                .and_then(|b| serde_json::from_slice(b).ok()),
-            request_bytes,
-            response: response_bytes
-                .as_deref()
-                .and_then(|b| serde_json::from_slice(b).ok()),
-            response_bytes,
-            timestamp: Utc::now(),
-        };
-        if hook.when.as_ref().is_some_and(|when| !when(&ctx)) {
-            return;
-        }
-        payload_from_context(hook, &ctx)
-    } else {
-        // The plain case: the response bytes are the payload, validated, never re-encoded.
-        response_bytes.ok_or("the response body was not captured")
-    };
-    let event = match payload.map(|bytes| Event::from_json_bytes(&hook.name, bytes)) {
-        Ok(Ok(event)) => event,
-        Ok(Err(e)) => return not_emitted(hook, "not_json", &e.to_string()),
-        Err(reason) => return not_emitted(hook, "no_payload", reason),
-    };
-    let event = match seen.owner {
-        Some(owner) => event.with_owner(owner),
-        None => event,
-    };
-    if let Err(e) = hook.emitter.publish(event).await {
-        metrics::counter!("fastapihooks_emit_failed_total").increment(1);
-        tracing::error!(event = %hook.name, error = %e, "event not published");
+    response: Response,
+) -> (Built, Response) {
+    let (parts, body) = response.into_parts();
+    let c = capture(body, hook.emitter.max_payload_bytes()).await;
+    if let Some(skip) = c.skipped {
+        skipped(&hook.name, "response", skip);
     }
-}
-
-fn payload_from_context(hook: &Hook, ctx: &HookContext) -> Result<Bytes, &'static str> {
-    if let Some(transform) = &hook.transform {
-        return transform(ctx)
-            .map(Bytes::from)
-            .map_err(|_| "the transform's value could not be serialized");
-    }
-    if !hook.envelope() {
-        return ctx
-            .response_bytes
-            .clone()
-            .ok_or("the response body was not captured");
-    }
-    let mut envelope = Map::new();
-    if hook.include_response {
-        let response = ctx
-            .response
-            .clone()
-            .ok_or("the response body is not JSON")?;
-        envelope.insert("response".into(), response);
-    }
-    if hook.include_request {
-        envelope.insert("request".into(), ctx.request.clone().unwrap_or(Value::Null));
-    }
-    if let Some(headers) = &ctx.headers {
-        envelope.insert("headers".into(), Value::Object(headers.clone()));
-    }
-    serde_json::to_vec(&envelope)
-        .map(Bytes::from)
-        .map_err(|_| "the event could not be serialized")
-}
-
-fn not_emitted(hook: &Hook, reason: &'static str, detail: &str) {
-    metrics::counter!("fastapihooks_hook_not_emitted_total", "reason" => reason).increment(1);
-    tracing::warn!(event = %hook.name, reason, detail, "response not emitted as an event (add a transform to emit it)");
+    let built = build_event(hook, seen, parts.status, request_bytes, c.bytes);
+    (built, Response::from_parts(parts, c.body))
 }

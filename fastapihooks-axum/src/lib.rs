@@ -7,14 +7,26 @@
 //! - [`Hook`] / [`HookService`]: the tower layer and its service.
 //! - [`HookContext`]: what `transform` and `when` closures see.
 //!
-//! Errors are [`fastapihooks_core::Error`]: this crate adds no failure of its own.
+//! - [`HookTransaction`] (feature `sql`): the transaction a route runs in when its event must
+//!   exist if and only if its writes do.
+//!
+//! Errors are [`fastapihooks_core::Error`]; what the layer answers itself is a [`Problem`]
+//! (`application/problem+json`).
 #![warn(missing_docs)]
 
 mod capture;
 mod context;
+mod event;
 mod hooks;
 mod layer;
+mod problem;
+mod publish;
+#[cfg(feature = "sql")]
+mod transaction;
 
 pub use context::HookContext;
-pub use hooks::{Hooks, HooksBuilder};
+pub use hooks::{Hooks, HooksBuilder, HooksPublisherBuilder};
 pub use layer::{Hook, HookService};
+pub use problem::Problem;
+#[cfg(feature = "sql")]
+pub use transaction::HookTransaction;

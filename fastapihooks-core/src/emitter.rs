@@ -11,6 +11,7 @@ use crate::dispatch::{Dispatcher, HttpConfig};
 use crate::engine::{DeliveryEngine, OnFailure};
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::publisher::PublisherBuilder;
 use crate::retry::RetryPolicy;
 use crate::secret::Secret;
 use crate::signing::{Sha256Hex, Signer};
@@ -50,9 +51,34 @@ impl std::fmt::Debug for Emitter {
 }
 
 impl Emitter {
-    /// Starts configuring an emitter.
+    /// Starts configuring an emitter that delivers in-process: every delivery setting lives
+    /// here.
     pub fn builder() -> EmitterBuilder {
         EmitterBuilder::default()
+    }
+
+    /// Starts configuring an emitter that only publishes into `backend` (a durable queue that
+    /// a sidecar drains, or a backend of one's own): see [`PublisherBuilder`].
+    pub fn publisher(backend: impl Backend) -> PublisherBuilder {
+        PublisherBuilder::new(Arc::new(backend))
+    }
+
+    /// Like [`publisher`](Self::publisher), for a backend shared with other code (e.g. the
+    /// [`SqlBackend`](crate::backend::SqlBackend) a transactional hook also writes through).
+    pub fn shared_publisher(backend: Arc<dyn Backend>) -> PublisherBuilder {
+        PublisherBuilder::new(backend)
+    }
+
+    pub(crate) fn from_parts(
+        backend: Arc<dyn Backend>,
+        store: Arc<dyn Store>,
+        max_payload_bytes: usize,
+    ) -> Self {
+        Self {
+            backend,
+            store,
+            max_payload_bytes,
+        }
     }
 
     /// Emits `payload` (serialized once, here) as event `name`.
@@ -62,9 +88,9 @@ impl Emitter {
         Ok(event)
     }
 
-    /// Publishes a ready event, after checking its size.
-    #[tracing::instrument(level = "debug", skip_all, fields(event = %event.id(), name = %event.name()))]
-    pub async fn publish(&self, event: Event) -> Result<()> {
+    /// Checks `event` against this emitter's limits, as [`publish`](Self::publish) does first
+    /// (for events written elsewhere, such as into an outbox in a transaction).
+    pub fn check(&self, event: &Event) -> Result<()> {
         let size = event.payload().len();
         if size > self.max_payload_bytes {
             return Err(Error::PayloadTooLarge {
@@ -72,6 +98,13 @@ impl Emitter {
                 limit: self.max_payload_bytes,
             });
         }
+        Ok(())
+    }
+
+    /// Publishes a ready event, after checking its size.
+    #[tracing::instrument(level = "debug", skip_all, fields(event = %event.id(), name = %event.name()))]
+    pub async fn publish(&self, event: Event) -> Result<()> {
+        self.check(&event)?;
         self.backend.publish(event).await?;
         metrics::counter!("fastapihooks_events_published_total").increment(1);
         Ok(())
@@ -103,8 +136,8 @@ pub struct EmitterBuilder {
     signer: Option<Arc<dyn Signer>>,
     retry: RetryPolicy,
     http: HttpConfig,
+    unsigned: bool,
     background: BackgroundConfig,
-    backend: Option<Arc<dyn Backend>>,
     on_failure: Option<OnFailure>,
     max_payload_bytes: Option<usize>,
 }
@@ -152,16 +185,9 @@ impl EmitterBuilder {
         self
     }
 
-    /// Limits of the in-process backend (used when no other backend is set).
+    /// Limits of the in-process backend.
     pub fn background(mut self, config: BackgroundConfig) -> Self {
         self.background = config;
-        self
-    }
-
-    /// Publishes through this backend instead of delivering in-process (e.g. a durable queue
-    /// drained by the sidecar).
-    pub fn backend(mut self, backend: impl Backend) -> Self {
-        self.backend = Some(Arc::new(backend));
         self
     }
 
@@ -177,8 +203,22 @@ impl EmitterBuilder {
         self
     }
 
-    /// Builds the delivery engine these settings describe (also what a sidecar runs).
+    /// Sends deliveries to subscriptions without a secret of their own **unsigned**. Without
+    /// this or a [`secret`](Self::secret), building fails with [`Error::NoSigningSecret`]:
+    /// nothing goes out unsigned unless asked for. Subscriptions with a secret of their own are
+    /// signed either way.
+    pub fn unsigned(mut self) -> Self {
+        self.unsigned = true;
+        self
+    }
+
+    /// Builds the delivery engine these settings describe (what the in-process backend and a
+    /// sidecar's [`Worker`](crate::worker::Worker) run).
+    #[doc(hidden)]
     pub fn build_engine(&self) -> Result<DeliveryEngine> {
+        if self.secret.is_none() && !self.unsigned {
+            return Err(Error::NoSigningSecret);
+        }
         let store = self.store_or_default();
         let signer = self
             .signer
@@ -200,18 +240,22 @@ impl EmitterBuilder {
             .unwrap_or_else(|| Arc::new(MemoryStore::new()))
     }
 
-    /// Builds the emitter; without an explicit backend, starts a [`BackgroundTaskBackend`] on
-    /// the current tokio runtime.
+    /// Starts the in-process backend these settings describe, on the current tokio runtime,
+    /// without an emitter in front: for a [`Backend`] of one's own that hands events on to it
+    /// (wrap it, then [`Emitter::publisher`]).
+    pub fn build_backend(&self) -> Result<BackgroundTaskBackend> {
+        BackgroundTaskBackend::start(self.build_engine()?, self.background.clone())
+    }
+
+    /// Builds the emitter and starts its [`BackgroundTaskBackend`] on the current tokio
+    /// runtime.
+    ///
+    /// Fails with [`Error::NoSigningSecret`] when neither [`secret`](Self::secret) nor
+    /// [`unsigned`](Self::unsigned) was set.
     pub fn build(mut self) -> Result<Emitter> {
         let store = self.store_or_default();
         self.store = Some(store.clone());
-        let backend = match self.backend.take() {
-            Some(backend) => backend,
-            None => Arc::new(BackgroundTaskBackend::start(
-                self.build_engine()?,
-                self.background.clone(),
-            )?),
-        };
+        let backend = Arc::new(self.build_backend()?);
         Ok(Emitter {
             backend,
             store,
@@ -225,7 +269,21 @@ mod tests {
     use super::*;
 
     fn emitter(limit: usize) -> Emitter {
-        Emitter::builder().max_payload_bytes(limit).build().unwrap()
+        Emitter::builder()
+            .unsigned()
+            .max_payload_bytes(limit)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn building_without_a_secret_or_unsigned_is_refused() {
+        let err = Emitter::builder().build_engine().unwrap_err();
+        assert!(matches!(err, Error::NoSigningSecret), "{err}");
+        assert!(err.to_string().contains(".unsigned()"), "{err}");
+        assert!(Emitter::builder().unsigned().build_engine().is_ok());
+        let secret = Secret::new("s").unwrap();
+        assert!(Emitter::builder().secret(secret).build_engine().is_ok());
     }
 
     #[tokio::test]

@@ -9,6 +9,24 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// No secret signs deliveries to subscriptions without one of their own, and unsigned
+    /// delivery was not asked for.
+    #[error(
+        "no signing secret: deliveries to subscriptions without a secret of their own would go \
+         out unsigned; set one with `.secret(..)`, or ask for unsigned delivery explicitly with \
+         `.unsigned()`"
+    )]
+    NoSigningSecret,
+    /// The URL of a queue or database server (not a webhook URL) that cannot be used.
+    #[error("invalid {service} URL {url:?}: {reason}")]
+    InvalidServiceUrl {
+        /// What the URL points at, e.g. `Redis`.
+        service: &'static str,
+        /// The URL as given, credentials redacted.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A subscription URL that cannot be delivered to.
     #[error("invalid webhook URL {url:?}: {reason}")]
     InvalidUrl {
@@ -139,9 +157,8 @@ pub enum Error {
     /// The SSRF guard refused the address a delivery would connect to.
     #[error(
         "delivery to {host} refused: address {address} is in {range} ({reason}), which the SSRF \
-         guard blocks; to deliver there, allow it with \
-         HttpConfig::default().allow_network(\"{range}\") (or, in development only, \
-         HttpConfig::default().allow_private_networks())"
+         guard blocks; {}",
+        .hint.how_to_allow(.address, .range)
     )]
     BlockedAddress {
         /// The URL's host as written.
@@ -152,6 +169,8 @@ pub enum Error {
         range: ipnet::IpNet,
         /// What that range is.
         reason: &'static str,
+        /// How the message says to allow the address (the Rust API, or the sidecar's flags).
+        hint: crate::dispatch::AllowHint,
     },
     /// A plain-`http` URL while the client is configured `https_only`.
     #[error("delivery to {url} refused: the HTTP client is https_only and this URL is not https")]

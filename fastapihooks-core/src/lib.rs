@@ -28,6 +28,7 @@ pub mod error;
 pub mod event;
 pub mod fanout;
 pub mod id;
+pub mod publisher;
 pub mod retry;
 pub mod rotation;
 pub mod secret;
@@ -50,6 +51,7 @@ pub use engine::{DeliveryEngine, NextStep};
 pub use error::{Error, Result};
 pub use event::{Event, EventName};
 pub use id::{AttemptId, DeliveryId, EventId, SubscriptionId};
+pub use publisher::PublisherBuilder;
 /// The HTTP client crate, re-exported for [`HttpConfig::resolver`] (`reqwest::dns::Resolve`).
 pub use reqwest;
 pub use retry::{RetryPolicy, Verdict};
