@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod commands;
+pub mod logging;
 pub mod output;
 pub mod sidecar;
 
@@ -70,7 +71,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
 
 /// Parses `args` (program name first), runs the command on a Tokio runtime, prints its output
 /// to stdout and any error to stderr, and returns the process exit code: 0 on success, 1 when
-/// the command failed, 2 when the command line is wrong.
+/// the command failed, 2 when the command line is wrong, 130 when a second signal aborted the
+/// sidecar's drain ([`sidecar::DrainAborted`]).
 pub fn run_with<I, T>(args: I) -> ExitCode
 where
     I: IntoIterator<Item = T>,
@@ -100,14 +102,18 @@ where
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    match runtime.block_on(run(cli, &mut out)) {
-        Ok(()) => {
-            let _ = out.flush();
-            ExitCode::SUCCESS
+    let result = runtime.block_on(run(cli, &mut out));
+    let _ = out.flush();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<sidecar::DrainAborted>().is_some() => {
+            // The signal handler has logged why. Deliveries still in flight are abandoned, not
+            // waited for: their leases expire and another sidecar takes them over.
+            runtime.shutdown_background();
+            ExitCode::from(130)
         }
         Err(e) => {
-            let _ = out.flush();
-            eprintln!("error: {}", message(&e));
+            logging::print_error(&message(&e));
             ExitCode::FAILURE
         }
     }

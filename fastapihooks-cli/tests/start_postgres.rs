@@ -7,7 +7,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use fastapihooks_core::{Event, SqlBackend, SqlStore, SqlStoreOptions, Store, Subscription};
+use fastapihooks_core::{
+    Event, Queue as _, SqlBackend, SqlStore, SqlStoreOptions, Store, Subscription,
+};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database};
 use support::{Receiver, Sidecar, events, eventually, expected_pairs, reported, service, tally};
 

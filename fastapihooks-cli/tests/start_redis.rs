@@ -7,7 +7,9 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use fastapihooks_core::{Event, RedisBackend, RedisConfig, SqlStore, Store, Subscription};
+use fastapihooks_core::{
+    Event, Queue as _, RedisBackend, RedisConfig, SqlStore, Store, Subscription,
+};
 use support::{Receiver, Sidecar, events, eventually, expected_pairs, redis_url, reported, tally};
 
 const WAIT: Duration = Duration::from_secs(60);

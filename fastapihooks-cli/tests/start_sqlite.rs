@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use fastapihooks_core::{SqlBackend, SqlStore, Store, Subscription};
+use fastapihooks_core::{Queue as _, SqlBackend, SqlStore, Store, Subscription};
 use sea_orm::{ConnectionTrait, TransactionTrait};
 use support::{Receiver, Sidecar, events, eventually, eventually_async, expected_pairs, tally};
 

@@ -77,6 +77,13 @@ impl DeliveryEngine {
         &self.retry
     }
 
+    /// How long work waits after the store failed it `failures` times in a row (fan-out, or the
+    /// look-ups before an attempt): see [`outage_delay`]. Both the in-process backend and the
+    /// sidecar worker wait this long; neither ever gives the work up.
+    pub(crate) fn outage_delay(&self, failures: u32) -> Duration {
+        outage_delay(&self.retry, failures)
+    }
+
     /// The longest one attempt can take (the HTTP total timeout).
     pub fn attempt_timeout(&self) -> Duration {
         self.dispatcher.timeout()
@@ -176,6 +183,25 @@ impl DeliveryEngine {
     }
 }
 
+/// The longest work waits between tries while the store is unreachable.
+const MAX_OUTAGE_DELAY: Duration = Duration::from_secs(60);
+
+/// The store-outage policy, the one for every path that needs the store before it can go on:
+/// an outage **delays** work, it never drops it. After `failures` failures in a row the wait is
+/// the retry policy's delay for that retry, then its last delay for as long as the outage lasts,
+/// never more than a minute (one second if the policy has no retries at all).
+///
+/// The work is the store's to record, not a receiver's to refuse, so running out of retries
+/// never turns it into a dead letter: the event waits until the store is back (the sidecar
+/// keeps it in the queue; the in-process backend keeps it in memory until shutdown aborts it).
+fn outage_delay(policy: &RetryPolicy, failures: u32) -> Duration {
+    let step = failures.clamp(1, policy.max_retries().max(1));
+    policy
+        .delay(step, None)
+        .unwrap_or(Duration::from_secs(1))
+        .min(MAX_OUTAGE_DELAY)
+}
+
 fn log_attempt(delivery: &Delivery, attempt: &Attempt, next: NextStep) {
     let status = attempt.status_code();
     match next {
@@ -187,6 +213,55 @@ fn log_attempt(delivery: &Delivery, attempt: &Attempt, next: NextStep) {
         }
         NextStep::Done(final_status) => {
             tracing::warn!(delivery = %delivery.id, ?status, outcome = ?attempt.outcome, %final_status, "delivery is a dead letter")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn an_outage_follows_the_retry_schedule_then_keeps_its_last_delay() {
+        let policy = RetryPolicy::schedule([10 * MS, 20 * MS, 40 * MS]);
+        let delays: Vec<Duration> = (1..=6).map(|n| outage_delay(&policy, n)).collect();
+        assert_eq!(
+            delays,
+            [10 * MS, 20 * MS, 40 * MS, 40 * MS, 40 * MS, 40 * MS]
+        );
+        assert_eq!(outage_delay(&policy, u32::MAX), 40 * MS, "never gives up");
+        assert_eq!(
+            outage_delay(&policy, 0),
+            10 * MS,
+            "0 counts as the first failure"
+        );
+    }
+
+    #[test]
+    fn an_outage_waits_even_when_the_policy_allows_no_retry() {
+        assert_eq!(
+            outage_delay(&RetryPolicy::none(), 1),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            outage_delay(&RetryPolicy::none(), 1000),
+            Duration::from_secs(1)
+        );
+    }
+
+    #[test]
+    fn an_outage_delay_is_at_most_a_minute() {
+        let slow = RetryPolicy::schedule([Duration::from_secs(3600)]);
+        assert_eq!(outage_delay(&slow, 1), MAX_OUTAGE_DELAY);
+        let default = RetryPolicy::default();
+        for failures in [1, 3, 10, u32::MAX] {
+            let delay = outage_delay(&default, failures);
+            assert!(
+                delay > Duration::ZERO && delay <= MAX_OUTAGE_DELAY,
+                "{delay:?}"
+            );
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use fastapihooks_core::backend::RedisBackend;
 use fastapihooks_core::{
-    Attempt, Delivery, DeliveryId, DeliveryQuery, Event, EventName, Store, Subscription,
+    Attempt, Delivery, DeliveryId, DeliveryQuery, Event, EventName, Queue, Store, Subscription,
     SubscriptionId, SubscriptionQuery, Worker, WorkerConfig,
 };
 use support::{

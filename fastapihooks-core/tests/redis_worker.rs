@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use fastapihooks_core::backend::RedisBackend;
 use fastapihooks_core::{
-    Backend, DeliveryEngine, DeliveryQuery, DeliveryStatus, Event, Store, Worker, WorkerConfig,
-    WorkerReport,
+    Backend, DeliveryEngine, DeliveryQuery, DeliveryStatus, Event, Queue, Store, Worker,
+    WorkerConfig, WorkerReport,
 };
 use support::{
     Behaviour, Receiver, TestKeys, duplicates, engine, eventually, eventually_async, quick_retries,
@@ -337,11 +337,12 @@ async fn an_app_emitting_through_redis_is_delivered_by_the_sidecar() {
         .id
         .clone();
     // The application: an emitter whose backend is the Redis queue; it never delivers itself.
-    let app = fastapihooks_core::Emitter::builder()
-        .shared_store(store.clone())
-        .backend(RedisBackend::connect(keys.config.clone()).await.unwrap())
-        .build()
-        .unwrap();
+    let app = fastapihooks_core::Emitter::publisher(
+        RedisBackend::connect(keys.config.clone()).await.unwrap(),
+    )
+    .shared_store(store.clone())
+    .build()
+    .unwrap();
     let event = app
         .emit("invoice.paid", &serde_json::json!({"invoice": 9}))
         .await

@@ -74,6 +74,9 @@ impl BackgroundConfig {
 /// slow or failing subscriber never delays the others; at most `concurrency` HTTP attempts run
 /// at once; retries wait on timers without holding a permit.
 ///
+/// A store outage delays fan-out, it never drops the event: fan-out is tried again, for as long
+/// as the outage lasts, on the same schedule as the sidecar worker's.
+///
 /// **Not durable**: deliveries in memory when the process dies are not sent (with a persistent
 /// store they stay `pending` there). Use a durable queue backend when that matters.
 ///
@@ -206,9 +209,8 @@ async fn dispatch_loop(
 }
 
 async fn process_event(pool: &Arc<DeliveryPool>, event: Event) {
-    let planned = match fan_out_with_retries(pool, &event).await {
-        Some(planned) => planned,
-        None => return,
+    let Some(planned) = fan_out_through_outages(pool, &event).await else {
+        return;
     };
     for (delivery, subscription) in planned {
         // The delivery task is spawned only once its first attempt may start: a backlog waits
@@ -233,9 +235,13 @@ async fn process_event(pool: &Arc<DeliveryPool>, event: Event) {
     }
 }
 
-/// Fan-out needs the store; a store that is briefly down must not lose the event, so fan-out is
-/// retried on the delivery retry policy before the event is given up — loudly.
-async fn fan_out_with_retries(
+/// Fan-out needs the store. A store that is down delays the event, it never drops it: fan-out
+/// is tried again after [`DeliveryEngine::outage_delay`] — the policy the sidecar worker follows
+/// too — for as long as the outage lasts. The event keeps its fan-out permit meanwhile, so a
+/// long outage fills the channel and `publish` pushes back instead of piling events up in
+/// memory. Only shutdown ends the wait: past its deadline the event is abandoned, loudly
+/// (this backend is not durable).
+async fn fan_out_through_outages(
     pool: &DeliveryPool,
     event: &Event,
 ) -> Option<Vec<(Delivery, Subscription)>> {
@@ -244,16 +250,16 @@ async fn fan_out_with_retries(
         match pool.engine.fan_out(event).await {
             Ok(planned) => return Some(planned),
             Err(e) => {
-                failures += 1;
-                let Some(delay) = pool.engine.retry_policy().delay(failures, None) else {
-                    metrics::counter!("fastapihooks_fanout_failed_total").increment(1);
-                    tracing::error!(event = %event.id(), name = %event.name(), error = %e, failures, "fan-out failed for good: event not delivered");
-                    return None;
-                };
-                tracing::warn!(event = %event.id(), error = %e, ?delay, "fan-out failed; will retry");
+                failures = failures.saturating_add(1);
+                let delay = pool.engine.outage_delay(failures);
+                tracing::warn!(event = %event.id(), error = %e, failures, ?delay, "fan-out failed (store unreachable?); the event will be fanned out later");
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    _ = pool.abort.cancelled() => return None,
+                    _ = pool.abort.cancelled() => {
+                        metrics::counter!("fastapihooks_fanout_abandoned_total").increment(1);
+                        tracing::error!(event = %event.id(), name = %event.name(), failures, "shutdown deadline passed while the store was unreachable: event abandoned before fan-out");
+                        return None;
+                    }
                 }
             }
         }
@@ -292,5 +298,155 @@ async fn deliver(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Instant;
+
+    use super::*;
+    use crate::delivery::Attempt;
+    use crate::dispatch::{Dispatcher, HttpConfig};
+    use crate::event::EventName;
+    use crate::id::{DeliveryId, SubscriptionId};
+    use crate::retry::RetryPolicy;
+    use crate::signing::Sha256Hex;
+    use crate::store::{DeliveryQuery, MemoryStore, Store, SubscriptionQuery};
+
+    /// A `MemoryStore` whose `matching` fails while `down`, as a database outage would.
+    #[derive(Default)]
+    struct Outage {
+        inner: MemoryStore,
+        down: AtomicBool,
+    }
+
+    #[async_trait]
+    impl Store for Outage {
+        async fn add_subscription(&self, s: Subscription) -> Result<()> {
+            self.inner.add_subscription(s).await
+        }
+        async fn get_subscription(&self, id: &SubscriptionId) -> Result<Option<Subscription>> {
+            self.inner.get_subscription(id).await
+        }
+        async fn update_subscription(&self, s: Subscription) -> Result<()> {
+            self.inner.update_subscription(s).await
+        }
+        async fn remove_subscription(&self, id: &SubscriptionId) -> Result<()> {
+            self.inner.remove_subscription(id).await
+        }
+        async fn list_subscriptions(&self, q: &SubscriptionQuery) -> Result<Vec<Subscription>> {
+            self.inner.list_subscriptions(q).await
+        }
+        async fn matching(
+            &self,
+            name: &EventName,
+            owner: Option<&str>,
+        ) -> Result<Vec<Subscription>> {
+            if self.down.load(Ordering::SeqCst) {
+                return Err(Error::storage(
+                    "test.outage",
+                    std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
+                ));
+            }
+            self.inner.matching(name, owner).await
+        }
+        async fn record_deliveries(&self, d: &[Delivery]) -> Result<()> {
+            self.inner.record_deliveries(d).await
+        }
+        async fn record_attempt(&self, d: &Delivery, a: &Attempt) -> Result<()> {
+            self.inner.record_attempt(d, a).await
+        }
+        async fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>> {
+            self.inner.get_delivery(id).await
+        }
+        async fn list_deliveries(&self, q: &DeliveryQuery) -> Result<Vec<Delivery>> {
+            self.inner.list_deliveries(q).await
+        }
+        async fn list_attempts(&self, d: &DeliveryId) -> Result<Vec<Attempt>> {
+            self.inner.list_attempts(d).await
+        }
+    }
+
+    /// A backend over a store that is down, with a retry policy that allows one retry: the
+    /// policy that used to decide when fan-out gave up.
+    fn backend_over_an_outage() -> (Arc<Outage>, BackgroundTaskBackend) {
+        let store = Arc::new(Outage::default());
+        store.down.store(true, Ordering::SeqCst);
+        let subscriber = Subscription::new("order.*", "https://receiver.example/hooks").unwrap();
+        let dispatcher =
+            Dispatcher::new(&HttpConfig::default(), Arc::new(Sha256Hex::default()), None).unwrap();
+        let engine = DeliveryEngine::new(
+            store.clone(),
+            vec![subscriber],
+            dispatcher,
+            RetryPolicy::schedule([Duration::from_millis(20)]),
+            None,
+        );
+        let backend = BackgroundTaskBackend::start(engine, BackgroundConfig::default()).unwrap();
+        (store, backend)
+    }
+
+    async fn recorded(store: &Outage) -> usize {
+        store
+            .inner
+            .list_deliveries(&DeliveryQuery::default())
+            .await
+            .unwrap()
+            .len()
+    }
+
+    #[tokio::test]
+    async fn a_store_outage_delays_fan_out_past_the_retry_policy_and_loses_no_event() {
+        let (store, backend) = backend_over_an_outage();
+        backend
+            .publish(Event::new("order.created", &1).unwrap())
+            .await
+            .unwrap();
+        // Far longer than the retry policy (one retry after 20 ms) would have waited.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            recorded(&store).await,
+            0,
+            "nothing recorded during the outage"
+        );
+        store.down.store(false, Ordering::SeqCst);
+        let started = Instant::now();
+        while recorded(&store).await == 0 && started.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            recorded(&store).await,
+            1,
+            "fanned out once the store was back"
+        );
+        backend.shutdown(Duration::from_secs(5)).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn shutdown_ends_the_wait_of_an_event_held_up_by_an_outage() {
+        let (store, backend) = backend_over_an_outage();
+        backend
+            .publish(Event::new("order.created", &1).unwrap())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let report = tokio::time::timeout(
+            Duration::from_secs(5),
+            backend.shutdown(Duration::from_millis(100)),
+        )
+        .await
+        .expect("shutdown returns past its deadline")
+        .unwrap();
+        assert_eq!(
+            report.abandoned, 0,
+            "no delivery was held: the event never fanned out"
+        );
+        assert!(backend.tracker.is_closed());
+        tokio::time::timeout(Duration::from_secs(5), backend.tracker.wait())
+            .await
+            .expect("the fan-out task ended on abort");
+        assert_eq!(recorded(&store).await, 0);
     }
 }

@@ -6,6 +6,8 @@
 //! outbox in the application's own database (feature `sql`).
 
 mod background;
+#[cfg(any(feature = "redis", feature = "sql"))]
+mod open;
 mod queue;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -17,7 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use background::{BackgroundConfig, BackgroundTaskBackend};
-pub use queue::{Leased, Queue, Receipt, Task};
+pub use queue::{DeliverTask, Leased, Queue, Receipt, Task};
 #[cfg(feature = "redis")]
 pub use redis::{RedisBackend, RedisConfig};
 #[cfg(feature = "sql")]

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::Backend;
+use crate::delivery::Delivery;
 use crate::error::Result;
 use crate::event::Event;
 use crate::id::{DeliveryId, SubscriptionId};
@@ -44,26 +45,91 @@ pub enum Task {
         failures: u32,
     },
     /// Make the next attempt of one delivery.
-    Deliver {
-        /// The delivery: [`DeliveryId::for_event`] of the event and subscription.
-        delivery_id: DeliveryId,
-        /// Where it goes.
-        subscription_id: SubscriptionId,
-        /// What it carries.
-        event: Event,
-        /// Attempts already made.
-        #[serde(default)]
-        attempts: u32,
-    },
+    Deliver(DeliverTask),
+}
+
+/// The next attempt of one delivery: what a [`Task::Deliver`] carries.
+///
+/// Its id is always [`DeliveryId::for_event`] of its event and subscription, so a task built
+/// twice for the same pair (a fan-out run again) names the same delivery.
+///
+/// ```
+/// use fastapihooks_core::{DeliveryId, Event, SubscriptionId, backend::DeliverTask};
+/// let event = Event::new("order.created", &1).unwrap();
+/// let subscription = SubscriptionId::new();
+/// let task = DeliverTask::new(event.clone(), subscription.clone()).with_attempts(2);
+/// assert_eq!(task.delivery_id(), &DeliveryId::for_event(event.id(), &subscription));
+/// assert_eq!(task.attempts(), 2);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DeliverTask {
+    delivery_id: DeliveryId,
+    subscription_id: SubscriptionId,
+    event: Event,
+    attempts: u32,
+}
+
+impl DeliverTask {
+    /// The first attempt of `event` to `subscription_id`.
+    pub fn new(event: Event, subscription_id: SubscriptionId) -> Self {
+        Self {
+            delivery_id: DeliveryId::for_event(event.id(), &subscription_id),
+            subscription_id,
+            event,
+            attempts: 0,
+        }
+    }
+
+    /// The next attempt of `delivery`, as fan-out recorded it.
+    pub(crate) fn of(delivery: Delivery) -> Self {
+        Self {
+            delivery_id: delivery.id,
+            subscription_id: delivery.subscription_id,
+            event: delivery.event,
+            attempts: delivery.attempts,
+        }
+    }
+
+    /// The same delivery with `attempts` attempts already made.
+    pub fn with_attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts;
+        self
+    }
+
+    /// The delivery: [`DeliveryId::for_event`] of the event and subscription.
+    pub fn delivery_id(&self) -> &DeliveryId {
+        &self.delivery_id
+    }
+
+    /// Where it goes.
+    pub fn subscription_id(&self) -> &SubscriptionId {
+        &self.subscription_id
+    }
+
+    /// What it carries.
+    pub fn event(&self) -> &Event {
+        &self.event
+    }
+
+    /// Attempts already made.
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+}
+
+impl From<DeliverTask> for Task {
+    fn from(task: DeliverTask) -> Self {
+        Task::Deliver(task)
+    }
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
-/// What [`Task`] deserializes through: a flat struct read straight from the input. (A derived
-/// internally tagged enum buffers its fields first, and the event's raw JSON payload cannot
-/// pass through that buffer.)
+/// What [`Task`] deserializes through: the fields of every kind of task in one flat struct, read
+/// straight from the input. (A derived internally tagged enum buffers its fields first, and the
+/// event's raw JSON payload cannot pass through that buffer.)
 #[derive(Deserialize)]
 struct TaskWire {
     #[serde(rename = "type")]
@@ -92,14 +158,16 @@ impl TryFrom<TaskWire> for Task {
                 event: w.event,
                 failures: w.failures,
             },
-            TaskKind::Deliver => Task::Deliver {
+            // The id is taken as written, not derived again: a task queued by any version
+            // settles the delivery it was queued for.
+            TaskKind::Deliver => Task::Deliver(DeliverTask {
                 delivery_id: w.delivery_id.ok_or("a deliver task needs `delivery_id`")?,
                 subscription_id: w
                     .subscription_id
                     .ok_or("a deliver task needs `subscription_id`")?,
                 event: w.event,
                 attempts: w.attempts,
-            },
+            }),
         })
     }
 }
@@ -112,18 +180,14 @@ impl Task {
 
     /// The first delivery task of `event` to `subscription_id`.
     pub fn deliver(event: Event, subscription_id: SubscriptionId) -> Self {
-        Task::Deliver {
-            delivery_id: DeliveryId::for_event(event.id(), &subscription_id),
-            subscription_id,
-            event,
-            attempts: 0,
-        }
+        Task::Deliver(DeliverTask::new(event, subscription_id))
     }
 
     /// The event the task is about.
     pub fn event(&self) -> &Event {
         match self {
-            Task::Fanout { event, .. } | Task::Deliver { event, .. } => event,
+            Task::Fanout { event, .. } => event,
+            Task::Deliver(task) => &task.event,
         }
     }
 
@@ -131,7 +195,7 @@ impl Task {
     pub fn kind(&self) -> &'static str {
         match self {
             Task::Fanout { .. } => "fanout",
-            Task::Deliver { .. } => "deliver",
+            Task::Deliver(_) => "deliver",
         }
     }
 }
@@ -211,6 +275,12 @@ pub trait Queue: Backend {
     /// How long a lease lasts before another consumer may take the task over. The worker checks
     /// that it exceeds the HTTP timeout, so a live delivery is never taken over.
     fn visibility_timeout(&self) -> Duration;
+
+    /// Tasks not settled for good — ready, leased, or waiting for a retry: the queue depth.
+    async fn depth(&self) -> Result<u64>;
+
+    /// Dead letters the queue keeps.
+    async fn dead_letters(&self) -> Result<u64>;
 }
 
 #[cfg(test)]
@@ -220,13 +290,42 @@ mod tests {
     #[test]
     fn a_deliver_task_round_trips_with_its_payload_embedded_as_json() {
         let event = Event::new("order.created", &serde_json::json!({"id": 7})).unwrap();
-        let mut task = Task::deliver(event, SubscriptionId::new());
-        if let Task::Deliver { attempts, .. } = &mut task {
-            *attempts = 2;
-        }
+        let task = Task::from(DeliverTask::new(event, SubscriptionId::new()).with_attempts(2));
         let json = serde_json::to_string(&task).unwrap();
         assert!(json.contains(r#""payload":{"id":7}"#), "{json}");
         assert_eq!(serde_json::from_str::<Task>(&json).unwrap(), task);
+    }
+
+    /// The wire format of a deliver task, as earlier versions queued it: still read.
+    #[test]
+    fn a_deliver_task_keeps_its_wire_format() {
+        let event = Event::new("order.created", &serde_json::json!({"id": 7})).unwrap();
+        let subscription = SubscriptionId::new();
+        let delivery = DeliveryId::for_event(event.id(), &subscription);
+        let task =
+            Task::from(DeliverTask::new(event.clone(), subscription.clone()).with_attempts(3));
+        let value = serde_json::to_value(&task).unwrap();
+        let expected = serde_json::json!({
+            "type": "deliver",
+            "delivery_id": delivery.as_str(),
+            "subscription_id": subscription.as_str(),
+            "event": serde_json::to_value(&event).unwrap(),
+            "attempts": 3,
+        });
+        assert_eq!(value, expected);
+        let written_before = format!(
+            r#"{{"type":"deliver","delivery_id":"{}","subscription_id":"{}","event":{},"attempts":3}}"#,
+            delivery.as_str(),
+            subscription.as_str(),
+            serde_json::to_string(&event).unwrap(),
+        );
+        assert_eq!(serde_json::from_str::<Task>(&written_before).unwrap(), task);
+        let without_attempts = written_before.replace(r#","attempts":3"#, "");
+        let Task::Deliver(read) = serde_json::from_str::<Task>(&without_attempts).unwrap() else {
+            panic!("not a deliver task");
+        };
+        assert_eq!(read.attempts(), 0);
+        assert_eq!(read.delivery_id(), &delivery);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use reqwest::dns::Resolve;
 
-use super::guard::{AddressPolicy, GuardedResolver};
+use super::guard::{AddressPolicy, AllowHint, GuardedResolver};
 use crate::error::{Error, Result};
 
 /// Limits of the delivery HTTP client, and which addresses it may reach.
@@ -96,6 +96,14 @@ impl HttpConfig {
     /// only; in production list the networks with [`allow_network`](Self::allow_network).
     pub fn allow_private_networks(mut self) -> Self {
         self.address_policy = self.address_policy.allow_private_networks();
+        self
+    }
+
+    /// How the guard's refusals say to allow an address: through this Rust API (the default),
+    /// or through the flags of `fastapihooks start` ([`AllowHint::CliFlags`], which the sidecar
+    /// sets).
+    pub fn allow_hint(mut self, hint: AllowHint) -> Self {
+        self.address_policy = self.address_policy.allow_hint(hint);
         self
     }
 
@@ -195,6 +203,21 @@ mod tests {
         assert!(matches!(&err, Error::HttpsRequired { url } if url == "http://example.com/hook"));
         let secure = url::Url::parse("https://example.com/hook").unwrap();
         assert!(config.check_url(&secure).is_ok());
+    }
+
+    #[test]
+    fn the_allow_hint_reaches_refusals_of_literal_addresses() {
+        let url = url::Url::parse("http://10.1.2.3/").unwrap();
+        let cli = HttpConfig::default().allow_hint(AllowHint::CliFlags);
+        let Err(err @ Error::BlockedAddress { .. }) = cli.check_url(&url) else {
+            panic!("10.1.2.3 was not refused");
+        };
+        assert!(
+            err.to_string().contains("--allow-network 10.1.2.3"),
+            "{err}"
+        );
+        let rust = HttpConfig::default().check_url(&url).unwrap_err();
+        assert!(rust.to_string().contains(".allow_network("), "{rust}");
     }
 
     #[test]

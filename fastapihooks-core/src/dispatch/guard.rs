@@ -139,12 +139,61 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    fn into_error(self, host: &str) -> Error {
+    fn into_error(self, host: &str, hint: AllowHint) -> Error {
         Error::BlockedAddress {
             host: host.to_owned(),
             address: self.address,
             range: self.range,
             reason: self.reason,
+            hint,
+        }
+    }
+}
+
+/// How a refusal of the guard tells its reader to allow the address: in the terms of the place
+/// the guard is configured in. The code that builds the [`HttpConfig`](super::HttpConfig) knows
+/// where that is; the refusal ([`Error::BlockedAddress`]) is read far from it, in an attempt's
+/// message or a log line.
+///
+/// ```
+/// use fastapihooks_core::dispatch::AllowHint;
+/// let address = "169.254.169.254".parse().unwrap();
+/// let range = "169.254.0.0/16".parse().unwrap();
+/// assert!(AllowHint::RustApi.how_to_allow(&address, &range).contains(".allow_network(\"169.254.0.0/16\")"));
+/// assert!(AllowHint::CliFlags.how_to_allow(&address, &range).contains("--allow-network 169.254.0.0/16"));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AllowHint {
+    /// Name the Rust API: `HttpConfig::default().allow_network(..)`. The default.
+    #[default]
+    RustApi,
+    /// Name the flags of `fastapihooks start`: `--allow-network`, `--allow-loopback`.
+    CliFlags,
+}
+
+impl AllowHint {
+    /// What to change so that deliveries may reach `address`, which lies in the blocked
+    /// `range`: one sentence, starting in lower case.
+    pub fn how_to_allow(&self, address: &IpAddr, range: &IpNet) -> String {
+        let loopback = canonical_ip(*address).is_loopback();
+        match self {
+            AllowHint::RustApi if loopback => format!(
+                "to deliver there, allow it with HttpConfig::default().allow_loopback() \
+                 (development only) or HttpConfig::default().allow_network(\"{range}\")"
+            ),
+            AllowHint::RustApi => format!(
+                "to deliver there, allow it with HttpConfig::default().allow_network(\"{range}\") \
+                 (or, in development only, HttpConfig::default().allow_private_networks())"
+            ),
+            AllowHint::CliFlags if loopback => format!(
+                "to deliver there, start the sidecar with --allow-loopback (development only; env \
+                 FASTAPIHOOKS_ALLOW_LOOPBACK=true), or --allow-network {range}"
+            ),
+            AllowHint::CliFlags => format!(
+                "to deliver there, start the sidecar with --allow-network {address} (or the whole \
+                 range, --allow-network {range}; env FASTAPIHOOKS_ALLOW_NETWORK)"
+            ),
         }
     }
 }
@@ -164,9 +213,21 @@ impl Refusal {
 pub struct AddressPolicy {
     allow_all: bool,
     allowed: Vec<IpNet>,
+    hint: AllowHint,
 }
 
 impl AddressPolicy {
+    /// How its refusals say to allow an address. Default [`AllowHint::RustApi`].
+    pub fn allow_hint(mut self, hint: AllowHint) -> Self {
+        self.hint = hint;
+        self
+    }
+
+    /// The [`allow_hint`](Self::allow_hint) in use.
+    pub fn hint(&self) -> AllowHint {
+        self.hint
+    }
+
     /// Allows every address, private ones included: the guard is off. For development only.
     pub fn allow_private_networks(mut self) -> Self {
         self.allow_all = true;
@@ -238,7 +299,7 @@ impl AddressPolicy {
             _ => return Ok(()),
         };
         self.check(ip)
-            .map_err(|r| r.into_error(url.host_str().unwrap_or_default()))
+            .map_err(|r| r.into_error(url.host_str().unwrap_or_default(), self.hint))
     }
 }
 
@@ -305,7 +366,7 @@ impl Resolve for GuardedResolver {
             }
             if allowed.is_empty() {
                 let err: BoxError = match refused {
-                    Some(r) => Box::new(r.into_error(&host)),
+                    Some(r) => Box::new(r.into_error(&host, policy.hint)),
                     None => format!("{host} resolved to no address").into(),
                 };
                 return Err(err);
@@ -461,6 +522,21 @@ mod tests {
         ] {
             assert!(message.contains(part), "{part} missing from: {message}");
         }
+    }
+
+    #[test]
+    fn a_refusal_explained_for_the_cli_names_the_sidecar_flags_not_the_rust_api() {
+        let policy = AddressPolicy::default().allow_hint(AllowHint::CliFlags);
+        let metadata = Url::parse("http://169.254.169.254/").unwrap();
+        let message = policy.check_url(&metadata).unwrap_err().to_string();
+        assert!(
+            message.contains("--allow-network 169.254.169.254"),
+            "{message}"
+        );
+        assert!(!message.contains("HttpConfig"), "{message}");
+        let loopback = Url::parse("http://[::ffff:127.0.0.1]:8080/").unwrap();
+        let message = policy.check_url(&loopback).unwrap_err().to_string();
+        assert!(message.contains("--allow-loopback"), "{message}");
     }
 
     #[test]

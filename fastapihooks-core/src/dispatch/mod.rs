@@ -12,7 +12,9 @@ use chrono::Utc;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 pub use client::HttpConfig;
-pub use guard::{AddressPolicy, BLOCKED_RANGES, GuardedResolver, Refusal, canonical_ip};
+pub use guard::{
+    AddressPolicy, AllowHint, BLOCKED_RANGES, GuardedResolver, Refusal, canonical_ip,
+};
 
 use crate::delivery::{Attempt, AttemptErrorKind, AttemptOutcome, Delivery};
 use crate::error::{Error, Result};

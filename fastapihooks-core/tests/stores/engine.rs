@@ -49,6 +49,8 @@ async fn a_retried_delivery_is_recorded_with_every_attempt_in_sqlite() {
         .http(fastapihooks_core::HttpConfig::default().allow_loopback())
         .store(store.clone())
         .retry(RetryPolicy::schedule([Duration::from_millis(20)]))
+        // The subscription signs with its own secret; there is no default one.
+        .unsigned()
         .build()
         .unwrap();
     let event = emitter

@@ -148,6 +148,7 @@ pub fn engine(store: Arc<dyn Store>, retry: RetryPolicy) -> DeliveryEngine {
         .shared_store(store)
         .retry(retry)
         .http(http)
+        .unsigned()
         .build_engine()
         .expect("engine")
 }

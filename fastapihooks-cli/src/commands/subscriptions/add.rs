@@ -6,7 +6,7 @@ use clap::{ArgGroup, Args};
 use fastapihooks_core::{Auth, EventFilter, Secret, Store, Subscription};
 use url::Url;
 
-use super::fields;
+use super::{fields, reachability};
 use crate::commands::database::DatabaseArgs;
 use crate::output::{self, SubscriptionView};
 
@@ -52,7 +52,8 @@ pub struct AddArgs {
     json: bool,
 }
 
-/// Adds the subscription and prints it.
+/// Adds the subscription and prints it. Warns on stderr when the sidecar's SSRF guard will
+/// refuse its URL (the subscription is added all the same).
 pub async fn run(args: AddArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let store = args.database.connect_migrated().await?;
     let mut sub = Subscription::new(&args.event.to_string(), args.url.as_str())?;
@@ -70,6 +71,7 @@ pub async fn run(args: AddArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     sub.metadata = args.metadata.unwrap_or(serde_json::Value::Null);
     sub.enabled = !args.disabled;
     store.add_subscription(sub.clone()).await?;
+    reachability::warn_if_refused(&args.url, &mut std::io::stderr()).await;
     let mut view = SubscriptionView::new(&sub, false);
     if args.generate_secret {
         // A generated secret exists nowhere else: show it this once.

@@ -3,6 +3,7 @@
 pub mod add;
 pub mod fields;
 pub mod list;
+pub mod reachability;
 pub mod remove;
 pub mod show;
 pub mod update;

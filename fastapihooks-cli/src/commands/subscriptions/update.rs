@@ -7,7 +7,7 @@ use clap::{ArgGroup, Args};
 use fastapihooks_core::{Auth, EventFilter, Secret, Store, SubscriptionId};
 use url::Url;
 
-use super::fields;
+use super::{fields, reachability};
 use crate::commands::database::DatabaseArgs;
 use crate::output::{self, SubscriptionView};
 
@@ -70,7 +70,8 @@ pub struct UpdateArgs {
     json: bool,
 }
 
-/// Applies the changes given and prints the result.
+/// Applies the changes given and prints the result. Warns on stderr when the sidecar's SSRF
+/// guard will refuse a new URL (the change is saved all the same).
 pub async fn run(args: UpdateArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let store = args.database.connect_migrated().await?;
     let mut sub = store
@@ -80,6 +81,7 @@ pub async fn run(args: UpdateArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     if let Some(filter) = args.event {
         sub.filter = filter;
     }
+    let new_url = args.url.clone();
     if let Some(url) = args.url {
         sub.url = url;
     }
@@ -109,6 +111,9 @@ pub async fn run(args: UpdateArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         sub.enabled = false;
     }
     store.update_subscription(sub.clone()).await?;
+    if let Some(url) = &new_url {
+        reachability::warn_if_refused(url, &mut std::io::stderr()).await;
+    }
     let mut view = SubscriptionView::new(&sub, false);
     if args.generate_secret {
         // A generated secret exists nowhere else: show it this once.

@@ -15,6 +15,7 @@
 //! The key layout is on [`RedisConfig`].
 
 mod config;
+mod durability;
 mod lease;
 mod scripts;
 
@@ -25,7 +26,9 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use config::RedisConfig;
+pub use durability::RedisPersistence;
 
+use super::open::OpenFlag;
 use super::queue::{Queue, Receipt, Task};
 use super::{Backend, ShutdownReport};
 use crate::error::{Error, Result};
@@ -53,7 +56,7 @@ pub struct RedisBackend {
     client: redis::Client,
     group_ready: AtomicBool,
     reclaim: tokio::sync::Mutex<lease::ReclaimCursor>,
-    closed: AtomicBool,
+    open: OpenFlag,
 }
 
 #[derive(Debug)]
@@ -76,11 +79,14 @@ impl RedisBackend {
     /// leases (an application that only publishes never needs it).
     pub async fn connect(config: RedisConfig) -> Result<Self> {
         config.validate()?;
-        let client = redis::Client::open(config.url.as_str()).map_err(|e| Error::InvalidUrl {
-            url: config.redacted_url(),
-            reason: e.to_string(),
-        })?;
+        let client =
+            redis::Client::open(config.url.as_str()).map_err(|e| Error::InvalidServiceUrl {
+                service: "Redis",
+                url: config.redacted_url(),
+                reason: e.to_string(),
+            })?;
         let conn = connection(&client, config.response_timeout).await?;
+        durability::warn_if_volatile(&conn, &config).await;
         let keys = Keys {
             tasks: config.tasks_key(),
             retries: config.retries_key(),
@@ -93,7 +99,7 @@ impl RedisBackend {
             client,
             group_ready: AtomicBool::new(false),
             reclaim: tokio::sync::Mutex::new(lease::ReclaimCursor::new()),
-            closed: AtomicBool::new(false),
+            open: OpenFlag::default(),
             config,
         })
     }
@@ -107,7 +113,7 @@ impl RedisBackend {
     /// some may have been accepted; each event has its own id, so publishing again is safe only
     /// if receivers deduplicate — prefer it for bulk loads.
     pub async fn publish_many(&self, events: &[Event]) -> Result<()> {
-        self.check_open()?;
+        self.open.check()?;
         let mut pipe = redis::pipe();
         for event in events {
             let json = serde_json::to_vec(&Task::fanout(event.clone()))?;
@@ -122,40 +128,6 @@ impl RedisBackend {
         pipe.query_async::<()>(&mut conn)
             .await
             .map_err(|e| Error::storage("redis.publish", e))
-    }
-
-    /// Tasks waiting in the stream (ready or leased) plus tasks waiting for a retry: the queue
-    /// depth.
-    pub async fn depth(&self) -> Result<u64> {
-        let mut conn = self.conn.clone();
-        let (tasks, retries): (u64, u64) = redis::pipe()
-            .cmd("XLEN")
-            .arg(&self.keys.tasks)
-            .cmd("ZCARD")
-            .arg(&self.keys.retries)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| Error::storage("redis.depth", e))?;
-        Ok(tasks + retries)
-    }
-
-    /// Dead letters kept in the dead-letter stream (trimmed to about
-    /// [`RedisConfig::dead_letter_max_len`]).
-    pub async fn dead_letters(&self) -> Result<u64> {
-        let mut conn = self.conn.clone();
-        redis::cmd("XLEN")
-            .arg(&self.keys.dead)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| Error::storage("redis.dead_letters", e))
-    }
-
-    fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            Err(Error::ShutDown)
-        } else {
-            Ok(())
-        }
     }
 
     /// Runs the settle script; `NOGROUP` (Redis lost our data) means the lease is gone.
@@ -198,7 +170,7 @@ impl RedisBackend {
 #[async_trait]
 impl Backend for RedisBackend {
     async fn publish(&self, event: Event) -> Result<()> {
-        self.check_open()?;
+        self.open.check()?;
         let json = serde_json::to_vec(&Task::fanout(event))?;
         let mut conn = self.conn.clone();
         redis::cmd("XADD")
@@ -214,8 +186,7 @@ impl Backend for RedisBackend {
     /// Stops accepting events. Nothing is in flight inside the backend itself: what was
     /// published is in Redis.
     async fn shutdown(&self, _deadline: Duration) -> Result<ShutdownReport> {
-        self.closed.store(true, Ordering::Release);
-        Ok(ShutdownReport::default())
+        Ok(self.open.close())
     }
 }
 
@@ -250,6 +221,31 @@ impl Queue for RedisBackend {
 
     fn visibility_timeout(&self) -> Duration {
         self.config.visibility_timeout
+    }
+
+    /// Tasks waiting in the stream (ready or leased) plus tasks waiting for a retry.
+    async fn depth(&self) -> Result<u64> {
+        let mut conn = self.conn.clone();
+        let (tasks, retries): (u64, u64) = redis::pipe()
+            .cmd("XLEN")
+            .arg(&self.keys.tasks)
+            .cmd("ZCARD")
+            .arg(&self.keys.retries)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| Error::storage("redis.depth", e))?;
+        Ok(tasks + retries)
+    }
+
+    /// Dead letters kept in the dead-letter stream (trimmed to about
+    /// [`RedisConfig::dead_letter_max_len`]).
+    async fn dead_letters(&self) -> Result<u64> {
+        let mut conn = self.conn.clone();
+        redis::cmd("XLEN")
+            .arg(&self.keys.dead)
+            .query_async(&mut conn)
+            .await
+            .map_err(|e| Error::storage("redis.dead_letters", e))
     }
 }
 

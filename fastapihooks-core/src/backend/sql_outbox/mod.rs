@@ -28,7 +28,6 @@ mod config;
 mod statements;
 mod transient;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -39,6 +38,7 @@ use sea_orm::{
 
 pub use config::SqlOutboxConfig;
 
+use super::open::OpenFlag;
 use super::queue::{Leased, Queue, Receipt, Task};
 use super::{Backend, ShutdownReport};
 use crate::error::{Error, Result};
@@ -70,7 +70,7 @@ pub struct SqlBackend {
     db: DatabaseConnection,
     backend: DbBackend,
     config: SqlOutboxConfig,
-    closed: AtomicBool,
+    open: OpenFlag,
 }
 
 impl std::fmt::Debug for SqlBackend {
@@ -90,7 +90,7 @@ impl SqlBackend {
             backend: db.get_database_backend(),
             db,
             config: SqlOutboxConfig::default(),
-            closed: AtomicBool::new(false),
+            open: OpenFlag::default(),
         }
     }
 
@@ -121,17 +121,23 @@ impl SqlBackend {
         &self.config
     }
 
+    /// The connection pool the outbox writes through (to begin a transaction that
+    /// [`publish_in`](Self::publish_in) then joins).
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
     /// Writes `event` into the outbox through `conn` — a transaction of the application's: the
     /// event is published if and only if that transaction commits. (With a plain connection it
     /// is published at once.)
     pub async fn publish_in<C: ConnectionTrait>(&self, conn: &C, event: &Event) -> Result<()> {
-        self.check_open()?;
+        self.open.check()?;
         insert_tasks(conn, &[Task::fanout(event.clone())], "outbox.publish").await
     }
 
     /// Publishes several events in one transaction: all of them or none.
     pub async fn publish_many(&self, events: &[Event]) -> Result<()> {
-        self.check_open()?;
+        self.open.check()?;
         let what = "outbox.publish";
         let tasks: Vec<Task> = events.iter().cloned().map(Task::fanout).collect();
         let txn = self.db.begin().await.map_err(db(what))?;
@@ -139,16 +145,7 @@ impl SqlBackend {
         txn.commit().await.map_err(db(what))
     }
 
-    /// Tasks not dead: ready, leased, or waiting for a retry — the queue depth.
-    pub async fn depth(&self) -> Result<u64> {
-        self.count(false).await
-    }
-
-    /// Dead letters kept in the outbox.
-    pub async fn dead_letters(&self) -> Result<u64> {
-        self.count(true).await
-    }
-
+    /// Rows of the outbox that are dead letters (`dead`) or not.
     async fn count(&self, dead: bool) -> Result<u64> {
         let what = "outbox.count";
         let row = self
@@ -165,14 +162,6 @@ impl SqlBackend {
             None => 0,
         };
         Ok(u64::try_from(n).unwrap_or(0))
-    }
-
-    fn check_open(&self) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            Err(Error::ShutDown)
-        } else {
-            Ok(())
-        }
     }
 
     /// One attempt at leasing up to `max` due rows.
@@ -278,8 +267,7 @@ impl Backend for SqlBackend {
     /// Stops accepting events. Nothing is in flight inside the backend: what was published is
     /// in the database.
     async fn shutdown(&self, _deadline: Duration) -> Result<ShutdownReport> {
-        self.closed.store(true, Ordering::Release);
-        Ok(ShutdownReport::default())
+        Ok(self.open.close())
     }
 }
 
@@ -325,6 +313,16 @@ impl Queue for SqlBackend {
 
     fn visibility_timeout(&self) -> Duration {
         self.config.visibility_timeout
+    }
+
+    /// Rows not dead: ready, leased, or waiting for a retry.
+    async fn depth(&self) -> Result<u64> {
+        self.count(false).await
+    }
+
+    /// Dead rows kept in the outbox (`dead = TRUE`).
+    async fn dead_letters(&self) -> Result<u64> {
+        self.count(true).await
     }
 }
 

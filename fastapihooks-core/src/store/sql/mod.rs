@@ -28,7 +28,11 @@ pub use migration::Migrator;
 pub use options::SqlStoreOptions;
 
 use async_trait::async_trait;
-use sea_orm::{DatabaseConnection, DbErr};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveValue, ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, SqlErr, TransactionTrait,
+};
 use sea_orm_migration::MigratorTrait;
 
 use super::{DeliveryQuery, Store, SubscriptionQuery};
@@ -37,6 +41,11 @@ use crate::error::{Error, Result};
 use crate::event::EventName;
 use crate::id::{DeliveryId, SubscriptionId};
 use crate::subscription::Subscription;
+use entity::subscription::{self as sub_entity, Column as SubColumn};
+use entity::{attempt, delivery, event};
+use rows::{
+    attempt_from_row, attempt_row, delivery_row, event_row, subscription_from_row, subscription_row,
+};
 
 /// A [`Store`] in a SQL database, through sea-orm.
 ///
@@ -113,50 +122,200 @@ const BATCH: usize = 500;
 #[async_trait]
 impl Store for SqlStore {
     async fn add_subscription(&self, subscription: Subscription) -> Result<()> {
-        self.insert_subscription(&subscription).await
+        let row = subscription_row(&subscription)?;
+        match sub_entity::Entity::insert(row)
+            .exec_without_returning(&self.db)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                Err(Error::SubscriptionExists {
+                    id: subscription.id.to_string(),
+                })
+            }
+            Err(e) => Err(Error::storage("store.add_subscription", e)),
+        }
     }
 
     async fn get_subscription(&self, id: &SubscriptionId) -> Result<Option<Subscription>> {
-        self.find_subscription(id).await
+        sub_entity::Entity::find_by_id(id.as_str())
+            .one(&self.db)
+            .await
+            .map_err(db("store.get_subscription"))?
+            .map(subscription_from_row)
+            .transpose()
     }
 
     async fn update_subscription(&self, subscription: Subscription) -> Result<()> {
-        self.replace_subscription(&subscription).await
+        let row = subscription_row(&subscription)?;
+        let done = sub_entity::Entity::update_many()
+            .set(row)
+            .filter(SubColumn::Id.eq(subscription.id.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(db("store.update_subscription"))?;
+        subscriptions::found(done.rows_affected, &subscription.id)
     }
 
     async fn remove_subscription(&self, id: &SubscriptionId) -> Result<()> {
-        self.delete_subscription(id).await
+        let done = sub_entity::Entity::delete_by_id(id.as_str())
+            .exec(&self.db)
+            .await
+            .map_err(db("store.remove_subscription"))?;
+        subscriptions::found(done.rows_affected, id)
     }
 
     async fn list_subscriptions(&self, query: &SubscriptionQuery) -> Result<Vec<Subscription>> {
-        self.subscription_page(query).await
+        let mut select = sub_entity::Entity::find();
+        if let Some(owner) = &query.owner {
+            select = select.filter(SubColumn::Owner.eq(owner.as_str()));
+        }
+        if let Some(after) = &query.after {
+            select = select.filter(SubColumn::Id.gt(after.as_str()));
+        }
+        select
+            .order_by_asc(SubColumn::Id)
+            .limit(page_size(query.limit))
+            .all(&self.db)
+            .await
+            .map_err(db("store.list_subscriptions"))?
+            .into_iter()
+            .map(subscription_from_row)
+            .collect()
     }
 
     async fn matching(&self, event: &EventName, owner: Option<&str>) -> Result<Vec<Subscription>> {
-        self.subscriptions_matching(event, owner).await
+        let owners = match owner {
+            Some(owner) => Condition::any()
+                .add(SubColumn::Owner.is_null())
+                .add(SubColumn::Owner.eq(owner)),
+            None => Condition::all().add(SubColumn::Owner.is_null()),
+        };
+        let rows = sub_entity::Entity::find()
+            .filter(SubColumn::EventFilter.is_in(subscriptions::filters_passing(event)))
+            .filter(SubColumn::Enabled.eq(true))
+            .filter(owners)
+            .order_by_asc(SubColumn::Id)
+            .all(&self.db)
+            .await
+            .map_err(db("store.matching"))?;
+        let mut subs = Vec::with_capacity(rows.len());
+        for row in rows {
+            let sub = subscription_from_row(row)?;
+            // The query already selects exactly these; the check keeps `receives` the one
+            // definition even where a database compares strings loosely (trailing spaces).
+            if sub.receives(event, owner) {
+                subs.push(sub);
+            }
+        }
+        Ok(subs)
     }
 
+    /// One `UPDATE` of the flag, not a read and a write.
     async fn set_enabled(&self, id: &SubscriptionId, enabled: bool) -> Result<()> {
-        self.update_enabled(id, enabled).await
+        let done = sub_entity::Entity::update_many()
+            .col_expr(SubColumn::Enabled, Expr::value(enabled))
+            .filter(SubColumn::Id.eq(id.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(db("store.set_enabled"))?;
+        subscriptions::found(done.rows_affected, id)
     }
 
+    /// Inserts each event once and each delivery if absent, in one transaction: a delivery
+    /// already recorded (fan-out run again) keeps its state.
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
-        self.insert_deliveries(deliveries).await
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let what = "store.record_deliveries";
+        let events = history::distinct_events(deliveries);
+        let txn = self.db.begin().await.map_err(db(what))?;
+        for chunk in events.chunks(BATCH) {
+            event::Entity::insert_many(chunk.iter().map(|e| event_row(e)))
+                .on_conflict_do_nothing()
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db(what))?;
+        }
+        for chunk in deliveries.chunks(BATCH) {
+            delivery::Entity::insert_many(chunk.iter().map(delivery_row))
+                .on_conflict_do_nothing()
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db(what))?;
+        }
+        txn.commit().await.map_err(db(what))
     }
 
-    async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt) -> Result<()> {
-        self.insert_attempt(delivery, attempt).await
+    /// Updates the delivery and appends the attempt, together. A delivery that is not recorded
+    /// is left unrecorded (as [`MemoryStore`](crate::MemoryStore) does past its bound).
+    async fn record_attempt(&self, d: &Delivery, attempt: &Attempt) -> Result<()> {
+        let what = "store.record_attempt";
+        let txn = self.db.begin().await.map_err(db(what))?;
+        let mut row = delivery_row(d);
+        // Fan-out fixed these; an attempt changes only the state below.
+        row.event_id = ActiveValue::NotSet;
+        row.subscription_id = ActiveValue::NotSet;
+        row.created_at_us = ActiveValue::NotSet;
+        let updated = delivery::Entity::update_many()
+            .set(row)
+            .filter(delivery::Column::Id.eq(d.id.as_str()))
+            .exec(&txn)
+            .await
+            .map_err(db(what))?;
+        if updated.rows_affected > 0 {
+            attempt::Entity::insert(attempt_row(attempt))
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db(what))?;
+        }
+        txn.commit().await.map_err(db(what))
     }
 
     async fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>> {
-        self.find_delivery(id).await
+        let what = "store.get_delivery";
+        let row = delivery::Entity::find_by_id(id.as_str())
+            .one(&self.db)
+            .await
+            .map_err(db(what))?;
+        match row {
+            Some(row) => Ok(history::with_events(&self.db, vec![row], what).await?.pop()),
+            None => Ok(None),
+        }
     }
 
     async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>> {
-        self.delivery_page(query).await
+        let what = "store.list_deliveries";
+        let mut select = delivery::Entity::find();
+        if let Some(status) = query.status {
+            select = select.filter(delivery::Column::Status.eq(status.as_str()));
+        }
+        if let Some(sub) = &query.subscription_id {
+            select = select.filter(delivery::Column::SubscriptionId.eq(sub.as_str()));
+        }
+        if let Some(before) = &query.before {
+            select = select.filter(delivery::Column::Id.lt(before.as_str()));
+        }
+        let rows = select
+            .order_by_desc(delivery::Column::Id)
+            .limit(page_size(query.limit))
+            .all(&self.db)
+            .await
+            .map_err(db(what))?;
+        history::with_events(&self.db, rows, what).await
     }
 
     async fn list_attempts(&self, delivery: &DeliveryId) -> Result<Vec<Attempt>> {
-        self.attempts_of(delivery).await
+        attempt::Entity::find()
+            .filter(attempt::Column::DeliveryId.eq(delivery.as_str()))
+            .order_by_asc(attempt::Column::Number)
+            .order_by_asc(attempt::Column::Id)
+            .all(&self.db)
+            .await
+            .map_err(db("store.list_attempts"))?
+            .into_iter()
+            .map(attempt_from_row)
+            .collect()
     }
 }

@@ -1,0 +1,590 @@
+//! The `Store` contract: what every [`Store`] must do, each behaviour written once and run
+//! against any store — the memory and SQL stores of fastapihooks, and yours.
+//!
+//! [`store_contract!`](crate::store_contract) turns every behaviour below into a `#[test]`, run
+//! through a *harness*: an async function handing the behaviour a fresh, isolated store (its own
+//! memory, file, schema or database), so the tests run in parallel. A harness may return
+//! without calling the behaviour (a service that is not there: a skip).
+//!
+//! ```
+//! use fastapihooks_core::{MemoryStore, Store};
+//!
+//! /// Hands each behaviour a store of its own.
+//! async fn with_store(behaviour: impl AsyncFnOnce(&dyn Store)) {
+//!     behaviour(&MemoryStore::new()).await;
+//! }
+//!
+//! // One #[test] per behaviour, named after it.
+//! fastapihooks_testkit::store_contract!(with_store);
+//! # fn main() {
+//! #     a_subscription_reads_back_as_it_was_added();
+//! #     matching_agrees_with_receives_for_every_filter_and_owner();
+//! # }
+//! ```
+//!
+//! Values are made with [`fixtures`](crate::fixtures), times at microsecond precision (what a
+//! SQL store keeps), so a value read back compares equal to the value written.
+
+use std::future::Future;
+
+use fastapihooks_core::{
+    AttemptErrorKind, AttemptOutcome, Auth, DeliveryQuery, DeliveryStatus, Error, EventName,
+    Secret, Store, SubscriptionId, SubscriptionQuery, signing::SignatureScheme,
+};
+use serde_json::json;
+
+use crate::fixtures::{attempt, delivery, event, now, response, subscription};
+
+/// Every behaviour of the contract, by name: one test each.
+pub const BEHAVIOURS: &[&str] = &[
+    "a_subscription_reads_back_as_it_was_added",
+    "every_kind_of_auth_keeps_its_credentials",
+    "a_rotated_secret_and_a_signature_scheme_persist",
+    "adding_a_subscription_id_twice_is_rejected",
+    "an_unknown_subscription_reads_as_none",
+    "updating_a_subscription_replaces_every_field",
+    "updating_an_unknown_subscription_is_not_found",
+    "an_update_that_changes_nothing_succeeds",
+    "removing_a_subscription_forgets_it",
+    "removing_an_unknown_subscription_is_not_found",
+    "disabling_a_subscription_stops_its_matching",
+    "enabling_an_unknown_subscription_is_not_found",
+    "subscriptions_list_oldest_first_in_keyset_pages",
+    "subscriptions_list_only_the_owner_asked_for",
+    "the_largest_page_size_lists_everything",
+    "matching_agrees_with_receives_for_every_filter_and_owner",
+    "a_recorded_delivery_reads_back_with_its_event",
+    "recording_a_delivery_again_keeps_its_state",
+    "an_empty_batch_of_deliveries_is_accepted",
+    "an_attempt_updates_its_delivery_and_is_listed_in_order",
+    "an_unknown_delivery_reads_as_none_with_no_attempts",
+    "deliveries_list_newest_first_in_keyset_pages",
+    "deliveries_list_only_the_status_asked_for",
+    "deliveries_list_only_the_subscription_asked_for",
+    "deliveries_of_one_event_all_carry_its_payload",
+];
+
+/// One `#[test]` per behaviour of the [`contract`](crate::contract), each run through
+/// `$harness` on a multi-thread runtime of its own (two workers).
+///
+/// `$harness` is an async function taking the behaviour, `impl AsyncFnOnce(&dyn Store)`, and
+/// calling it with a fresh store of its own. See the [`contract`](crate::contract) module.
+#[macro_export]
+macro_rules! store_contract {
+    ($harness:path) => {
+        $crate::store_contract!(@each $harness;
+            a_subscription_reads_back_as_it_was_added,
+            every_kind_of_auth_keeps_its_credentials,
+            a_rotated_secret_and_a_signature_scheme_persist,
+            adding_a_subscription_id_twice_is_rejected,
+            an_unknown_subscription_reads_as_none,
+            updating_a_subscription_replaces_every_field,
+            updating_an_unknown_subscription_is_not_found,
+            an_update_that_changes_nothing_succeeds,
+            removing_a_subscription_forgets_it,
+            removing_an_unknown_subscription_is_not_found,
+            disabling_a_subscription_stops_its_matching,
+            enabling_an_unknown_subscription_is_not_found,
+            subscriptions_list_oldest_first_in_keyset_pages,
+            subscriptions_list_only_the_owner_asked_for,
+            the_largest_page_size_lists_everything,
+            matching_agrees_with_receives_for_every_filter_and_owner,
+            a_recorded_delivery_reads_back_with_its_event,
+            recording_a_delivery_again_keeps_its_state,
+            an_empty_batch_of_deliveries_is_accepted,
+            an_attempt_updates_its_delivery_and_is_listed_in_order,
+            an_unknown_delivery_reads_as_none_with_no_attempts,
+            deliveries_list_newest_first_in_keyset_pages,
+            deliveries_list_only_the_status_asked_for,
+            deliveries_list_only_the_subscription_asked_for,
+            deliveries_of_one_event_all_carry_its_payload,
+        );
+    };
+    (@each $harness:path; $($behaviour:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $behaviour() {
+                $crate::contract::run($harness($crate::contract::$behaviour));
+            }
+        )*
+    };
+}
+
+/// Runs one contract test to its end on a multi-thread runtime of its own (two workers).
+#[doc(hidden)]
+pub fn run(test: impl Future<Output = ()>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(test);
+}
+
+fn name(s: &str) -> EventName {
+    EventName::new(s).unwrap()
+}
+
+// ---- subscriptions ----
+
+/// A behaviour of the contract.
+pub async fn a_subscription_reads_back_as_it_was_added(store: &dyn Store) {
+    let sub = subscription("order.*")
+        .with_secret(Secret::new("whsec_c2VjcmV0").unwrap())
+        .with_auth(Auth::Bearer {
+            token: Secret::new("tok-123").unwrap(),
+        })
+        .with_owner("tenant-1")
+        .with_metadata(json!({"description": "orders", "tags": ["a", 1, null], "pi": 3.25}));
+    store.add_subscription(sub.clone()).await.unwrap();
+    let back = store.get_subscription(&sub.id).await.unwrap().unwrap();
+    assert_eq!(back, sub);
+    assert_eq!(back.secret.unwrap().expose(), "whsec_c2VjcmV0");
+}
+
+/// A behaviour of the contract.
+pub async fn a_rotated_secret_and_a_signature_scheme_persist(store: &dyn Store) {
+    let mut sub = subscription("order.*")
+        .with_secret(Secret::new("whsec_b2xkLXNlY3JldA==").unwrap())
+        .with_signature_scheme(SignatureScheme::StandardWebhooks);
+    sub.rotate_secret(
+        Secret::new("whsec_bmV3LXNlY3JldA==").unwrap(),
+        std::time::Duration::from_secs(3600),
+    );
+    store.add_subscription(sub.clone()).await.unwrap();
+    let back = store.get_subscription(&sub.id).await.unwrap().unwrap();
+    assert_eq!(back.previous_secrets.len(), 1);
+    assert_eq!(
+        back.previous_secrets[0].secret.expose(),
+        "whsec_b2xkLXNlY3JldA=="
+    );
+    assert_eq!(
+        back.signature_scheme,
+        Some(SignatureScheme::StandardWebhooks)
+    );
+    assert_eq!(back, sub);
+}
+
+/// A behaviour of the contract.
+pub async fn every_kind_of_auth_keeps_its_credentials(store: &dyn Store) {
+    let auths = [
+        Auth::None,
+        Auth::Bearer {
+            token: Secret::new("bearer-token").unwrap(),
+        },
+        Auth::Basic {
+            username: "user".into(),
+            password: Secret::new("p@ss word").unwrap(),
+        },
+        Auth::header("X-Api-Key", Secret::new("key-1").unwrap()).unwrap(),
+    ];
+    for auth in auths {
+        let sub = subscription("a").with_auth(auth.clone());
+        store.add_subscription(sub.clone()).await.unwrap();
+        let back = store.get_subscription(&sub.id).await.unwrap().unwrap();
+        assert_eq!(back.auth, auth);
+    }
+}
+
+/// A behaviour of the contract.
+pub async fn adding_a_subscription_id_twice_is_rejected(store: &dyn Store) {
+    let sub = subscription("a");
+    store.add_subscription(sub.clone()).await.unwrap();
+    let mut other = subscription("b");
+    other.id = sub.id.clone();
+    let err = store.add_subscription(other).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::SubscriptionExists { id } if *id == sub.id.to_string()),
+        "{err:?}"
+    );
+    let kept = store.get_subscription(&sub.id).await.unwrap().unwrap();
+    assert_eq!(kept.filter.to_string(), "a");
+}
+
+/// A behaviour of the contract.
+pub async fn an_unknown_subscription_reads_as_none(store: &dyn Store) {
+    assert!(
+        store
+            .get_subscription(&SubscriptionId::new())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+/// A behaviour of the contract.
+pub async fn updating_a_subscription_replaces_every_field(store: &dyn Store) {
+    let sub = subscription("order.created").with_owner("t1");
+    store.add_subscription(sub.clone()).await.unwrap();
+    let mut changed = subscription("invoice.*")
+        .with_secret(Secret::new("new-secret").unwrap())
+        .with_auth(Auth::Basic {
+            username: "u".into(),
+            password: Secret::new("pw").unwrap(),
+        })
+        .with_metadata(json!({"v": 2}));
+    changed.id = sub.id.clone();
+    changed.url = "http://127.0.0.1:9/elsewhere?x=1".parse().unwrap();
+    changed.enabled = false;
+    changed.owner = None;
+    store.update_subscription(changed.clone()).await.unwrap();
+    assert_eq!(
+        store.get_subscription(&sub.id).await.unwrap().unwrap(),
+        changed
+    );
+}
+
+/// A behaviour of the contract.
+pub async fn updating_an_unknown_subscription_is_not_found(store: &dyn Store) {
+    let sub = subscription("a");
+    let err = store.update_subscription(sub.clone()).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::SubscriptionNotFound { id } if *id == sub.id.to_string()),
+        "{err:?}"
+    );
+    assert!(store.get_subscription(&sub.id).await.unwrap().is_none());
+}
+
+/// A behaviour of the contract.
+pub async fn an_update_that_changes_nothing_succeeds(store: &dyn Store) {
+    let sub = subscription("a");
+    store.add_subscription(sub.clone()).await.unwrap();
+    store.update_subscription(sub.clone()).await.unwrap();
+    store.set_enabled(&sub.id, true).await.unwrap();
+    assert_eq!(store.get_subscription(&sub.id).await.unwrap(), Some(sub));
+}
+
+/// A behaviour of the contract.
+pub async fn removing_a_subscription_forgets_it(store: &dyn Store) {
+    let (gone, kept) = (subscription("a"), subscription("a"));
+    store.add_subscription(gone.clone()).await.unwrap();
+    store.add_subscription(kept.clone()).await.unwrap();
+    store.remove_subscription(&gone.id).await.unwrap();
+    assert!(store.get_subscription(&gone.id).await.unwrap().is_none());
+    let matched = store.matching(&name("a"), None).await.unwrap();
+    assert_eq!(matched, [kept]);
+}
+
+/// A behaviour of the contract.
+pub async fn removing_an_unknown_subscription_is_not_found(store: &dyn Store) {
+    let err = store
+        .remove_subscription(&SubscriptionId::new())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::SubscriptionNotFound { .. }), "{err:?}");
+}
+
+/// A behaviour of the contract.
+pub async fn disabling_a_subscription_stops_its_matching(store: &dyn Store) {
+    let sub = subscription("order.*");
+    store.add_subscription(sub.clone()).await.unwrap();
+    let order = name("order.created");
+    store.set_enabled(&sub.id, false).await.unwrap();
+    assert!(store.matching(&order, None).await.unwrap().is_empty());
+    assert!(
+        !store
+            .get_subscription(&sub.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .enabled
+    );
+    store.set_enabled(&sub.id, true).await.unwrap();
+    assert_eq!(store.matching(&order, None).await.unwrap(), [sub]);
+}
+
+/// A behaviour of the contract.
+pub async fn enabling_an_unknown_subscription_is_not_found(store: &dyn Store) {
+    let err = store
+        .set_enabled(&SubscriptionId::new(), true)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::SubscriptionNotFound { .. }), "{err:?}");
+}
+
+/// A behaviour of the contract.
+pub async fn subscriptions_list_oldest_first_in_keyset_pages(store: &dyn Store) {
+    let mut subs = Vec::new();
+    for i in 0..5 {
+        let sub = subscription(&format!("e{i}"));
+        store.add_subscription(sub.clone()).await.unwrap();
+        subs.push(sub);
+    }
+    subs.sort_by(|a, b| a.id.cmp(&b.id));
+    let mut pages = Vec::new();
+    let mut query = SubscriptionQuery {
+        limit: 2,
+        ..SubscriptionQuery::default()
+    };
+    loop {
+        let page = store.list_subscriptions(&query).await.unwrap();
+        let Some(last) = page.last() else { break };
+        query.after = Some(last.id.clone());
+        pages.push(page);
+        assert!(pages.len() <= 5, "pagination does not end");
+    }
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        [2, 2, 1],
+        "page sizes"
+    );
+    assert_eq!(pages.concat(), subs);
+}
+
+/// A behaviour of the contract.
+pub async fn subscriptions_list_only_the_owner_asked_for(store: &dyn Store) {
+    let mine = subscription("a").with_owner("t1");
+    for sub in [
+        mine.clone(),
+        subscription("a").with_owner("t2"),
+        subscription("a").with_owner("T1"),
+        subscription("a"),
+    ] {
+        store.add_subscription(sub).await.unwrap();
+    }
+    let query = SubscriptionQuery {
+        owner: Some("t1".into()),
+        ..SubscriptionQuery::default()
+    };
+    assert_eq!(store.list_subscriptions(&query).await.unwrap(), [mine]);
+}
+
+/// A behaviour of the contract.
+pub async fn the_largest_page_size_lists_everything(store: &dyn Store) {
+    let sub = subscription("a");
+    store.add_subscription(sub.clone()).await.unwrap();
+    let d = delivery(&event("a", None), &sub.id);
+    store
+        .record_deliveries(std::slice::from_ref(&d))
+        .await
+        .unwrap();
+    let subs = SubscriptionQuery {
+        limit: usize::MAX,
+        ..SubscriptionQuery::default()
+    };
+    assert_eq!(store.list_subscriptions(&subs).await.unwrap(), [sub]);
+    let deliveries = DeliveryQuery::default().limit(usize::MAX);
+    assert_eq!(store.list_deliveries(&deliveries).await.unwrap(), [d]);
+}
+
+/// A behaviour of the contract.
+pub async fn matching_agrees_with_receives_for_every_filter_and_owner(store: &dyn Store) {
+    let filters = [
+        "order.created",
+        "order.*",
+        "order.line.*",
+        "orders.*",
+        "invoice.paid",
+        "*",
+    ];
+    let owners = [None, Some("t1"), Some("t2")];
+    let mut subs = Vec::new();
+    for filter in filters {
+        for owner in owners {
+            for enabled in [true, false] {
+                let mut sub = subscription(filter);
+                sub.owner = owner.map(str::to_owned);
+                sub.enabled = enabled;
+                store.add_subscription(sub.clone()).await.unwrap();
+                subs.push(sub);
+            }
+        }
+    }
+    let names = [
+        "order.created",
+        "order.line.added",
+        "order",
+        "orders.created",
+        "order.created.late",
+        "invoice.paid",
+        "other",
+    ];
+    // `T1` and `t1 ` differ from `t1`: databases that fold case or pad must not match them.
+    let event_owners = [None, Some("t1"), Some("t2"), Some("T1"), Some("t1 ")];
+    for event_name in names {
+        let event_name = name(event_name);
+        for owner in event_owners {
+            let mut expected: Vec<_> = subs
+                .iter()
+                .filter(|s| s.receives(&event_name, owner))
+                .map(|s| s.id.clone())
+                .collect();
+            expected.sort();
+            let mut got: Vec<_> = store
+                .matching(&event_name, owner)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|s| s.id)
+                .collect();
+            got.sort();
+            assert_eq!(got, expected, "event {event_name} of owner {owner:?}");
+        }
+    }
+}
+
+// ---- deliveries and attempts ----
+
+/// A behaviour of the contract.
+pub async fn a_recorded_delivery_reads_back_with_its_event(store: &dyn Store) {
+    let e = event("order.created", Some("t1"));
+    let d = delivery(&e, &SubscriptionId::new());
+    store
+        .record_deliveries(std::slice::from_ref(&d))
+        .await
+        .unwrap();
+    let back = store.get_delivery(&d.id).await.unwrap().unwrap();
+    assert_eq!(back, d);
+    assert_eq!(back.event.payload(), e.payload());
+    assert_eq!(back.event.owner(), Some("t1"));
+}
+
+/// A behaviour of the contract.
+pub async fn recording_a_delivery_again_keeps_its_state(store: &dyn Store) {
+    let e = event("a", None);
+    let mut d = delivery(&e, &SubscriptionId::new());
+    store
+        .record_deliveries(std::slice::from_ref(&d))
+        .await
+        .unwrap();
+    d.attempts = 1;
+    d.status = DeliveryStatus::Delivered;
+    d.next_attempt_at = None;
+    d.updated_at = now();
+    let first = attempt(&d, 1, response(200));
+    store.record_attempt(&d, &first).await.unwrap();
+    // Fan-out runs again for the same event (a redelivered queue message).
+    let again = delivery(&e, &d.subscription_id);
+    assert_eq!(again.id, d.id);
+    store.record_deliveries(&[again]).await.unwrap();
+    assert_eq!(store.get_delivery(&d.id).await.unwrap().unwrap(), d);
+    assert_eq!(store.list_attempts(&d.id).await.unwrap(), [first]);
+}
+
+/// A behaviour of the contract.
+pub async fn an_empty_batch_of_deliveries_is_accepted(store: &dyn Store) {
+    store.record_deliveries(&[]).await.unwrap();
+    let all = store
+        .list_deliveries(&DeliveryQuery::default())
+        .await
+        .unwrap();
+    assert!(all.is_empty());
+}
+
+/// A behaviour of the contract.
+pub async fn an_attempt_updates_its_delivery_and_is_listed_in_order(store: &dyn Store) {
+    let mut d = delivery(&event("a", None), &SubscriptionId::new());
+    store
+        .record_deliveries(std::slice::from_ref(&d))
+        .await
+        .unwrap();
+    d.attempts = 1;
+    d.next_attempt_at = Some(now() + chrono::Duration::seconds(30));
+    d.updated_at = now();
+    let failed = attempt(
+        &d,
+        1,
+        AttemptOutcome::Error {
+            kind: AttemptErrorKind::Timeout,
+            message: "timed out after 10s".into(),
+        },
+    );
+    store.record_attempt(&d, &failed).await.unwrap();
+    assert_eq!(store.get_delivery(&d.id).await.unwrap().unwrap(), d);
+
+    d.attempts = 2;
+    d.status = DeliveryStatus::Dead;
+    d.next_attempt_at = None;
+    d.updated_at = now();
+    let refused = attempt(&d, 2, response(503));
+    store.record_attempt(&d, &refused).await.unwrap();
+    assert_eq!(store.get_delivery(&d.id).await.unwrap().unwrap(), d);
+    assert_eq!(store.list_attempts(&d.id).await.unwrap(), [failed, refused]);
+}
+
+/// A behaviour of the contract.
+pub async fn an_unknown_delivery_reads_as_none_with_no_attempts(store: &dyn Store) {
+    let d = delivery(&event("a", None), &SubscriptionId::new());
+    assert!(store.get_delivery(&d.id).await.unwrap().is_none());
+    assert!(store.list_attempts(&d.id).await.unwrap().is_empty());
+}
+
+/// A behaviour of the contract.
+pub async fn deliveries_list_newest_first_in_keyset_pages(store: &dyn Store) {
+    let sub = SubscriptionId::new();
+    let mut all = Vec::new();
+    for i in 0..5 {
+        all.push(delivery(&event(&format!("e{i}"), None), &sub));
+    }
+    store.record_deliveries(&all).await.unwrap();
+    all.sort_by(|a, b| b.id.cmp(&a.id));
+    let mut query = DeliveryQuery::default().limit(2);
+    let mut pages = Vec::new();
+    loop {
+        let page = store.list_deliveries(&query).await.unwrap();
+        let Some(last) = page.last() else { break };
+        query.before = Some(last.id.clone());
+        pages.push(page);
+        assert!(pages.len() <= 5, "pagination does not end");
+    }
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [2, 2, 1]);
+    assert_eq!(pages.concat(), all);
+}
+
+/// A behaviour of the contract.
+pub async fn deliveries_list_only_the_status_asked_for(store: &dyn Store) {
+    let sub = SubscriptionId::new();
+    let mut dead = delivery(&event("a", None), &sub);
+    let pending = delivery(&event("b", None), &sub);
+    store
+        .record_deliveries(&[dead.clone(), pending.clone()])
+        .await
+        .unwrap();
+    dead.attempts = 1;
+    dead.status = DeliveryStatus::Dead;
+    dead.next_attempt_at = None;
+    store
+        .record_attempt(&dead, &attempt(&dead, 1, response(500)))
+        .await
+        .unwrap();
+    let listed = async |status| {
+        store
+            .list_deliveries(&DeliveryQuery::status(status))
+            .await
+            .unwrap()
+    };
+    assert_eq!(listed(DeliveryStatus::Dead).await, [dead]);
+    assert_eq!(listed(DeliveryStatus::Pending).await, [pending]);
+    assert!(listed(DeliveryStatus::Delivered).await.is_empty());
+}
+
+/// A behaviour of the contract.
+pub async fn deliveries_list_only_the_subscription_asked_for(store: &dyn Store) {
+    let e = event("a", None);
+    let (mine, theirs) = (SubscriptionId::new(), SubscriptionId::new());
+    let d = delivery(&e, &mine);
+    store
+        .record_deliveries(&[d.clone(), delivery(&e, &theirs)])
+        .await
+        .unwrap();
+    let query = DeliveryQuery {
+        subscription_id: Some(mine),
+        ..DeliveryQuery::default()
+    };
+    assert_eq!(store.list_deliveries(&query).await.unwrap(), [d]);
+}
+
+/// A behaviour of the contract.
+pub async fn deliveries_of_one_event_all_carry_its_payload(store: &dyn Store) {
+    let e = event("order.created", None);
+    let batch: Vec<_> = (0..20)
+        .map(|_| delivery(&e, &SubscriptionId::new()))
+        .collect();
+    store.record_deliveries(&batch).await.unwrap();
+    let listed = store
+        .list_deliveries(&DeliveryQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 20);
+    assert!(listed.iter().all(|d| d.event == e));
+}
