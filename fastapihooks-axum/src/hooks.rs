@@ -247,7 +247,17 @@ impl HooksBuilder {
 }
 
 /// Configures [`Hooks`] that only publish (made by [`Hooks::publisher`]). Delivery settings
-/// have no place here: they belong to what drains the backend.
+/// have no place here: they belong to what drains the backend (the sidecar's flags), so a
+/// setting that would be ignored cannot even be written:
+///
+/// ```compile_fail
+/// use fastapihooks_axum::Hooks;
+/// use fastapihooks_core::{Backend, Secret};
+/// fn hooks(queue: impl Backend) {
+///     // error: no method named `secret` on `HooksPublisherBuilder`
+///     let _ = Hooks::publisher(queue).secret(Secret::new("s").unwrap());
+/// }
+/// ```
 pub struct HooksPublisherBuilder {
     publisher: PublisherBuilder,
     on_publish_error: Option<OnPublishError>,
