@@ -27,6 +27,7 @@ use fastapihooks::{Backend, Emitter, MemoryStore, ShutdownReport};
 use tokio::io::AsyncWriteExt;
 
 /// Writes each event to an audit log, then forwards it to `inner`.
+#[derive(Debug)]
 pub struct AuditedBackend<B> {
     inner: B,
     log: tokio::sync::Mutex<tokio::fs::File>,

@@ -42,6 +42,7 @@ pub struct QuotaExceeded {
 }
 
 /// Subscriptions and history in memory, at most `per_tenant` subscriptions per owner.
+#[derive(Debug)]
 pub struct TenantStore {
     per_tenant: usize,
     subscriptions: tokio::sync::RwLock<HashMap<SubscriptionId, Subscription>>,

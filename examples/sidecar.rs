@@ -1,7 +1,8 @@
 //! An application that only **publishes** — into the transactional outbox of its own database —
-//! and the `fastapihooks start` sidecar that **delivers**. The order and its `order.created`
-//! event are written in one transaction: the event exists if and only if the order does, and
-//! the app's response never waits for a subscriber.
+//! and the `fastapihooks start` sidecar that **delivers**. The hooked route runs in a
+//! transaction (`hook(..).in_transaction(&outbox)`): the order and its `order.created` event
+//! are committed together, so the event exists if and only if the order does, and the app's
+//! response never waits for a subscriber.
 //!
 //! Two terminals, from the repository root:
 //!
@@ -25,81 +26,79 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
 use fastapihooks::prelude::*;
-use fastapihooks::{SqlBackend, SqlStore, SubscriptionQuery};
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
+use fastapihooks::{Hook, HookTransaction, SqlBackend, SqlStore, SubscriptionQuery};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::{Value, json};
 
 const DATABASE: &str = "sqlite://sidecar.db?mode=rwc";
 const APP: &str = "127.0.0.1:3000";
 const RECEIVER: &str = "127.0.0.1:3001";
 
-/// What the handlers share.
-#[derive(Clone)]
+/// What the app's routes need: the transactional `order.created` hook.
+#[derive(Clone, Debug)]
 pub struct AppState {
-    db: DatabaseConnection,
-    outbox: Arc<SqlBackend>,
+    order_created: Hook,
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Debug, serde::Deserialize)]
 pub struct NewOrder {
     sku: String,
     qty: u32,
 }
 
 /// Opens the app's database: the store's tables and the outbox (migrated by `SqlStore::connect`)
-/// beside the app's own `orders` table.
+/// beside the app's own `orders` table; and the hooks, which only publish (into the outbox).
 pub async fn open(url: &str) -> anyhow::Result<(SqlStore, AppState)> {
     let store = SqlStore::connect(url).await?;
-    let db = store.connection().clone();
-    db.execute_unprepared(
-        "CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY AUTOINCREMENT, sku TEXT NOT NULL, qty INTEGER NOT NULL)",
-    )
-    .await?;
+    store
+        .connection()
+        .execute_unprepared(
+            "CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY AUTOINCREMENT, sku TEXT NOT NULL, qty INTEGER NOT NULL)",
+        )
+        .await?;
     let outbox = Arc::new(SqlBackend::for_store(&store));
-    Ok((store, AppState { db, outbox }))
+    let hooks = Hooks::shared_publisher(outbox.clone())
+        .store(store.clone())
+        .build()?;
+    // The route runs in a transaction of the outbox's database; the event is written into the
+    // outbox in that same transaction, committed only with a 2xx response.
+    let order_created = hooks.hook("order.created")?.in_transaction(&outbox);
+    Ok((store, AppState { order_created }))
 }
 
-/// `POST /orders`: the order and its event in one transaction.
+/// `POST /orders`: the order, written through the hook's transaction. The hook adds the event to
+/// the same transaction and commits both — or, on an error or a 4xx, neither.
 pub async fn create_order(
-    State(app): State<AppState>,
+    tx: HookTransaction,
     Json(order): Json<NewOrder>,
 ) -> Result<(StatusCode, Json<Value>), (StatusCode, String)> {
-    let internal = |e: &dyn std::fmt::Display| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
-    let txn = app.db.begin().await.map_err(|e| internal(&e))?;
-    let inserted = txn
+    let inserted = tx
         .execute_raw(Statement::from_sql_and_values(
             DbBackend::Sqlite,
             "INSERT INTO orders (sku, qty) VALUES (?, ?)",
             [order.sku.clone().into(), order.qty.into()],
         ))
         .await
-        .map_err(|e| internal(&e))?;
-    let id = inserted.last_insert_id();
-    let body = json!({"id": id, "sku": order.sku, "qty": order.qty});
-    let event = Event::new("order.created", &body).map_err(|e| internal(&e))?;
-    app.outbox
-        .publish_in(&txn, &event)
-        .await
-        .map_err(|e| internal(&e))?;
-    // A business rule that fails after the writes: the rollback takes the event with it.
+        .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    // A business rule that fails after the write: the 422 rolls the order back, and no event
+    // is written.
     if order.sku.is_empty() {
-        txn.rollback().await.map_err(|e| internal(&e))?;
         return Err((StatusCode::UNPROCESSABLE_ENTITY, "sku is empty".to_owned()));
     }
-    txn.commit().await.map_err(|e| internal(&e))?;
-    Ok((StatusCode::CREATED, Json(body)))
+    let id = inserted.last_insert_id();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "sku": order.sku, "qty": order.qty})),
+    ))
 }
 
 /// The app's routes.
 pub fn app(state: AppState) -> Router {
-    Router::new()
-        .route("/orders", post(create_order))
-        .with_state(state)
+    Router::new().route("/orders", post(create_order).layer(state.order_created))
 }
 
 /// Subscribes `url` to `order.*` unless it already is.

@@ -43,11 +43,11 @@
 //! - [`signing`]: the signature schemes and the receiver-side [`signing::Verifier`].
 //! - [`advanced`]: the delivery engine's parts, for a sidecar or a backend of one's own.
 
+#[cfg(feature = "sql")]
+pub use fastapihooks_axum::HookTransaction;
 pub use fastapihooks_axum::{
     Hook, HookContext, HookService, Hooks, HooksBuilder, HooksPublisherBuilder, Problem,
 };
-#[cfg(feature = "sql")]
-pub use fastapihooks_axum::HookTransaction;
 pub use fastapihooks_core::{
     Attempt, AttemptErrorKind, AttemptId, AttemptOutcome, Auth, Backend, BackgroundConfig,
     BackgroundTaskBackend, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus, Emitter,
@@ -64,7 +64,7 @@ pub use fastapihooks_core::{SqlBackend, SqlOutboxConfig, SqlStore, SqlStoreOptio
 pub mod signing {
     pub use fastapihooks_core::signing::{
         DEFAULT_TOLERANCE, Sha256Hex, SignInput, SignatureScheme, Signer, StandardWebhooks,
-        Verifier, sign_sha256_hex, verify_sha256_hex,
+        Verifier, VerifyError, sign_sha256_hex, verify_sha256_hex,
     };
 }
 

@@ -6,13 +6,13 @@ mod common;
 
 #[path = "../examples/custom_backend.rs"]
 #[allow(dead_code, reason = "the example's `main` is not called here")]
-mod custom_backend;
+pub mod custom_backend;
 #[path = "../examples/custom_store.rs"]
 #[allow(dead_code, reason = "the example's `main` is not called here")]
-mod custom_store;
+pub mod custom_store;
 #[path = "../examples/sidecar.rs"]
 #[allow(dead_code, reason = "the example's `main` is not called here")]
-mod sidecar;
+pub mod sidecar;
 
 use std::time::Duration;
 

@@ -127,7 +127,8 @@ impl Emitter {
 }
 
 /// Configures an [`Emitter`]: where subscriptions live, how deliveries are signed, retried and
-/// sent. Every setting has a working default.
+/// sent. Every setting has a working default but the signing secret (see
+/// [`unsigned`](Self::unsigned)).
 #[derive(Default)]
 pub struct EmitterBuilder {
     store: Option<Arc<dyn Store>>,
@@ -140,6 +141,22 @@ pub struct EmitterBuilder {
     background: BackgroundConfig,
     on_failure: Option<OnFailure>,
     max_payload_bytes: Option<usize>,
+}
+
+impl std::fmt::Debug for EmitterBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmitterBuilder")
+            .field("subscribers", &self.subscribers.len())
+            .field("secret", &self.secret)
+            .field("signer", &self.signer)
+            .field("unsigned", &self.unsigned)
+            .field("retry", &self.retry)
+            .field("http", &self.http)
+            .field("background", &self.background)
+            .field("on_failure", &self.on_failure.is_some())
+            .field("max_payload_bytes", &self.max_payload_bytes)
+            .finish_non_exhaustive()
+    }
 }
 
 impl EmitterBuilder {

@@ -186,39 +186,10 @@ pub enum Error {
         /// The queue it was handed to.
         queue: &'static str,
     },
-    /// A signature header a receiver expected is absent.
-    #[error("missing header {name}")]
-    MissingHeader {
-        /// The header name.
-        name: String,
-    },
-    /// A signature or timestamp header that cannot be parsed.
-    #[error("malformed header {name}: {reason}")]
-    MalformedHeader {
-        /// The header name.
-        name: String,
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-    /// No signature in the request matches any of the candidate secrets.
-    #[error("signature does not match the payload and secret")]
-    BadSignature,
-    /// The signed timestamp lies further in the past than the tolerance.
-    #[error("timestamp {timestamp} is too old (tolerance {tolerance:?})")]
-    TimestampTooOld {
-        /// The signed unix timestamp.
-        timestamp: i64,
-        /// The accepted skew.
-        tolerance: Duration,
-    },
-    /// The signed timestamp lies further in the future than the tolerance.
-    #[error("timestamp {timestamp} is too far in the future (tolerance {tolerance:?})")]
-    TimestampTooNew {
-        /// The signed unix timestamp.
-        timestamp: i64,
-        /// The accepted skew.
-        tolerance: Duration,
-    },
+    /// A received webhook whose signature was not accepted (see
+    /// [`VerifyError`](crate::signing::VerifyError), what receivers match on).
+    #[error(transparent)]
+    Verify(#[from] crate::signing::VerifyError),
 }
 
 impl Error {

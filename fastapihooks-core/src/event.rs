@@ -158,7 +158,9 @@ impl Event {
         }
     }
 
-    /// Rebuilds an event read back from a store or queue, keeping its id and time.
+    /// Rebuilds an event read back from a store or queue, keeping its id and time (for
+    /// `Store` and `Queue` implementations; applications make events with [`Event::new`]).
+    #[doc(hidden)]
     pub fn restore(
         id: EventId,
         name: EventName,

@@ -45,15 +45,12 @@ pub use backend::{RedisBackend, RedisConfig};
 #[cfg(feature = "sql")]
 pub use backend::{SqlBackend, SqlOutboxConfig};
 pub use delivery::{Attempt, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryStatus};
-pub use dispatch::{AddressPolicy, Dispatcher, HttpConfig};
+pub use dispatch::HttpConfig;
 pub use emitter::{Emitter, EmitterBuilder};
-pub use engine::{DeliveryEngine, NextStep};
 pub use error::{Error, Result};
 pub use event::{Event, EventName};
 pub use id::{AttemptId, DeliveryId, EventId, SubscriptionId};
 pub use publisher::PublisherBuilder;
-/// The HTTP client crate, re-exported for [`HttpConfig::resolver`] (`reqwest::dns::Resolve`).
-pub use reqwest;
 pub use retry::{RetryPolicy, Verdict};
 pub use rotation::PreviousSecret;
 pub use secret::Secret;

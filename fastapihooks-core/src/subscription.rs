@@ -256,11 +256,11 @@ mod url_serde {
     use serde::{Deserialize, Deserializer, Serializer};
     use url::Url;
 
-    pub fn serialize<S: Serializer>(url: &Url, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(url: &Url, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(url.as_str())
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Url, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Url, D::Error> {
         super::parse_url(&String::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }

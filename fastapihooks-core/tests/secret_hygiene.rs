@@ -9,9 +9,10 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::post;
 use fastapihooks_core::signing::{Sha256Hex, SignatureScheme, Verifier};
+use fastapihooks_core::dispatch::Dispatcher;
+use fastapihooks_core::engine::DeliveryEngine;
 use fastapihooks_core::{
-    Auth, Delivery, DeliveryEngine, Dispatcher, Emitter, Event, HttpConfig, MemoryStore,
-    RetryPolicy, Secret, Subscription,
+    Auth, Delivery, Emitter, Event, HttpConfig, MemoryStore, RetryPolicy, Secret, Subscription,
 };
 use http::HeaderMap;
 

@@ -5,12 +5,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use fastapihooks_core::reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use fastapihooks_core::signing::Sha256Hex;
+use fastapihooks_core::dispatch::Dispatcher;
+use fastapihooks_core::engine::{DeliveryEngine, NextStep};
 use fastapihooks_core::{
-    AttemptErrorKind, AttemptOutcome, Delivery, DeliveryEngine, DeliveryStatus, Dispatcher, Event,
-    HttpConfig, MemoryStore, NextStep, RetryPolicy, Secret, Subscription, Verdict,
+    AttemptErrorKind, AttemptOutcome, Delivery, DeliveryStatus, Event, HttpConfig, MemoryStore,
+    RetryPolicy, Secret, Subscription, Verdict,
 };
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 

@@ -5,16 +5,16 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use fastapihooks_core::engine::DeliveryEngine;
 use fastapihooks_core::{
-    DeliveryEngine, DeliveryId, Emitter, Event, HttpConfig, MemoryStore, RetryPolicy, Store,
-    Subscription,
+    DeliveryId, Emitter, Event, HttpConfig, MemoryStore, RetryPolicy, Store, Subscription,
 };
 
 use crate::Receiver;
 
 /// The one place test engines are built: a short HTTP timeout (1 s, 500 ms to connect), the
-/// given retry policy, and loopback allowed through the SSRF guard (receivers listen on
-/// 127.0.0.1).
+/// given retry policy, loopback allowed through the SSRF guard (receivers listen on 127.0.0.1),
+/// and no default secret (unsigned unless a subscription has a secret of its own).
 pub fn engine(store: Arc<dyn Store>, retry: RetryPolicy) -> DeliveryEngine {
     let mut http = HttpConfig::default().allow_loopback();
     http.timeout = Duration::from_secs(1);

@@ -9,6 +9,7 @@ mod scheme;
 mod sha256_hex;
 mod standard_webhooks;
 mod verify;
+mod verify_error;
 
 use std::fmt;
 use std::time::Duration;
@@ -19,8 +20,8 @@ pub use scheme::SignatureScheme;
 pub use sha256_hex::{Sha256Hex, sign_sha256_hex, verify_sha256_hex};
 pub use standard_webhooks::StandardWebhooks;
 pub use verify::Verifier;
+pub use verify_error::VerifyError;
 
-use crate::error::Result;
 use crate::secret::Secret;
 
 /// What is signed: the message a delivery carries.
@@ -54,21 +55,21 @@ pub trait Signer: Send + Sync + fmt::Debug {
         body: &[u8],
         secrets: &[&Secret],
         tolerance: Duration,
-    ) -> Result<()>;
+    ) -> Result<(), VerifyError>;
 }
 
 /// The tolerance receivers allow between a signed timestamp and their clock: 5 minutes.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 
-pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str> {
+pub(crate) fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str, VerifyError> {
     let value = headers
         .get(name)
-        .ok_or_else(|| crate::Error::MissingHeader {
+        .ok_or_else(|| VerifyError::MissingHeader {
             name: name.to_owned(),
         })?;
     // UTF-8 rather than `to_str`'s visible ASCII: a signer may send any value `HeaderValue`
     // takes (non-ASCII included), and what was signed must read back the same.
-    std::str::from_utf8(value.as_bytes()).map_err(|_| crate::Error::MalformedHeader {
+    std::str::from_utf8(value.as_bytes()).map_err(|_| VerifyError::MalformedHeader {
         name: name.to_owned(),
         reason: "not UTF-8",
     })

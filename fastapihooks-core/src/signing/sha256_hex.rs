@@ -6,6 +6,7 @@ use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use sha2::Sha256;
 
+use super::VerifyError;
 use super::{SignInput, Signer, header_str};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
@@ -112,8 +113,12 @@ pub fn sign_sha256_hex(secret: &[u8], body: &[u8]) -> String {
 }
 
 /// Checks a `sha256=<hex>` header value against `body` and `secret`, in constant time.
-pub fn verify_sha256_hex(secret: &[u8], body: &[u8], header_value: &str) -> Result<()> {
-    let malformed = |reason| Error::MalformedHeader {
+pub fn verify_sha256_hex(
+    secret: &[u8],
+    body: &[u8],
+    header_value: &str,
+) -> Result<(), VerifyError> {
+    let malformed = |reason| VerifyError::MalformedHeader {
         name: "signature".to_owned(),
         reason,
     };
@@ -126,7 +131,7 @@ pub fn verify_sha256_hex(secret: &[u8], body: &[u8], header_value: &str) -> Resu
         .map_err(|_| malformed("expected 64 hexadecimal digits after `sha256=`"))?;
     mac(secret, body)
         .verify_slice(&raw)
-        .map_err(|_| Error::BadSignature)
+        .map_err(|_| VerifyError::BadSignature)
 }
 
 impl Signer for Sha256Hex {
@@ -152,14 +157,14 @@ impl Signer for Sha256Hex {
         body: &[u8],
         secrets: &[&Secret],
         _tolerance: Duration,
-    ) -> Result<()> {
+    ) -> Result<(), VerifyError> {
         let value = header_str(headers, self.signature.as_str())?;
-        let mut last = Error::BadSignature;
+        let mut last = VerifyError::BadSignature;
         for secret in secrets {
             match verify_sha256_hex(secret.expose().as_bytes(), body, value) {
                 Ok(()) => return Ok(()),
-                Err(Error::MalformedHeader { reason, .. }) => {
-                    return Err(Error::MalformedHeader {
+                Err(VerifyError::MalformedHeader { reason, .. }) => {
+                    return Err(VerifyError::MalformedHeader {
                         name: self.signature.as_str().to_owned(),
                         reason,
                     });
@@ -189,11 +194,11 @@ mod tests {
     fn a_changed_body_or_secret_fails_verification() {
         assert!(matches!(
             verify_sha256_hex(GITHUB_SECRET, b"Hello, World?", GITHUB_SIG),
-            Err(Error::BadSignature)
+            Err(VerifyError::BadSignature)
         ));
         assert!(matches!(
             verify_sha256_hex(b"other", b"Hello, World!", GITHUB_SIG),
-            Err(Error::BadSignature)
+            Err(VerifyError::BadSignature)
         ));
     }
 
@@ -209,7 +214,7 @@ mod tests {
             assert!(
                 matches!(
                     verify_sha256_hex(GITHUB_SECRET, b"Hello, World!", bad),
-                    Err(Error::MalformedHeader { .. })
+                    Err(VerifyError::MalformedHeader { .. })
                 ),
                 "{bad}"
             );
@@ -267,7 +272,7 @@ mod tests {
             .unwrap();
         assert!(matches!(
             scheme.verify(&headers, b"x", &[&new], Duration::ZERO),
-            Err(Error::BadSignature)
+            Err(VerifyError::BadSignature)
         ));
     }
 
@@ -277,7 +282,7 @@ mod tests {
             .verify(&HeaderMap::new(), b"", &[], Duration::ZERO)
             .unwrap_err();
         assert!(
-            matches!(&err, Error::MissingHeader { name } if name == "x-fastapihooks-signature")
+            matches!(&err, VerifyError::MissingHeader { name } if name == "x-fastapihooks-signature")
         );
     }
 }

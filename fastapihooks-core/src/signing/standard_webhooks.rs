@@ -9,8 +9,9 @@ use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderValue};
 use sha2::Sha256;
 
+use super::VerifyError;
 use super::{SignInput, Signer, header_str};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::secret::Secret;
 
 type HmacSha256 = Hmac<Sha256>;
@@ -91,19 +92,22 @@ impl Signer for StandardWebhooks {
         body: &[u8],
         secrets: &[&Secret],
         tolerance: Duration,
-    ) -> Result<()> {
+    ) -> Result<(), VerifyError> {
         let id = header_str(headers, ID)?;
         let ts_raw = header_str(headers, TIMESTAMP)?;
         let sig_header = header_str(headers, SIGNATURE)?;
-        let timestamp: i64 = ts_raw.trim().parse().map_err(|_| Error::MalformedHeader {
-            name: TIMESTAMP.to_owned(),
-            reason: "expected unix seconds",
-        })?;
+        let timestamp: i64 = ts_raw
+            .trim()
+            .parse()
+            .map_err(|_| VerifyError::MalformedHeader {
+                name: TIMESTAMP.to_owned(),
+                reason: "expected unix seconds",
+            })?;
         check_timestamp(timestamp, tolerance)?;
         let mut candidates = Vec::new();
         for part in sig_header.split_whitespace() {
             let Some((version, sig)) = part.split_once(',') else {
-                return Err(Error::MalformedHeader {
+                return Err(VerifyError::MalformedHeader {
                     name: SIGNATURE.to_owned(),
                     reason: "expected space-separated `v1,<base64>` entries",
                 });
@@ -113,7 +117,7 @@ impl Signer for StandardWebhooks {
             }
         }
         if candidates.is_empty() {
-            return Err(Error::MalformedHeader {
+            return Err(VerifyError::MalformedHeader {
                 name: SIGNATURE.to_owned(),
                 reason: "no `v1,<base64>` signature",
             });
@@ -124,21 +128,25 @@ impl Signer for StandardWebhooks {
                 .iter()
                 .any(|c| expected.clone().verify_slice(c).is_ok())
         });
-        if ok { Ok(()) } else { Err(Error::BadSignature) }
+        if ok {
+            Ok(())
+        } else {
+            Err(VerifyError::BadSignature)
+        }
     }
 }
 
-fn check_timestamp(timestamp: i64, tolerance: Duration) -> Result<()> {
+fn check_timestamp(timestamp: i64, tolerance: Duration) -> Result<(), VerifyError> {
     let now = chrono::Utc::now().timestamp();
     let tol = i64::try_from(tolerance.as_secs()).unwrap_or(i64::MAX);
     if timestamp < now.saturating_sub(tol) {
-        return Err(Error::TimestampTooOld {
+        return Err(VerifyError::TimestampTooOld {
             timestamp,
             tolerance,
         });
     }
     if timestamp > now.saturating_add(tol) {
-        return Err(Error::TimestampTooNew {
+        return Err(VerifyError::TimestampTooNew {
             timestamp,
             tolerance,
         });
@@ -208,7 +216,7 @@ mod tests {
         let other = secret("whsec_b3RoZXJvdGhlcg==");
         assert!(matches!(
             StandardWebhooks.verify(&h, b"{}", &[&other], Duration::from_secs(300)),
-            Err(Error::BadSignature)
+            Err(VerifyError::BadSignature)
         ));
     }
 
@@ -220,12 +228,12 @@ mod tests {
         let old = signed(&[&s], now - 600, b"{}");
         assert!(matches!(
             StandardWebhooks.verify(&old, b"{}", &[&s], tol),
-            Err(Error::TimestampTooOld { .. })
+            Err(VerifyError::TimestampTooOld { .. })
         ));
         let new = signed(&[&s], now + 600, b"{}");
         assert!(matches!(
             StandardWebhooks.verify(&new, b"{}", &[&s], tol),
-            Err(Error::TimestampTooNew { .. })
+            Err(VerifyError::TimestampTooNew { .. })
         ));
     }
 
@@ -236,12 +244,12 @@ mod tests {
         h.insert(SIGNATURE, HeaderValue::from_static("garbage"));
         assert!(matches!(
             StandardWebhooks.verify(&h, b"{}", &[&s], DEFAULT),
-            Err(Error::MalformedHeader { .. })
+            Err(VerifyError::MalformedHeader { .. })
         ));
         h.remove(TIMESTAMP);
         assert!(matches!(
             StandardWebhooks.verify(&h, b"{}", &[&s], DEFAULT),
-            Err(Error::MissingHeader { .. })
+            Err(VerifyError::MissingHeader { .. })
         ));
     }
 

@@ -7,17 +7,17 @@ use std::time::Duration;
 
 use http::HeaderMap;
 
+use super::VerifyError;
 use super::{DEFAULT_TOLERANCE, SignatureScheme, Signer};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::secret::Secret;
 
 /// Checks the signature of a received delivery: one scheme, one or more candidate secrets (all
 /// accepted, for a receiver in the middle of a rotation), and a timestamp tolerance (default 5
 /// minutes, both directions) where the scheme signs a timestamp.
 ///
-/// Comparisons are constant-time. Errors are typed: [`Error::MissingHeader`],
-/// [`Error::MalformedHeader`], [`Error::BadSignature`], [`Error::TimestampTooOld`],
-/// [`Error::TimestampTooNew`].
+/// Comparisons are constant-time. Errors are a [`VerifyError`]: missing or malformed header,
+/// bad signature, timestamp too old or too new.
 ///
 /// ```
 /// use http::HeaderMap;
@@ -93,12 +93,9 @@ impl Verifier {
 
     /// `Ok` if `headers` carry a signature of `body` under one of the candidate secrets, with a
     /// timestamp within the tolerance.
-    pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<()> {
+    pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), VerifyError> {
         if self.secrets.is_empty() {
-            return Err(Error::InvalidConfig {
-                field: "verifier.secrets",
-                reason: "no candidate secret: add one with Verifier::secret".into(),
-            });
+            return Err(VerifyError::NoSecrets);
         }
         let candidates: Vec<&Secret> = self.secrets.iter().collect();
         self.signer
@@ -121,7 +118,7 @@ impl Signer for SchemeSigner {
         body: &[u8],
         secrets: &[&Secret],
         tolerance: Duration,
-    ) -> Result<()> {
+    ) -> Result<(), VerifyError> {
         self.0.signer().verify(headers, body, secrets, tolerance)
     }
 }
@@ -186,7 +183,7 @@ mod tests {
                 .secret(secret("wrong"))
                 .verify(&headers, b"{}")
                 .unwrap_err();
-            assert!(matches!(err, Error::BadSignature), "{scheme}: {err}");
+            assert!(matches!(err, VerifyError::BadSignature), "{scheme}: {err}");
         }
     }
 
@@ -202,12 +199,12 @@ mod tests {
         let old = signed(SignatureScheme::StandardWebhooks, &[&s], now() - 310);
         assert!(matches!(
             verifier.verify(&old, b"{}"),
-            Err(Error::TimestampTooOld { .. })
+            Err(VerifyError::TimestampTooOld { .. })
         ));
         let new = signed(SignatureScheme::StandardWebhooks, &[&s], now() + 310);
         assert!(matches!(
             verifier.verify(&new, b"{}"),
-            Err(Error::TimestampTooNew { .. })
+            Err(VerifyError::TimestampTooNew { .. })
         ));
     }
 
@@ -217,13 +214,7 @@ mod tests {
         let err = Verifier::new(SignatureScheme::Sha256Hex)
             .verify(&headers, b"{}")
             .unwrap_err();
-        assert!(matches!(
-            err,
-            Error::InvalidConfig {
-                field: "verifier.secrets",
-                ..
-            }
-        ));
+        assert_eq!(err, VerifyError::NoSecrets);
     }
 
     #[test]

@@ -84,7 +84,8 @@ impl WorkerConfig {
 ///
 /// ```compile_fail
 /// use std::sync::Arc;
-/// use fastapihooks_core::{BackgroundTaskBackend, DeliveryEngine};
+/// use fastapihooks_core::BackgroundTaskBackend;
+/// use fastapihooks_core::engine::DeliveryEngine;
 /// use fastapihooks_core::worker::{Worker, WorkerConfig};
 /// fn sidecar(backend: Arc<BackgroundTaskBackend>, engine: DeliveryEngine) {
 ///     // error: `BackgroundTaskBackend` is not a `Queue`
