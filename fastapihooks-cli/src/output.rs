@@ -53,9 +53,9 @@ impl SubscriptionView {
                 username: username.clone(),
                 password: shown(password),
             },
-            Auth::Header { name, value } => AuthView::Header {
-                name: name.clone(),
-                value: shown(value),
+            Auth::Header(custom) => AuthView::Header {
+                name: custom.name().to_owned(),
+                value: shown(custom.value()),
             },
             Auth::None => AuthView::None,
         };

@@ -35,6 +35,7 @@ pub mod secret;
 pub mod signing;
 pub mod store;
 pub mod subscription;
+mod webhook_url;
 pub mod worker;
 
 pub use backend::{

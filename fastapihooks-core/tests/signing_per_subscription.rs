@@ -156,16 +156,31 @@ async fn after_the_grace_period_the_old_secret_no_longer_signs() {
     ));
 }
 
-#[tokio::test]
-async fn the_engines_headers_win_over_a_custom_header_that_skipped_validation() {
-    let (url, mut rx) = receiver().await;
-    // Built field by field, bypassing `Auth::header`'s checks, as a buggy store could.
-    let sub = Subscription::new("*", &url)
-        .unwrap()
-        .with_auth(fastapihooks_core::Auth::Header {
-            name: "Content-Type".into(),
-            value: secret("text/plain"),
-        });
-    let (headers, _) = deliver(&sub, &mut rx).await;
-    assert_eq!(headers["content-type"], "application/json");
+/// The engine's own headers cannot be overridden: a custom header credential is validated by its
+/// only constructor, `Auth::header`, and by deserialization (a store read back), so no
+/// subscription can carry one that would replace `Content-Type` or a signature header.
+#[test]
+fn a_custom_header_that_would_override_the_engines_cannot_be_made() {
+    for name in [
+        "Content-Type",
+        "X-Fastapihooks-Signature",
+        "webhook-signature",
+    ] {
+        assert!(
+            fastapihooks_core::Auth::header(name, secret("x")).is_err(),
+            "{name}"
+        );
+        let stored = format!(r#"{{"type":"header","name":"{name}","value":"x"}}"#);
+        assert!(
+            serde_json::from_str::<fastapihooks_core::Auth>(&stored).is_err(),
+            "{name}"
+        );
+    }
+    let ok = fastapihooks_core::Auth::header("X-Api-Key", secret("k")).unwrap();
+    let json = serde_json::to_string(&ok).unwrap();
+    assert_eq!(json, r#"{"type":"header","name":"X-Api-Key","value":"k"}"#);
+    assert_eq!(
+        serde_json::from_str::<fastapihooks_core::Auth>(&json).unwrap(),
+        ok
+    );
 }

@@ -4,7 +4,7 @@
 #![no_main]
 
 use fastapihooks_core::dispatch::AddressPolicy;
-use fastapihooks_core::subscription::parse_url;
+use fastapihooks_core::subscription::WebhookUrl;
 use fastapihooks_core::{Auth, EventFilter, Secret, Subscription};
 use libfuzzer_sys::fuzz_target;
 
@@ -13,8 +13,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
 
-    if let Ok(url) = parse_url(input) {
-        let again = parse_url(url.as_str()).expect("a validated URL re-validates");
+    if let Ok(url) = WebhookUrl::parse(input) {
+        let again = WebhookUrl::parse(url.as_str()).expect("a validated URL re-validates");
         assert_eq!(again, url);
         let _ = AddressPolicy::default().check_url(&url);
         let _ = AddressPolicy::default().allow_loopback().check_url(&url);

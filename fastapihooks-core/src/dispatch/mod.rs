@@ -12,9 +12,7 @@ use chrono::Utc;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 pub use client::HttpConfig;
-pub use guard::{
-    AddressPolicy, AllowHint, BLOCKED_RANGES, GuardedResolver, Refusal, canonical_ip,
-};
+pub use guard::{AddressPolicy, AllowHint, BLOCKED_RANGES, GuardedResolver, Refusal, canonical_ip};
 
 use crate::delivery::{Attempt, AttemptErrorKind, AttemptOutcome, Delivery};
 use crate::error::{Error, Result};
@@ -125,7 +123,7 @@ impl Dispatcher {
         );
         let mut response = self
             .client
-            .post(sub.url.clone())
+            .post(sub.url.as_url().clone())
             .headers(headers)
             .body(event.payload().clone())
             .send()
@@ -168,11 +166,11 @@ fn add_auth(auth: &Auth, headers: &mut HeaderMap) {
                 base64::engine::general_purpose::STANDARD.encode(raw)
             )
         }
-        Auth::Header { name, value } => {
-            // Both were validated when the subscription was made.
+        Auth::Header(custom) => {
+            // Both were validated when the credential was made.
             if let (Ok(n), Ok(mut v)) = (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value.expose()),
+                HeaderName::from_bytes(custom.name().as_bytes()),
+                HeaderValue::from_str(custom.value().expose()),
             ) {
                 v.set_sensitive(true);
                 headers.insert(n, v);

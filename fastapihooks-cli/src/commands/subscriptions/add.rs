@@ -4,7 +4,7 @@ use std::io::Write;
 
 use clap::{ArgGroup, Args};
 use fastapihooks_core::{Auth, EventFilter, Secret, Store, Subscription};
-use url::Url;
+use fastapihooks_core::subscription::WebhookUrl;
 
 use super::{fields, reachability};
 use crate::commands::database::DatabaseArgs;
@@ -22,7 +22,7 @@ pub struct AddArgs {
     event: EventFilter,
     /// Where deliveries are POSTed (http or https).
     #[arg(long, value_parser = fields::webhook_url)]
-    url: Url,
+    url: WebhookUrl,
     /// Its own signing secret (otherwise the service's secret signs).
     #[arg(long, value_parser = fields::secret)]
     secret: Option<Secret>,

@@ -1,9 +1,8 @@
 //! Parsers for subscription fields given on the command line. Each rejects bad input with the
 //! core's typed error, which clap prints next to the flag it came from.
 
-use fastapihooks_core::subscription::parse_url;
+use fastapihooks_core::subscription::WebhookUrl;
 use fastapihooks_core::{Auth, EventFilter, Secret, SubscriptionId};
-use url::Url;
 
 /// `--event`: `order.created`, `order.*` or `*`.
 pub fn event_filter(s: &str) -> Result<EventFilter, fastapihooks_core::Error> {
@@ -11,8 +10,8 @@ pub fn event_filter(s: &str) -> Result<EventFilter, fastapihooks_core::Error> {
 }
 
 /// `--url`: absolute http(s) with a host.
-pub fn webhook_url(s: &str) -> Result<Url, fastapihooks_core::Error> {
-    parse_url(s)
+pub fn webhook_url(s: &str) -> Result<WebhookUrl, fastapihooks_core::Error> {
+    WebhookUrl::parse(s)
 }
 
 /// A subscription id, `sub_…`.

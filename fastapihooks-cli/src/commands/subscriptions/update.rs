@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Context as _;
 use clap::{ArgGroup, Args};
 use fastapihooks_core::{Auth, EventFilter, Secret, Store, SubscriptionId};
-use url::Url;
+use fastapihooks_core::subscription::WebhookUrl;
 
 use super::{fields, reachability};
 use crate::commands::database::DatabaseArgs;
@@ -28,7 +28,7 @@ pub struct UpdateArgs {
     event: Option<EventFilter>,
     /// New delivery URL.
     #[arg(long, value_parser = fields::webhook_url)]
-    url: Option<Url>,
+    url: Option<WebhookUrl>,
     /// New signing secret.
     #[arg(long, value_parser = fields::secret)]
     secret: Option<Secret>,

@@ -12,7 +12,7 @@ use crate::delivery::{Attempt, AttemptErrorKind, AttemptOutcome, Delivery};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventName};
 use crate::secret::Secret;
-use crate::subscription::{Auth, Subscription, parse_url};
+use crate::subscription::{Auth, Subscription, WebhookUrl};
 
 /// A time as stored: microseconds since the unix epoch.
 pub(super) fn micros(time: DateTime<Utc>) -> i64 {
@@ -89,7 +89,7 @@ pub(super) fn subscription_from_row(row: subscription::Model) -> Result<Subscrip
     Ok(Subscription {
         id: col.parse("id", &row.id)?,
         filter: col.parse("event_filter", &row.event_filter)?,
-        url: parse_url(&row.url).map_err(|e| col.corrupt("url", e))?,
+        url: WebhookUrl::parse(&row.url).map_err(|e| col.corrupt("url", e))?,
         // serde_json messages may quote the value read: say only where it went wrong, so no
         // credential reaches an error message.
         auth: serde_json::from_str::<Auth>(&row.auth).map_err(|e| {
