@@ -64,7 +64,8 @@ impl<B: Backend> Backend for AuditedBackend<B> {
         // The payload is JSON already (serialized once, when the event was made): embedded raw.
         let payload = serde_json::value::RawValue::from_string(
             String::from_utf8_lossy(event.payload()).into_owned(),
-        )?;
+        )
+        .map_err(|e| Error::storage("audit.encode", e))?;
         let line = AuditLine {
             id: event.id().to_string(),
             name: event.name().to_string(),
@@ -72,7 +73,7 @@ impl<B: Backend> Backend for AuditedBackend<B> {
             at: event.created_at().to_rfc3339(),
             payload,
         };
-        let mut bytes = serde_json::to_vec(&line)?;
+        let mut bytes = serde_json::to_vec(&line).map_err(|e| Error::storage("audit.encode", e))?;
         bytes.push(b'\n');
         {
             // Held across write and sync: lines never interleave, and the order of the log is

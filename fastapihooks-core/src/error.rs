@@ -73,6 +73,12 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A signature scheme name that is not one of [`SignatureScheme`](crate::signing::SignatureScheme)'s.
+    #[error("unknown signature scheme {input:?}: expected sha256_hex or standard_webhooks")]
+    UnknownSignatureScheme {
+        /// The name as given.
+        input: String,
+    },
     /// A configuration value out of its range.
     #[error("invalid configuration `{field}`: {reason}")]
     InvalidConfig {
@@ -91,7 +97,16 @@ pub enum Error {
     },
     /// A payload that could not be serialized to JSON, or bytes that are not JSON.
     #[error("event payload is not valid JSON: {0}")]
-    Json(#[from] serde_json::Error),
+    InvalidPayload(#[source] serde_json::Error),
+    /// A value of the model that could not be encoded as JSON for a store or a queue.
+    #[error("{what}: could not be encoded as JSON: {source}")]
+    Encode {
+        /// What was being encoded, e.g. `queue.task`.
+        what: &'static str,
+        /// The underlying error.
+        #[source]
+        source: serde_json::Error,
+    },
     /// The backend's queue stayed full for longer than the publish bound.
     #[error("backend queue is full: waited {waited:?} for room; the event was not accepted")]
     QueueFull {

@@ -135,7 +135,7 @@ impl Event {
     /// An event whose payload is `payload` serialized to JSON.
     pub fn new(name: impl AsRef<str>, payload: &impl Serialize) -> Result<Self> {
         let name = EventName::new(name)?;
-        let bytes = serde_json::to_vec(payload)?;
+        let bytes = serde_json::to_vec(payload).map_err(Error::InvalidPayload)?;
         Ok(Self::from_parts(name, Bytes::from(bytes)))
     }
 
@@ -144,7 +144,7 @@ impl Event {
     pub fn from_json_bytes(name: impl AsRef<str>, json: impl Into<Bytes>) -> Result<Self> {
         let name = EventName::new(name)?;
         let json = json.into();
-        serde_json::from_slice::<serde::de::IgnoredAny>(&json)?;
+        serde_json::from_slice::<serde::de::IgnoredAny>(&json).map_err(Error::InvalidPayload)?;
         Ok(Self::from_parts(name, json))
     }
 
@@ -316,7 +316,7 @@ mod tests {
         assert!(Event::from_json_bytes("a", &b"{\"x\":1}"[..]).is_ok());
         assert!(matches!(
             Event::from_json_bytes("a", &b"<html>"[..]),
-            Err(Error::Json(_))
+            Err(Error::InvalidPayload(_))
         ));
     }
 

@@ -173,6 +173,14 @@ impl TryFrom<TaskWire> for Task {
 }
 
 impl Task {
+    /// The task as the queues store it (JSON); an error names the task, not a payload.
+    pub(crate) fn encode(&self) -> Result<String> {
+        serde_json::to_string(self).map_err(|source| crate::Error::Encode {
+            what: "queue.task",
+            source,
+        })
+    }
+
     /// The fan-out task of a freshly published event.
     pub fn fanout(event: Event) -> Self {
         Task::Fanout { event, failures: 0 }

@@ -63,9 +63,8 @@ impl FromStr for SignatureScheme {
         Self::ALL
             .into_iter()
             .find(|scheme| scheme.as_str() == s)
-            .ok_or_else(|| Error::InvalidConfig {
-                field: "signature_scheme",
-                reason: format!("{s:?} is not a scheme; expected sha256_hex or standard_webhooks"),
+            .ok_or_else(|| Error::UnknownSignatureScheme {
+                input: s.to_owned(),
             })
     }
 }

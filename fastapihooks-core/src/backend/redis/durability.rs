@@ -125,6 +125,9 @@ impl fmt::Display for RedisPersistence {
     }
 }
 
+/// The answer to one `CONFIG GET`: parameter name → value.
+type Answer = HashMap<String, String>;
+
 /// A server that answered with an error (command unknown, renamed, disabled, not permitted),
 /// as opposed to a connection that failed.
 fn refused_by_server(e: &redis::RedisError) -> bool {
@@ -140,11 +143,7 @@ fn refused_by_server(e: &redis::RedisError) -> bool {
 async fn read(mut conn: ConnectionManager) -> Result<RedisPersistence> {
     let fail = |e| Error::storage("redis.persistence", e);
     // One parameter per CONFIG GET: several in one call need Redis 7.
-    let config: redis::RedisResult<(
-        HashMap<String, String>,
-        HashMap<String, String>,
-        HashMap<String, String>,
-    )> = redis::pipe()
+    let config: redis::RedisResult<(Answer, Answer, Answer)> = redis::pipe()
         .cmd("CONFIG")
         .arg("GET")
         .arg("appendonly")

@@ -116,7 +116,7 @@ impl RedisBackend {
         self.open.check()?;
         let mut pipe = redis::pipe();
         for event in events {
-            let json = serde_json::to_vec(&Task::fanout(event.clone()))?;
+            let json = Task::fanout(event.clone()).encode()?;
             pipe.cmd("XADD")
                 .arg(&self.keys.tasks)
                 .arg("*")
@@ -171,7 +171,7 @@ impl RedisBackend {
 impl Backend for RedisBackend {
     async fn publish(&self, event: Event) -> Result<()> {
         self.open.check()?;
-        let json = serde_json::to_vec(&Task::fanout(event))?;
+        let json = Task::fanout(event).encode()?;
         let mut conn = self.conn.clone();
         redis::cmd("XADD")
             .arg(&self.keys.tasks)
@@ -199,20 +199,23 @@ impl Queue for RedisBackend {
     async fn replace(&self, receipt: &Receipt, next: &[Task]) -> Result<bool> {
         let args = next
             .iter()
-            .map(serde_json::to_vec)
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+            .map(|task| task.encode().map(String::into_bytes))
+            .collect::<Result<Vec<_>>>()?;
         self.settle(receipt, "replace", args).await
     }
 
     async fn retry_in(&self, receipt: &Receipt, task: &Task, delay: Duration) -> Result<bool> {
         let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-        let args = vec![delay_ms.to_string().into_bytes(), serde_json::to_vec(task)?];
+        let args = vec![
+            delay_ms.to_string().into_bytes(),
+            task.encode()?.into_bytes(),
+        ];
         self.settle(receipt, "retry", args).await
     }
 
     async fn dead_letter(&self, receipt: &Receipt, task: &Task, reason: &str) -> Result<bool> {
         let args = vec![
-            serde_json::to_vec(task)?,
+            task.encode()?.into_bytes(),
             reason.as_bytes().to_vec(),
             self.config.dead_letter_max_len.to_string().into_bytes(),
         ];

@@ -300,13 +300,13 @@ impl Queue for SqlBackend {
     }
 
     async fn retry_in(&self, receipt: &Receipt, task: &Task, delay: Duration) -> Result<bool> {
-        let values = vec![serde_json::to_string(task)?.into(), micros(delay).into()];
+        let values = vec![task.encode()?.into(), micros(delay).into()];
         self.settle_row(receipt, &statements::retry(self.backend), values)
             .await
     }
 
     async fn dead_letter(&self, receipt: &Receipt, task: &Task, reason: &str) -> Result<bool> {
-        let values = vec![serde_json::to_string(task)?.into(), reason.into()];
+        let values = vec![task.encode()?.into(), reason.into()];
         self.settle_row(receipt, &statements::dead(self.backend), values)
             .await
     }
@@ -361,7 +361,7 @@ async fn insert_tasks<C: ConnectionTrait>(
         let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 2);
         for task in chunk {
             values.push(ulid::Ulid::new().to_string().into());
-            values.push(serde_json::to_string(task)?.into());
+            values.push(task.encode()?.into());
         }
         conn.execute_raw(statement(
             backend,

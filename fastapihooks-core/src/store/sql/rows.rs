@@ -70,12 +70,15 @@ pub(super) fn subscription_row(sub: &Subscription) -> Result<subscription::Activ
         id: Set(sub.id.to_string()),
         event_filter: Set(sub.filter.to_string()),
         url: Set(sub.url.to_string()),
-        auth: Set(serde_json::to_string(&sub.auth)?),
+        auth: Set(encode("subscription.auth", &sub.auth)?),
         secret: Set(sub.secret.as_ref().map(|s| s.expose().to_owned())),
-        previous_secrets: Set(serde_json::to_string(&sub.previous_secrets)?),
+        previous_secrets: Set(encode(
+            "subscription.previous_secrets",
+            &sub.previous_secrets,
+        )?),
         signature_scheme: Set(sub.signature_scheme.map(|s| s.as_str().to_owned())),
         owner: Set(sub.owner.clone()),
-        metadata: Set(serde_json::to_string(&sub.metadata)?),
+        metadata: Set(encode("subscription.metadata", &sub.metadata)?),
         enabled: Set(sub.enabled),
         created_at_us: Set(micros(sub.created_at)),
     })
@@ -253,4 +256,9 @@ fn error_kind(stored: Option<&str>) -> Option<AttemptErrorKind> {
     ]
     .into_iter()
     .find(|k| Some(k.as_str()) == stored)
+}
+
+/// A column's JSON, or an error naming the column.
+fn encode(what: &'static str, value: &impl serde::Serialize) -> crate::Result<String> {
+    serde_json::to_string(value).map_err(|source| crate::Error::Encode { what, source })
 }
