@@ -49,14 +49,14 @@ pub use fastapihooks_axum::{
     Hook, HookContext, HookService, Hooks, HooksBuilder, HooksPublisherBuilder, Problem,
 };
 pub use fastapihooks_core::{
-    Attempt, AttemptErrorKind, AttemptId, AttemptOutcome, Auth, Backend, BackgroundConfig,
-    BackgroundTaskBackend, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus, Emitter,
-    EmitterBuilder, Error, Event, EventFilter, EventId, EventName, HttpConfig, MemoryStore,
-    PreviousSecret, PublisherBuilder, Queue, Result, RetryPolicy, Secret, ShutdownReport, Store,
-    Subscription, SubscriptionId, SubscriptionQuery,
+    AllowHint, Attempt, AttemptErrorKind, AttemptId, AttemptOutcome, Auth, Backend,
+    BackgroundConfig, BackgroundTaskBackend, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus,
+    Emitter, EmitterBuilder, Error, Event, EventFilter, EventId, EventName, HttpConfig,
+    MemoryStore, PreviousSecret, PublisherBuilder, Queue, Result, RetryPolicy, Secret,
+    ShutdownReport, Store, Subscription, SubscriptionId, SubscriptionQuery,
 };
 #[cfg(feature = "redis")]
-pub use fastapihooks_core::{RedisBackend, RedisConfig};
+pub use fastapihooks_core::{RedisBackend, RedisConfig, RedisPersistence};
 #[cfg(feature = "sql")]
 pub use fastapihooks_core::{SqlBackend, SqlOutboxConfig, SqlStore, SqlStoreOptions};
 

@@ -4,9 +4,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Receiver, Reply, hooks};
+use common::hooks;
 use fastapihooks::prelude::*;
 use fastapihooks::{DeliveryQuery, Error};
+use fastapihooks_testkit::{Receiver, Reply};
 use serde_json::json;
 
 #[tokio::test]

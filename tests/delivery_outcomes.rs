@@ -5,15 +5,16 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{Receiver, Reply, hooks, wait_for_store};
+use common::hooks;
 use fastapihooks::prelude::*;
 use fastapihooks::{AttemptErrorKind, AttemptOutcome, Delivery, DeliveryQuery};
+use fastapihooks_testkit::{Receiver, Reply, eventually_async};
 use serde_json::json;
 
 /// The only delivery in the store, once it reached a final status.
 async fn final_delivery(hooks: &Hooks) -> Delivery {
     let store = hooks.store().clone();
-    wait_for_store(async || {
+    eventually_async(Duration::from_secs(10), async || {
         let all = store
             .list_deliveries(&DeliveryQuery::default())
             .await
@@ -21,6 +22,7 @@ async fn final_delivery(hooks: &Hooks) -> Delivery {
         all.into_iter().find(|d| d.status.is_final())
     })
     .await
+    .expect("the store never reached the expected state")
 }
 
 #[tokio::test]

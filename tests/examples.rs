@@ -2,8 +2,6 @@
 //! the examples show is what works.
 #![cfg(feature = "sqlite")]
 
-mod common;
-
 #[path = "../examples/custom_backend.rs"]
 #[allow(dead_code, reason = "the example's `main` is not called here")]
 pub mod custom_backend;
@@ -16,11 +14,11 @@ pub mod sidecar;
 
 use std::time::Duration;
 
-use common::{Receiver, SECRET, serve};
 use fastapihooks::prelude::*;
 use fastapihooks::advanced::{CancellationToken, WorkerConfig};
 use fastapihooks::{Queue, SqlBackend};
 use fastapihooks_cli::sidecar::{SidecarConfig, run_sidecar_until};
+use fastapihooks_testkit::{Receiver, SECRET, serve};
 
 #[tokio::test]
 async fn custom_store_enforces_its_tenant_quota_and_delivers_by_owner() {
@@ -120,7 +118,7 @@ async fn sidecar_example_delivers_committed_orders_and_nothing_for_refused_ones(
         .unwrap();
     let addr = serve(sidecar::app(state)).await;
 
-    let client = common::client();
+    let client = fastapihooks_testkit::client();
     let order = |sku: &str| {
         client
             .post(format!("http://{addr}/orders"))
@@ -183,4 +181,17 @@ async fn sidecar_example_delivers_committed_orders_and_nothing_for_refused_ones(
     assert!(receiver.received().iter().all(|r| r.verified()));
     assert_eq!(report.delivered, 2);
     assert_eq!(outbox.depth().await.unwrap(), 0);
+}
+
+/// The example's own store keeps the `Store` contract: what a user writing a store runs, one
+/// test per behaviour of `fastapihooks_testkit::contract`.
+mod custom_store_contract {
+    use fastapihooks::Store;
+
+    /// A fresh store per behaviour, with a quota no behaviour reaches.
+    async fn with_store(behaviour: impl AsyncFnOnce(&dyn Store)) {
+        behaviour(&super::custom_store::TenantStore::new(usize::MAX)).await;
+    }
+
+    fastapihooks_testkit::store_contract!(with_store);
 }

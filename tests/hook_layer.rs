@@ -9,8 +9,9 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use common::{Receiver, client, hooks, post as post_to, serve};
+use common::hooks;
 use fastapihooks::prelude::*;
+use fastapihooks_testkit::{Receiver, client, post as post_to, serve};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -260,7 +261,7 @@ async fn a_response_larger_than_the_cap_is_served_whole_and_not_emitted() {
         );
     let addr = serve(app).await;
 
-    let body = common::client()
+    let body = client()
         .get(format!("http://{addr}/big"))
         .send()
         .await
@@ -269,7 +270,7 @@ async fn a_response_larger_than_the_cap_is_served_whole_and_not_emitted() {
         .await
         .unwrap();
     assert_eq!(body.len(), r#"{"blob":""}"#.len() + 10_000);
-    common::client()
+    client()
         .get(format!("http://{addr}/small"))
         .send()
         .await

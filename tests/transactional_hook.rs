@@ -159,10 +159,7 @@ async fn app(db: Db) -> App {
         .store(db.store.clone())
         .build()
         .unwrap();
-    let hook = hooks
-        .hook("order.created")
-        .unwrap()
-        .in_transaction(&outbox);
+    let hook = hooks.hook("order.created").unwrap().in_transaction(&outbox);
     let router = Router::new().route("/orders", post(create_order).layer(hook));
     App {
         addr: serve(router).await,

@@ -10,7 +10,7 @@
 //! fastapihooks migrate --database sqlite://fastapihooks.db?mode=rwc
 //! fastapihooks subscriptions add --event 'order.*' --url https://example.com/hooks --generate-secret
 //! fastapihooks subscriptions list --json
-//! fastapihooks start --queue redis://127.0.0.1:6379 --store postgres://app@db/app
+//! fastapihooks start --queue redis://127.0.0.1:6379 --store postgres://app@db/app --signing-secret "$SECRET"
 //! ```
 //!
 //! [`sidecar::run_sidecar`] is the same sidecar for a `Queue` or `Store` of one's own.

@@ -20,7 +20,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use fastapihooks_core::signing::{SignInput, Signer};
+use fastapihooks_core::signing::{SignInput, Signer, VerifyError};
 use fastapihooks_core::worker::CancellationToken;
 use fastapihooks_core::{
     Emitter, HttpConfig, Queue, RetryPolicy, Secret, Store, Worker, WorkerConfig, WorkerReport,
@@ -170,7 +170,7 @@ impl Signer for SharedSigner {
         body: &[u8],
         secrets: &[&Secret],
         tolerance: std::time::Duration,
-    ) -> fastapihooks_core::Result<()> {
+    ) -> Result<(), VerifyError> {
         self.0.verify(headers, body, secrets, tolerance)
     }
 }

@@ -273,7 +273,7 @@ fn an_unreachable_database_fails_with_the_url_and_no_password() {
 #[test]
 fn start_with_redis_and_no_store_says_the_store_is_required() {
     fastapihooks()
-        .args(["start", "--queue", "redis://127.0.0.1:1"])
+        .args(["start", "--queue", "redis://127.0.0.1:1", "--unsigned"])
         .assert()
         .failure()
         .stderr(predicate::str::contains(
@@ -284,7 +284,7 @@ fn start_with_redis_and_no_store_says_the_store_is_required() {
 #[test]
 fn start_with_an_unknown_queue_scheme_names_the_accepted_ones() {
     fastapihooks()
-        .args(["start", "--queue", "amqp://127.0.0.1"])
+        .args(["start", "--queue", "amqp://127.0.0.1", "--unsigned"])
         .assert()
         .failure()
         .stderr(predicate::str::contains("unsupported scheme \"amqp\""))
@@ -295,8 +295,177 @@ fn start_with_an_unknown_queue_scheme_names_the_accepted_ones() {
 fn start_refuses_an_unmigrated_database_and_says_how_to_fix_it() {
     let db = Db::new();
     fastapihooks()
-        .args(["start", "--queue", &db.url])
+        .args(["start", "--queue", &db.url, "--signing-secret", "s3cret"])
         .assert()
         .failure()
         .stderr(predicate::str::contains("--migrate"));
+}
+
+#[test]
+fn start_without_a_signing_secret_refuses_naming_both_flags() {
+    let db = Db::migrated();
+    fastapihooks()
+        .args(["start", "--queue", &db.url])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("no signing secret"))
+        .stderr(predicate::str::contains("--signing-secret"))
+        .stderr(predicate::str::contains("--unsigned"));
+}
+
+#[test]
+fn unsigned_delivery_can_be_asked_for_in_the_environment() {
+    // Past the signing check, the unmigrated database is what stops it.
+    let db = Db::new();
+    fastapihooks()
+        .env("FASTAPIHOOKS_UNSIGNED", "true")
+        .args(["start", "--queue", &db.url])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("--migrate"))
+        .stderr(predicate::str::contains("no signing secret").not());
+}
+
+#[test]
+fn header_flags_with_the_standard_webhooks_scheme_are_refused_saying_why() {
+    let db = Db::migrated();
+    fastapihooks()
+        .env("FASTAPIHOOKS_SIGNATURE_SCHEME", "standard-webhooks")
+        .args(["start", "--queue", &db.url, "--unsigned"])
+        .args(["--signature-header", "X-Hub-Signature-256"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("--signature-header"))
+        .stderr(predicate::str::contains("webhook-signature"));
+}
+
+#[test]
+fn the_standard_webhooks_scheme_refuses_a_secret_that_is_not_whsec() {
+    let db = Db::migrated();
+    fastapihooks()
+        .args(["start", "--queue", &db.url, "--signature-scheme"])
+        .args(["standard-webhooks", "--signing-secret", "plain-secret"])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("whsec_"))
+        .stderr(predicate::str::contains("plain-secret").not());
+}
+
+#[test]
+fn a_failed_start_with_json_logs_reports_its_error_as_json() {
+    let out = fastapihooks()
+        .args(["start", "--queue", "amqp://127.0.0.1", "--unsigned"])
+        .args(["--log-format", "json"])
+        .assert()
+        .code(1);
+    let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    let last = stderr.lines().last().expect("an error line");
+    let value: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(value["level"], "ERROR");
+    let message = value["fields"]["message"].as_str().unwrap();
+    assert!(message.contains("unsupported scheme"), "{message}");
+}
+
+#[test]
+fn subscriptions_add_warns_about_an_address_the_guard_refuses_and_adds_it() {
+    let db = Db::migrated();
+    let url = "http://169.254.169.254/latest/meta-data";
+    let out = db
+        .run(&[
+            "subscriptions",
+            "add",
+            "--event",
+            "*",
+            "--url",
+            url,
+            "--json",
+        ])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("warning:"))
+        .stderr(predicate::str::contains("169.254.0.0/16"))
+        .stderr(predicate::str::contains("--allow-network 169.254.169.254"));
+    let added: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let id = added["id"].as_str().unwrap();
+    assert_eq!(db.json(&["subscriptions", "show", id])["url"], url);
+}
+
+#[test]
+fn subscriptions_add_warns_when_the_host_resolves_to_loopback() {
+    let db = Db::migrated();
+    db.run(&[
+        "subscriptions",
+        "add",
+        "--event",
+        "*",
+        "--url",
+        "http://localhost:8080/hooks",
+    ])
+    .assert()
+    .success()
+    .stderr(predicate::str::contains("localhost resolves to"))
+    .stderr(predicate::str::contains("--allow-loopback"));
+    assert_eq!(
+        db.json(&["subscriptions", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn subscriptions_add_warns_when_the_host_does_not_resolve_and_adds_it() {
+    let db = Db::migrated();
+    db.run(&[
+        "subscriptions",
+        "add",
+        "--event",
+        "*",
+        "--url",
+        "https://no-such-host.invalid/hooks",
+    ])
+    .assert()
+    .success()
+    .stderr(predicate::str::contains(
+        "cannot resolve no-such-host.invalid",
+    ));
+    assert_eq!(
+        db.json(&["subscriptions", "list"])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
+fn subscriptions_add_is_silent_about_a_public_address() {
+    let db = Db::migrated();
+    db.run(&[
+        "subscriptions",
+        "add",
+        "--event",
+        "*",
+        "--url",
+        "https://93.184.215.14/hooks",
+    ])
+    .assert()
+    .success()
+    .stderr(predicate::str::is_empty());
+}
+
+#[test]
+fn subscriptions_update_warns_when_the_new_url_is_refused() {
+    let db = Db::migrated();
+    let id = db.add(&["--event", "*", "--url", "https://93.184.215.14/hooks"]);
+    db.run(&["subscriptions", "update", &id, "--url", "http://10.0.0.7/h"])
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("10.0.0.0/8"))
+        .stderr(predicate::str::contains("--allow-network 10.0.0.7"));
+    assert_eq!(
+        db.json(&["subscriptions", "show", &id])["url"],
+        "http://10.0.0.7/h"
+    );
 }

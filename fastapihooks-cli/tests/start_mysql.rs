@@ -8,37 +8,20 @@ mod support;
 use std::time::Duration;
 
 use fastapihooks_core::{SqlBackend, SqlStoreOptions, Store, Subscription};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database};
-use support::{Receiver, Sidecar, events, eventually, expected_pairs, reported, service, tally};
+use fastapihooks_testkit::{
+    Receiver, Reply, TempDatabase, events, eventually, expected_pairs, tally,
+};
+use support::{Sidecar, reported};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sidecars_on_one_mariadb_outbox_share_the_work_without_sending_anything_twice() {
-    let Some(url) = service(
-        "mariadb two sidecars",
-        "FASTAPIHOOKS_TEST_MYSQL",
-        "mysql://root@127.0.0.1:3306/test",
-        |url| async move {
-            let db = Database::connect(url).await.map_err(|e| e.to_string())?;
-            db.close().await.map_err(|e| e.to_string())
-        },
-    )
-    .await
-    else {
+    // A database of the test's own, dropped with the guard.
+    let Some(database) = TempDatabase::mysql("mariadb two sidecars").await else {
         return;
     };
-    let mut admin = ConnectOptions::new(&url);
-    admin.max_connections(1).sqlx_logging(false);
-    let admin = Database::connect(admin).await.unwrap();
-    let database = format!("fh_start_{}", ulid::Ulid::new().to_string().to_lowercase());
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE `{database}`"))
-        .await
-        .unwrap();
-    let mut own = url::Url::parse(&url).unwrap();
-    own.set_path(&database);
-    let own = own.to_string();
+    let own = database.url().to_owned();
 
-    let receiver = Receiver::start(Duration::from_millis(20)).await;
+    let receiver = Receiver::replying(Reply::ok().after(Duration::from_millis(20))).await;
     let store = SqlStoreOptions::new(&own)
         .max_connections(2)
         .connect()
@@ -55,6 +38,8 @@ async fn two_sidecars_on_one_mariadb_outbox_share_the_work_without_sending_anyth
     let args = [
         "--queue",
         &own,
+        "--signing-secret",
+        "test-secret",
         "--allow-loopback",
         "--http-timeout",
         "1s",
@@ -78,10 +63,6 @@ async fn two_sidecars_on_one_mariadb_outbox_share_the_work_without_sending_anyth
     let (one_ok, one_out) = one.exit(Duration::from_secs(20)).await;
     let (two_ok, two_out) = two.exit(Duration::from_secs(20)).await;
     store.connection().clone().close().await.unwrap();
-    admin
-        .execute_unprepared(&format!("DROP DATABASE `{database}`"))
-        .await
-        .unwrap();
 
     let t = tally(&receiver, &expected);
     assert!(all && t.lost == 0, "lost {} of {}", t.lost, t.expected);

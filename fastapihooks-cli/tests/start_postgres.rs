@@ -10,51 +10,27 @@ use std::time::{Duration, Instant};
 use fastapihooks_core::{
     Event, Queue as _, SqlBackend, SqlStore, SqlStoreOptions, Store, Subscription,
 };
-use sea_orm::{ConnectOptions, ConnectionTrait, Database};
-use support::{Receiver, Sidecar, events, eventually, expected_pairs, reported, service, tally};
+use fastapihooks_testkit::{
+    Receiver, Reply, TempSchema, events, eventually, expected_pairs, tally,
+};
+use sea_orm::ConnectionTrait;
+use support::{Sidecar, reported};
 
 const WAIT: Duration = Duration::from_secs(60);
 
-async fn postgres_url(test: &str) -> Option<String> {
-    service(
-        test,
-        "FASTAPIHOOKS_TEST_POSTGRES",
-        "postgres://postgres@127.0.0.1:5432/test",
-        |url| async move {
-            let mut options = ConnectOptions::new(url);
-            options.max_connections(1).sqlx_logging(false);
-            let db = Database::connect(options)
-                .await
-                .map_err(|e| e.to_string())?;
-            db.close().await.map_err(|e| e.to_string())
-        },
-    )
-    .await
-}
-
-/// One test's schema (dropped on drop) with the store's tables and the outbox, and its
-/// subscriptions.
+/// One test's schema with the store's tables and the outbox, and its subscriptions.
 struct Setup {
-    url: String,
-    schema: String,
     store: SqlStore,
     outbox: SqlBackend,
     subscriptions: Vec<Subscription>,
+    /// Dropped last, with the schema (after the store's connections).
+    schema: TempSchema,
 }
 
 impl Setup {
-    async fn new(url: String, subscriber_urls: &[String]) -> Self {
-        let schema = format!("fh_start_{}", ulid::Ulid::new().to_string().to_lowercase());
-        let mut admin = ConnectOptions::new(&url);
-        admin.max_connections(1).sqlx_logging(false);
-        let admin = Database::connect(admin).await.unwrap();
-        admin
-            .execute_unprepared(&format!(r#"CREATE SCHEMA "{schema}""#))
-            .await
-            .unwrap();
-        admin.close().await.unwrap();
-        let store = SqlStoreOptions::new(&url)
-            .postgres_schema(&schema)
+    async fn new(schema: TempSchema, subscriber_urls: &[String]) -> Self {
+        let store = SqlStoreOptions::new(schema.url())
+            .postgres_schema(schema.name())
             .max_connections(4)
             .connect()
             .await
@@ -67,11 +43,10 @@ impl Setup {
         }
         let outbox = SqlBackend::for_store(&store);
         Self {
-            url,
-            schema,
             store,
             outbox,
             subscriptions,
+            schema,
         }
     }
 
@@ -80,9 +55,9 @@ impl Setup {
     fn args(&self, extra: &[&str]) -> Vec<String> {
         let mut args: Vec<String> = [
             "--queue",
-            &self.url,
+            self.schema.url(),
             "--postgres-schema",
-            &self.schema,
+            self.schema.name(),
             "--allow-loopback",
         ]
         .iter()
@@ -125,35 +100,13 @@ impl Setup {
     }
 }
 
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let (url, schema) = (self.url.clone(), self.schema.clone());
-        // Its own thread and runtime: `drop` may run inside the test's runtime.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(admin) = Database::connect(url.as_str()).await {
-                    let _ = admin
-                        .execute_unprepared(&format!(r#"DROP SCHEMA "{schema}" CASCADE"#))
-                        .await;
-                    let _ = admin.close().await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sidecar_killed_mid_delivery_loses_nothing_and_repeats_at_most_what_was_in_flight() {
-    let Some(url) = postgres_url("postgres crash test").await else {
+    let Some(schema) = TempSchema::create("postgres crash test").await else {
         return;
     };
-    let receiver = Receiver::start(Duration::from_millis(2)).await;
-    let setup = Setup::new(url, &[receiver.url("a"), receiver.url("b")]).await;
+    let receiver = Receiver::replying(Reply::ok().after(Duration::from_millis(2))).await;
+    let setup = Setup::new(schema, &[receiver.url("a"), receiver.url("b")]).await;
     let events = events(2_000);
     let expected = expected_pairs(&events, &setup.subscriptions);
     setup.publish(&events).await;
@@ -221,12 +174,12 @@ async fn a_sidecar_killed_mid_delivery_loses_nothing_and_repeats_at_most_what_wa
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_sidecars_on_one_outbox_share_the_work_without_sending_anything_twice() {
-    let Some(url) = postgres_url("postgres two sidecars").await else {
+    let Some(schema) = TempSchema::create("postgres two sidecars").await else {
         return;
     };
     // Slow enough that neither sidecar can take everything before the other starts.
-    let receiver = Receiver::start(Duration::from_millis(20)).await;
-    let setup = Setup::new(url, &[receiver.url("a")]).await;
+    let receiver = Receiver::replying(Reply::ok().after(Duration::from_millis(20))).await;
+    let setup = Setup::new(schema, &[receiver.url("a")]).await;
     let events = events(300);
     let expected = expected_pairs(&events, &setup.subscriptions);
     setup.publish(&events).await;
@@ -257,18 +210,18 @@ async fn two_sidecars_on_one_outbox_share_the_work_without_sending_anything_twic
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_receiver_down_for_a_while_gets_everything_once_it_is_up() {
-    let Some(url) = postgres_url("postgres receiver down").await else {
+    let Some(schema) = TempSchema::create("postgres receiver down").await else {
         return;
     };
     let addr = Receiver::reserve_port().await;
-    let setup = Setup::new(url, &[format!("http://{addr}/down")]).await;
+    let setup = Setup::new(schema, &[format!("http://{addr}/down")]).await;
     let events = events(50);
     let expected = expected_pairs(&events, &setup.subscriptions);
     setup.publish(&events).await;
     let sidecar = Sidecar::start(&setup.args(&["--concurrency", "8"]));
 
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let receiver = Receiver::start_on(addr, Duration::ZERO).await;
+    let receiver = Receiver::replying_on(addr, Reply::ok()).await;
     let all = eventually(WAIT, || receiver.distinct() >= expected.len()).await;
     sidecar.terminate();
     let (clean_exit, stdout) = sidecar.exit(Duration::from_secs(20)).await;
@@ -286,11 +239,11 @@ async fn a_receiver_down_for_a_while_gets_everything_once_it_is_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_leasing_and_drains_the_deliveries_in_flight() {
-    let Some(url) = postgres_url("postgres sigterm").await else {
+    let Some(schema) = TempSchema::create("postgres sigterm").await else {
         return;
     };
-    let receiver = Receiver::start(Duration::from_millis(700)).await;
-    let setup = Setup::new(url, &[receiver.url("slow")]).await;
+    let receiver = Receiver::replying(Reply::ok().after(Duration::from_millis(700))).await;
+    let setup = Setup::new(schema, &[receiver.url("slow")]).await;
     setup.publish(&events(40)).await;
     let sidecar = Sidecar::start(&setup.args(&["--concurrency", "4", "--drain-deadline", "20s"]));
 
@@ -302,7 +255,7 @@ async fn sigterm_stops_leasing_and_drains_the_deliveries_in_flight() {
     assert_eq!(reported(&stdout, "abandoned"), 0, "{stdout}");
     assert_eq!(
         receiver.answered(),
-        receiver.received(),
+        receiver.arrived(),
         "every request sent before the stop was answered before the sidecar exited"
     );
     assert_eq!(reported(&stdout, "delivered"), receiver.answered() as u64);

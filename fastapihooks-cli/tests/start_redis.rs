@@ -10,14 +10,18 @@ use std::time::{Duration, Instant};
 use fastapihooks_core::{
     Event, Queue as _, RedisBackend, RedisConfig, SqlStore, Store, Subscription,
 };
-use support::{Receiver, Sidecar, events, eventually, expected_pairs, redis_url, reported, tally};
+use fastapihooks_testkit::{
+    Receiver, Reply, TestKeys, events, eventually, expected_pairs, redis_url, tally,
+};
+use support::{Sidecar, reported};
 
 const WAIT: Duration = Duration::from_secs(60);
 
 /// One test's queue (its own key prefix, deleted on drop), store and subscriptions.
 struct Setup {
     redis: String,
-    prefix: String,
+    /// The test's key prefix; its keys are deleted when dropped.
+    keys: TestKeys,
     store_url: String,
     subscriptions: Vec<Subscription>,
     publisher: RedisBackend,
@@ -26,7 +30,7 @@ struct Setup {
 
 impl Setup {
     async fn new(redis: String, subscriber_urls: &[String]) -> Self {
-        let prefix = format!("fastapihooks-cli-test-{}", ulid::Ulid::new());
+        let keys = TestKeys::new(&redis, "cli");
         let dir = tempfile::tempdir().unwrap();
         let store_url = format!(
             "sqlite://{}?mode=rwc",
@@ -40,12 +44,12 @@ impl Setup {
             subscriptions.push(subscription);
         }
         store.connection().clone().close().await.unwrap();
-        let publisher = RedisBackend::connect(RedisConfig::new(&redis).key_prefix(&prefix))
+        let publisher = RedisBackend::connect(RedisConfig::new(&redis).key_prefix(keys.prefix()))
             .await
             .unwrap();
         Self {
             redis,
-            prefix,
+            keys,
             store_url,
             subscriptions,
             publisher,
@@ -60,10 +64,12 @@ impl Setup {
             "--queue",
             &self.redis,
             "--key-prefix",
-            &self.prefix,
+            self.keys.prefix(),
             "--store",
             &self.store_url,
             "--allow-loopback",
+            // The machine's Redis runs without the append-only file.
+            "--allow-volatile-redis",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -90,37 +96,7 @@ impl Setup {
 
     /// Tasks currently leased: pending entries of the consumer group.
     async fn leased(&self) -> u64 {
-        let client = redis::Client::open(self.redis.as_str()).unwrap();
-        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-        let tasks = RedisConfig::new(&self.redis)
-            .key_prefix(&self.prefix)
-            .tasks_key();
-        let summary: redis::Value = redis::cmd("XPENDING")
-            .arg(tasks)
-            .arg("fastapihooks")
-            .query_async(&mut conn)
-            .await
-            .unwrap_or(redis::Value::Nil);
-        match summary {
-            redis::Value::Array(items) => match items.first() {
-                Some(redis::Value::Int(n)) => *n as u64,
-                _ => 0,
-            },
-            _ => 0, // the group does not exist yet
-        }
-    }
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let keys = RedisConfig::new(&self.redis)
-            .key_prefix(&self.prefix)
-            .keys();
-        if let Ok(client) = redis::Client::open(self.redis.as_str())
-            && let Ok(mut conn) = client.get_connection()
-        {
-            let _: redis::RedisResult<()> = redis::cmd("DEL").arg(&keys).query(&mut conn);
-        }
+        self.keys.leased().await
     }
 }
 
@@ -129,7 +105,7 @@ async fn a_sidecar_killed_mid_delivery_loses_nothing_and_repeats_at_most_what_wa
     let Some(redis) = redis_url("redis crash test").await else {
         return;
     };
-    let receiver = Receiver::start(Duration::from_millis(2)).await;
+    let receiver = Receiver::replying(Reply::ok().after(Duration::from_millis(2))).await;
     let setup = Setup::new(redis, &[receiver.url("a"), receiver.url("b")]).await;
     let events = events(2_000);
     let expected = expected_pairs(&events, &setup.subscriptions);
@@ -221,7 +197,7 @@ async fn a_receiver_down_for_a_while_gets_everything_once_it_is_up() {
 
     // Long enough for every delivery to fail at least twice.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let receiver = Receiver::start_on(addr, Duration::ZERO).await;
+    let receiver = Receiver::replying_on(addr, Reply::ok()).await;
     let all = eventually(WAIT, || receiver.distinct() >= expected.len()).await;
     sidecar.terminate();
     let (clean_exit, stdout) = sidecar.exit(Duration::from_secs(20)).await;
@@ -243,7 +219,7 @@ async fn sigterm_stops_leasing_and_drains_the_deliveries_in_flight() {
         return;
     };
     // Each delivery takes 700 ms; the drain deadline leaves room for them.
-    let receiver = Receiver::start(Duration::from_millis(700)).await;
+    let receiver = Receiver::replying(Reply::ok().after(Duration::from_millis(700))).await;
     let setup = Setup::new(redis, &[receiver.url("slow")]).await;
     let events = events(40);
     setup.publish(&events).await;
@@ -251,14 +227,14 @@ async fn sigterm_stops_leasing_and_drains_the_deliveries_in_flight() {
 
     assert!(eventually(WAIT, || receiver.in_flight() >= 2).await);
     sidecar.terminate();
-    let terminated_with = receiver.received();
+    let terminated_with = receiver.arrived();
     let (clean_exit, stdout) = sidecar.exit(Duration::from_secs(20)).await;
 
     assert!(clean_exit, "{stdout}");
     assert_eq!(reported(&stdout, "abandoned"), 0, "{stdout}");
     assert_eq!(
         receiver.answered(),
-        receiver.received(),
+        receiver.arrived(),
         "every request sent before the stop was answered before the sidecar exited"
     );
     assert_eq!(
@@ -267,7 +243,7 @@ async fn sigterm_stops_leasing_and_drains_the_deliveries_in_flight() {
         "each answered request was settled as delivered: {stdout}"
     );
     assert!(
-        receiver.received() <= terminated_with + 4,
+        receiver.arrived() <= terminated_with + 4,
         "leasing stopped at SIGTERM: at most the in-flight slots ran on"
     );
     // What was not leased is still queued for the next sidecar.
@@ -279,7 +255,7 @@ async fn a_sidecar_carries_on_after_redis_loses_the_queue_keys() {
     let Some(redis) = redis_url("redis data loss").await else {
         return;
     };
-    let receiver = Receiver::start(Duration::ZERO).await;
+    let receiver = Receiver::ok().await;
     let setup = Setup::new(redis, &[receiver.url("a")]).await;
     let sidecar = Sidecar::start(&setup.args(&["--concurrency", "8"]));
     let before = events(20);
@@ -290,7 +266,7 @@ async fn a_sidecar_carries_on_after_redis_loses_the_queue_keys() {
     let client = redis::Client::open(setup.redis.as_str()).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let keys = RedisConfig::new(&setup.redis)
-        .key_prefix(&setup.prefix)
+        .key_prefix(setup.keys.prefix())
         .keys();
     redis::cmd("DEL")
         .arg(&keys)
@@ -316,7 +292,7 @@ async fn a_second_sigterm_exits_without_waiting_for_the_drain() {
         return;
     };
     // Deliveries that outlast the test: only a forced exit ends the sidecar in time.
-    let receiver = Receiver::start(Duration::from_secs(60)).await;
+    let receiver = Receiver::replying(Reply::ok().after(Duration::from_secs(60))).await;
     let setup = Setup::new(redis, &[receiver.url("stuck")]).await;
     setup.publish(&events(4)).await;
     let sidecar = Sidecar::start(&setup.args(&[
@@ -337,4 +313,62 @@ async fn a_second_sigterm_exits_without_waiting_for_the_drain() {
         !stdout.contains("stopped:"),
         "it did not wait to report: {stdout}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_queue_reads_the_append_only_setting_the_server_reports() {
+    let Some(redis) = redis_url("redis persistence").await else {
+        return;
+    };
+    let setup = Setup::new(redis, &[]).await;
+    let client = redis::Client::open(setup.redis.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let answer: std::collections::HashMap<String, String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("appendonly")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let persistence = setup.publisher.persistence().await.unwrap();
+    assert_eq!(
+        persistence.aof,
+        Some(answer["appendonly"] == "yes"),
+        "{persistence} against {answer:?}"
+    );
+    assert_eq!(persistence.is_durable(), answer["appendonly"] == "yes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_refuses_a_redis_without_the_append_only_file() {
+    let Some(redis) = redis_url("redis volatile").await else {
+        return;
+    };
+    let setup = Setup::new(redis, &[]).await;
+    let persistence = setup.publisher.persistence().await.unwrap();
+    if persistence.is_durable() {
+        eprintln!(
+            "start_refuses_a_redis_without_the_append_only_file: SKIPPED: this Redis persists \
+             ({persistence}); the refusal needs one that does not"
+        );
+        return;
+    }
+    let args: Vec<String> = setup
+        .args(&[])
+        .into_iter()
+        .filter(|arg| arg != "--allow-volatile-redis")
+        .collect();
+    let sidecar = Sidecar::start_capturing(&args);
+    let (status, stdout, stderr) = sidecar.exit_capturing(Duration::from_secs(30)).await;
+    let stderr = String::from_utf8_lossy(&stderr);
+
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    for part in [
+        "will lose every queued event on a restart",
+        "appendonly yes",
+        "appendfsync everysec",
+        "--allow-volatile-redis",
+    ] {
+        assert!(stderr.contains(part), "{part:?} missing from: {stderr}");
+    }
+    assert!(!stdout.contains("stopped:"), "it ran: {stdout}");
 }

@@ -7,12 +7,13 @@ mod support;
 use std::time::Duration;
 
 use fastapihooks_core::{Queue as _, SqlBackend, SqlStore, Store, Subscription};
+use fastapihooks_testkit::{Receiver, events, eventually, eventually_async, expected_pairs, tally};
 use sea_orm::{ConnectionTrait, TransactionTrait};
-use support::{Receiver, Sidecar, events, eventually, eventually_async, expected_pairs, tally};
+use support::Sidecar;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_events_of_committed_transactions_are_delivered() {
-    let receiver = Receiver::start(Duration::ZERO).await;
+    let receiver = Receiver::ok().await;
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
     let store = SqlStore::connect(&url).await.unwrap();
@@ -42,6 +43,8 @@ async fn only_events_of_committed_transactions_are_delivered() {
         &[
             "--queue",
             &url,
+            "--signing-secret",
+            "test-secret",
             "--allow-loopback",
             "--http-timeout",
             "1s",

@@ -172,7 +172,8 @@ impl EmitterBuilder {
         self
     }
 
-    /// A subscriber kept in code, beside those in the store.
+    /// A subscriber kept in code, beside those in the store. Building warns (a `tracing`
+    /// warning) when its URL is a literal address the SSRF guard of [`http`](Self::http) refuses.
     pub fn subscriber(mut self, subscription: Subscription) -> Self {
         self.subscribers.push(subscription);
         self
@@ -236,6 +237,15 @@ impl EmitterBuilder {
         if self.secret.is_none() && !self.unsigned {
             return Err(Error::NoSigningSecret);
         }
+        for subscription in &self.subscribers {
+            if let Err(refused) = self.http.check_url(&subscription.url) {
+                tracing::warn!(
+                    subscription = %subscription.id,
+                    url = %subscription.url,
+                    "{refused}"
+                );
+            }
+        }
         let store = self.store_or_default();
         let signer = self
             .signer
@@ -291,6 +301,55 @@ mod tests {
             .max_payload_bytes(limit)
             .build()
             .unwrap()
+    }
+
+    /// Collects what `tracing` writes while `f` runs.
+    fn logs_of(f: impl FnOnce()) -> String {
+        #[derive(Clone, Default)]
+        struct Buffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn a_subscriber_the_guard_refuses_is_warned_about_with_how_to_allow_it() {
+        let metadata = Subscription::new("*", "http://169.254.169.254/latest").unwrap();
+        let logs = logs_of(|| {
+            Emitter::builder()
+                .unsigned()
+                .subscriber(metadata)
+                .build_engine()
+                .unwrap();
+        });
+        assert!(logs.contains("WARN"), "{logs}");
+        assert!(
+            logs.contains("169.254.169.254") && logs.contains("allow_network"),
+            "{logs}"
+        );
+        let public = Subscription::new("*", "https://93.184.215.14/hooks").unwrap();
+        let quiet = logs_of(|| {
+            Emitter::builder()
+                .unsigned()
+                .subscriber(public)
+                .build_engine()
+                .unwrap();
+        });
+        assert!(!quiet.contains("WARN"), "{quiet}");
     }
 
     #[test]

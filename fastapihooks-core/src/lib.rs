@@ -38,15 +38,18 @@ pub mod subscription;
 mod webhook_url;
 pub mod worker;
 
+#[cfg(feature = "redis")]
+pub use backend::redis::RedisPersistence;
 pub use backend::{
-    Backend, BackgroundConfig, BackgroundTaskBackend, Leased, Queue, Receipt, ShutdownReport, Task,
+    Backend, BackgroundConfig, BackgroundTaskBackend, DeliverTask, Leased, Queue, Receipt,
+    ShutdownReport, Task,
 };
 #[cfg(feature = "redis")]
 pub use backend::{RedisBackend, RedisConfig};
 #[cfg(feature = "sql")]
 pub use backend::{SqlBackend, SqlOutboxConfig};
 pub use delivery::{Attempt, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryStatus};
-pub use dispatch::HttpConfig;
+pub use dispatch::{AllowHint, HttpConfig};
 pub use emitter::{Emitter, EmitterBuilder};
 pub use error::{Error, Result};
 pub use event::{Event, EventName};

@@ -2,13 +2,11 @@
 //! its own key prefix.
 #![cfg(feature = "redis")]
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use fastapihooks_core::backend::Task;
 use fastapihooks_core::{Backend, Event, Queue};
-use support::{TestKeys, redis_url};
+use fastapihooks_testkit::{TestKeys, redis_url};
 
 fn event() -> Event {
     Event::new("order.created", &serde_json::json!({"id": 1})).unwrap()

@@ -2,8 +2,6 @@
 //! Redis that loses its data. Real Redis, real HTTP receivers on 127.0.0.1, own key prefixes.
 #![cfg(feature = "redis")]
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,8 +10,8 @@ use fastapihooks_core::{
     Attempt, Delivery, DeliveryId, DeliveryQuery, Event, EventName, Queue, Store, Subscription,
     SubscriptionId, SubscriptionQuery, Worker, WorkerConfig,
 };
-use support::{
-    Behaviour, Receiver, TestKeys, duplicates, engine, eventually, eventually_async, quick_retries,
+use fastapihooks_testkit::{
+    Receiver, Reply, TestKeys, duplicates, engine, eventually, eventually_async, quick_retries,
     redis_url, store_with_subscribers,
 };
 use tokio_util::sync::CancellationToken;
@@ -41,13 +39,9 @@ async fn a_crashed_workers_leases_are_taken_over_after_the_visibility_timeout() 
     };
     let mut keys = TestKeys::new(&url, "crash");
     keys.config.visibility_timeout = Duration::from_millis(2500); // HTTP timeout 1 s + margin
-    let receiver = Receiver::start(Behaviour {
-        delay: Duration::from_millis(200),
-        ..Behaviour::default()
-    })
-    .await;
+    let receiver = Receiver::replying(Reply::ok().after(Duration::from_millis(200))).await;
     // The store stands for a database: it outlives the crashed sidecar.
-    let store = store_with_subscribers(&[receiver.url()]).await;
+    let store = store_with_subscribers(&[receiver.url("/hook")]).await;
     let publisher = keys.backend().await;
     publisher.publish_many(&events(200)).await.unwrap();
     let retry = quick_retries(5, Duration::from_millis(50));
@@ -119,8 +113,8 @@ async fn a_worker_carries_on_after_redis_loses_the_queue_keys() {
         return;
     };
     let keys = TestKeys::new(&url, "data-loss");
-    let receiver = Receiver::start(Behaviour::default()).await;
-    let store = store_with_subscribers(&[receiver.url()]).await;
+    let receiver = Receiver::ok().await;
+    let store = store_with_subscribers(&[receiver.url("/hook")]).await;
     let queue = keys.backend().await;
     let worker = Worker::new(
         queue.clone(),
@@ -227,14 +221,14 @@ async fn a_store_outage_delays_fan_out_but_loses_no_event() {
         return;
     };
     let keys = TestKeys::new(&url, "store-outage");
-    let receiver = Receiver::start(Behaviour::default()).await;
+    let receiver = Receiver::ok().await;
     let store = Arc::new(StoreWithOutage {
         inner: fastapihooks_core::MemoryStore::new(),
         down: true.into(),
     });
     store
         .inner
-        .add_subscription(Subscription::new("*", &receiver.url()).unwrap())
+        .add_subscription(Subscription::new("*", &receiver.url("/hook")).unwrap())
         .await
         .unwrap();
     let queue = keys.backend().await;

@@ -2,14 +2,11 @@
 //! deadline, and what it abandons comes back to another worker. Real Redis, real receivers.
 #![cfg(feature = "redis")]
 
-mod support;
-
 use std::time::Duration;
 
 use fastapihooks_core::{DeliveryQuery, DeliveryStatus, Event, Store, Worker, WorkerConfig};
-use support::{
-    Behaviour, Receiver, TestKeys, engine, eventually, quick_retries, redis_url,
-    store_with_subscribers,
+use fastapihooks_testkit::{
+    Receiver, Reply, TestKeys, engine, eventually, quick_retries, redis_url, store_with_subscribers,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -27,12 +24,8 @@ async fn shutdown_stops_leasing_and_finishes_what_is_in_flight() {
         return;
     };
     let keys = TestKeys::new(&url, "drain");
-    let receiver = Receiver::start(Behaviour {
-        delay: Duration::from_millis(300),
-        ..Behaviour::default()
-    })
-    .await;
-    let store = store_with_subscribers(&[receiver.url()]).await;
+    let receiver = Receiver::replying(Reply::ok().after(Duration::from_millis(300))).await;
+    let store = store_with_subscribers(&[receiver.url("/hook")]).await;
     let queue = keys.backend().await;
     queue.publish_many(&events(40)).await.unwrap();
     let config = WorkerConfig {
@@ -77,12 +70,8 @@ async fn work_abandoned_at_the_drain_deadline_is_delivered_by_the_next_worker() 
     };
     let mut keys = TestKeys::new(&url, "abandon");
     keys.config.visibility_timeout = Duration::from_millis(2500);
-    let receiver = Receiver::start(Behaviour {
-        delay: Duration::from_millis(800),
-        ..Behaviour::default()
-    })
-    .await;
-    let store = store_with_subscribers(&[receiver.url()]).await;
+    let receiver = Receiver::replying(Reply::ok().after(Duration::from_millis(800))).await;
+    let store = store_with_subscribers(&[receiver.url("/hook")]).await;
     let queue = keys.backend().await;
     queue.publish_many(&events(4)).await.unwrap();
     let retry = quick_retries(3, Duration::from_millis(50));

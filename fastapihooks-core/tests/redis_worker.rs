@@ -2,19 +2,17 @@
 //! receivers on 127.0.0.1. Each test has its own key prefix.
 #![cfg(feature = "redis")]
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fastapihooks_core::backend::RedisBackend;
+use fastapihooks_core::engine::DeliveryEngine;
 use fastapihooks_core::{
-    Backend, DeliveryEngine, DeliveryQuery, DeliveryStatus, Event, Queue, Store, Worker,
-    WorkerConfig, WorkerReport,
+    Backend, DeliveryQuery, DeliveryStatus, Event, Queue, Store, Worker, WorkerConfig, WorkerReport,
 };
-use support::{
-    Behaviour, Receiver, TestKeys, duplicates, engine, eventually, eventually_async, quick_retries,
-    redis_url, store_with_subscribers,
+use fastapihooks_testkit::{
+    Receiver, Reply, TestKeys, duplicates, engine, eventually, eventually_async, quick_retries,
+    redis_url, store_with_subscribers, url_of,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -58,11 +56,8 @@ async fn every_event_reaches_both_subscribers_exactly_once() {
         return;
     };
     let keys = TestKeys::new(&url, "exactly-once");
-    let (a, b) = (
-        Receiver::start(Behaviour::default()).await,
-        Receiver::start(Behaviour::default()).await,
-    );
-    let store = store_with_subscribers(&[a.url(), b.url()]).await;
+    let (a, b) = (Receiver::ok().await, Receiver::ok().await);
+    let store = store_with_subscribers(&[a.url("/hook"), b.url("/hook")]).await;
     let queue = keys.backend().await;
     let started = Instant::now();
     // Published one by one and concurrently: the multiplexed connection pipelines them.
@@ -115,7 +110,7 @@ async fn a_receiver_down_for_a_while_gets_everything_once_it_is_up() {
     };
     let keys = TestKeys::new(&url, "receiver-down");
     let addr = Receiver::reserve_port().await;
-    let store = store_with_subscribers(&[support::url_of(addr)]).await;
+    let store = store_with_subscribers(&[url_of(addr, "/hook")]).await;
     let queue = keys.backend().await;
     publish_events(&queue, 50).await;
     let worker = start(
@@ -140,7 +135,7 @@ async fn a_receiver_down_for_a_while_gets_everything_once_it_is_up() {
         refused,
         "every delivery was tried at least twice while the receiver was down"
     );
-    let receiver = Receiver::start_on(addr, Behaviour::default()).await;
+    let receiver = Receiver::replying_on(addr, Reply::ok()).await;
 
     let all = eventually(WAIT, || receiver.distinct() == 50).await;
     let report = worker.stop().await;
@@ -157,15 +152,12 @@ async fn two_workers_share_the_work_without_double_delivery() {
         return;
     };
     let keys = TestKeys::new(&url, "two-workers");
-    let behaviour = Behaviour {
-        delay: Duration::from_millis(10),
-        ..Behaviour::default()
-    };
+    let behaviour = Reply::ok().after(Duration::from_millis(10));
     let (a, b) = (
-        Receiver::start(behaviour).await,
-        Receiver::start(behaviour).await,
+        Receiver::replying(behaviour.clone()).await,
+        Receiver::replying(behaviour).await,
     );
-    let store = store_with_subscribers(&[a.url(), b.url()]).await;
+    let store = store_with_subscribers(&[a.url("/hook"), b.url("/hook")]).await;
     let publisher = keys.backend().await;
     publish_events(&publisher, 300).await;
     let retry = quick_retries(3, Duration::from_millis(50));
@@ -196,12 +188,8 @@ async fn in_flight_requests_never_exceed_the_concurrency() {
         return;
     };
     let keys = TestKeys::new(&url, "concurrency");
-    let receiver = Receiver::start(Behaviour {
-        delay: Duration::from_millis(20),
-        ..Behaviour::default()
-    })
-    .await;
-    let store = store_with_subscribers(&[receiver.url()]).await;
+    let receiver = Receiver::replying(Reply::ok().after(Duration::from_millis(20))).await;
+    let store = store_with_subscribers(&[receiver.url("/hook")]).await;
     let queue = keys.backend().await;
     publish_events(&queue, 150).await;
     // The lease batch (32) is larger than the concurrency: only the permits held may lease.
@@ -235,12 +223,8 @@ async fn a_failing_subscriber_is_retried_then_dead_lettered_in_the_stream_and_th
         return;
     };
     let keys = TestKeys::new(&url, "dead-letter");
-    let receiver = Receiver::start(Behaviour {
-        status: 500,
-        ..Behaviour::default()
-    })
-    .await;
-    let store = store_with_subscribers(&[receiver.url()]).await;
+    let receiver = Receiver::replying(Reply::status(500)).await;
+    let store = store_with_subscribers(&[receiver.url("/hook")]).await;
     let queue = keys.backend().await;
     publish_events(&queue, 5).await;
     let worker = start(
@@ -280,8 +264,8 @@ async fn an_event_fanned_out_again_is_not_sent_again() {
         return;
     };
     let keys = TestKeys::new(&url, "refanout");
-    let receiver = Receiver::start(Behaviour::default()).await;
-    let store = store_with_subscribers(&[receiver.url()]).await;
+    let receiver = Receiver::ok().await;
+    let store = store_with_subscribers(&[receiver.url("/hook")]).await;
     let queue = keys.backend().await;
     let events = publish_events(&queue, 3).await;
     let worker = start(
@@ -331,8 +315,8 @@ async fn an_app_emitting_through_redis_is_delivered_by_the_sidecar() {
         return;
     };
     let keys = TestKeys::new(&url, "emitter");
-    let receiver = Receiver::start(Behaviour::default()).await;
-    let store = store_with_subscribers(&[receiver.url()]).await;
+    let receiver = Receiver::ok().await;
+    let store = store_with_subscribers(&[receiver.url("/hook")]).await;
     let subscription = store.list_subscriptions(&Default::default()).await.unwrap()[0]
         .id
         .clone();

@@ -4,16 +4,13 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::Path;
-use axum::http::StatusCode;
-use axum::routing::post;
 use fastapihooks_core::signing::{Sha256Hex, SignatureScheme, Verifier};
 use fastapihooks_core::dispatch::Dispatcher;
 use fastapihooks_core::engine::DeliveryEngine;
 use fastapihooks_core::{
     Auth, Delivery, Emitter, Event, HttpConfig, MemoryStore, RetryPolicy, Secret, Subscription,
 };
+use fastapihooks_testkit::{Receiver, Reply};
 use http::HeaderMap;
 
 const SECRETS: [&str; 6] = [
@@ -143,15 +140,12 @@ async fn logs_at_trace_level_never_show_a_secret() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
 
-    let app = Router::new().route(
-        "/{status}",
-        post(|Path(status): Path<u16>| async move {
-            StatusCode::from_u16(status).unwrap_or(StatusCode::OK)
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    // Answers the status its path names: `/500` answers 500.
+    let receiver = Receiver::scripted(|path, _| {
+        Reply::status(path.trim_start_matches('/').parse().unwrap_or(200))
+    })
+    .await;
+    let port = receiver.addr().port();
 
     let run = |http: HttpConfig, url: String| async move {
         let engine = DeliveryEngine::new(

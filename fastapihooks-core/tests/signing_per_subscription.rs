@@ -4,37 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::routing::post;
+use bytes::Bytes;
 use fastapihooks_core::dispatch::Dispatcher;
 use fastapihooks_core::signing::{Sha256Hex, SignatureScheme, Verifier};
 use fastapihooks_core::{Delivery, Event, HttpConfig, Secret, Subscription};
+use fastapihooks_testkit::Receiver;
 use http::HeaderMap;
-use tokio::sync::mpsc;
-
-type Received = (HeaderMap, Bytes);
-
-/// A receiver on 127.0.0.1:0 handing every request it gets to the test.
-async fn receiver() -> (String, mpsc::Receiver<Received>) {
-    let (tx, rx) = mpsc::channel(8);
-    let app = Router::new()
-        .route(
-            "/hook",
-            post(
-                |State(tx): State<mpsc::Sender<Received>>, headers: HeaderMap, body: Bytes| async move {
-                    let _ = tx.send((headers, body)).await;
-                    "ok"
-                },
-            ),
-        )
-        .with_state(tx);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, rx)
-}
 
 fn secret(s: &str) -> Secret {
     Secret::new(s).unwrap()
@@ -50,25 +25,28 @@ fn dispatcher() -> Dispatcher {
     .unwrap()
 }
 
-async fn deliver(sub: &Subscription, rx: &mut mpsc::Receiver<Received>) -> Received {
+/// One attempt of a delivery to `sub` on `receiver`: the headers and body the receiver got.
+async fn deliver(sub: &Subscription, receiver: &Receiver) -> (HeaderMap, Bytes) {
     let event = Event::new("order.created", &serde_json::json!({"id": 7})).unwrap();
     let (attempt, _) = dispatcher()
         .attempt(&Delivery::new(event, sub.id.clone()), sub)
         .await;
     assert_eq!(attempt.status_code(), Some(200), "{:?}", attempt.outcome);
-    rx.recv().await.unwrap()
+    let got = receiver.received().pop().expect("the receiver answered it");
+    (got.headers, got.body)
 }
 
 const DAY: Duration = Duration::from_secs(86_400);
 
 #[tokio::test]
 async fn a_subscription_can_override_the_emitters_scheme() {
-    let (url, mut rx) = receiver().await;
+    let receiver = Receiver::ok().await;
+    let url = receiver.url("/hook");
     let sub = Subscription::new("*", &url)
         .unwrap()
         .with_secret(secret("whsec_c3Vic2NyaXB0aW9uc2VjcmV0"))
         .with_signature_scheme(SignatureScheme::StandardWebhooks);
-    let (headers, body) = deliver(&sub, &mut rx).await;
+    let (headers, body) = deliver(&sub, &receiver).await;
     assert!(headers.contains_key("webhook-signature"));
     assert!(!headers.contains_key("x-fastapihooks-signature"));
     Verifier::new(SignatureScheme::StandardWebhooks)
@@ -79,9 +57,10 @@ async fn a_subscription_can_override_the_emitters_scheme() {
 
 #[tokio::test]
 async fn without_an_override_the_emitters_scheme_and_secret_sign() {
-    let (url, mut rx) = receiver().await;
+    let receiver = Receiver::ok().await;
+    let url = receiver.url("/hook");
     let sub = Subscription::new("*", &url).unwrap();
-    let (headers, body) = deliver(&sub, &mut rx).await;
+    let (headers, body) = deliver(&sub, &receiver).await;
     assert!(headers.contains_key("x-fastapihooks-signature"));
     Verifier::new(SignatureScheme::Sha256Hex)
         .secret(secret("emitter-default-secret"))
@@ -91,13 +70,14 @@ async fn without_an_override_the_emitters_scheme_and_secret_sign() {
 
 #[tokio::test]
 async fn standard_webhooks_signs_with_old_and_new_secret_during_a_rotation() {
-    let (url, mut rx) = receiver().await;
+    let receiver = Receiver::ok().await;
+    let url = receiver.url("/hook");
     let mut sub = Subscription::new("*", &url)
         .unwrap()
         .with_secret(secret("whsec_b2xkLXNlY3JldC1vbGQ="))
         .with_signature_scheme(SignatureScheme::StandardWebhooks);
     sub.rotate_secret(secret("whsec_bmV3LXNlY3JldC1uZXc="), DAY);
-    let (headers, body) = deliver(&sub, &mut rx).await;
+    let (headers, body) = deliver(&sub, &receiver).await;
     let signatures = headers["webhook-signature"].to_str().unwrap();
     assert_eq!(signatures.split(' ').count(), 2, "{signatures}");
     for s in ["whsec_b2xkLXNlY3JldC1vbGQ=", "whsec_bmV3LXNlY3JldC1uZXc="] {
@@ -110,12 +90,13 @@ async fn standard_webhooks_signs_with_old_and_new_secret_during_a_rotation() {
 
 #[tokio::test]
 async fn sha256_hex_signs_with_the_new_secret_only_during_a_rotation() {
-    let (url, mut rx) = receiver().await;
+    let receiver = Receiver::ok().await;
+    let url = receiver.url("/hook");
     let mut sub = Subscription::new("*", &url)
         .unwrap()
         .with_secret(secret("old-secret"));
     sub.rotate_secret(secret("new-secret"), DAY);
-    let (headers, body) = deliver(&sub, &mut rx).await;
+    let (headers, body) = deliver(&sub, &receiver).await;
     Verifier::new(SignatureScheme::Sha256Hex)
         .secret(secret("new-secret"))
         .verify(&headers, &body)
@@ -131,14 +112,15 @@ async fn sha256_hex_signs_with_the_new_secret_only_during_a_rotation() {
 
 #[tokio::test]
 async fn after_the_grace_period_the_old_secret_no_longer_signs() {
-    let (url, mut rx) = receiver().await;
+    let receiver = Receiver::ok().await;
+    let url = receiver.url("/hook");
     let mut sub = Subscription::new("*", &url)
         .unwrap()
         .with_secret(secret("whsec_b2xkLXNlY3JldC1vbGQ="))
         .with_signature_scheme(SignatureScheme::StandardWebhooks);
     let two_days_ago = chrono::Utc::now() - chrono::Duration::days(2);
     sub.rotate_secret_at(secret("whsec_bmV3LXNlY3JldC1uZXc="), DAY, two_days_ago);
-    let (headers, body) = deliver(&sub, &mut rx).await;
+    let (headers, body) = deliver(&sub, &receiver).await;
     assert_eq!(
         headers["webhook-signature"]
             .to_str()

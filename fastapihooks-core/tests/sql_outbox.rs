@@ -2,13 +2,6 @@
 //! PostgreSQL (a schema of its own) and MariaDB (a database of its own).
 #![cfg(feature = "sql")]
 
-#[path = "stores/services.rs"]
-#[allow(
-    dead_code,
-    reason = "which helpers are used depends on the database features"
-)]
-mod services;
-
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
@@ -66,7 +59,7 @@ async fn orders(store: &SqlStore) -> usize {
 mod behaviours {
     use super::*;
 
-    pub async fn publish_in_a_rolled_back_transaction_emits_nothing(store: SqlStore) {
+    pub(crate) async fn publish_in_a_rolled_back_transaction_emits_nothing(store: SqlStore) {
         create_orders_table(&store).await;
         let outbox = outbox(&store);
         let txn = store.connection().begin().await.unwrap();
@@ -79,7 +72,7 @@ mod behaviours {
         assert!(outbox.lease(10).await.unwrap().is_empty());
     }
 
-    pub async fn publish_in_a_committed_transaction_emits_the_event_once(store: SqlStore) {
+    pub(crate) async fn publish_in_a_committed_transaction_emits_the_event_once(store: SqlStore) {
         create_orders_table(&store).await;
         let outbox = outbox(&store);
         let published = event(1);
@@ -96,7 +89,9 @@ mod behaviours {
         assert_eq!(outbox.depth().await.unwrap(), 0);
     }
 
-    pub async fn a_leased_task_is_hidden_until_its_lease_expires_then_comes_back(store: SqlStore) {
+    pub(crate) async fn a_leased_task_is_hidden_until_its_lease_expires_then_comes_back(
+        store: SqlStore,
+    ) {
         let outbox = outbox(&store);
         outbox.publish(event(1)).await.unwrap();
         let first = outbox.lease(10).await.unwrap();
@@ -113,7 +108,7 @@ mod behaviours {
         assert_eq!(again[0].task, first[0].task);
     }
 
-    pub async fn a_settle_after_the_lease_was_taken_over_changes_nothing(store: SqlStore) {
+    pub(crate) async fn a_settle_after_the_lease_was_taken_over_changes_nothing(store: SqlStore) {
         let outbox = outbox(&store);
         outbox.publish(event(1)).await.unwrap();
         let stale = outbox.lease(1).await.unwrap().remove(0);
@@ -132,7 +127,7 @@ mod behaviours {
         assert_eq!(outbox.depth().await.unwrap(), 0);
     }
 
-    pub async fn replace_swaps_the_event_for_its_delivery_tasks(store: SqlStore) {
+    pub(crate) async fn replace_swaps_the_event_for_its_delivery_tasks(store: SqlStore) {
         let outbox = outbox(&store);
         let published = event(1);
         outbox.publish(published.clone()).await.unwrap();
@@ -155,7 +150,7 @@ mod behaviours {
         assert_eq!(got, want);
     }
 
-    pub async fn a_retry_comes_back_after_its_delay_and_not_before(store: SqlStore) {
+    pub(crate) async fn a_retry_comes_back_after_its_delay_and_not_before(store: SqlStore) {
         let outbox = outbox(&store);
         outbox.publish(event(1)).await.unwrap();
         let leased = outbox.lease(1).await.unwrap().remove(0);
@@ -180,7 +175,7 @@ mod behaviours {
         assert_eq!(back[0].task, retried, "the updated task comes back");
     }
 
-    pub async fn a_dead_letter_is_kept_and_never_leased_again(store: SqlStore) {
+    pub(crate) async fn a_dead_letter_is_kept_and_never_leased_again(store: SqlStore) {
         let outbox = outbox(&store);
         outbox.publish(event(1)).await.unwrap();
         let leased = outbox.lease(1).await.unwrap().remove(0);
@@ -195,7 +190,7 @@ mod behaviours {
         assert!(outbox.lease(10).await.unwrap().is_empty());
     }
 
-    pub async fn concurrent_leases_take_disjoint_rows(store: SqlStore) {
+    pub(crate) async fn concurrent_leases_take_disjoint_rows(store: SqlStore) {
         let a = outbox(&store);
         let b = outbox(&store);
         let events: Vec<Event> = (0..200).map(event).collect();
@@ -271,33 +266,19 @@ mod postgres {
     use super::*;
 
     async fn with<F: Future<Output = ()>>(behaviour: impl FnOnce(SqlStore) -> F) {
-        let url = services::url(
-            "FASTAPIHOOKS_TEST_POSTGRES",
-            "postgres://postgres@127.0.0.1:5432/test",
-        );
-        let Some(admin) = services::admin("PostgreSQL", &url).await else {
+        // A schema of the test's own, dropped with the guard.
+        let Some(schema) = fastapihooks_testkit::TempSchema::create("outbox on PostgreSQL").await
+        else {
             return;
         };
-        let schema = services::unique_name();
-        admin
-            .execute_unprepared(&format!(r#"CREATE SCHEMA "{schema}""#))
-            .await
-            .unwrap();
-        let store = SqlStoreOptions::new(&url)
-            .postgres_schema(&schema)
+        let store = SqlStoreOptions::new(schema.url())
+            .postgres_schema(schema.name())
             .max_connections(4)
             .connect()
             .await
             .unwrap();
         let connection = store.connection().clone();
-        guarded(behaviour(store), async || {
-            connection.close().await.unwrap();
-            admin
-                .execute_unprepared(&format!(r#"DROP SCHEMA "{schema}" CASCADE"#))
-                .await
-                .unwrap();
-        })
-        .await;
+        guarded(behaviour(store), async || connection.close().await.unwrap()).await;
     }
 
     outbox_behaviours!(with);
@@ -308,34 +289,18 @@ mod mysql {
     use super::*;
 
     async fn with<F: Future<Output = ()>>(behaviour: impl FnOnce(SqlStore) -> F) {
-        let url = services::url(
-            "FASTAPIHOOKS_TEST_MYSQL",
-            "mysql://root@127.0.0.1:3306/test",
-        );
-        let Some(admin) = services::admin("MariaDB", &url).await else {
+        // A database of the test's own, dropped with the guard.
+        let Some(database) = fastapihooks_testkit::TempDatabase::mysql("outbox on MariaDB").await
+        else {
             return;
         };
-        let database = services::unique_name();
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE `{database}`"))
-            .await
-            .unwrap();
-        let mut own = url::Url::parse(&url).unwrap();
-        own.set_path(&database);
-        let store = SqlStoreOptions::new(own.as_str())
+        let store = SqlStoreOptions::new(database.url())
             .max_connections(4)
             .connect()
             .await
             .unwrap();
         let connection = store.connection().clone();
-        guarded(behaviour(store), async || {
-            connection.close().await.unwrap();
-            admin
-                .execute_unprepared(&format!("DROP DATABASE `{database}`"))
-                .await
-                .unwrap();
-        })
-        .await;
+        guarded(behaviour(store), async || connection.close().await.unwrap()).await;
     }
 
     outbox_behaviours!(with);

@@ -14,11 +14,12 @@
 //!     behaviour(&MemoryStore::new()).await;
 //! }
 //!
-//! // One #[test] per behaviour, named after it.
+//! // One #[test] per behaviour, named after it (`cargo test` runs them).
 //! fastapihooks_testkit::store_contract!(with_store);
 //! # fn main() {
-//! #     a_subscription_reads_back_as_it_was_added();
-//! #     matching_agrees_with_receives_for_every_filter_and_owner();
+//! #     use fastapihooks_testkit::contract;
+//! #     // What one of those tests does.
+//! #     contract::run(with_store(contract::matching_agrees_with_receives_for_every_filter_and_owner));
 //! # }
 //! ```
 //!

@@ -73,7 +73,10 @@ pub async fn eventually<T: Outcome>(within: Duration, mut probe: impl FnMut() ->
 /// assert_eq!(found.id, sub.id);
 /// # }
 /// ```
-pub async fn eventually_async<T: Outcome>(within: Duration, mut probe: impl AsyncFnMut() -> T) -> T {
+pub async fn eventually_async<T: Outcome>(
+    within: Duration,
+    mut probe: impl AsyncFnMut() -> T,
+) -> T {
     let start = Instant::now();
     while start.elapsed() < within {
         let outcome = probe().await;

@@ -9,11 +9,13 @@
 //! - [`eventually`] / [`eventually_async`]: wait for a condition (a `bool`, or an `Option` whose
 //!   value is handed back) without sleeping a fixed time.
 //! - [`Service`]: the machine's PostgreSQL, MariaDB and Redis (URL from an env var, else the
-//!   default), or a skip with a note — a failure under `CI=true`. [`redis_url`],
-//!   [`postgres_url`], [`mysql_url`] (features `redis`, `postgres`, `mysql`).
+//!   default), or a skip with a note — a failure under `CI=true`. `redis_url`,
+//!   `postgres_url`, `mysql_url` (features `redis`, `postgres`, `mysql`).
 //! - Guards that give one test its own part of a shared service and drop it with the guard:
-//!   [`TempSchema`] (PostgreSQL), [`TempDatabase`] (MariaDB, PostgreSQL), [`TestKeys`] (a Redis
-//!   key prefix).
+//!   `TempSchema` (PostgreSQL, feature `postgres`), `TempDatabase` (MariaDB or PostgreSQL,
+//!   features `mysql`, `postgres`), `TestKeys` (a Redis key prefix, feature `redis`). A `Drop`
+//!   cannot await: a database guard drops what it made from a thread of its own with a small
+//!   runtime of its own, so it works in a `#[tokio::test]` current-thread runtime too.
 //! - Delivery accounting: [`engine`], [`quick_retries`], [`store_with_subscribers`], [`events`],
 //!   [`expected_pairs`], [`duplicates`], [`tally`].
 //! - The [`Store`](fastapihooks_core::Store) [`contract`]: every behaviour a store must have,
@@ -37,8 +39,7 @@ pub mod contract;
 pub mod fixtures;
 
 pub use delivery::{
-    Tally, duplicates, engine, events, expected_pairs, quick_retries, store_with_subscribers,
-    tally,
+    Tally, duplicates, engine, events, expected_pairs, quick_retries, store_with_subscribers, tally,
 };
 pub use eventually::{Outcome, eventually, eventually_async};
 pub use http::{client, post, serve};
@@ -52,10 +53,10 @@ pub use services::postgres_url;
 #[cfg(feature = "redis")]
 pub use services::redis_url;
 pub use services::{Service, in_ci, init_tracing};
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-pub use temp::{TempDatabase, unique_name};
 #[cfg(feature = "postgres")]
 pub use temp::TempSchema;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub use temp::{TempDatabase, unique_name};
 
 /// The signing secret tests sign with ([`Received::verified`] checks against it; the sidecar
 /// tests pass it as `--signing-secret`).

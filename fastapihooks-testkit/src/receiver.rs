@@ -199,14 +199,18 @@ impl Receiver {
 
     /// Answers `script(path, nth)`, `nth` counting the requests to `path` from 0.
     pub async fn scripted(script: impl Fn(&str, usize) -> Reply + Send + Sync + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
         Self::serve(listener, Box::new(script))
     }
 
     /// A port on 127.0.0.1 nothing listens on yet — a receiver that is down — to start later
     /// with [`replying_on`](Self::replying_on) or [`scripted_on`](Self::scripted_on).
     pub async fn reserve_port() -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
         listener.local_addr().expect("a local address")
     }
 
@@ -220,7 +224,9 @@ impl Receiver {
         addr: SocketAddr,
         script: impl Fn(&str, usize) -> Reply + Send + Sync + 'static,
     ) -> Self {
-        let listener = TcpListener::bind(addr).await.expect("bind the reserved port");
+        let listener = TcpListener::bind(addr)
+            .await
+            .expect("bind the reserved port");
         Self::serve(listener, Box::new(script))
     }
 

@@ -128,7 +128,9 @@ async fn a_temp_schema_is_gone_once_its_guard_is_dropped() {
     let exists = async |db: &sea_orm::DatabaseConnection| {
         db.query_one_raw(Statement::from_string(
             db.get_database_backend(),
-            format!("SELECT 1 AS one FROM information_schema.schemata WHERE schema_name = '{name}'"),
+            format!(
+                "SELECT 1 AS one FROM information_schema.schemata WHERE schema_name = '{name}'"
+            ),
         ))
         .await
         .unwrap()
@@ -154,13 +156,17 @@ async fn a_temp_database_is_gone_once_its_guard_is_dropped() {
     let name = database.name().to_owned();
     // A connection to the database itself, still open (idle) when the guard drops.
     let own = Database::connect(database.url()).await.unwrap();
-    own.execute_unprepared("CREATE TABLE t (id INT)").await.unwrap();
+    own.execute_unprepared("CREATE TABLE t (id INT)")
+        .await
+        .unwrap();
     drop(database);
     let admin = Database::connect(Service::MYSQL.url()).await.unwrap();
     let left = admin
         .query_one_raw(Statement::from_string(
             admin.get_database_backend(),
-            format!("SELECT 1 AS one FROM information_schema.schemata WHERE schema_name = '{name}'"),
+            format!(
+                "SELECT 1 AS one FROM information_schema.schemata WHERE schema_name = '{name}'"
+            ),
         ))
         .await
         .unwrap();
@@ -180,10 +186,7 @@ async fn test_keys_delete_their_keys_and_only_them_once_dropped() {
     assert_ne!(mine.prefix(), theirs.prefix());
     for keys in [&mine, &theirs] {
         let backend = keys.backend().await;
-        backend
-            .publish(Event::new("a", &1).unwrap())
-            .await
-            .unwrap();
+        backend.publish(Event::new("a", &1).unwrap()).await.unwrap();
     }
     let tasks = [mine.config.tasks_key(), theirs.config.tasks_key()];
     let client = redis::Client::open(url.as_str()).unwrap();

@@ -1,91 +1,38 @@
-//! Shared by the sidecar tests: the real `fastapihooks` binary as a child process, a real HTTP
-//! receiver on 127.0.0.1 counting requests by delivery id, and the services (or a skip).
+//! What only the sidecar's tests share: the real `fastapihooks` binary as a child process, its
+//! closing line, and an application database to drain. The receiver, `eventually`, the
+//! services (or a skip) and the delivery accounting come from `fastapihooks_testkit`.
 #![allow(dead_code)]
 
-use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use fastapihooks_core::{DeliveryId, Event, Subscription};
+use fastapihooks_core::{Event, Subscription};
 
-/// A service URL from `var`, else `default`, or `None` (after saying why) when `reachable`
-/// fails outside CI. Under `CI=true` a missing service fails the test.
-pub async fn service<F, Fut>(test: &str, var: &str, default: &str, reachable: F) -> Option<String>
-where
-    F: FnOnce(String) -> Fut,
-    Fut: Future<Output = Result<(), String>>,
-{
-    let url = std::env::var(var).unwrap_or_else(|_| default.to_owned());
-    let answer = tokio::time::timeout(Duration::from_secs(3), reachable(url.clone()))
-        .await
-        .unwrap_or_else(|_| Err("no answer within 3 s".to_owned()));
-    match answer {
-        Ok(()) => Some(url),
-        Err(e) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{test}: {url} is required under CI=true: {e}")
-        }
-        Err(e) => {
-            eprintln!("{test}: SKIPPED: {url} does not answer ({e})");
-            None
-        }
-    }
-}
-
-/// The test Redis, or a skip.
-pub async fn redis_url(test: &str) -> Option<String> {
-    service(
-        test,
-        "FASTAPIHOOKS_TEST_REDIS",
-        "redis://127.0.0.1:6379",
-        |url| async move {
-            let client = redis::Client::open(url.as_str()).map_err(|e| e.to_string())?;
-            let mut conn = client
-                .get_multiplexed_async_connection()
-                .await
-                .map_err(|e| e.to_string())?;
-            redis::cmd("PING")
-                .query_async::<String>(&mut conn)
-                .await
-                .map(drop)
-                .map_err(|e| e.to_string())
-        },
-    )
-    .await
-}
-
-/// `n` events named `order.created`.
-pub fn events(n: usize) -> Vec<Event> {
-    (0..n)
-        .map(|i| Event::new("order.created", &serde_json::json!({ "n": i })).unwrap())
-        .collect()
-}
-
-/// Every delivery id the events must produce for the subscriptions.
-pub fn expected_pairs(events: &[Event], subscriptions: &[Subscription]) -> HashSet<String> {
-    events
-        .iter()
-        .flat_map(|e| {
-            subscriptions
-                .iter()
-                .map(|s| DeliveryId::for_event(e.id(), &s.id).as_str().to_owned())
-        })
-        .collect()
-}
+/// A sidecar's stderr read through a pipe: what came so far, and the thread reading it.
+type Captured = (Arc<Mutex<Vec<u8>>>, std::thread::JoinHandle<()>);
 
 /// The real `fastapihooks start`, as a child process. Killed (SIGKILL) when dropped.
-pub struct Sidecar {
+pub(crate) struct Sidecar {
     child: Child,
+    /// What it wrote to stderr so far, when started with [`Sidecar::start_capturing`].
+    stderr: Option<Captured>,
 }
 
 impl Sidecar {
     /// Starts `fastapihooks start <args>`, logging warnings and errors to the test's stderr.
-    pub fn start(args: &[String]) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_fastapihooks"))
+    pub(crate) fn start(args: &[String]) -> Self {
+        Self::spawn(args, false)
+    }
+
+    /// Like [`start`](Self::start), with its stderr read through a pipe (as a log collector
+    /// would) and kept for [`stderr`](Self::stderr).
+    pub(crate) fn start_capturing(args: &[String]) -> Self {
+        Self::spawn(args, true)
+    }
+
+    fn spawn(args: &[String], capture: bool) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_fastapihooks"))
             .arg("start")
             .args(args)
             .env(
@@ -94,37 +41,80 @@ impl Sidecar {
             )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if capture {
+                Stdio::piped()
+            } else {
+                Stdio::inherit()
+            })
             .spawn()
             .expect("start the fastapihooks binary");
-        Self { child }
+        // Read as it comes, so a chatty sidecar never blocks on a full pipe.
+        let stderr = child.stderr.take().map(|mut pipe| {
+            let buffer = Arc::new(Mutex::new(Vec::new()));
+            let sink = Arc::clone(&buffer);
+            let reader = std::thread::spawn(move || {
+                use std::io::Read;
+                let mut chunk = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut chunk) {
+                    if n == 0 {
+                        break;
+                    }
+                    sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+                }
+            });
+            (buffer, reader)
+        });
+        Self { child, stderr }
     }
 
-    pub fn pid(&self) -> u32 {
+    /// What a [`start_capturing`](Self::start_capturing) sidecar wrote to stderr so far.
+    pub(crate) fn stderr(&self) -> Vec<u8> {
+        let (buffer, _) = self.stderr.as_ref().expect("started with start_capturing");
+        buffer.lock().unwrap().clone()
+    }
+
+    /// Waits for the exit like [`exit_status`](Self::exit_status), then returns everything the
+    /// sidecar wrote to stderr too (it must have been started with
+    /// [`start_capturing`](Self::start_capturing)).
+    pub(crate) async fn exit_capturing(
+        mut self,
+        within: Duration,
+    ) -> (std::process::ExitStatus, String, Vec<u8>) {
+        let (buffer, reader) = self.stderr.take().expect("started with start_capturing");
+        let (status, stdout) = self.exit_status(within).await;
+        reader.join().unwrap();
+        let stderr = buffer.lock().unwrap().clone();
+        (status, stdout, stderr)
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// SIGKILL: the process stops where it is, mid-delivery.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         self.child.kill().expect("SIGKILL the sidecar");
         self.child.wait().expect("reap the sidecar");
     }
 
     /// SIGTERM: the sidecar should stop leasing and drain.
-    pub fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap());
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
     }
 
     /// Waits up to `within` for the process to exit; returns whether it succeeded and what it
     /// printed on stdout. Panics (after killing it) if it is still running.
-    pub async fn exit(self, within: Duration) -> (bool, String) {
+    pub(crate) async fn exit(self, within: Duration) -> (bool, String) {
         let (status, stdout) = self.exit_status(within).await;
         (status.success(), stdout)
     }
 
     /// Like [`exit`](Self::exit), with the exit status itself.
-    pub async fn exit_status(mut self, within: Duration) -> (std::process::ExitStatus, String) {
+    pub(crate) async fn exit_status(
+        mut self,
+        within: Duration,
+    ) -> (std::process::ExitStatus, String) {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -154,7 +144,7 @@ impl Drop for Sidecar {
 }
 
 /// A number from the sidecar's closing line, e.g. `delivered` from `stopped: …, delivered 12, …`.
-pub fn reported(stdout: &str, what: &str) -> u64 {
+pub(crate) fn reported(stdout: &str, what: &str) -> u64 {
     let line = stdout
         .lines()
         .find(|l| l.starts_with("stopped:"))
@@ -168,157 +158,56 @@ pub fn reported(stdout: &str, what: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {what:?} in {line:?}"))
 }
 
-/// A real HTTP server on 127.0.0.1: answers 200 after `delay`, records requests by delivery id
-/// (`X-Fastapihooks-Id`) as they arrive, counts those answered, and the most in flight at once.
-#[derive(Clone)]
-pub struct Receiver {
-    pub addr: SocketAddr,
-    delay: Duration,
-    arrivals: Arc<Mutex<HashMap<String, usize>>>,
-    in_flight: Arc<AtomicUsize>,
-    max_in_flight: Arc<AtomicUsize>,
-    answered: Arc<AtomicUsize>,
+/// An application's SQLite database holding its outbox and the store, in a temporary directory
+/// of the test's own, with subscriptions to the given URLs.
+#[cfg(feature = "sqlite")]
+pub(crate) struct SqliteApp {
+    pub(crate) url: String,
+    pub(crate) store: fastapihooks_core::SqlStore,
+    pub(crate) outbox: fastapihooks_core::SqlBackend,
+    pub(crate) subscriptions: Vec<Subscription>,
+    _dir: tempfile::TempDir,
 }
 
-impl Receiver {
-    pub async fn start(delay: Duration) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Self::serve(listener, delay)
-    }
-
-    /// A port nothing listens on yet (a receiver that is down); `start_on` it later.
-    pub async fn reserve_port() -> SocketAddr {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        listener.local_addr().unwrap()
-    }
-
-    pub async fn start_on(addr: SocketAddr, delay: Duration) -> Self {
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        Self::serve(listener, delay)
-    }
-
-    fn serve(listener: tokio::net::TcpListener, delay: Duration) -> Self {
-        let receiver = Self {
-            addr: listener.local_addr().unwrap(),
-            delay,
-            arrivals: Arc::default(),
-            in_flight: Arc::default(),
-            max_in_flight: Arc::default(),
-            answered: Arc::default(),
-        };
-        let app = axum::Router::new()
-            .route("/{subscriber}", axum::routing::post(receive))
-            .with_state(receiver.clone());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        receiver
-    }
-
-    /// The URL of one subscriber on this server.
-    pub fn url(&self, subscriber: &str) -> String {
-        format!("http://{}/{subscriber}", self.addr)
-    }
-
-    /// Requests received per delivery id.
-    pub fn counts(&self) -> HashMap<String, usize> {
-        self.arrivals.lock().unwrap().clone()
-    }
-
-    /// Distinct delivery ids received.
-    pub fn distinct(&self) -> usize {
-        self.arrivals.lock().unwrap().len()
-    }
-
-    /// Requests received in all.
-    pub fn received(&self) -> usize {
-        self.arrivals.lock().unwrap().values().sum()
-    }
-
-    /// Requests answered.
-    pub fn answered(&self) -> usize {
-        self.answered.load(Ordering::SeqCst)
-    }
-
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.load(Ordering::SeqCst)
-    }
-
-    pub fn max_in_flight(&self) -> usize {
-        self.max_in_flight.load(Ordering::SeqCst)
-    }
-}
-
-/// Counts a request out of flight when its handler ends — answered, or dropped because the
-/// sender went away (a killed sidecar).
-struct InFlight(Arc<AtomicUsize>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
-    }
-}
-
-async fn receive(State(r): State<Receiver>, headers: HeaderMap) -> StatusCode {
-    let now = r.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-    let _in_flight = InFlight(r.in_flight.clone());
-    r.max_in_flight.fetch_max(now, Ordering::SeqCst);
-    let id = headers
-        .get("x-fastapihooks-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("<none>")
-        .to_owned();
-    *r.arrivals.lock().unwrap().entry(id).or_default() += 1;
-    tokio::time::sleep(r.delay).await;
-    r.answered.fetch_add(1, Ordering::SeqCst);
-    StatusCode::OK
-}
-
-/// Polls `done` every 20 ms until it holds or `within` passes; says whether it held.
-pub async fn eventually(within: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if done() {
-            return true;
+#[cfg(feature = "sqlite")]
+impl SqliteApp {
+    pub(crate) async fn new(subscriptions: Vec<Subscription>) -> Self {
+        use fastapihooks_core::Store as _;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
+        let store = fastapihooks_core::SqlStore::connect(&url).await.unwrap();
+        for subscription in &subscriptions {
+            store.add_subscription(subscription.clone()).await.unwrap();
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    done()
-}
-
-/// Like [`eventually`], for conditions that need I/O to check.
-pub async fn eventually_async(within: Duration, mut done: impl AsyncFnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < within {
-        if done().await {
-            return true;
+        let outbox = fastapihooks_core::SqlBackend::for_store(&store);
+        Self {
+            url,
+            store,
+            outbox,
+            subscriptions,
+            _dir: dir,
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    done().await
-}
 
-/// What the receiver got against what was expected.
-#[derive(Debug)]
-pub struct Tally {
-    pub expected: usize,
-    pub lost: usize,
-    /// Delivery ids received more than once.
-    pub duplicated_ids: usize,
-    /// Requests beyond the first per delivery id.
-    pub extra_requests: usize,
-    /// Requests for delivery ids nobody expected.
-    pub unexpected: usize,
-}
+    pub(crate) async fn publish(&self, events: &[Event]) {
+        self.outbox.publish_many(events).await.unwrap();
+    }
 
-pub fn tally(receiver: &Receiver, expected: &HashSet<String>) -> Tally {
-    let counts = receiver.counts();
-    Tally {
-        expected: expected.len(),
-        lost: expected
-            .iter()
-            .filter(|id| !counts.contains_key(*id))
-            .count(),
-        duplicated_ids: counts.values().filter(|&&n| n > 1).count(),
-        extra_requests: counts.values().map(|n| n - 1).sum(),
-        unexpected: counts.keys().filter(|id| !expected.contains(*id)).count(),
+    /// `fastapihooks start` arguments draining this outbox quickly, then `extra`.
+    pub(crate) fn args(&self, extra: &[&str]) -> Vec<String> {
+        [
+            "--queue",
+            &self.url,
+            "--http-timeout",
+            "1s",
+            "--visibility-timeout",
+            "3s",
+            "--poll-interval",
+            "50ms",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string())
+        .collect()
     }
 }

@@ -1,45 +1,25 @@
 //! End to end on the embedded default: an `Emitter` delivering to a real receiver on
 //! 127.0.0.1, with a `SqlStore` on SQLite keeping subscriptions and recording every attempt.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::http::StatusCode;
 use fastapihooks_core::{
     DeliveryQuery, DeliveryStatus, Emitter, RetryPolicy, Secret, SqlStore, Store, Subscription,
 };
-
-/// A receiver answering 503 to the first request and 200 to the rest; counts requests.
-async fn flaky_receiver() -> (String, Arc<AtomicUsize>) {
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    let app = axum::Router::new().route(
-        "/hook",
-        axum::routing::post(move || {
-            let counter = counter.clone();
-            async move {
-                if counter.fetch_add(1, Ordering::SeqCst) == 0 {
-                    (StatusCode::SERVICE_UNAVAILABLE, "busy")
-                } else {
-                    (StatusCode::OK, "thanks")
-                }
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, hits)
-}
+use fastapihooks_testkit::{Receiver, Reply};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_delivery_is_recorded_with_every_attempt_in_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("e2e.db").display());
     let store = SqlStore::connect(&url).await.unwrap();
-    let (receiver, hits) = flaky_receiver().await;
-    let sub = Subscription::new("order.*", &receiver)
+    // 503 to the first request, 200 to the rest.
+    let receiver = Receiver::scripted(|_, nth| match nth {
+        0 => Reply::status(503),
+        _ => Reply::ok(),
+    })
+    .await;
+    let sub = Subscription::new("order.*", &receiver.url("/hook"))
         .unwrap()
         .with_secret(Secret::new("subscription-secret").unwrap());
     store.add_subscription(sub.clone()).await.unwrap();
@@ -59,7 +39,7 @@ async fn a_retried_delivery_is_recorded_with_every_attempt_in_sqlite() {
         .unwrap();
     emitter.shutdown(Duration::from_secs(10)).await.unwrap();
 
-    assert_eq!(hits.load(Ordering::SeqCst), 2, "one failure, one success");
+    assert_eq!(receiver.arrived(), 2, "one failure, one success");
     let delivered = store
         .list_deliveries(&DeliveryQuery::status(DeliveryStatus::Delivered))
         .await

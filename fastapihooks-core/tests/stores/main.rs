@@ -1,19 +1,14 @@
-//! Every `Store` keeps the same contract: each behaviour in `contract.rs` is written once and
-//! run against each store (memory, SQLite, PostgreSQL, MariaDB), each test on a fresh, isolated
+//! Every `Store` keeps the same contract: each behaviour of the test kit's contract
+//! (`fastapihooks_testkit::contract`, run by `store_contract!`) is written once and run against
+//! each store (memory, SQLite, PostgreSQL, MariaDB), each test on a fresh, isolated
 //! store (own SQLite file, own PostgreSQL schema, own MariaDB database), so they run in
 //! parallel. `sql.rs` adds what only a SQL store promises (migrations, concurrent writers, one
 //! payload per event, WAL).
 
-// The macros first: the backend modules below expand them.
-#[macro_use]
-mod contract;
+// The macro first: the backend modules below expand it.
 #[cfg(feature = "sql")]
 #[macro_use]
 mod sql;
-
-mod fixtures;
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-mod services;
 
 #[cfg(feature = "sqlite")]
 mod engine;

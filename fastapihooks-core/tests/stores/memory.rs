@@ -6,4 +6,4 @@ async fn with_store(behaviour: impl AsyncFnOnce(&dyn Store)) {
     behaviour(&MemoryStore::new()).await;
 }
 
-store_contract!(with_store);
+fastapihooks_testkit::store_contract!(with_store);

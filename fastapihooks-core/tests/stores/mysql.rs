@@ -1,49 +1,29 @@
 //! The contract and the SQL behaviours on MariaDB/MySQL, each test in its own database.
 
-use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use fastapihooks_core::{Error, SqlStore, SqlStoreOptions, Store};
-use futures_util::FutureExt;
-use sea_orm::ConnectionTrait;
+use fastapihooks_testkit::TempDatabase;
 
-use crate::services;
-
-const DEFAULT_URL: &str = "mysql://root@127.0.0.1:3306/test";
-
+/// A store in a database of the test's own, dropped with the guard (on a panic too).
 async fn with_sql_store(behaviour: impl AsyncFnOnce(&SqlStore)) {
-    let url = services::url("FASTAPIHOOKS_TEST_MYSQL", DEFAULT_URL);
-    let Some(admin) = services::admin("MariaDB", &url).await else {
+    let Some(database) = TempDatabase::mysql("store on MariaDB").await else {
         return;
     };
-    let database = services::unique_name();
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE `{database}`"))
-        .await
-        .unwrap();
-    let mut own = url::Url::parse(&url).unwrap();
-    own.set_path(&database);
-    let store = SqlStoreOptions::new(own.as_str())
+    let store = SqlStoreOptions::new(database.url())
         .max_connections(4)
         .connect()
         .await
         .unwrap();
-    let outcome = AssertUnwindSafe(behaviour(&store)).catch_unwind().await;
+    behaviour(&store).await;
     store.connection().clone().close().await.unwrap();
-    admin
-        .execute_unprepared(&format!("DROP DATABASE `{database}`"))
-        .await
-        .unwrap();
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
 }
 
 async fn with_store(behaviour: impl AsyncFnOnce(&dyn Store)) {
     with_sql_store(async |store: &SqlStore| behaviour(store).await).await;
 }
 
-store_contract!(with_store);
+fastapihooks_testkit::store_contract!(with_store);
 sql_store_behaviours!(with_sql_store);
 
 #[tokio::test]

@@ -1,48 +1,30 @@
 //! The contract and the SQL behaviours on PostgreSQL, each test in its own schema.
 
-use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
 use fastapihooks_core::{Error, SqlStore, SqlStoreOptions, Store};
-use futures_util::FutureExt;
-use sea_orm::ConnectionTrait;
+use fastapihooks_testkit::TempSchema;
 
-use crate::services;
-
-const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
+/// A store in a schema of the test's own, dropped with the guard (on a panic too).
 async fn with_sql_store(behaviour: impl AsyncFnOnce(&SqlStore)) {
-    let url = services::url("FASTAPIHOOKS_TEST_POSTGRES", DEFAULT_URL);
-    let Some(admin) = services::admin("PostgreSQL", &url).await else {
+    let Some(schema) = TempSchema::create("store on PostgreSQL").await else {
         return;
     };
-    let schema = services::unique_name();
-    admin
-        .execute_unprepared(&format!(r#"CREATE SCHEMA "{schema}""#))
-        .await
-        .unwrap();
-    let store = SqlStoreOptions::new(&url)
-        .postgres_schema(&schema)
+    let store = SqlStoreOptions::new(schema.url())
+        .postgres_schema(schema.name())
         .max_connections(4)
         .connect()
         .await
         .unwrap();
-    let outcome = AssertUnwindSafe(behaviour(&store)).catch_unwind().await;
+    behaviour(&store).await;
     store.connection().clone().close().await.unwrap();
-    admin
-        .execute_unprepared(&format!(r#"DROP SCHEMA "{schema}" CASCADE"#))
-        .await
-        .unwrap();
-    if let Err(panic) = outcome {
-        std::panic::resume_unwind(panic);
-    }
 }
 
 async fn with_store(behaviour: impl AsyncFnOnce(&dyn Store)) {
     with_sql_store(async |store: &SqlStore| behaviour(store).await).await;
 }
 
-store_contract!(with_store);
+fastapihooks_testkit::store_contract!(with_store);
 sql_store_behaviours!(with_sql_store);
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use fastapihooks_core::{
 };
 use sea_orm::{ConnectionTrait, Statement};
 
-use crate::fixtures::{attempt, delivery, event, subscription};
+use fastapihooks_testkit::fixtures::{attempt, delivery, event, subscription};
 
 /// One `#[tokio::test]` per behaviour below, each run through `$harness`.
 macro_rules! sql_store_behaviours {
@@ -45,7 +45,7 @@ async fn count(store: &SqlStore, table: &str) -> i64 {
     row.try_get_by_index::<i64>(0).unwrap()
 }
 
-pub async fn migrations_run_again_change_nothing(store: &SqlStore) {
+pub(crate) async fn migrations_run_again_change_nothing(store: &SqlStore) {
     let sub = subscription("order.*");
     store.add_subscription(sub.clone()).await.unwrap();
     store.migrate().await.unwrap();
@@ -57,7 +57,7 @@ pub async fn migrations_run_again_change_nothing(store: &SqlStore) {
     assert_eq!(store.get_subscription(&sub.id).await.unwrap().unwrap(), sub);
 }
 
-pub async fn an_event_payload_is_stored_once_for_all_its_deliveries(store: &SqlStore) {
+pub(crate) async fn an_event_payload_is_stored_once_for_all_its_deliveries(store: &SqlStore) {
     let e = event("order.created", None);
     let batch: Vec<_> = (0..10)
         .map(|_| delivery(&e, &fastapihooks_core::SubscriptionId::new()))
@@ -68,7 +68,7 @@ pub async fn an_event_payload_is_stored_once_for_all_its_deliveries(store: &SqlS
     assert_eq!(count(store, "fastapihooks_deliveries").await, 10);
 }
 
-pub async fn concurrent_writers_lose_nothing(store: &SqlStore) {
+pub(crate) async fn concurrent_writers_lose_nothing(store: &SqlStore) {
     const WRITERS: usize = 8;
     const EACH: usize = 15;
     // Every writer also records the deliveries of one shared event: racing inserts-if-absent.
@@ -139,7 +139,7 @@ pub async fn concurrent_writers_lose_nothing(store: &SqlStore) {
     assert_eq!(store.matching(&one, None).await.unwrap().len(), 1);
 }
 
-pub async fn a_subscription_owner_longer_than_its_column_is_refused(store: &SqlStore) {
+pub(crate) async fn a_subscription_owner_longer_than_its_column_is_refused(store: &SqlStore) {
     let sub = subscription("a").with_owner("o".repeat(256));
     let err = store.add_subscription(sub.clone()).await.unwrap_err();
     assert!(
@@ -161,7 +161,7 @@ pub async fn a_subscription_owner_longer_than_its_column_is_refused(store: &SqlS
     );
 }
 
-pub async fn an_event_of_a_long_owner_is_recorded(store: &SqlStore) {
+pub(crate) async fn an_event_of_a_long_owner_is_recorded(store: &SqlStore) {
     let owner = "tenant-".repeat(100);
     let d = delivery(
         &event("a", Some(&owner)),

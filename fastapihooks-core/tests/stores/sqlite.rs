@@ -6,7 +6,7 @@ use fastapihooks_core::{SqlStore, SqlStoreOptions, Store};
 use futures_util::FutureExt;
 use sea_orm::{ConnectionTrait, Statement};
 
-use crate::fixtures::subscription;
+use fastapihooks_testkit::fixtures::subscription;
 
 fn url_of(dir: &tempfile::TempDir) -> String {
     format!(
@@ -29,7 +29,7 @@ async fn with_store(behaviour: impl AsyncFnOnce(&dyn Store)) {
     with_sql_store(async |store: &SqlStore| behaviour(store).await).await;
 }
 
-store_contract!(with_store);
+fastapihooks_testkit::store_contract!(with_store);
 sql_store_behaviours!(with_sql_store);
 
 #[tokio::test]

@@ -3,8 +3,8 @@
 use std::io::Write;
 
 use clap::{ArgGroup, Args};
-use fastapihooks_core::{Auth, EventFilter, Secret, Store, Subscription};
 use fastapihooks_core::subscription::WebhookUrl;
+use fastapihooks_core::{Auth, EventFilter, Secret, Store, Subscription};
 
 use super::{fields, reachability};
 use crate::commands::database::DatabaseArgs;

@@ -4,8 +4,8 @@ use std::io::Write;
 
 use anyhow::Context as _;
 use clap::{ArgGroup, Args};
-use fastapihooks_core::{Auth, EventFilter, Secret, Store, SubscriptionId};
 use fastapihooks_core::subscription::WebhookUrl;
+use fastapihooks_core::{Auth, EventFilter, Secret, Store, SubscriptionId};
 
 use super::{fields, reachability};
 use crate::commands::database::DatabaseArgs;

@@ -77,6 +77,10 @@ impl std::fmt::Debug for RedisBackend {
 impl RedisBackend {
     /// Validates `config` and connects. The consumer group is created when this backend first
     /// leases (an application that only publishes never needs it).
+    ///
+    /// It also reads the server's persistence settings and logs a warning when the append-only
+    /// file is off: such a Redis loses every queued event on a restart (see
+    /// [`persistence`](Self::persistence); the sidecar refuses it unless told otherwise).
     pub async fn connect(config: RedisConfig) -> Result<Self> {
         config.validate()?;
         let client =
