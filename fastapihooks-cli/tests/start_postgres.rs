@@ -8,10 +8,10 @@ mod support;
 use std::time::{Duration, Instant};
 
 use fastapihooks_core::{
-    Event, Queue as _, SqlBackend, SqlStore, SqlStoreOptions, Store, Subscription,
+    DeliveryQuery, Event, Queue as _, SqlBackend, SqlStore, SqlStoreOptions, Store, Subscription,
 };
 use fastapihooks_testkit::{
-    Receiver, Reply, TempSchema, events, eventually, expected_pairs, tally,
+    Receiver, Reply, TempSchema, events, eventually, eventually_async, expected_pairs, tally,
 };
 use sea_orm::ConnectionTrait;
 use support::{Sidecar, reported};
@@ -220,7 +220,20 @@ async fn a_receiver_down_for_a_while_gets_everything_once_it_is_up() {
     setup.publish(&events).await;
     let sidecar = Sidecar::start(&setup.args(&["--concurrency", "8"]));
 
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The receiver comes up only once every delivery has failed at least once.
+    let store = &setup.store;
+    let all_failed_once = eventually_async(WAIT, async || {
+        let deliveries = store
+            .list_deliveries(&DeliveryQuery {
+                limit: 1000,
+                ..DeliveryQuery::default()
+            })
+            .await
+            .unwrap();
+        deliveries.len() == expected.len() && deliveries.iter().all(|d| d.attempts >= 1)
+    })
+    .await;
+    assert!(all_failed_once, "the sidecar never tried every delivery");
     let receiver = Receiver::replying_on(addr, Reply::ok()).await;
     let all = eventually(WAIT, || receiver.distinct() >= expected.len()).await;
     sidecar.terminate();

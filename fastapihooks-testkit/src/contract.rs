@@ -36,40 +36,30 @@ use serde_json::json;
 
 use crate::fixtures::{attempt, delivery, event, now, response, subscription};
 
-/// Every behaviour of the contract, by name: one test each.
-pub const BEHAVIOURS: &[&str] = &[
-    "a_subscription_reads_back_as_it_was_added",
-    "every_kind_of_auth_keeps_its_credentials",
-    "a_rotated_secret_and_a_signature_scheme_persist",
-    "adding_a_subscription_id_twice_is_rejected",
-    "an_unknown_subscription_reads_as_none",
-    "updating_a_subscription_replaces_every_field",
-    "updating_an_unknown_subscription_is_not_found",
-    "an_update_that_changes_nothing_succeeds",
-    "removing_a_subscription_forgets_it",
-    "removing_an_unknown_subscription_is_not_found",
-    "disabling_a_subscription_stops_its_matching",
-    "enabling_an_unknown_subscription_is_not_found",
-    "subscriptions_list_oldest_first_in_keyset_pages",
-    "subscriptions_list_only_the_owner_asked_for",
-    "the_largest_page_size_lists_everything",
-    "matching_agrees_with_receives_for_every_filter_and_owner",
-    "a_recorded_delivery_reads_back_with_its_event",
-    "recording_a_delivery_again_keeps_its_state",
-    "an_empty_batch_of_deliveries_is_accepted",
-    "an_attempt_updates_its_delivery_and_is_listed_in_order",
-    "an_unknown_delivery_reads_as_none_with_no_attempts",
-    "deliveries_list_newest_first_in_keyset_pages",
-    "deliveries_list_only_the_status_asked_for",
-    "deliveries_list_only_the_subscription_asked_for",
-    "deliveries_of_one_event_all_carry_its_payload",
-];
-
 /// One `#[test]` per behaviour of the [`contract`](crate::contract), each run through
 /// `$harness` on a multi-thread runtime of its own (two workers).
 ///
 /// `$harness` is an async function taking the behaviour, `impl AsyncFnOnce(&dyn Store)`, and
-/// calling it with a fresh store of its own. See the [`contract`](crate::contract) module.
+/// calling it with a fresh store of its own. The tests need no `#[tokio::test]` of yours: each
+/// builds its runtime. See the [`contract`](crate::contract) module.
+///
+/// ```
+/// # mod my_store { pub type MyStore = fastapihooks_core::MemoryStore; }
+/// use fastapihooks_core::Store;
+/// use my_store::MyStore;
+///
+/// async fn with_my_store(behaviour: impl AsyncFnOnce(&dyn Store)) {
+///     let store = MyStore::new(); // a fresh, isolated store per behaviour
+///     behaviour(&store).await;
+///     // clean up here (or with a guard: `TempSchema`, `TempDatabase`, ...)
+/// }
+///
+/// fastapihooks_testkit::store_contract!(with_my_store);
+/// # fn main() {
+/// #     use fastapihooks_testkit::contract;
+/// #     contract::run(with_my_store(contract::recording_a_delivery_again_keeps_its_state));
+/// # }
+/// ```
 #[macro_export]
 macro_rules! store_contract {
     ($harness:path) => {

@@ -204,3 +204,15 @@ async fn test_keys_delete_their_keys_and_only_them_once_dropped() {
     assert!(!exists(&mut conn, &tasks[0]).await);
     assert!(exists(&mut conn, &tasks[1]).await);
 }
+
+/// The contract through its macro, on the memory store: the kit's own check that the macro
+/// expands and every behaviour holds for a store that keeps it.
+mod memory_store_contract {
+    use fastapihooks_core::{MemoryStore, Store};
+
+    async fn with_store(behaviour: impl AsyncFnOnce(&dyn Store)) {
+        behaviour(&MemoryStore::new()).await;
+    }
+
+    fastapihooks_testkit::store_contract!(with_store);
+}
