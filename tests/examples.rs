@@ -14,8 +14,8 @@ pub mod sidecar;
 
 use std::time::Duration;
 
-use fastapihooks::prelude::*;
 use fastapihooks::advanced::{CancellationToken, WorkerConfig};
+use fastapihooks::prelude::*;
 use fastapihooks::{Queue, SqlBackend};
 use fastapihooks_cli::sidecar::{SidecarConfig, run_sidecar_until};
 use fastapihooks_testkit::{Receiver, SECRET, serve};

@@ -88,8 +88,7 @@ fn layer(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let hooks =
-        rt.block_on(async { Hooks::from(Emitter::publisher(Discard).build().unwrap()) });
+    let hooks = rt.block_on(async { Hooks::from(Emitter::publisher(Discard).build().unwrap()) });
     let plain = Router::new().route("/orders", post(create_order));
     let hooked = Router::new().route(
         "/orders",

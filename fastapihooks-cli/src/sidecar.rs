@@ -20,7 +20,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use fastapihooks_core::signing::{SignInput, Signer, VerifyError};
+use fastapihooks_core::signing::Signer;
 use fastapihooks_core::worker::CancellationToken;
 use fastapihooks_core::{
     Emitter, HttpConfig, Queue, RetryPolicy, Secret, Store, Worker, WorkerConfig, WorkerReport,
@@ -144,7 +144,7 @@ pub async fn run_sidecar_until<Q: Queue>(
         builder = builder.unsigned();
     }
     if let Some(signer) = config.signer {
-        builder = builder.signer(SharedSigner(signer));
+        builder = builder.signer(signer);
     }
     let engine = builder
         .build_engine()
@@ -153,26 +153,6 @@ pub async fn run_sidecar_until<Q: Queue>(
         Worker::new(queue, engine, config.worker).context("cannot start the sidecar worker")?;
     tracing::info!("sidecar started");
     Ok(worker.run(shutdown).await)
-}
-
-/// A signer shared with the configuration it came from.
-#[derive(Debug)]
-struct SharedSigner(Arc<dyn Signer>);
-
-impl Signer for SharedSigner {
-    fn sign(&self, input: &SignInput<'_>, secrets: &[&Secret], headers: &mut http::HeaderMap) {
-        self.0.sign(input, secrets, headers);
-    }
-
-    fn verify(
-        &self,
-        headers: &http::HeaderMap,
-        body: &[u8],
-        secrets: &[&Secret],
-        tolerance: std::time::Duration,
-    ) -> Result<(), VerifyError> {
-        self.0.verify(headers, body, secrets, tolerance)
-    }
 }
 
 /// Cancels `shutdown` on the first SIGTERM or SIGINT; on the second, sends its name through the

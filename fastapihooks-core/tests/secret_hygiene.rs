@@ -4,9 +4,9 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use fastapihooks_core::signing::{Sha256Hex, SignatureScheme, Verifier};
 use fastapihooks_core::dispatch::Dispatcher;
 use fastapihooks_core::engine::DeliveryEngine;
+use fastapihooks_core::signing::{Sha256Hex, SignatureScheme, Verifier};
 use fastapihooks_core::{
     Auth, Delivery, Emitter, Event, HttpConfig, MemoryStore, RetryPolicy, Secret, Subscription,
 };

@@ -5,9 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use fastapihooks_core::signing::Sha256Hex;
 use fastapihooks_core::dispatch::Dispatcher;
 use fastapihooks_core::engine::{DeliveryEngine, NextStep};
+use fastapihooks_core::signing::Sha256Hex;
 use fastapihooks_core::{
     AttemptErrorKind, AttemptOutcome, Delivery, DeliveryStatus, Event, HttpConfig, MemoryStore,
     RetryPolicy, Secret, Subscription, Verdict,

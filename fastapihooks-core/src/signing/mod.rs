@@ -58,6 +58,24 @@ pub trait Signer: Send + Sync + fmt::Debug {
     ) -> Result<(), VerifyError>;
 }
 
+/// A shared signer signs as the one it shares (so an `Arc<dyn Signer>` from a configuration can
+/// be handed to anything that takes a `Signer`).
+impl<S: Signer + ?Sized> Signer for std::sync::Arc<S> {
+    fn sign(&self, input: &SignInput<'_>, secrets: &[&Secret], headers: &mut HeaderMap) {
+        (**self).sign(input, secrets, headers);
+    }
+
+    fn verify(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        secrets: &[&Secret],
+        tolerance: Duration,
+    ) -> Result<(), VerifyError> {
+        (**self).verify(headers, body, secrets, tolerance)
+    }
+}
+
 /// The tolerance receivers allow between a signed timestamp and their clock: 5 minutes.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
 
