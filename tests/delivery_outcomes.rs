@@ -300,3 +300,27 @@ async fn a_subscription_with_its_own_secret_is_signed_with_it() {
     )
     .unwrap();
 }
+
+#[tokio::test]
+async fn a_subscriptions_own_retry_policy_replaces_the_default() {
+    let receiver = Receiver::replying(Reply::status(503)).await;
+    // The hooks retry twice by default; this subscription asks for four retries.
+    let own = RetryPolicy::schedule([Duration::from_millis(10); 4]);
+    let hooks = hooks()
+        .subscriber(receiver.subscription("*", "/h").with_retry(own))
+        .build()
+        .unwrap();
+
+    hooks
+        .emit("order.created", &json!({"id": 1}))
+        .await
+        .unwrap();
+
+    let d = final_delivery(&hooks).await;
+    assert_eq!(d.status, DeliveryStatus::Dead);
+    assert_eq!(
+        d.attempts, 5,
+        "the first attempt and the subscription's 4 retries"
+    );
+    assert_eq!(receiver.received().len(), 5);
+}

@@ -21,6 +21,9 @@ pub struct SubscriptionView {
     #[serde(skip_serializing_if = "Option::is_none")]
     owner: Option<String>,
     metadata: serde_json::Value,
+    /// Its own retry schedule (`standard-webhooks`, `1s, 10s ±20%`, …), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_schedule: Option<String>,
     enabled: bool,
     created_at: String,
 }
@@ -67,6 +70,7 @@ impl SubscriptionView {
             secret: sub.secret.as_ref().map(shown),
             owner: sub.owner.clone(),
             metadata: sub.metadata.clone(),
+            retry_schedule: sub.retry.as_ref().map(ToString::to_string),
             enabled: sub.enabled,
             created_at: sub
                 .created_at
@@ -108,6 +112,12 @@ pub fn details(out: &mut dyn Write, view: &SubscriptionView) -> anyhow::Result<(
         ("secret", view.secret.clone().unwrap_or_else(none)),
         ("owner", view.owner.clone().unwrap_or_else(none)),
         ("metadata", view.metadata.to_string()),
+        (
+            "retry",
+            view.retry_schedule
+                .clone()
+                .unwrap_or_else(|| "the sidecar's".to_owned()),
+        ),
         ("enabled", view.enabled.to_string()),
         ("created_at", view.created_at.clone()),
     ];

@@ -60,7 +60,7 @@ fn migrate_applies_the_migrations_then_finds_nothing_to_do() {
     db.run(&["migrate"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("applied 3 migration(s)"));
+        .stdout(predicate::str::contains("applied 4 migration(s)"));
     db.run(&["migrate"])
         .assert()
         .success()
@@ -468,4 +468,50 @@ fn subscriptions_update_warns_when_the_new_url_is_refused() {
         db.json(&["subscriptions", "show", &id])["url"],
         "http://10.0.0.7/h"
     );
+}
+
+#[test]
+fn a_subscription_keeps_its_own_retry_schedule_until_it_is_dropped() {
+    let db = Db::migrated();
+    let id = db.add(&[
+        "--event",
+        "*",
+        "--url",
+        "https://example.com/hooks",
+        "--retry-schedule",
+        "1m,10m,1h",
+    ]);
+    let shown = db.json(&["subscriptions", "show", &id]);
+    assert_eq!(shown["retry_schedule"], "1m, 10m, 1h ±20%", "{shown}");
+
+    let updated = db.json(&[
+        "subscriptions",
+        "update",
+        &id,
+        "--retry-schedule",
+        "standard-webhooks",
+    ]);
+    assert_eq!(updated["retry_schedule"], "standard-webhooks");
+
+    db.json(&["subscriptions", "update", &id, "--default-retry-schedule"]);
+    let shown = db.json(&["subscriptions", "show", &id]);
+    assert!(shown.get("retry_schedule").is_none(), "{shown}");
+}
+
+#[test]
+fn a_bad_retry_schedule_is_refused_naming_the_flag_and_the_input() {
+    let db = Db::migrated();
+    db.run(&[
+        "subscriptions",
+        "add",
+        "--event",
+        "*",
+        "--url",
+        "https://example.com/hooks",
+        "--retry-schedule",
+        "1m,soon",
+    ])
+    .assert()
+    .code(2)
+    .stderr(predicate::str::contains("--retry-schedule").and(predicate::str::contains("soon")));
 }

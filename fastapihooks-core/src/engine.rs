@@ -134,7 +134,10 @@ impl DeliveryEngine {
                 }
                 NextStep::Done(DeliveryStatus::Failed)
             }
-            Verdict::Retry { retry_after } => match self.retry.delay(attempt.number, retry_after) {
+            Verdict::Retry { retry_after } => match subscription
+                .retry_policy(&self.retry)
+                .delay(attempt.number, retry_after)
+            {
                 Some(delay) => NextStep::RetryIn(delay),
                 None => NextStep::Done(DeliveryStatus::Dead),
             },

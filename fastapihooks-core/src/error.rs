@@ -79,6 +79,14 @@ pub enum Error {
         /// The name as given.
         input: String,
     },
+    /// A retry policy given as text that cannot be read.
+    #[error("invalid retry policy {input:?}: {reason}")]
+    InvalidRetryPolicy {
+        /// The text as given.
+        input: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A configuration value out of its range.
     #[error("invalid configuration `{field}`: {reason}")]
     InvalidConfig {

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::event::{EventName, validate_segments};
 use crate::id::SubscriptionId;
+use crate::retry::RetryPolicy;
 use crate::rotation::PreviousSecret;
 use crate::secret::Secret;
 use crate::signing::SignatureScheme;
@@ -273,6 +274,9 @@ pub struct Subscription {
     /// Its own signature scheme; without one, the emitter's signer signs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature_scheme: Option<SignatureScheme>,
+    /// Its own retry policy; without one, the emitter's (or the sidecar's) applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryPolicy>,
     /// The owner (tenant) it belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
@@ -296,6 +300,7 @@ impl Subscription {
             secret: None,
             previous_secrets: Vec::new(),
             signature_scheme: None,
+            retry: None,
             owner: None,
             metadata: serde_json::Value::Null,
             enabled: true,
@@ -313,6 +318,18 @@ impl Subscription {
     pub fn with_signature_scheme(mut self, scheme: SignatureScheme) -> Self {
         self.signature_scheme = Some(scheme);
         self
+    }
+
+    /// Retries this subscription's deliveries on `policy` instead of the default one (e.g. a
+    /// receiver known to be down for maintenance windows gets a longer schedule).
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = Some(policy);
+        self
+    }
+
+    /// The retry policy of this subscription's deliveries: its own, else `default`.
+    pub fn retry_policy<'a>(&'a self, default: &'a RetryPolicy) -> &'a RetryPolicy {
+        self.retry.as_ref().unwrap_or(default)
     }
 
     /// Sends these credentials with each delivery.

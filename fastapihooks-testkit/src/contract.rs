@@ -67,6 +67,7 @@ macro_rules! store_contract {
             a_subscription_reads_back_as_it_was_added,
             every_kind_of_auth_keeps_its_credentials,
             a_rotated_secret_and_a_signature_scheme_persist,
+            a_subscriptions_own_retry_policy_persists,
             adding_a_subscription_id_twice_is_rejected,
             an_unknown_subscription_reads_as_none,
             updating_a_subscription_replaces_every_field,
@@ -154,6 +155,27 @@ pub async fn a_rotated_secret_and_a_signature_scheme_persist(store: &dyn Store) 
         Some(SignatureScheme::StandardWebhooks)
     );
     assert_eq!(back, sub);
+}
+
+/// A behaviour of the contract.
+pub async fn a_subscriptions_own_retry_policy_persists(store: &dyn Store) {
+    let policy = fastapihooks_core::RetryPolicy::standard_webhooks();
+    let sub = subscription("order.*").with_retry(policy.clone());
+    store.add_subscription(sub.clone()).await.unwrap();
+    let back = store.get_subscription(&sub.id).await.unwrap().unwrap();
+    assert_eq!(back.retry, Some(policy));
+    let mut changed = back.clone();
+    changed.retry = Some("1s,2s ±10%".parse().unwrap());
+    store.update_subscription(changed.clone()).await.unwrap();
+    let back = store.get_subscription(&sub.id).await.unwrap().unwrap();
+    assert_eq!(back, changed);
+    let mut cleared = back;
+    cleared.retry = None;
+    store.update_subscription(cleared.clone()).await.unwrap();
+    assert_eq!(
+        store.get_subscription(&sub.id).await.unwrap(),
+        Some(cleared)
+    );
 }
 
 /// A behaviour of the contract.

@@ -2,5 +2,6 @@
 
 pub mod database;
 pub mod migrate;
+pub mod retry;
 pub mod start;
 pub mod subscriptions;

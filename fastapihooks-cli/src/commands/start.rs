@@ -26,6 +26,7 @@ use fastapihooks_core::{
 };
 
 use super::database::redacted;
+use super::retry::retry_policy;
 use crate::logging::{self, LogFormat};
 use crate::sidecar::{SidecarConfig, run_sidecar};
 
@@ -119,10 +120,12 @@ pub struct StartArgs {
     /// Time allowed for one delivery request and its response.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration, env = "FASTAPIHOOKS_HTTP_TIMEOUT")]
     pub http_timeout: Duration,
-    /// Retry delays, one per retry, e.g. `1s,10s,1m` (no jitter). Default: 3 retries after
-    /// 1 s, 2 s, 4 s with ±25 % jitter.
-    #[arg(long, value_name = "DURATIONS", value_delimiter = ',', value_parser = duration, env = "FASTAPIHOOKS_RETRY_SCHEDULE")]
-    pub retry_schedule: Option<Vec<Duration>>,
+    /// When failed deliveries are tried again, unless a subscription has its own schedule: a
+    /// preset (`standard-webhooks`: 5s, 5m, 30m, 2h, 5h, 10h, 10h ±20 %, about 28 hours;
+    /// `fastapihooks`: 1s, 2s, 4s ±25 %; `none`) or delays such as `1s,10s,1m` (±20 % jitter
+    /// unless given, e.g. `1s,10s ±0%`). `Retry-After` is honoured up to the longest delay.
+    #[arg(long, value_name = "SCHEDULE", default_value = "standard-webhooks", value_parser = retry_policy, env = "FASTAPIHOOKS_RETRY_SCHEDULE")]
+    pub retry_schedule: RetryPolicy,
     /// Let deliveries reach loopback addresses (127.0.0.0/8, ::1): development and tests only.
     #[arg(long, env = "FASTAPIHOOKS_ALLOW_LOOPBACK")]
     pub allow_loopback: bool,
@@ -206,10 +209,7 @@ impl StartArgs {
                 .allow_network(cidr)
                 .with_context(|| format!("--allow-network {cidr}"))?;
         }
-        let retry = match &self.retry_schedule {
-            Some(delays) => RetryPolicy::schedule(delays.iter().copied()),
-            None => RetryPolicy::default(),
-        };
+        let retry = self.retry_schedule.clone();
         let secret = self
             .signing_secret
             .as_deref()
@@ -496,8 +496,15 @@ mod tests {
         assert_eq!(args.visibility_timeout, Duration::from_secs(90));
         assert_eq!(
             args.retry_schedule,
-            Some(vec![Duration::from_millis(100), Duration::from_secs(2)])
+            RetryPolicy::schedule([Duration::from_millis(100), Duration::from_secs(2)])
+                .jitter(0.2)
+                .unwrap()
         );
+    }
+
+    #[test]
+    fn the_default_schedule_is_the_standard_webhooks_one() {
+        assert_eq!(parse(&[]).retry_schedule, RetryPolicy::standard_webhooks());
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use clap::{ArgGroup, Args};
 use fastapihooks_core::subscription::WebhookUrl;
-use fastapihooks_core::{Auth, EventFilter, Secret, Store, Subscription};
+use fastapihooks_core::{Auth, EventFilter, RetryPolicy, Secret, Store, Subscription};
 
 use super::{fields, reachability};
 use crate::commands::database::DatabaseArgs;
@@ -44,6 +44,10 @@ pub struct AddArgs {
     /// Application metadata, as JSON.
     #[arg(long, value_name = "JSON", value_parser = fields::metadata)]
     metadata: Option<serde_json::Value>,
+    /// Its own retry schedule, instead of the sidecar's: a preset (`standard-webhooks`,
+    /// `fastapihooks`, `none`) or delays such as `1m,10m,1h` (±20 % jitter unless given).
+    #[arg(long, value_name = "SCHEDULE", value_parser = crate::commands::retry::retry_policy)]
+    retry_schedule: Option<RetryPolicy>,
     /// Add it disabled.
     #[arg(long)]
     disabled: bool,
@@ -70,6 +74,7 @@ pub async fn run(args: AddArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     sub.owner = args.owner;
     sub.metadata = args.metadata.unwrap_or(serde_json::Value::Null);
     sub.enabled = !args.disabled;
+    sub.retry = args.retry_schedule;
     store.add_subscription(sub.clone()).await?;
     reachability::warn_if_refused(&args.url, &mut std::io::stderr()).await;
     let mut view = SubscriptionView::new(&sub, false);

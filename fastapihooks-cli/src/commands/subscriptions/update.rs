@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Context as _;
 use clap::{ArgGroup, Args};
 use fastapihooks_core::subscription::WebhookUrl;
-use fastapihooks_core::{Auth, EventFilter, Secret, Store, SubscriptionId};
+use fastapihooks_core::{Auth, EventFilter, RetryPolicy, Secret, Store, SubscriptionId};
 
 use super::{fields, reachability};
 use crate::commands::database::DatabaseArgs;
@@ -17,6 +17,7 @@ use crate::output::{self, SubscriptionView};
 #[command(group(ArgGroup::new("signing").args(["secret", "generate_secret", "clear_secret"])))]
 #[command(group(ArgGroup::new("owner_change").args(["owner", "clear_owner"])))]
 #[command(group(ArgGroup::new("state").args(["enable", "disable"])))]
+#[command(group(ArgGroup::new("retry").args(["retry_schedule", "default_retry_schedule"])))]
 pub struct UpdateArgs {
     #[command(flatten)]
     database: DatabaseArgs,
@@ -59,6 +60,13 @@ pub struct UpdateArgs {
     /// New application metadata, as JSON.
     #[arg(long, value_name = "JSON", value_parser = fields::metadata)]
     metadata: Option<serde_json::Value>,
+    /// A retry schedule of its own, instead of the sidecar's: a preset (`standard-webhooks`,
+    /// `fastapihooks`, `none`) or delays such as `1m,10m,1h` (±20 % jitter unless given).
+    #[arg(long, value_name = "SCHEDULE", value_parser = crate::commands::retry::retry_policy)]
+    retry_schedule: Option<RetryPolicy>,
+    /// Drop its own retry schedule: the sidecar's applies.
+    #[arg(long)]
+    default_retry_schedule: bool,
     /// Enable it.
     #[arg(long)]
     enable: bool,
@@ -104,6 +112,11 @@ pub async fn run(args: UpdateArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     }
     if let Some(metadata) = args.metadata {
         sub.metadata = metadata;
+    }
+    if let Some(policy) = args.retry_schedule {
+        sub.retry = Some(policy);
+    } else if args.default_retry_schedule {
+        sub.retry = None;
     }
     if args.enable {
         sub.enabled = true;

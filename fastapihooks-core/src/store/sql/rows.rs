@@ -78,6 +78,11 @@ pub(super) fn subscription_row(sub: &Subscription) -> Result<subscription::Activ
         )?),
         signature_scheme: Set(sub.signature_scheme.map(|s| s.as_str().to_owned())),
         owner: Set(sub.owner.clone()),
+        retry_policy: Set(sub
+            .retry
+            .as_ref()
+            .map(|policy| encode("subscription.retry", policy))
+            .transpose()?),
         metadata: Set(encode("subscription.metadata", &sub.metadata)?),
         enabled: Set(sub.enabled),
         created_at_us: Set(micros(sub.created_at)),
@@ -125,6 +130,11 @@ pub(super) fn subscription_from_row(row: subscription::Model) -> Result<Subscrip
             .signature_scheme
             .map(|s| col.parse("signature_scheme", &s))
             .transpose()?,
+        retry: row
+            .retry_policy
+            .map(|json| serde_json::from_str(&json))
+            .transpose()
+            .map_err(|e| col.corrupt("retry_policy", e))?,
         owner: row.owner,
         metadata: serde_json::from_str(&row.metadata).map_err(|e| col.corrupt("metadata", e))?,
         enabled: row.enabled,

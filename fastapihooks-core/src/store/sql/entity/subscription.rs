@@ -20,6 +20,8 @@ pub struct Model {
     /// Its own signature scheme (`sha256_hex`, `standard_webhooks`), if any.
     pub signature_scheme: Option<String>,
     pub owner: Option<String>,
+    /// Its own retry policy as JSON, if any.
+    pub retry_policy: Option<String>,
     /// Application metadata as JSON text.
     pub metadata: String,
     pub enabled: bool,
@@ -38,6 +40,7 @@ impl std::fmt::Debug for Model {
             .field("previous_secrets", &"***")
             .field("signature_scheme", &self.signature_scheme)
             .field("owner", &self.owner)
+            .field("retry_policy", &self.retry_policy)
             .field("metadata", &self.metadata)
             .field("enabled", &self.enabled)
             .field("created_at_us", &self.created_at_us)

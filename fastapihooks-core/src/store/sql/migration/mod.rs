@@ -8,6 +8,7 @@ mod columns;
 mod m20261123_000001_create_subscriptions;
 mod m20261123_000002_create_delivery_history;
 mod m20261123_000003_create_outbox;
+mod m20261202_000004_add_subscription_retry;
 
 use sea_orm_migration::prelude::*;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261123_000001_create_subscriptions::Migration),
             Box::new(m20261123_000002_create_delivery_history::Migration),
             Box::new(m20261123_000003_create_outbox::Migration),
+            Box::new(m20261202_000004_add_subscription_retry::Migration),
         ]
     }
 

@@ -1,6 +1,17 @@
 //! [`RetryPolicy`] (when to try again) and [`Verdict`] (what an attempt's result means).
+//!
+//! Two presets: [`RetryPolicy::standard_webhooks`], a schedule that spans more than a day (the
+//! sidecar's default: an endpoint down for hours still gets its events), and the short
+//! [`RetryPolicy::default`] of fastapihooks (the in-process backend's: its retries live in
+//! memory, so a long schedule would only hold them there until the process stops). A policy
+//! reads and writes as text (`standard-webhooks`, `1s,10s,1m`) and as JSON (the store).
+
+mod text;
+mod verdict;
 
 use std::time::Duration;
+
+pub use verdict::{Verdict, parse_retry_after};
 
 use crate::error::{Error, Result};
 
@@ -36,6 +47,9 @@ enum Delays {
     Schedule(Vec<Duration>),
 }
 
+/// The least a schedule lets a receiver's `Retry-After` ask for.
+const RETRY_AFTER_FLOOR: Duration = Duration::from_secs(3600);
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         Self::exponential(3, Duration::from_secs(1))
@@ -53,12 +67,51 @@ impl RetryPolicy {
         }
     }
 
-    /// Exactly these delays, one per retry, without jitter.
+    /// Exactly these delays, one per retry, without jitter (add some with
+    /// [`jitter`](Self::jitter)). A receiver's `Retry-After` is honoured up to the longest of
+    /// them, or an hour when they are all shorter ([`max_delay`](Self::max_delay) sets another
+    /// bound): a receiver may ask for a pause, not park a delivery for years.
     pub fn schedule(delays: impl IntoIterator<Item = Duration>) -> Self {
+        let delays: Vec<Duration> = delays.into_iter().collect();
+        let longest = delays.iter().copied().max().unwrap_or(Duration::ZERO);
+        let max_delay = longest.max(RETRY_AFTER_FLOOR);
         Self {
-            delays: Delays::Schedule(delays.into_iter().collect()),
+            delays: Delays::Schedule(delays),
             jitter: 0.0,
-            max_delay: Duration::MAX,
+            max_delay,
+        }
+    }
+
+    /// The schedule the Standard Webhooks specification recommends, and the sidecar's default:
+    /// the first attempt at once, then retries after 5 s, 5 min, 30 min, 2 h, 5 h, 10 h and
+    /// 10 h, each ±20 % — about 28 hours in all, so a receiver that is down for a day still
+    /// gets every event. `Retry-After` is honoured up to 10 h.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fastapihooks_core::RetryPolicy;
+    /// let policy = RetryPolicy::standard_webhooks();
+    /// assert_eq!(policy.max_retries(), 7);
+    /// let first = policy.delay(1, None).unwrap();
+    /// assert!(first >= Duration::from_secs(4) && first <= Duration::from_secs(6));
+    /// ```
+    pub fn standard_webhooks() -> Self {
+        let minute = 60;
+        let hour = 60 * minute;
+        Self {
+            jitter: 0.2,
+            ..Self::schedule(
+                [
+                    5,
+                    5 * minute,
+                    30 * minute,
+                    2 * hour,
+                    5 * hour,
+                    10 * hour,
+                    10 * hour,
+                ]
+                .map(Duration::from_secs),
+            )
         }
     }
 
@@ -98,6 +151,29 @@ impl RetryPolicy {
         self.max_delay
     }
 
+    /// The jitter, as a fraction of each delay.
+    pub fn jitter_value(&self) -> f64 {
+        self.jitter
+    }
+
+    /// The total of the un-jittered delays: how long a delivery is retried for, at most (not
+    /// counting the attempts themselves or a longer `Retry-After`).
+    pub fn window(&self) -> Duration {
+        (1..=self.max_retries())
+            .map(|retry| self.backoff(retry).min(self.max_delay))
+            .fold(Duration::ZERO, Duration::saturating_add)
+    }
+
+    fn backoff(&self, retry: u32) -> Duration {
+        match &self.delays {
+            Delays::Exponential { base, .. } => {
+                let factor = 2u32.checked_pow(retry - 1).unwrap_or(u32::MAX);
+                base.checked_mul(factor).unwrap_or(Duration::MAX)
+            }
+            Delays::Schedule(v) => v[(retry - 1) as usize],
+        }
+    }
+
     /// The wait before retry number `retry` (1-based), or `None` when the policy is exhausted.
     /// A receiver's `Retry-After` is honoured when it asks for longer than the backoff, capped
     /// by the policy's maximum delay.
@@ -105,14 +181,7 @@ impl RetryPolicy {
         if retry == 0 || retry > self.max_retries() {
             return None;
         }
-        let backoff = match &self.delays {
-            Delays::Exponential { base, .. } => {
-                let factor = 2u32.checked_pow(retry - 1).unwrap_or(u32::MAX);
-                base.checked_mul(factor).unwrap_or(Duration::MAX)
-            }
-            Delays::Schedule(v) => v[(retry - 1) as usize],
-        };
-        let backoff = self.jittered(backoff.min(self.max_delay));
+        let backoff = self.jittered(self.backoff(retry).min(self.max_delay));
         Some(match retry_after {
             Some(asked) if asked > backoff => asked.min(self.max_delay),
             _ => backoff,
@@ -126,54 +195,6 @@ impl RetryPolicy {
         let spread = (fastrand::f64() * 2.0 - 1.0) * self.jitter;
         d.mul_f64(1.0 + spread)
     }
-}
-
-/// What the result of one attempt means for its delivery.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
-    /// A 2xx: done.
-    Delivered,
-    /// Worth another try (408, 425, 429, 5xx, connect errors, timeouts); the receiver's
-    /// `Retry-After`, when it sent one.
-    Retry {
-        /// The receiver's requested wait.
-        retry_after: Option<Duration>,
-    },
-    /// Refused for good (other 4xx, 3xx, a blocked address); 410 Gone also disables the
-    /// subscription.
-    Reject {
-        /// Whether the subscription should be disabled (410 Gone).
-        disable_subscription: bool,
-    },
-}
-
-impl Verdict {
-    /// Classifies an HTTP status code.
-    pub fn for_status(status: u16, retry_after: Option<Duration>) -> Self {
-        match status {
-            200..=299 => Verdict::Delivered,
-            408 | 425 | 429 | 500..=599 => Verdict::Retry { retry_after },
-            410 => Verdict::Reject {
-                disable_subscription: true,
-            },
-            _ => Verdict::Reject {
-                disable_subscription: false,
-            },
-        }
-    }
-}
-
-/// Parses a `Retry-After` value: delay-seconds or an HTTP date.
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = httpdate::parse_http_date(value).ok()?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
 }
 
 #[cfg(test)]
@@ -223,45 +244,48 @@ mod tests {
     }
 
     #[test]
+    fn the_standard_webhooks_schedule_spans_more_than_a_day_within_its_jitter() {
+        let p = RetryPolicy::standard_webhooks();
+        let expected = [5u64, 300, 1800, 7200, 18_000, 36_000, 36_000];
+        for (retry, secs) in (1u32..).zip(expected) {
+            for _ in 0..50 {
+                let d = p.delay(retry, None).unwrap().as_secs_f64();
+                let secs = secs as f64;
+                assert!(
+                    d >= secs * 0.8 - 0.001 && d <= secs * 1.2 + 0.001,
+                    "{retry}: {d}"
+                );
+            }
+        }
+        assert_eq!(p.delay(8, None), None);
+        assert!(
+            p.window() > Duration::from_secs(24 * 3600),
+            "{:?}",
+            p.window()
+        );
+    }
+
+    /// A receiver cannot park a delivery for decades with `Retry-After: 999999999`.
+    #[test]
+    fn a_schedule_caps_retry_after_at_its_longest_delay_or_an_hour() {
+        let p = RetryPolicy::schedule([Duration::from_secs(1), Duration::from_secs(30)]);
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(120))),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(999_999_999))),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            RetryPolicy::standard_webhooks().delay(1, Some(Duration::from_secs(999_999_999))),
+            Some(Duration::from_secs(36_000))
+        );
+    }
+
+    #[test]
     fn jitter_out_of_range_is_an_error() {
         assert!(RetryPolicy::default().jitter(1.5).is_err());
         assert!(RetryPolicy::default().jitter(-0.1).is_err());
-    }
-
-    #[test]
-    fn statuses_are_classified_as_the_design_says() {
-        assert_eq!(Verdict::for_status(200, None), Verdict::Delivered);
-        assert_eq!(Verdict::for_status(204, None), Verdict::Delivered);
-        for s in [408, 425, 429, 500, 502, 503, 599] {
-            assert!(
-                matches!(Verdict::for_status(s, None), Verdict::Retry { .. }),
-                "{s}"
-            );
-        }
-        assert_eq!(
-            Verdict::for_status(410, None),
-            Verdict::Reject {
-                disable_subscription: true
-            }
-        );
-        for s in [301, 302, 400, 401, 403, 404, 422] {
-            assert_eq!(
-                Verdict::for_status(s, None),
-                Verdict::Reject {
-                    disable_subscription: false
-                },
-                "{s}"
-            );
-        }
-    }
-
-    #[test]
-    fn retry_after_parses_seconds_and_dates() {
-        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
-            Some(Duration::ZERO)
-        );
-        assert_eq!(parse_retry_after("soon"), None);
     }
 }
