@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use axum::routing::post;
 use axum::{Json, Router};
-use fastapihooks::{Backend, Error, Event, Hooks, RedisBackend};
+use fastapihooks::{Backend, Error, Event, Hook, Hooks, RedisBackend};
 use fastapihooks_testkit::{TestKeys, client, redis_url, serve};
 use serde_json::{Value, json};
 
@@ -34,7 +34,9 @@ async fn refused_queue(keys: &TestKeys) -> RedisBackend {
     RedisBackend::connect(keys.config.clone()).await.unwrap()
 }
 
-async fn order(app: Router) -> reqwest::Response {
+/// `POST /orders` once through `hook`, served on 127.0.0.1.
+async fn order_through(hook: Hook) -> reqwest::Response {
+    let app = Router::new().route("/orders", post(create_order).layer(hook));
     let addr = serve(app).await;
     client()
         .post(format!("http://{addr}/orders"))
@@ -59,11 +61,7 @@ async fn on_publish_error_gets_the_event_when_redis_refuses_and_the_client_its_r
         })
         .build()
         .unwrap();
-    let app = Router::new().route(
-        "/orders",
-        post(create_order).layer(hooks.hook("order.created").unwrap()),
-    );
-    let response = order(app).await;
+    let response = order_through(hooks.hook("order.created").unwrap()).await;
     assert_eq!(
         response.status(),
         201,
@@ -87,11 +85,7 @@ async fn require_publish_answers_503_problem_json_when_redis_refuses() {
     let hooks = Hooks::publisher(refused_queue(&keys).await)
         .build()
         .unwrap();
-    let app = Router::new().route(
-        "/orders",
-        post(create_order).layer(hooks.hook("order.created").unwrap().require_publish()),
-    );
-    let response = order(app).await;
+    let response = order_through(hooks.hook("order.created").unwrap().require_publish()).await;
     assert_eq!(response.status(), 503);
     assert_eq!(
         response.headers()["content-type"],
@@ -134,11 +128,7 @@ async fn a_publish_that_fails_briefly_is_tried_again_within_the_request() {
         })
         .build()
         .unwrap();
-    let app = Router::new().route(
-        "/orders",
-        post(create_order).layer(hooks.hook("order.created").unwrap().require_publish()),
-    );
-    let response = order(app).await;
+    let response = order_through(hooks.hook("order.created").unwrap().require_publish()).await;
     assert_eq!(response.status(), 201);
     assert_eq!(flaky.calls.load(Ordering::SeqCst), 3);
     assert_eq!(flaky.accepted.lock().unwrap().len(), 1);
