@@ -27,8 +27,8 @@ use axum::Router;
 use axum::routing::post;
 use fastapihooks::prelude::*;
 use fastapihooks::{
-    Attempt, Delivery, DeliveryId, DeliveryQuery, Emitter, EventName, SubscriptionId,
-    SubscriptionQuery,
+    Attempt, Delivery, DeliveryId, DeliveryQuery, Emitter, EventId, EventName, EventQuery,
+    SubscriptionId, SubscriptionQuery,
 };
 
 /// The store's own error: kept as the source of `Error::Storage`, so callers can downcast it.
@@ -166,17 +166,11 @@ impl Store for TenantStore {
 
     async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>, Error> {
         let history = self.history.read().await;
+        // `matches` is every filter and the cursor, as the contract defines them.
         let mut page: Vec<Delivery> = history
             .values()
             .map(|(d, _)| d)
-            .filter(|d| query.status.is_none_or(|s| d.status == s))
-            .filter(|d| {
-                query
-                    .subscription_id
-                    .as_ref()
-                    .is_none_or(|s| &d.subscription_id == s)
-            })
-            .filter(|d| query.before.as_ref().is_none_or(|b| &d.id < b))
+            .filter(|d| query.matches(d))
             .cloned()
             .collect();
         page.sort_by(|a, b| b.id.cmp(&a.id)); // newest first
@@ -192,6 +186,34 @@ impl Store for TenantStore {
             .get(delivery)
             .map(|(_, a)| a.clone())
             .unwrap_or_default())
+    }
+
+    async fn get_event(&self, id: &EventId) -> Result<Option<Event>, Error> {
+        Ok(self
+            .history
+            .read()
+            .await
+            .values()
+            .map(|(d, _)| &d.event)
+            .find(|e| e.id() == id)
+            .cloned())
+    }
+
+    async fn list_events(&self, query: &EventQuery) -> Result<Vec<Event>, Error> {
+        // Events are kept with their deliveries: each once, newest first.
+        let history = self.history.read().await;
+        let events: std::collections::BTreeMap<&EventId, &Event> = history
+            .values()
+            .map(|(d, _)| &d.event)
+            .filter(|e| query.matches(e))
+            .map(|e| (e.id(), e))
+            .collect();
+        Ok(events
+            .into_values()
+            .rev()
+            .take(query.limit)
+            .cloned()
+            .collect())
     }
 }
 

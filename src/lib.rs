@@ -51,7 +51,7 @@ pub use fastapihooks_axum::{
 pub use fastapihooks_core::{
     AllowHint, Attempt, AttemptErrorKind, AttemptId, AttemptOutcome, Auth, Backend,
     BackgroundConfig, BackgroundTaskBackend, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus,
-    Emitter, EmitterBuilder, Error, Event, EventFilter, EventId, EventName, HttpConfig,
+    Emitter, EmitterBuilder, Error, Event, EventFilter, EventId, EventName, EventQuery, HttpConfig,
     MemoryStore, PreviousSecret, PublisherBuilder, Queue, Result, RetryPolicy, Secret,
     ShutdownReport, Store, Subscription, SubscriptionId, SubscriptionQuery,
 };

@@ -60,7 +60,7 @@ fn migrate_applies_the_migrations_then_finds_nothing_to_do() {
     db.run(&["migrate"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("applied 4 migration(s)"));
+        .stdout(predicate::str::contains("applied 5 migration(s)"));
     db.run(&["migrate"])
         .assert()
         .success()

@@ -27,7 +27,7 @@ fn migrate_then_add_then_list_work_against_postgresql() {
         .arg("migrate")
         .assert()
         .success()
-        .stdout(predicate::str::contains("applied 4 migration(s)"));
+        .stdout(predicate::str::contains("applied 5 migration(s)"));
     let added = fastapihooks()
         .args(["subscriptions", "add", "--event", "invoice.*"])
         .args(["--url", "https://billing.example/hooks", "--owner", "acme"])

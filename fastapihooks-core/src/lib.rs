@@ -29,6 +29,7 @@ pub mod event;
 pub mod fanout;
 pub mod id;
 pub mod publisher;
+pub mod query;
 pub mod retry;
 pub mod rotation;
 pub mod secret;
@@ -58,7 +59,7 @@ pub use publisher::PublisherBuilder;
 pub use retry::{RetryPolicy, Verdict};
 pub use rotation::PreviousSecret;
 pub use secret::Secret;
-pub use store::{DeliveryQuery, MemoryStore, Store, SubscriptionQuery};
+pub use store::{DeliveryQuery, EventQuery, MemoryStore, Store, SubscriptionQuery};
 #[cfg(feature = "sql")]
 pub use store::{SqlStore, SqlStoreOptions};
 pub use subscription::{Auth, EventFilter, Subscription};

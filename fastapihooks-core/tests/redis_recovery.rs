@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use fastapihooks_core::backend::RedisBackend;
 use fastapihooks_core::{
-    Attempt, Delivery, DeliveryId, DeliveryQuery, Event, EventName, Queue, Store, Subscription,
-    SubscriptionId, SubscriptionQuery, Worker, WorkerConfig,
+    Attempt, Delivery, DeliveryId, DeliveryQuery, Event, EventId, EventName, EventQuery, Queue,
+    Store, Subscription, SubscriptionId, SubscriptionQuery, Worker, WorkerConfig,
 };
 use fastapihooks_testkit::{
     Receiver, Reply, TestKeys, duplicates, engine, eventually, eventually_async, quick_retries,
@@ -212,6 +212,14 @@ impl Store for StoreWithOutage {
     async fn list_attempts(&self, id: &DeliveryId) -> fastapihooks_core::Result<Vec<Attempt>> {
         self.check()?;
         self.inner.list_attempts(id).await
+    }
+    async fn get_event(&self, id: &EventId) -> fastapihooks_core::Result<Option<Event>> {
+        self.check()?;
+        self.inner.get_event(id).await
+    }
+    async fn list_events(&self, q: &EventQuery) -> fastapihooks_core::Result<Vec<Event>> {
+        self.check()?;
+        self.inner.list_events(q).await
     }
 }
 

@@ -28,9 +28,12 @@
 
 use std::future::Future;
 
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use fastapihooks_core::{
-    AttemptErrorKind, AttemptOutcome, Auth, DeliveryQuery, DeliveryStatus, Error, EventName,
-    Secret, Store, SubscriptionId, SubscriptionQuery, signing::SignatureScheme,
+    AttemptErrorKind, AttemptOutcome, Auth, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus,
+    Error, Event, EventId, EventName, EventQuery, Secret, Store, SubscriptionId, SubscriptionQuery,
+    signing::SignatureScheme,
 };
 use serde_json::json;
 
@@ -90,6 +93,21 @@ macro_rules! store_contract {
             deliveries_list_only_the_status_asked_for,
             deliveries_list_only_the_subscription_asked_for,
             deliveries_of_one_event_all_carry_its_payload,
+            an_event_is_found_by_its_id,
+            an_event_received_by_many_subscriptions_is_listed_once,
+            events_list_only_the_exact_name_asked_for,
+            events_list_every_name_under_a_wildcard,
+            events_list_only_the_owner_asked_for,
+            events_list_only_those_made_in_the_time_range,
+            events_listed_agree_with_event_query_matches,
+            events_list_newest_first_in_pages_that_neither_skip_nor_repeat_while_rows_are_inserted,
+            deliveries_list_only_the_event_name_asked_for,
+            deliveries_list_every_event_name_under_a_wildcard,
+            deliveries_list_only_the_owner_asked_for,
+            deliveries_list_only_those_made_in_the_time_range,
+            deliveries_list_only_the_event_asked_for,
+            deliveries_listed_agree_with_delivery_query_matches,
+            deliveries_list_in_pages_that_neither_skip_nor_repeat_while_rows_are_inserted,
         );
     };
     (@each $harness:path; $($behaviour:ident),* $(,)?) => {
@@ -549,26 +567,46 @@ pub async fn deliveries_list_only_the_status_asked_for(store: &dyn Store) {
     let sub = SubscriptionId::new();
     let mut dead = delivery(&event("a", None), &sub);
     let pending = delivery(&event("b", None), &sub);
+    let mut failed = delivery(&event("c", None), &sub);
+    let mut delivered = delivery(&event("d", None), &sub);
     store
-        .record_deliveries(&[dead.clone(), pending.clone()])
+        .record_deliveries(&[
+            dead.clone(),
+            pending.clone(),
+            failed.clone(),
+            delivered.clone(),
+        ])
         .await
         .unwrap();
-    dead.attempts = 1;
-    dead.status = DeliveryStatus::Dead;
-    dead.next_attempt_at = None;
-    store
-        .record_attempt(&dead, &attempt(&dead, 1, response(500)))
-        .await
-        .unwrap();
+    for (d, status, code) in [
+        (&mut dead, DeliveryStatus::Dead, 500),
+        (&mut failed, DeliveryStatus::Failed, 400),
+        (&mut delivered, DeliveryStatus::Delivered, 200),
+    ] {
+        d.attempts = 1;
+        d.status = status;
+        d.next_attempt_at = None;
+        store
+            .record_attempt(d, &attempt(d, 1, response(code)))
+            .await
+            .unwrap();
+    }
     let listed = async |status| {
         store
             .list_deliveries(&DeliveryQuery::status(status))
             .await
             .unwrap()
     };
-    assert_eq!(listed(DeliveryStatus::Dead).await, [dead]);
+    assert_eq!(listed(DeliveryStatus::Dead).await, [dead.clone()]);
     assert_eq!(listed(DeliveryStatus::Pending).await, [pending]);
-    assert!(listed(DeliveryStatus::Delivered).await.is_empty());
+    assert_eq!(listed(DeliveryStatus::Failed).await, [failed]);
+    assert_eq!(listed(DeliveryStatus::Delivered).await, [delivered]);
+    // The builder form of the same filter, combined with another.
+    let query = DeliveryQuery::default()
+        .with_status(DeliveryStatus::Dead)
+        .event("a")
+        .unwrap();
+    assert_eq!(store.list_deliveries(&query).await.unwrap(), [dead]);
 }
 
 /// A behaviour of the contract.
@@ -600,4 +638,502 @@ pub async fn deliveries_of_one_event_all_carry_its_payload(store: &dyn Store) {
         .unwrap();
     assert_eq!(listed.len(), 20);
     assert!(listed.iter().all(|d| d.event == e));
+}
+
+// ---- finding what happened: events and deliveries by filter, in stable pages ----
+
+/// An event of `name` and `owner` made at `at`.
+fn event_at(name: &str, owner: Option<&str>, at: DateTime<Utc>) -> Event {
+    Event::restore(
+        EventId::new(),
+        EventName::new(name).unwrap(),
+        owner.map(str::to_owned),
+        Bytes::from(format!(r#"{{"name":"{name}"}}"#)),
+        at,
+    )
+}
+
+/// Records one delivery of each event, to a new subscription each.
+async fn record_one_delivery_each(store: &dyn Store, events: &[Event]) -> Vec<Delivery> {
+    let deliveries: Vec<_> = events
+        .iter()
+        .map(|e| delivery(e, &SubscriptionId::new()))
+        .collect();
+    store.record_deliveries(&deliveries).await.unwrap();
+    deliveries
+}
+
+/// Every event `query` lists, page after page of three.
+async fn every_event(store: &dyn Store, query: &EventQuery) -> Vec<Event> {
+    let mut query = query.clone().limit(3);
+    let mut all = Vec::new();
+    loop {
+        let page = store.list_events(&query).await.unwrap();
+        assert!(page.len() <= 3, "a page is at most `limit` long");
+        let Some(last) = page.last() else { break };
+        query.before = Some(last.id().clone());
+        all.extend(page);
+        assert!(all.len() <= 10_000, "pagination does not end");
+    }
+    all
+}
+
+/// Every delivery `query` lists, page after page of three.
+async fn every_delivery(store: &dyn Store, query: &DeliveryQuery) -> Vec<Delivery> {
+    let mut query = query.clone().limit(3);
+    let mut all = Vec::new();
+    loop {
+        let page = store.list_deliveries(&query).await.unwrap();
+        assert!(page.len() <= 3, "a page is at most `limit` long");
+        let Some(last) = page.last() else { break };
+        query.before = Some(last.id.clone());
+        all.extend(page);
+        assert!(all.len() <= 10_000, "pagination does not end");
+    }
+    all
+}
+
+fn event_ids(events: &[Event]) -> Vec<EventId> {
+    events.iter().map(|e| e.id().clone()).collect()
+}
+
+fn delivery_ids(deliveries: &[Delivery]) -> Vec<DeliveryId> {
+    deliveries.iter().map(|d| d.id.clone()).collect()
+}
+
+/// The ids of `events` that `query` accepts, newest first.
+fn expected_events(events: &[Event], query: &EventQuery) -> Vec<EventId> {
+    let mut ids: Vec<_> = events
+        .iter()
+        .filter(|e| query.matches(e))
+        .map(|e| e.id().clone())
+        .collect();
+    ids.sort_by(|a, b| b.cmp(a));
+    ids
+}
+
+/// The ids of `deliveries` that `query` accepts, newest first.
+fn expected_deliveries(deliveries: &[Delivery], query: &DeliveryQuery) -> Vec<DeliveryId> {
+    let mut ids: Vec<_> = deliveries
+        .iter()
+        .filter(|d| query.matches(d))
+        .map(|d| d.id.clone())
+        .collect();
+    ids.sort_by(|a, b| b.cmp(a));
+    ids
+}
+
+/// Names a wildcard must tell apart: under `order.` or not, case, `_` (a `LIKE` wildcard).
+const NAMES: [&str; 8] = [
+    "order.created",
+    "order.line.added",
+    "order",
+    "orders.created",
+    "Order.created",
+    "a_b.c",
+    "aXb.c",
+    "invoice.paid",
+];
+
+/// Owners an exact comparison must tell apart: case, trailing space, a long one.
+fn owners() -> Vec<Option<String>> {
+    vec![
+        None,
+        Some("t1".into()),
+        Some("T1".into()),
+        Some("t1 ".into()),
+        Some("t2".into()),
+        Some("x".repeat(300)),
+        Some(format!("{}y", "x".repeat(300))),
+    ]
+}
+
+/// A behaviour of the contract.
+pub async fn an_event_is_found_by_its_id(store: &dyn Store) {
+    let (e, other) = (
+        event("order.created", Some("t1")),
+        event("order.created", None),
+    );
+    record_one_delivery_each(store, &[e.clone(), other]).await;
+    assert_eq!(store.get_event(e.id()).await.unwrap(), Some(e.clone()));
+    assert_eq!(store.get_event(&EventId::new()).await.unwrap(), None);
+    let query = EventQuery::default().id(e.id().clone());
+    assert_eq!(store.list_events(&query).await.unwrap(), [e]);
+    let unknown = EventQuery::default().id(EventId::new());
+    assert!(store.list_events(&unknown).await.unwrap().is_empty());
+}
+
+/// A behaviour of the contract.
+pub async fn an_event_received_by_many_subscriptions_is_listed_once(store: &dyn Store) {
+    let e = event("order.created", None);
+    let batch: Vec<_> = (0..5)
+        .map(|_| delivery(&e, &SubscriptionId::new()))
+        .collect();
+    store.record_deliveries(&batch).await.unwrap();
+    assert_eq!(
+        store.list_events(&EventQuery::default()).await.unwrap(),
+        [e]
+    );
+}
+
+/// A behaviour of the contract.
+pub async fn events_list_only_the_exact_name_asked_for(store: &dyn Store) {
+    let t = now();
+    let events: Vec<_> = NAMES.iter().map(|n| event_at(n, None, t)).collect();
+    record_one_delivery_each(store, &events).await;
+    for name in NAMES {
+        let query = EventQuery::default().name(name).unwrap();
+        let listed = every_event(store, &query).await;
+        assert_eq!(
+            event_ids(&listed),
+            expected_events(&events, &query),
+            "{name}"
+        );
+        assert_eq!(listed.len(), 1, "{name}");
+        assert_eq!(listed[0].name().as_str(), name);
+    }
+}
+
+/// A behaviour of the contract.
+pub async fn events_list_every_name_under_a_wildcard(store: &dyn Store) {
+    let t = now();
+    let events: Vec<_> = NAMES.iter().map(|n| event_at(n, None, t)).collect();
+    record_one_delivery_each(store, &events).await;
+    for (filter, count) in [
+        ("order.*", 2),
+        ("order.line.*", 1),
+        ("orders.*", 1),
+        ("Order.*", 1),
+        ("a_b.*", 1),
+        ("ORDER.*", 0),
+        ("*", NAMES.len()),
+    ] {
+        let query = EventQuery::default().name(filter).unwrap();
+        let listed = every_event(store, &query).await;
+        assert_eq!(
+            event_ids(&listed),
+            expected_events(&events, &query),
+            "{filter}"
+        );
+        assert_eq!(listed.len(), count, "{filter}");
+    }
+}
+
+/// A behaviour of the contract.
+pub async fn events_list_only_the_owner_asked_for(store: &dyn Store) {
+    let t = now();
+    let events: Vec<_> = owners()
+        .iter()
+        .map(|o| event_at("order.created", o.as_deref(), t))
+        .collect();
+    record_one_delivery_each(store, &events).await;
+    for owner in owners().into_iter().flatten() {
+        let query = EventQuery::default().owner(owner.clone());
+        let listed = every_event(store, &query).await;
+        assert_eq!(listed.len(), 1, "owner {owner:?}");
+        assert_eq!(listed[0].owner(), Some(owner.as_str()));
+    }
+}
+
+/// A behaviour of the contract.
+pub async fn events_list_only_those_made_in_the_time_range(store: &dyn Store) {
+    let t = now();
+    let at = |s: i64| t + chrono::Duration::seconds(s);
+    let events: Vec<_> = (0..5).map(|s| event_at("a", None, at(s))).collect();
+    record_one_delivery_each(store, &events).await;
+    // `since` is included, `until` is not.
+    let query = EventQuery::default().since(at(1)).until(at(3));
+    let listed = every_event(store, &query).await;
+    assert_eq!(event_ids(&listed), expected_events(&events, &query));
+    assert_eq!(event_ids(&listed).len(), 2);
+    let since = EventQuery::default().since(at(3));
+    assert_eq!(every_event(store, &since).await.len(), 2);
+    let until = EventQuery::default().until(at(1));
+    assert_eq!(every_event(store, &until).await, [events[0].clone()]);
+    // A microsecond counts.
+    let just_after = EventQuery::default().since(at(4) + chrono::Duration::microseconds(1));
+    assert!(every_event(store, &just_after).await.is_empty());
+}
+
+/// A behaviour of the contract.
+pub async fn events_listed_agree_with_event_query_matches(store: &dyn Store) {
+    let t = now();
+    let mut events = Vec::new();
+    for (i, name) in NAMES.iter().enumerate() {
+        for (j, owner) in owners().iter().enumerate() {
+            let at = t + chrono::Duration::seconds(i64::try_from(i + j).unwrap());
+            events.push(event_at(name, owner.as_deref(), at));
+        }
+    }
+    record_one_delivery_each(store, &events).await;
+    let mut queries = Vec::new();
+    for filter in [None, Some("order.*"), Some("order.created"), Some("a_b.*")] {
+        for owner in [None, Some("t1"), Some("T1")] {
+            for (since, until) in [(None, None), (Some(2), Some(6)), (Some(5), None)] {
+                let mut q = EventQuery::default();
+                if let Some(f) = filter {
+                    q = q.name(f).unwrap();
+                }
+                if let Some(o) = owner {
+                    q = q.owner(o);
+                }
+                q.since = since.map(|s| t + chrono::Duration::seconds(s));
+                q.until = until.map(|s| t + chrono::Duration::seconds(s));
+                queries.push(q);
+            }
+        }
+    }
+    for query in queries {
+        let listed = every_event(store, &query).await;
+        assert_eq!(
+            event_ids(&listed),
+            expected_events(&events, &query),
+            "{query:?}"
+        );
+        assert!(
+            listed.iter().all(|e| events.contains(e)),
+            "read back as written"
+        );
+    }
+}
+
+/// A behaviour of the contract.
+pub async fn events_list_newest_first_in_pages_that_neither_skip_nor_repeat_while_rows_are_inserted(
+    store: &dyn Store,
+) {
+    let first: Vec<_> = (0..7).map(|_| event("a", None)).collect();
+    record_one_delivery_each(store, &first).await;
+    let mut query = EventQuery::default().limit(3);
+    let mut listed = Vec::new();
+    loop {
+        let page = store.list_events(&query).await.unwrap();
+        let Some(last) = page.last() else { break };
+        query.before = Some(last.id().clone());
+        listed.extend(page);
+        // New events arrive between pages: newer than every cursor.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        record_one_delivery_each(store, &[event("a", None)]).await;
+        assert!(listed.len() <= 7, "pagination repeats");
+    }
+    let mut expected = event_ids(&first);
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(event_ids(&listed), expected);
+    let fresh = store.list_events(&EventQuery::default()).await.unwrap();
+    assert_eq!(
+        fresh.len(),
+        7 + 3,
+        "the new events are on a fresh first page"
+    );
+}
+
+/// A behaviour of the contract.
+pub async fn deliveries_list_only_the_event_name_asked_for(store: &dyn Store) {
+    let t = now();
+    let events: Vec<_> = NAMES.iter().map(|n| event_at(n, None, t)).collect();
+    let deliveries = record_one_delivery_each(store, &events).await;
+    for name in NAMES {
+        let query = DeliveryQuery::default().event(name).unwrap();
+        let listed = every_delivery(store, &query).await;
+        assert_eq!(
+            delivery_ids(&listed),
+            expected_deliveries(&deliveries, &query),
+            "{name}"
+        );
+        assert_eq!(listed.len(), 1, "{name}");
+        assert_eq!(listed[0].event.name().as_str(), name);
+    }
+}
+
+/// A behaviour of the contract.
+pub async fn deliveries_list_every_event_name_under_a_wildcard(store: &dyn Store) {
+    let t = now();
+    let events: Vec<_> = NAMES.iter().map(|n| event_at(n, None, t)).collect();
+    let deliveries = record_one_delivery_each(store, &events).await;
+    for (filter, count) in [
+        ("order.*", 2),
+        ("order.line.*", 1),
+        ("Order.*", 1),
+        ("a_b.*", 1),
+        ("ORDER.*", 0),
+        ("*", NAMES.len()),
+    ] {
+        let query = DeliveryQuery::default().event(filter).unwrap();
+        let listed = every_delivery(store, &query).await;
+        assert_eq!(
+            delivery_ids(&listed),
+            expected_deliveries(&deliveries, &query),
+            "{filter}"
+        );
+        assert_eq!(listed.len(), count, "{filter}");
+    }
+}
+
+/// A behaviour of the contract.
+pub async fn deliveries_list_only_the_owner_asked_for(store: &dyn Store) {
+    let t = now();
+    let events: Vec<_> = owners()
+        .iter()
+        .map(|o| event_at("order.created", o.as_deref(), t))
+        .collect();
+    record_one_delivery_each(store, &events).await;
+    for owner in owners().into_iter().flatten() {
+        let query = DeliveryQuery::default().owner(owner.clone());
+        let listed = every_delivery(store, &query).await;
+        assert_eq!(listed.len(), 1, "owner {owner:?}");
+        assert_eq!(listed[0].event.owner(), Some(owner.as_str()));
+    }
+}
+
+/// A behaviour of the contract.
+pub async fn deliveries_list_only_those_made_in_the_time_range(store: &dyn Store) {
+    let t = now();
+    let at = |s: i64| t + chrono::Duration::seconds(s);
+    let sub = SubscriptionId::new();
+    let deliveries: Vec<_> = (0..5)
+        .map(|s| {
+            // The delivery's own time counts, not its event's.
+            let mut d = delivery(&event_at("a", None, at(10 - s)), &sub);
+            d.created_at = at(s);
+            d
+        })
+        .collect();
+    store.record_deliveries(&deliveries).await.unwrap();
+    let query = DeliveryQuery::default().since(at(1)).until(at(3));
+    let listed = every_delivery(store, &query).await;
+    assert_eq!(
+        delivery_ids(&listed),
+        expected_deliveries(&deliveries, &query)
+    );
+    assert_eq!(listed.len(), 2);
+    assert_eq!(
+        every_delivery(store, &DeliveryQuery::default().until(at(1))).await,
+        [deliveries[0].clone()]
+    );
+    let just_after = DeliveryQuery::default().since(at(4) + chrono::Duration::microseconds(1));
+    assert!(every_delivery(store, &just_after).await.is_empty());
+}
+
+/// A behaviour of the contract.
+pub async fn deliveries_list_only_the_event_asked_for(store: &dyn Store) {
+    let (e, other) = (event("a", None), event("a", None));
+    let mine: Vec<_> = (0..3)
+        .map(|_| delivery(&e, &SubscriptionId::new()))
+        .collect();
+    store.record_deliveries(&mine).await.unwrap();
+    record_one_delivery_each(store, &[other]).await;
+    let query = DeliveryQuery::default().event_id(e.id().clone());
+    let listed = every_delivery(store, &query).await;
+    let mut expected = delivery_ids(&mine);
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(delivery_ids(&listed), expected);
+    let unknown = DeliveryQuery::default().event_id(EventId::new());
+    assert!(every_delivery(store, &unknown).await.is_empty());
+}
+
+/// A behaviour of the contract.
+pub async fn deliveries_listed_agree_with_delivery_query_matches(store: &dyn Store) {
+    let t = now();
+    let subs = [SubscriptionId::new(), SubscriptionId::new()];
+    let statuses = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Dead,
+    ];
+    let mut deliveries = Vec::new();
+    let mut n = 0_i64;
+    for name in [
+        "order.created",
+        "order.line.added",
+        "orders.created",
+        "Order.x",
+    ] {
+        for owner in [None, Some("t1"), Some("T1"), Some("t1 ")] {
+            let e = event_at(name, owner, t + chrono::Duration::seconds(n));
+            for sub in &subs {
+                let mut d = delivery(&e, sub);
+                d.created_at = t + chrono::Duration::seconds(n);
+                deliveries.push(d);
+                n += 1;
+            }
+        }
+    }
+    store.record_deliveries(&deliveries).await.unwrap();
+    for (i, d) in deliveries.iter_mut().enumerate() {
+        let status = statuses[i % statuses.len()];
+        if status != DeliveryStatus::Pending {
+            d.attempts = 1;
+            d.status = status;
+            d.next_attempt_at = None;
+            store
+                .record_attempt(d, &attempt(d, 1, response(200)))
+                .await
+                .unwrap();
+        }
+    }
+    let mut queries = Vec::new();
+    for status in [
+        None,
+        Some(DeliveryStatus::Dead),
+        Some(DeliveryStatus::Failed),
+    ] {
+        for sub in [None, Some(subs[0].clone())] {
+            for filter in [None, Some("order.*"), Some("orders.created")] {
+                for owner in [None, Some("t1")] {
+                    for (since, until) in [(None, None), (Some(5), Some(20))] {
+                        let mut q = DeliveryQuery {
+                            status,
+                            subscription_id: sub.clone(),
+                            ..DeliveryQuery::default()
+                        };
+                        if let Some(f) = filter {
+                            q = q.event(f).unwrap();
+                        }
+                        q.owner = owner.map(str::to_owned);
+                        q.since = since.map(|s| t + chrono::Duration::seconds(s));
+                        q.until = until.map(|s| t + chrono::Duration::seconds(s));
+                        queries.push(q);
+                    }
+                }
+            }
+        }
+    }
+    for query in queries {
+        let listed = every_delivery(store, &query).await;
+        assert_eq!(
+            delivery_ids(&listed),
+            expected_deliveries(&deliveries, &query),
+            "{query:?}"
+        );
+        for d in &listed {
+            assert_eq!(deliveries.iter().find(|x| x.id == d.id), Some(d));
+        }
+    }
+}
+
+/// A behaviour of the contract.
+pub async fn deliveries_list_in_pages_that_neither_skip_nor_repeat_while_rows_are_inserted(
+    store: &dyn Store,
+) {
+    let sub = SubscriptionId::new();
+    let first: Vec<_> = (0..7).map(|_| delivery(&event("a", None), &sub)).collect();
+    store.record_deliveries(&first).await.unwrap();
+    let mut query = DeliveryQuery::default().subscription(sub.clone()).limit(3);
+    let mut listed = Vec::new();
+    loop {
+        let page = store.list_deliveries(&query).await.unwrap();
+        let Some(last) = page.last() else { break };
+        query.before = Some(last.id.clone());
+        listed.extend(page);
+        // New deliveries arrive between pages: newer than every cursor.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let new = delivery(&event("a", None), &sub);
+        store.record_deliveries(&[new]).await.unwrap();
+        assert!(listed.len() <= 7, "pagination repeats");
+    }
+    let mut expected = delivery_ids(&first);
+    expected.sort_by(|a, b| b.cmp(a));
+    assert_eq!(delivery_ids(&listed), expected);
+    let fresh = DeliveryQuery::default().subscription(sub);
+    assert_eq!(store.list_deliveries(&fresh).await.unwrap().len(), 7 + 3);
 }

@@ -310,10 +310,10 @@ mod tests {
     use crate::delivery::Attempt;
     use crate::dispatch::{Dispatcher, HttpConfig};
     use crate::event::EventName;
-    use crate::id::{DeliveryId, SubscriptionId};
+    use crate::id::{DeliveryId, EventId, SubscriptionId};
     use crate::retry::RetryPolicy;
     use crate::signing::Sha256Hex;
-    use crate::store::{DeliveryQuery, MemoryStore, Store, SubscriptionQuery};
+    use crate::store::{DeliveryQuery, EventQuery, MemoryStore, Store, SubscriptionQuery};
 
     /// A `MemoryStore` whose `matching` fails while `down`, as a database outage would.
     #[derive(Default)]
@@ -366,6 +366,12 @@ mod tests {
         }
         async fn list_attempts(&self, d: &DeliveryId) -> Result<Vec<Attempt>> {
             self.inner.list_attempts(d).await
+        }
+        async fn get_event(&self, id: &EventId) -> Result<Option<Event>> {
+            self.inner.get_event(id).await
+        }
+        async fn list_events(&self, q: &EventQuery) -> Result<Vec<Event>> {
+            self.inner.list_events(q).await
         }
     }
 

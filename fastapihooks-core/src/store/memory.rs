@@ -5,11 +5,11 @@ use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
 
 use async_trait::async_trait;
 
-use super::{DeliveryQuery, Store, SubscriptionQuery};
+use super::{DeliveryQuery, EventQuery, Store, SubscriptionQuery};
 use crate::delivery::{Attempt, Delivery};
 use crate::error::{Error, Result};
-use crate::event::EventName;
-use crate::id::{DeliveryId, SubscriptionId};
+use crate::event::{Event, EventName};
+use crate::id::{DeliveryId, EventId, SubscriptionId};
 use crate::subscription::Subscription;
 
 /// Keeps everything in memory: for development, tests and services that need no history across
@@ -196,13 +196,7 @@ impl Store for MemoryStore {
             .range((std::ops::Bound::Unbounded, end))
             .rev()
             .map(|(_, r)| &r.delivery)
-            .filter(|d| query.status.is_none_or(|s| d.status == s))
-            .filter(|d| {
-                query
-                    .subscription_id
-                    .as_ref()
-                    .is_none_or(|s| &d.subscription_id == s)
-            })
+            .filter(|d| query.matches(d))
             .take(query.limit)
             .cloned()
             .collect())
@@ -214,6 +208,32 @@ impl Store for MemoryStore {
             .get(delivery)
             .map(|r| r.attempts.clone())
             .unwrap_or_default())
+    }
+
+    async fn get_event(&self, id: &EventId) -> Result<Option<Event>> {
+        Ok(self
+            .history()
+            .values()
+            .map(|r| &r.delivery.event)
+            .find(|e| e.id() == id)
+            .cloned())
+    }
+
+    /// Events are kept with their deliveries: those of the deliveries still in the history.
+    async fn list_events(&self, query: &EventQuery) -> Result<Vec<Event>> {
+        let history = self.history();
+        let events: BTreeMap<&EventId, &Event> = history
+            .values()
+            .map(|r| &r.delivery.event)
+            .filter(|e| query.matches(e))
+            .map(|e| (e.id(), e))
+            .collect();
+        Ok(events
+            .into_values()
+            .rev()
+            .take(query.limit)
+            .cloned()
+            .collect())
     }
 }
 

@@ -13,51 +13,13 @@ pub use sql::{SqlStore, SqlStoreOptions};
 
 use async_trait::async_trait;
 
-use crate::delivery::{Attempt, Delivery, DeliveryStatus};
+pub use crate::query::{DeliveryQuery, EventQuery};
+
+use crate::delivery::{Attempt, Delivery};
 use crate::error::Result;
-use crate::event::EventName;
-use crate::id::{DeliveryId, SubscriptionId};
+use crate::event::{Event, EventName};
+use crate::id::{DeliveryId, EventId, SubscriptionId};
 use crate::subscription::Subscription;
-
-/// Which deliveries to list, newest first, one page at a time.
-#[derive(Clone, Debug)]
-pub struct DeliveryQuery {
-    /// Only deliveries in this status.
-    pub status: Option<DeliveryStatus>,
-    /// Only deliveries to this subscription.
-    pub subscription_id: Option<SubscriptionId>,
-    /// Keyset pagination: only deliveries older than this one (the last id of the previous page).
-    pub before: Option<DeliveryId>,
-    /// Page size.
-    pub limit: usize,
-}
-
-impl Default for DeliveryQuery {
-    fn default() -> Self {
-        Self {
-            status: None,
-            subscription_id: None,
-            before: None,
-            limit: 100,
-        }
-    }
-}
-
-impl DeliveryQuery {
-    /// Deliveries in `status`, newest first.
-    pub fn status(status: DeliveryStatus) -> Self {
-        Self {
-            status: Some(status),
-            ..Self::default()
-        }
-    }
-
-    /// Dead letters are `failed` and `dead` deliveries; list each status to see them all.
-    pub fn limit(mut self, limit: usize) -> Self {
-        self.limit = limit;
-        self
-    }
-}
 
 /// Which subscriptions to list, oldest first, one page at a time.
 #[derive(Clone, Debug)]
@@ -117,8 +79,14 @@ pub trait Store: Send + Sync + 'static {
     async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt) -> Result<()>;
     /// The delivery with this id, if any.
     async fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>>;
-    /// A page of deliveries, newest first.
+    /// A page of the deliveries passing every filter of `query` and older than its cursor,
+    /// newest first (by id): the deliveries [`DeliveryQuery::matches`] accepts.
     async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>>;
     /// The attempts of a delivery, in order.
     async fn list_attempts(&self, delivery: &DeliveryId) -> Result<Vec<Attempt>>;
+    /// The event with this id, if it is stored (events are stored with their deliveries).
+    async fn get_event(&self, id: &EventId) -> Result<Option<Event>>;
+    /// A page of the stored events passing every filter of `query` and older than its cursor,
+    /// newest first (by id): the events [`EventQuery::matches`] accepts.
+    async fn list_events(&self, query: &EventQuery) -> Result<Vec<Event>>;
 }

@@ -19,6 +19,7 @@ macro_rules! sql_store_behaviours {
             concurrent_writers_lose_nothing,
             a_subscription_owner_longer_than_its_column_is_refused,
             an_event_of_a_long_owner_is_recorded,
+            the_history_indexes_migration_can_be_undone_and_redone,
         );
     };
     (@each $harness:path; $($behaviour:ident),* $(,)?) => {
@@ -173,4 +174,27 @@ pub(crate) async fn an_event_of_a_long_owner_is_recorded(store: &SqlStore) {
         .unwrap();
     let back = store.get_delivery(&d.id).await.unwrap().unwrap();
     assert_eq!(back.event.owner(), Some(owner.as_str()));
+}
+
+pub(crate) async fn the_history_indexes_migration_can_be_undone_and_redone(store: &SqlStore) {
+    use fastapihooks_core::EventQuery;
+    use fastapihooks_core::store::sql::Migrator;
+    use sea_orm_migration::MigratorTrait;
+
+    let e = event("order.created", Some("T1"));
+    store
+        .record_deliveries(&[delivery(&e, &fastapihooks_core::SubscriptionId::new())])
+        .await
+        .unwrap();
+    Migrator::down(store.connection(), Some(1)).await.unwrap();
+    assert_eq!(
+        store.pending_migrations().await.unwrap(),
+        ["m20261202_000005_history_indexes"]
+    );
+    store.migrate().await.unwrap();
+    assert!(store.pending_migrations().await.unwrap().is_empty());
+    let query = EventQuery::default().name("order.*").unwrap().owner("T1");
+    assert_eq!(store.list_events(&query).await.unwrap(), [e]);
+    let other_case = EventQuery::default().owner("t1");
+    assert!(store.list_events(&other_case).await.unwrap().is_empty());
 }

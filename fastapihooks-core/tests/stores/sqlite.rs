@@ -69,7 +69,7 @@ async fn a_store_made_without_migrations_has_them_all_pending() {
         .await
         .unwrap();
     let pending = store.pending_migrations().await.unwrap();
-    assert_eq!(pending.len(), 4, "{pending:?}");
+    assert_eq!(pending.len(), 5, "{pending:?}");
     store.migrate().await.unwrap();
     assert!(store.pending_migrations().await.unwrap().is_empty());
 }

@@ -192,7 +192,7 @@ impl RedisBackend {
     /// machine) or `always`.
     ///
     /// Fails only when Redis cannot be reached; settings the server will not show come back as
-    /// `None` fields, with [`unreadable`](RedisPersistence::unreadable) saying why.
+    /// `None` fields, with `unreadable` saying why.
     pub async fn persistence(&self) -> Result<RedisPersistence> {
         read(self.conn.clone()).await
     }

@@ -6,8 +6,8 @@
 //! | table | one row per | notes |
 //! |---|---|---|
 //! | `subscriptions` | subscription | `event_filter` holds `order.created` / `order.*` / `*`: `matching` is an index lookup of the event name, its dotted prefixes and `*` |
-//! | `events` | event | the payload, stored once however many subscriptions receive it |
-//! | `deliveries` | (event, subscription) | inserted if absent by fan-out, updated after each attempt |
+//! | `events` | event | the payload, stored once however many subscriptions receive it; indexed by name, owner and time for [`EventQuery`] |
+//! | `deliveries` | (event, subscription) | inserted if absent by fan-out, updated after each attempt; filtered by their event's name and owner through a subquery on `events` |
 //! | `attempts` | HTTP try | outcome, status code or error kind, body excerpt |
 //!
 //! A subscription's owner is at most 255 characters (the indexed column's width); a longer one
@@ -24,6 +24,7 @@ mod entity;
 mod history;
 pub mod migration;
 mod options;
+mod query;
 mod rows;
 mod subscriptions;
 
@@ -38,16 +39,17 @@ use sea_orm::{
 };
 use sea_orm_migration::MigratorTrait;
 
-use super::{DeliveryQuery, Store, SubscriptionQuery};
+use super::{DeliveryQuery, EventQuery, Store, SubscriptionQuery};
 use crate::delivery::{Attempt, Delivery};
 use crate::error::{Error, Result};
-use crate::event::EventName;
-use crate::id::{DeliveryId, SubscriptionId};
+use crate::event::{Event, EventName};
+use crate::id::{DeliveryId, EventId, SubscriptionId};
 use crate::subscription::Subscription;
 use entity::subscription::{self as sub_entity, Column as SubColumn};
 use entity::{attempt, delivery, event};
 use rows::{
-    attempt_from_row, attempt_row, delivery_row, event_row, subscription_from_row, subscription_row,
+    attempt_from_row, attempt_row, delivery_row, event_from_row, event_row, subscription_from_row,
+    subscription_row,
 };
 
 /// A [`Store`] in a SQL database, through sea-orm.
@@ -288,21 +290,12 @@ impl Store for SqlStore {
         }
     }
 
-    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>> {
+    async fn list_deliveries(&self, q: &DeliveryQuery) -> Result<Vec<Delivery>> {
         let what = "store.list_deliveries";
-        let mut select = delivery::Entity::find();
-        if let Some(status) = query.status {
-            select = select.filter(delivery::Column::Status.eq(status.as_str()));
-        }
-        if let Some(sub) = &query.subscription_id {
-            select = select.filter(delivery::Column::SubscriptionId.eq(sub.as_str()));
-        }
-        if let Some(before) = &query.before {
-            select = select.filter(delivery::Column::Id.lt(before.as_str()));
-        }
-        let rows = select
+        let rows = delivery::Entity::find()
+            .filter(query::deliveries(self.db.get_database_backend(), q))
             .order_by_desc(delivery::Column::Id)
-            .limit(page_size(query.limit))
+            .limit(page_size(q.limit))
             .all(&self.db)
             .await
             .map_err(db(what))?;
@@ -319,6 +312,28 @@ impl Store for SqlStore {
             .map_err(db("store.list_attempts"))?
             .into_iter()
             .map(attempt_from_row)
+            .collect()
+    }
+
+    async fn get_event(&self, id: &EventId) -> Result<Option<Event>> {
+        event::Entity::find_by_id(id.as_str())
+            .one(&self.db)
+            .await
+            .map_err(db("store.get_event"))?
+            .map(event_from_row)
+            .transpose()
+    }
+
+    async fn list_events(&self, q: &EventQuery) -> Result<Vec<Event>> {
+        event::Entity::find()
+            .filter(query::events(self.db.get_database_backend(), q))
+            .order_by_desc(event::Column::Id)
+            .limit(page_size(q.limit))
+            .all(&self.db)
+            .await
+            .map_err(db("store.list_events"))?
+            .into_iter()
+            .map(event_from_row)
             .collect()
     }
 }
