@@ -154,7 +154,10 @@ impl Store for TenantStore {
 
     async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt) -> Result<(), Error> {
         if let Some((stored, attempts)) = self.history.write().await.get_mut(&delivery.id) {
-            *stored = delivery.clone();
+            // A final status never goes back (an overtaken run's late attempt is still history).
+            if !stored.status.is_final() {
+                *stored = delivery.clone();
+            }
             attempts.push(attempt.clone());
         }
         Ok(())

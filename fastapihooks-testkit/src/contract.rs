@@ -88,6 +88,7 @@ macro_rules! store_contract {
             recording_a_delivery_again_keeps_its_state,
             an_empty_batch_of_deliveries_is_accepted,
             an_attempt_updates_its_delivery_and_is_listed_in_order,
+            a_final_status_never_goes_back,
             an_unknown_delivery_reads_as_none_with_no_attempts,
             deliveries_list_newest_first_in_keyset_pages,
             deliveries_list_only_the_status_asked_for,
@@ -531,6 +532,44 @@ pub async fn an_attempt_updates_its_delivery_and_is_listed_in_order(store: &dyn 
     store.record_attempt(&d, &refused).await.unwrap();
     assert_eq!(store.get_delivery(&d.id).await.unwrap().unwrap(), d);
     assert_eq!(store.list_attempts(&d.id).await.unwrap(), [failed, refused]);
+}
+
+/// A behaviour of the contract: a delivery's status is monotonic. An attempt recorded after the
+/// delivery reached a final status (an overtaken run's 5xx, say) is kept in the history, but the
+/// delivery stays as it was — `delivered` never turns back into `pending`, so nothing retries it.
+pub async fn a_final_status_never_goes_back(store: &dyn Store) {
+    let pending = delivery(&event("a", None), &SubscriptionId::new());
+    store
+        .record_deliveries(std::slice::from_ref(&pending))
+        .await
+        .unwrap();
+    let mut delivered = pending.clone();
+    delivered.attempts = 1;
+    delivered.status = DeliveryStatus::Delivered;
+    delivered.updated_at = now();
+    let ok = attempt(&delivered, 1, response(200));
+    store.record_attempt(&delivered, &ok).await.unwrap();
+
+    let mut overtaken = pending.clone();
+    overtaken.attempts = 1;
+    overtaken.status = DeliveryStatus::Pending;
+    overtaken.next_attempt_at = Some(now() + chrono::Duration::seconds(30));
+    overtaken.updated_at = now();
+    let late = attempt(&overtaken, 1, response(503));
+    store.record_attempt(&overtaken, &late).await.unwrap();
+
+    assert_eq!(
+        store.get_delivery(&pending.id).await.unwrap().unwrap(),
+        delivered,
+        "a final status went back"
+    );
+    // Both were sent, so both are history (same number: their order is the store's).
+    let attempts = store.list_attempts(&pending.id).await.unwrap();
+    assert_eq!(attempts.len(), 2, "{attempts:?}");
+    assert!(
+        attempts.contains(&ok) && attempts.contains(&late),
+        "{attempts:?}"
+    );
 }
 
 /// A behaviour of the contract.

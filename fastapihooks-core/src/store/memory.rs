@@ -173,7 +173,11 @@ impl Store for MemoryStore {
         let mut history = self.history();
         // A delivery evicted by the bound is not brought back: the bound wins.
         if let Some(record) = history.get_mut(&delivery.id) {
-            record.delivery = delivery.clone();
+            // Status is monotonic: a final delivery keeps its state; the late attempt is still
+            // history (it was sent).
+            if !record.delivery.status.is_final() {
+                record.delivery = delivery.clone();
+            }
             // Most deliveries take one attempt: grow by one, not to a `Vec`'s first capacity of
             // four (~290 bytes per delivery kept, 2.8 MiB over the default 10,000).
             record.attempts.reserve_exact(1);

@@ -40,7 +40,7 @@ use sea_orm::{
 use sea_orm_migration::MigratorTrait;
 
 use super::{DeliveryQuery, EventQuery, Store, SubscriptionQuery};
-use crate::delivery::{Attempt, Delivery};
+use crate::delivery::{Attempt, Delivery, DeliveryStatus};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventName};
 use crate::id::{DeliveryId, EventId, SubscriptionId};
@@ -263,13 +263,22 @@ impl Store for SqlStore {
         row.event_id = ActiveValue::NotSet;
         row.subscription_id = ActiveValue::NotSet;
         row.created_at_us = ActiveValue::NotSet;
+        // Status is monotonic: only a pending delivery takes the attempt's outcome; one that
+        // reached a final status (an overtaken run) keeps it, and the attempt is still history.
         let updated = delivery::Entity::update_many()
             .set(row)
             .filter(delivery::Column::Id.eq(d.id.as_str()))
+            .filter(delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
             .exec(&txn)
             .await
             .map_err(db(what))?;
-        if updated.rows_affected > 0 {
+        let known = updated.rows_affected > 0
+            || delivery::Entity::find_by_id(d.id.as_str())
+                .one(&txn)
+                .await
+                .map_err(db(what))?
+                .is_some();
+        if known {
             attempt::Entity::insert(attempt_row(attempt))
                 .exec_without_returning(&txn)
                 .await
