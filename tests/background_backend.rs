@@ -130,6 +130,59 @@ async fn shutdown_past_its_deadline_reports_what_it_abandoned() {
     );
 }
 
+/// Past its deadline, shutdown accounts for everything it leaves: every delivery fanned out and
+/// not delivered is `abandoned` (and pending in the store), every event not fanned out is in
+/// `abandoned_events`; and once it returns, no request goes out any more.
+#[tokio::test]
+async fn shutdown_counts_everything_unfinished_and_sends_nothing_after_it_returns() {
+    const EVENTS: usize = 20;
+    let receiver = Receiver::replying(Reply::ok().after(Duration::from_millis(300))).await;
+    let hooks = hooks()
+        .background(BackgroundConfig {
+            concurrency: 2,
+            ..BackgroundConfig::default()
+        })
+        .subscriber(receiver.subscription("*", "/a"))
+        .subscriber(receiver.subscription("*", "/b"))
+        .build()
+        .unwrap();
+    for n in 0..EVENTS {
+        hooks.emit("order.created", &n).await.unwrap();
+    }
+    receiver.wait_for(1).await;
+
+    let report = hooks.shutdown(Duration::from_millis(100)).await.unwrap();
+    let sent = receiver.arrived();
+
+    let count = async |status| {
+        hooks
+            .store()
+            .list_deliveries(&DeliveryQuery::status(status).limit(1000))
+            .await
+            .unwrap()
+            .len()
+    };
+    let delivered = count(DeliveryStatus::Delivered).await;
+    let pending = count(DeliveryStatus::Pending).await;
+    assert!(
+        report.abandoned > 0 && report.abandoned_events > 0,
+        "{report:?}"
+    );
+    assert_eq!(pending, report.abandoned, "{report:?}");
+    assert_eq!(
+        delivered + pending + 2 * report.abandoned_events,
+        2 * EVENTS,
+        "{report:?}, delivered {delivered}"
+    );
+    // Longer than a reply takes: a request still going out would arrive meanwhile.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        receiver.arrived(),
+        sent,
+        "a request went out after shutdown returned"
+    );
+}
+
 #[tokio::test]
 async fn publishing_after_shutdown_is_a_typed_error() {
     let hooks = hooks().build().unwrap();

@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -90,6 +92,7 @@ pub struct BackgroundTaskBackend {
     tracker: TaskTracker,
     pending: Arc<Semaphore>,
     max_pending: usize,
+    abandoned: Arc<Abandoned>,
 }
 
 struct DeliveryPool {
@@ -99,6 +102,31 @@ struct DeliveryPool {
     fanout_limit: usize,
     tracker: TaskTracker,
     abort: CancellationToken,
+    abandoned: Arc<Abandoned>,
+}
+
+/// What the abort left unfinished, counted where it happens.
+#[derive(Debug, Default)]
+struct Abandoned {
+    deliveries: AtomicUsize,
+    events: AtomicUsize,
+}
+
+impl Abandoned {
+    fn deliveries(&self, n: usize) {
+        self.deliveries.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn events(&self, n: usize) {
+        self.events.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn report(&self) -> ShutdownReport {
+        ShutdownReport {
+            abandoned: self.deliveries.load(Ordering::Relaxed),
+            abandoned_events: self.events.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl BackgroundTaskBackend {
@@ -110,6 +138,7 @@ impl BackgroundTaskBackend {
         let stop_accepting = CancellationToken::new();
         let abort = CancellationToken::new();
         let pending = Arc::new(Semaphore::new(config.max_pending_deliveries));
+        let abandoned = Arc::new(Abandoned::default());
         let pool = Arc::new(DeliveryPool {
             engine,
             concurrency: Arc::new(Semaphore::new(config.concurrency)),
@@ -117,9 +146,11 @@ impl BackgroundTaskBackend {
             fanout_limit: config.concurrency,
             tracker: tracker.clone(),
             abort: abort.clone(),
+            abandoned: abandoned.clone(),
         });
         tracker.spawn(dispatch_loop(rx, pool, stop_accepting.clone()));
         Ok(Self {
+            abandoned,
             tx,
             publish_timeout: config.publish_timeout,
             stop_accepting,
@@ -165,13 +196,17 @@ impl Backend for BackgroundTaskBackend {
         {
             return Ok(ShutdownReport::default());
         }
-        let abandoned = self.pending_deliveries();
-        tracing::error!(
-            abandoned,
-            "shutdown deadline passed: deliveries still pending are abandoned (they stay pending in the store)"
-        );
+        // Every task races its waits and its attempt against the abort, so they all end now and
+        // count what they leave unfinished; once they have, no request starts any more.
         self.abort.cancel();
-        Ok(ShutdownReport { abandoned })
+        self.tracker.wait().await;
+        let report = self.abandoned.report();
+        tracing::error!(
+            abandoned = report.abandoned,
+            abandoned_events = report.abandoned_events,
+            "shutdown deadline passed: unfinished deliveries are abandoned (they stay pending in the store), and events not yet fanned out with them"
+        );
+        Ok(report)
     }
 }
 
@@ -187,6 +222,16 @@ async fn dispatch_loop(
     loop {
         let event = tokio::select! {
             biased;
+            _ = pool.abort.cancelled() => {
+                // What is still queued was accepted and will never be fanned out.
+                rx.close();
+                let mut left = 0;
+                while rx.try_recv().is_ok() {
+                    left += 1;
+                }
+                pool.abandoned.events(left);
+                break;
+            }
             event = rx.recv() => match event {
                 Some(event) => event,
                 None => break,
@@ -197,8 +242,15 @@ async fn dispatch_loop(
                 continue;
             }
         };
-        let Ok(permit) = fanouts.clone().acquire_owned().await else {
-            break;
+        let permit = tokio::select! {
+            permit = fanouts.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = pool.abort.cancelled() => {
+                pool.abandoned.events(1);
+                continue; // the next turn drains and counts the rest
+            }
         };
         let task_pool = pool.clone();
         pool.tracker.spawn(async move {
@@ -210,9 +262,11 @@ async fn dispatch_loop(
 
 async fn process_event(pool: &Arc<DeliveryPool>, event: Event) {
     let Some(planned) = fan_out_through_outages(pool, &event).await else {
+        pool.abandoned.events(1);
         return;
     };
-    for (delivery, subscription) in planned {
+    let total = planned.len();
+    for (started, (delivery, subscription)) in planned.into_iter().enumerate() {
         // The delivery task is spawned only once its first attempt may start: a backlog waits
         // here as plain data, not as thousands of parked tasks, each the size of a whole HTTP
         // attempt's future.
@@ -222,9 +276,13 @@ async fn process_event(pool: &Arc<DeliveryPool>, event: Event) {
                 let attempt = pool.concurrency.clone().acquire_owned().await?;
                 Ok::<_, tokio::sync::AcquireError>((pending, attempt))
             } => p,
-            _ = pool.abort.cancelled() => return,
+            _ = pool.abort.cancelled() => {
+                pool.abandoned.deliveries(total - started);
+                return;
+            }
         };
         let Ok((pending, first_attempt)) = permits else {
+            pool.abandoned.deliveries(total - started);
             return;
         };
         let task_pool = pool.clone();
@@ -275,26 +333,41 @@ async fn deliver(
     first_attempt: OwnedSemaphorePermit,
 ) {
     let mut permit = Some(first_attempt);
+    let abandoned = || pool.abandoned.deliveries(1);
     loop {
         let step = {
             let _permit = match permit.take() {
                 Some(p) => p,
-                None => match pool.concurrency.clone().acquire_owned().await {
-                    Ok(p) => p,
-                    Err(_) => return,
+                None => tokio::select! {
+                    p = pool.concurrency.clone().acquire_owned() => match p {
+                        Ok(p) => p,
+                        Err(_) => return abandoned(),
+                    },
+                    _ = pool.abort.cancelled() => return abandoned(),
                 },
             };
+            if pool.abort.is_cancelled() {
+                return abandoned();
+            }
             metrics::gauge!("fastapihooks_attempts_in_flight").increment(1.0);
-            let step = pool.engine.attempt(&mut delivery, &subscription).await;
+            // Raced against the abort: past the shutdown deadline an attempt in flight is
+            // dropped (its request with it) rather than outliving `shutdown`.
+            let step = tokio::select! {
+                step = pool.engine.attempt(&mut delivery, &subscription) => Some(step),
+                _ = pool.abort.cancelled() => None,
+            };
             metrics::gauge!("fastapihooks_attempts_in_flight").decrement(1.0);
-            step
+            match step {
+                Some(step) => step,
+                None => return abandoned(),
+            }
         };
         match step {
             NextStep::Done(_) => return,
             NextStep::RetryIn(delay) => {
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
-                    _ = pool.abort.cancelled() => return,
+                    _ = pool.abort.cancelled() => return abandoned(),
                 }
             }
         }

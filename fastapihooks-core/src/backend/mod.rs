@@ -30,10 +30,14 @@ use crate::event::Event;
 
 /// What a shutdown achieved.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ShutdownReport {
-    /// Deliveries still pending (waiting for a retry or mid-attempt) when the deadline passed.
-    /// They stay `pending` in the store.
+    /// Deliveries not finished when the deadline passed: mid-attempt, waiting for a retry, or
+    /// planned by fan-out and not started. They stay `pending` in the store.
     pub abandoned: usize,
+    /// Events accepted but not yet fanned out when the deadline passed (still queued, or
+    /// waiting for an unreachable store): their deliveries were never planned.
+    pub abandoned_events: usize,
 }
 
 /// Takes events and sees that they get delivered.
