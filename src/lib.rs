@@ -78,7 +78,7 @@ pub mod queue {
 /// SSRF guard's policy. Not needed to emit or to run the sidecar.
 pub mod advanced {
     pub use fastapihooks_core::dispatch::{AddressPolicy, Dispatcher};
-    pub use fastapihooks_core::engine::{DeliveryEngine, NextStep};
+    pub use fastapihooks_core::engine::{Attempted, DeliveryEngine, NextStep};
     pub use fastapihooks_core::fanout::fan_out;
     pub use fastapihooks_core::worker::{CancellationToken, Worker, WorkerConfig, WorkerReport};
 }

@@ -29,6 +29,18 @@ pub enum NextStep {
     RetryIn(Duration),
 }
 
+/// What came of one attempt: the next step, and whether the store recorded it. An attempt
+/// that was not recorded must not be settled as done: the sidecar's worker lets its task run
+/// again (a rerun sends again under the same delivery id, as at-least-once allows) rather than
+/// leave a delivered delivery `pending` in the history for ever.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attempted {
+    /// What comes next.
+    pub next: NextStep,
+    /// Whether the attempt and the delivery's new state were written to the store.
+    pub recorded: bool,
+}
+
 /// Turns events into deliveries and deliveries into attempts, recording everything in the store.
 #[derive(Clone)]
 pub struct DeliveryEngine {
@@ -118,7 +130,7 @@ impl DeliveryEngine {
     /// Makes one attempt of `delivery`, updates it, records the attempt, and says what comes
     /// next. Dead letters go to the `on_failure` callback; a 410 disables the subscription.
     #[tracing::instrument(level = "debug", skip_all, fields(delivery = %delivery.id, attempt = delivery.attempts + 1))]
-    pub async fn attempt(&self, delivery: &mut Delivery, subscription: &Subscription) -> NextStep {
+    pub async fn attempt(&self, delivery: &mut Delivery, subscription: &Subscription) -> Attempted {
         let (attempt, verdict) = self.dispatcher.attempt(delivery, subscription).await;
         metrics::histogram!("fastapihooks_attempt_duration_seconds")
             .record(attempt.duration.as_secs_f64());
@@ -156,11 +168,14 @@ impl DeliveryEngine {
                 metrics::counter!("fastapihooks_retries_total").increment(1);
             }
         }
-        if let Err(e) = self.store.record_attempt(delivery, &attempt).await {
-            // The delivery itself goes on; only its history entry is missing.
-            tracing::error!(delivery = %delivery.id, error = %e, "could not record attempt");
-            metrics::counter!("fastapihooks_store_errors_total").increment(1);
-        }
+        let recorded = match self.store.record_attempt(delivery, &attempt).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(delivery = %delivery.id, error = %e, "could not record attempt");
+                metrics::counter!("fastapihooks_store_errors_total").increment(1);
+                false
+            }
+        };
         log_attempt(delivery, &attempt, next);
         if let Some(cb) = self
             .on_failure
@@ -169,7 +184,7 @@ impl DeliveryEngine {
         {
             cb(delivery, &attempt);
         }
-        next
+        Attempted { next, recorded }
     }
 
     async fn disable(&self, subscription: &Subscription) {

@@ -138,10 +138,12 @@ async fn a_worker_carries_on_after_redis_loses_the_queue_keys() {
     assert_eq!(queue.depth().await.unwrap(), 0);
 }
 
-/// A `MemoryStore` behind a switch: while `down`, every call fails as a database outage would.
+/// A `MemoryStore` behind a switch: while `down`, every call fails as a database outage would;
+/// and the next `failing_records` calls of `record_attempt` fail (a write that fails alone).
 struct StoreWithOutage {
     inner: fastapihooks_core::MemoryStore,
     down: std::sync::atomic::AtomicBool,
+    failing_records: std::sync::atomic::AtomicUsize,
 }
 
 impl StoreWithOutage {
@@ -199,6 +201,17 @@ impl Store for StoreWithOutage {
     }
     async fn record_attempt(&self, d: &Delivery, a: &Attempt) -> fastapihooks_core::Result<()> {
         self.check()?;
+        let failing = &self.failing_records;
+        let ordering = std::sync::atomic::Ordering::SeqCst;
+        if failing
+            .fetch_update(ordering, ordering, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(fastapihooks_core::Error::storage(
+                "test.record_attempt",
+                std::io::Error::from(std::io::ErrorKind::StorageFull),
+            ));
+        }
         self.inner.record_attempt(d, a).await
     }
     async fn get_delivery(&self, id: &DeliveryId) -> fastapihooks_core::Result<Option<Delivery>> {
@@ -233,6 +246,7 @@ async fn a_store_outage_delays_fan_out_but_loses_no_event() {
     let store = Arc::new(StoreWithOutage {
         inner: fastapihooks_core::MemoryStore::new(),
         down: true.into(),
+        failing_records: 0.into(),
     });
     store
         .inner
@@ -271,4 +285,59 @@ async fn a_store_outage_delays_fan_out_but_loses_no_event() {
     assert!(all, "got {} of 10", receiver.distinct());
     assert_eq!(duplicates(&receiver.counts()), (0, 0));
     assert_eq!(report.fanned_out, 10);
+}
+
+/// A task is never settled unless its records are written: an attempt the store failed to record
+/// runs again (the receiver may see its delivery id twice, as at-least-once allows) and the
+/// history ends up showing the delivery delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_the_store_failed_to_record_runs_again_and_is_recorded() {
+    let Some(url) = redis_url("an_attempt_the_store_failed_to_record_runs_again").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "unrecorded-attempt");
+    let receiver = Receiver::ok().await;
+    let store = Arc::new(StoreWithOutage {
+        inner: fastapihooks_core::MemoryStore::new(),
+        down: false.into(),
+        failing_records: 1.into(),
+    });
+    store
+        .add_subscription(Subscription::new("*", &receiver.url("/hook")).unwrap())
+        .await
+        .unwrap();
+    let queue = keys.backend().await;
+    queue.publish_many(&events(1)).await.unwrap();
+    let worker = Worker::new(
+        queue.clone(),
+        engine(store.clone(), quick_retries(3, Duration::from_millis(50))),
+        config(4),
+    )
+    .unwrap();
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(worker.run(stop.clone()));
+
+    let delivered = eventually_async(WAIT, async || {
+        let done = store
+            .list_deliveries(&DeliveryQuery::default())
+            .await
+            .unwrap();
+        done.len() == 1 && done[0].status == fastapihooks_core::DeliveryStatus::Delivered
+    })
+    .await;
+    stop.cancel();
+    let report = running.await.unwrap();
+    assert!(
+        delivered,
+        "the delivery never showed as delivered in the store"
+    );
+    let ids: std::collections::HashSet<String> = receiver.counts().into_keys().collect();
+    assert_eq!(ids.len(), 1, "one delivery, under one id");
+    assert_eq!(
+        receiver.arrived(),
+        2,
+        "sent once unrecorded, once more recorded"
+    );
+    assert_eq!(report.delivered, 1);
+    assert_eq!(queue.depth().await.unwrap(), 0);
 }

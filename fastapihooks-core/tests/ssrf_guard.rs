@@ -217,7 +217,7 @@ async fn a_blocked_delivery_fails_for_good_without_retrying() {
     );
     let sub = subscription(&format!("http://localhost:{}/", listener.port()));
     let mut delivery = delivery_for(&sub);
-    let next = engine.attempt(&mut delivery, &sub).await;
+    let next = engine.attempt(&mut delivery, &sub).await.next;
     assert_eq!(next, NextStep::Done(DeliveryStatus::Failed));
     assert_eq!(delivery.status, DeliveryStatus::Failed);
     assert_eq!(listener.count(), 0);

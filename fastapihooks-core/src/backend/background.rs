@@ -353,7 +353,9 @@ async fn deliver(
             // Raced against the abort: past the shutdown deadline an attempt in flight is
             // dropped (its request with it) rather than outliving `shutdown`.
             let step = tokio::select! {
-                step = pool.engine.attempt(&mut delivery, &subscription) => Some(step),
+                // In memory there is nothing to settle: an unrecorded attempt (logged and
+                // counted by the engine) only misses its history entry.
+                step = pool.engine.attempt(&mut delivery, &subscription) => Some(step.next),
                 _ = pool.abort.cancelled() => None,
             };
             metrics::gauge!("fastapihooks_attempts_in_flight").decrement(1.0);

@@ -116,10 +116,18 @@ async fn deliver<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, task: DeliverTask) -
         delivery.attempts = delivery.attempts.max(stored.attempts);
         delivery.created_at = stored.created_at;
     }
-    let step = ctx.engine.attempt(&mut delivery, &subscription).await;
+    let tried = ctx.engine.attempt(&mut delivery, &subscription).await;
+    if !tried.recorded {
+        // Never settle what the history does not show: the task runs again after the store's
+        // outage delay, sends again under the same delivery id, and records then.
+        Stats::bump(&ctx.stats.errors);
+        let delay = ctx.engine.outage_delay(1);
+        tracing::warn!(delivery = %delivery.id, ?delay, "attempt not recorded: the delivery runs again later");
+        return ctx.queue.retry_in(receipt, &Task::from(task), delay).await;
+    }
     let attempts = delivery.attempts;
     let task = Task::from(task.with_attempts(attempts));
-    match step {
+    match tried.next {
         NextStep::Done(DeliveryStatus::Delivered) => {
             Stats::bump(&ctx.stats.delivered);
             ctx.queue.ack(receipt).await
