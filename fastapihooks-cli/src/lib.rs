@@ -2,14 +2,23 @@
 //!
 //! The `fastapihooks` command: `start` the sidecar that drains a durable queue (Redis, or the SQL
 //! outbox), `migrate` the SQL store's schema, and manage `subscriptions` (`add`, `list`, `show`,
-//! `update`, `remove`) in it. The store commands take `--database URL`, or read it from
-//! `FASTAPIHOOKS_DATABASE_URL`; listing commands print a table, or JSON with `--json` for
-//! scripts.
+//! `update`, `remove`) in it, and read the delivery history: `events list|show`, `deliveries
+//! list|show` (show prints the attempts). The store commands take `--database URL`, or read it
+//! from `FASTAPIHOOKS_DATABASE_URL`; listing commands print a table (coloured on a terminal,
+//! unless `NO_COLOR` is set), or JSON with `--json` for scripts. History lists are newest first,
+//! filtered by flags (`--status dead --event 'order.*' --since 2h`), and page with `--before`
+//! the last id of the previous page.
+//!
+//! Exit codes: 0 success; 1 the command failed (the store cannot be reached, an id is not
+//! found: `delivery dlv_… not found`); 2 the command line is wrong (an unknown flag, a bad
+//! `--since`); 130 a second signal aborted the sidecar's drain.
 //!
 //! ```text
 //! fastapihooks migrate --database sqlite://fastapihooks.db?mode=rwc
 //! fastapihooks subscriptions add --event 'order.*' --url https://example.com/hooks --generate-secret
 //! fastapihooks subscriptions list --json
+//! fastapihooks deliveries list --status dead --event 'order.*' --since 2h
+//! fastapihooks deliveries show dlv_01JE6Y0V3K8Q2M4N6P8R0T2V4W
 //! fastapihooks start --queue redis://127.0.0.1:6379 --store postgres://app@db/app --signing-secret "$SECRET"
 //! ```
 //!
@@ -58,6 +67,12 @@ pub enum Command {
     /// Add, list, show, update and remove subscriptions.
     #[command(subcommand)]
     Subscriptions(commands::subscriptions::SubscriptionsCommand),
+    /// List and show the events kept with their deliveries.
+    #[command(subcommand)]
+    Events(commands::events::EventsCommand),
+    /// List and show deliveries and their attempts.
+    #[command(subcommand)]
+    Deliveries(commands::deliveries::DeliveriesCommand),
 }
 
 /// Runs a parsed command, writing its output to `out`.
@@ -66,6 +81,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Start(args) => commands::start::run(args, out).await,
         Command::Migrate(args) => commands::migrate::run(args, out).await,
         Command::Subscriptions(command) => commands::subscriptions::run(command, out).await,
+        Command::Events(command) => commands::events::run(command, out).await,
+        Command::Deliveries(command) => commands::deliveries::run(command, out).await,
     }
 }
 

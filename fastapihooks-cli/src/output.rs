@@ -1,5 +1,13 @@
 //! How results are printed: a table or key/value lines for people, JSON (`--json`) for scripts.
 //! Secrets and credentials are shown as `***` unless asked for (`--show-secrets`).
+//!
+//! Subscriptions are printed here; the delivery history in [`events`] and [`deliveries`], with
+//! the table and formats they share in [`table`](mod@table) and [`time`].
+
+pub mod deliveries;
+pub mod events;
+pub mod table;
+pub mod time;
 
 use std::io::Write;
 

@@ -1,6 +1,9 @@
 //! One file per command.
 
 pub mod database;
+pub mod deliveries;
+pub mod events;
+pub mod history_flags;
 pub mod migrate;
 pub mod retry;
 pub mod start;
