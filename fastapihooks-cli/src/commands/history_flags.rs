@@ -2,8 +2,48 @@
 //! statuses. Each rejects bad input with a message clap prints next to the flag it came from
 //! (exit code 2).
 
+use std::io::Write;
+
 use chrono::{DateTime, Utc};
-use fastapihooks_core::{DeliveryId, DeliveryStatus, EventId};
+use clap::Args;
+use fastapihooks_core::{DeliveryId, DeliveryStatus, EventFilter, EventId};
+
+use crate::commands::subscriptions::fields;
+
+/// The filters `events list` and `deliveries list` share: the event's name and owner, a time
+/// range and the page size.
+#[derive(Debug, Args)]
+pub struct HistoryFilters {
+    /// Only events (or deliveries of events) whose name passes this filter: `order.created`,
+    /// `order.*` or `*`.
+    #[arg(long, value_name = "FILTER", value_parser = fields::event_filter)]
+    pub event: Option<EventFilter>,
+    /// Only this owner's events (or deliveries of them).
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Only what was made at or after this time: a duration ago (`2h`, `30m`) or RFC 3339.
+    #[arg(long, value_name = "TIME", value_parser = time)]
+    pub since: Option<DateTime<Utc>>,
+    /// Only what was made before this time: a duration ago (`2h`, `30m`) or RFC 3339.
+    #[arg(long, value_name = "TIME", value_parser = time)]
+    pub until: Option<DateTime<Utc>>,
+    /// At most this many.
+    #[arg(long, default_value_t = fastapihooks_core::query::DEFAULT_LIMIT)]
+    pub limit: usize,
+}
+
+/// Ends a full page of a table with how to ask for the next one.
+pub fn more(
+    out: &mut dyn Write,
+    listed: usize,
+    limit: usize,
+    last: Option<&str>,
+) -> std::io::Result<()> {
+    match last {
+        Some(last) if listed == limit => writeln!(out, "more: --before {last}"),
+        _ => Ok(()),
+    }
+}
 
 /// `--since` / `--until`: a duration meaning "that long ago" (`2h`, `30m`, `1day 2h`) or an
 /// RFC 3339 time (`2026-12-02T09:00:00Z`).
