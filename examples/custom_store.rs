@@ -205,18 +205,7 @@ impl Store for TenantStore {
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<Event>, Error> {
         // Events are kept with their deliveries: each once, newest first.
         let history = self.history.read().await;
-        let events: std::collections::BTreeMap<&EventId, &Event> = history
-            .values()
-            .map(|(d, _)| &d.event)
-            .filter(|e| query.matches(e))
-            .map(|e| (e.id(), e))
-            .collect();
-        Ok(events
-            .into_values()
-            .rev()
-            .take(query.limit)
-            .cloned()
-            .collect())
+        Ok(query.page(history.values().map(|(d, _)| &d.event)))
     }
 }
 

@@ -276,8 +276,16 @@ where
                     Err(refused) => return Ok(refused),
                 };
                 let response = inner.call(Request::from_parts(parts, body)).await?;
-                let build = async |response| build(&hook, seen, request_bytes, response).await;
-                return Ok(crate::transaction::finish(&hook, outbox, txn, response, build).await);
+                let build_event_of =
+                    async |response| build(&hook, seen, request_bytes, response).await;
+                return Ok(crate::transaction::finish(
+                    &hook,
+                    outbox,
+                    txn,
+                    response,
+                    build_event_of,
+                )
+                .await);
             }
             let response = inner.call(Request::from_parts(parts, body)).await?;
             if !hook.emits_for(response.status()) {

@@ -119,6 +119,23 @@ impl EventQuery {
         self
     }
 
+    /// This query's page of `events` (in any order, repeats allowed, e.g. one per delivery):
+    /// those that match, each once, newest first, at most `limit` — for stores that keep their
+    /// history in memory.
+    pub fn page<'a>(&self, events: impl IntoIterator<Item = &'a Event>) -> Vec<Event> {
+        let matching: std::collections::BTreeMap<&EventId, &Event> = events
+            .into_iter()
+            .filter(|e| self.matches(e))
+            .map(|e| (e.id(), e))
+            .collect();
+        matching
+            .into_values()
+            .rev()
+            .take(self.limit)
+            .cloned()
+            .collect()
+    }
+
     /// Whether `event` passes every filter and lies before the cursor (the page size aside):
     /// the definition every store agrees with.
     pub fn matches(&self, event: &Event) -> bool {

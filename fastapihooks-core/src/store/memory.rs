@@ -225,19 +225,7 @@ impl Store for MemoryStore {
 
     /// Events are kept with their deliveries: those of the deliveries still in the history.
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<Event>> {
-        let history = self.history();
-        let events: BTreeMap<&EventId, &Event> = history
-            .values()
-            .map(|r| &r.delivery.event)
-            .filter(|e| query.matches(e))
-            .map(|e| (e.id(), e))
-            .collect();
-        Ok(events
-            .into_values()
-            .rev()
-            .take(query.limit)
-            .cloned()
-            .collect())
+        Ok(query.page(self.history().values().map(|r| &r.delivery.event)))
     }
 }
 
