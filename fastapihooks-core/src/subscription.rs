@@ -274,9 +274,11 @@ pub struct Subscription {
     /// Its own signature scheme; without one, the emitter's signer signs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature_scheme: Option<SignatureScheme>,
-    /// Its own retry policy; without one, the emitter's (or the sidecar's) applies.
+    /// Its own retry policy; without one, the emitter's (or the sidecar's) applies. Boxed: the
+    /// in-process backend holds a copy of the subscription per pending delivery, and most have
+    /// none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub retry: Option<RetryPolicy>,
+    pub retry: Option<Box<RetryPolicy>>,
     /// The owner (tenant) it belongs to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
@@ -323,13 +325,13 @@ impl Subscription {
     /// Retries this subscription's deliveries on `policy` instead of the default one (e.g. a
     /// receiver known to be down for maintenance windows gets a longer schedule).
     pub fn with_retry(mut self, policy: RetryPolicy) -> Self {
-        self.retry = Some(policy);
+        self.retry = Some(Box::new(policy));
         self
     }
 
     /// The retry policy of this subscription's deliveries: its own, else `default`.
     pub fn retry_policy<'a>(&'a self, default: &'a RetryPolicy) -> &'a RetryPolicy {
-        self.retry.as_ref().unwrap_or(default)
+        self.retry.as_deref().unwrap_or(default)
     }
 
     /// Sends these credentials with each delivery.

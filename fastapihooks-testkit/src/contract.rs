@@ -182,9 +182,9 @@ pub async fn a_subscriptions_own_retry_policy_persists(store: &dyn Store) {
     let sub = subscription("order.*").with_retry(policy.clone());
     store.add_subscription(sub.clone()).await.unwrap();
     let back = store.get_subscription(&sub.id).await.unwrap().unwrap();
-    assert_eq!(back.retry, Some(policy));
+    assert_eq!(back.retry.as_deref(), Some(&policy));
     let mut changed = back.clone();
-    changed.retry = Some("1s,2s ±10%".parse().unwrap());
+    changed.retry = Some(Box::new("1s,2s ±10%".parse().unwrap()));
     store.update_subscription(changed.clone()).await.unwrap();
     let back = store.get_subscription(&sub.id).await.unwrap().unwrap();
     assert_eq!(back, changed);

@@ -74,7 +74,7 @@ pub async fn run(args: AddArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     sub.owner = args.owner;
     sub.metadata = args.metadata.unwrap_or(serde_json::Value::Null);
     sub.enabled = !args.disabled;
-    sub.retry = args.retry_schedule;
+    sub.retry = args.retry_schedule.map(Box::new);
     store.add_subscription(sub.clone()).await?;
     reachability::warn_if_refused(&args.url, &mut std::io::stderr()).await;
     let mut view = SubscriptionView::new(&sub, false);

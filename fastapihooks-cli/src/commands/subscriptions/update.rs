@@ -114,7 +114,7 @@ pub async fn run(args: UpdateArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         sub.metadata = metadata;
     }
     if let Some(policy) = args.retry_schedule {
-        sub.retry = Some(policy);
+        sub.retry = Some(Box::new(policy));
     } else if args.default_retry_schedule {
         sub.retry = None;
     }
