@@ -27,7 +27,7 @@ use axum::Router;
 use axum::routing::post;
 use fastapihooks::prelude::*;
 use fastapihooks::{
-    Attempt, Delivery, DeliveryId, DeliveryQuery, Emitter, EventId, EventName, EventQuery,
+    Attempt, Delivery, DeliveryId, DeliveryQuery, Emitter, EventId, EventName, EventQuery, Reopen,
     SubscriptionId, SubscriptionQuery,
 };
 
@@ -154,13 +154,29 @@ impl Store for TenantStore {
 
     async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt) -> Result<(), Error> {
         if let Some((stored, attempts)) = self.history.write().await.get_mut(&delivery.id) {
-            // A final status never goes back (an overtaken run's late attempt is still history).
-            if !stored.status.is_final() {
-                *stored = delivery.clone();
+            // A final status never goes back, and a late attempt of a run overtaken by a replay
+            // does not set the state: both are still history.
+            if !stored.status.is_final() && stored.replays == delivery.replays {
+                *stored = Delivery {
+                    attempts_before_replay: stored.attempts_before_replay,
+                    ..delivery.clone()
+                };
             }
             attempts.push(attempt.clone());
         }
         Ok(())
+    }
+
+    async fn replay_delivery(
+        &self,
+        id: &DeliveryId,
+        resend_delivered: bool,
+    ) -> Result<Option<Reopen>, Error> {
+        // One write lock: two replays racing start one run (the other finds it pending).
+        let mut history = self.history.write().await;
+        Ok(history
+            .get_mut(id)
+            .map(|(stored, _)| Reopen::apply(stored, resend_delivered)))
     }
 
     async fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>, Error> {

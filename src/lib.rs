@@ -52,8 +52,9 @@ pub use fastapihooks_core::{
     AllowHint, Attempt, AttemptErrorKind, AttemptId, AttemptOutcome, Auth, Backend,
     BackgroundConfig, BackgroundTaskBackend, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus,
     Emitter, EmitterBuilder, Error, Event, EventFilter, EventId, EventName, EventQuery, HttpConfig,
-    MemoryStore, PreviousSecret, PublisherBuilder, Queue, Result, RetryPolicy, Secret,
-    ShutdownReport, Store, Subscription, SubscriptionId, SubscriptionQuery,
+    MemoryStore, PreviousSecret, PublisherBuilder, Queue, Replay, ReplayOutcome, ReplaySummary,
+    Result, RetryPolicy, Secret, ShutdownReport, Store, Subscription, SubscriptionId,
+    SubscriptionQuery, replay::Reopen,
 };
 #[cfg(feature = "redis")]
 pub use fastapihooks_core::{RedisBackend, RedisConfig, RedisPersistence};

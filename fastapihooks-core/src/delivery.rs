@@ -92,6 +92,12 @@ pub struct Delivery {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// How many times it was replayed (0: never). A replay starts a new run under the same id;
+    /// a queued task of an earlier run no longer sends or changes the status.
+    pub replays: u32,
+    /// Attempts made before the latest replay: a replayed delivery's retry schedule starts
+    /// again from its first delay, counting attempts from here.
+    pub attempts_before_replay: u32,
 }
 
 impl Delivery {
@@ -108,7 +114,15 @@ impl Delivery {
             next_attempt_at: Some(now),
             created_at: now,
             updated_at: now,
+            replays: 0,
+            attempts_before_replay: 0,
         }
+    }
+
+    /// Attempts made in the current run (since the latest replay, or since fan-out): what
+    /// the retry schedule counts.
+    pub fn attempts_in_run(&self) -> u32 {
+        self.attempts.saturating_sub(self.attempts_before_replay)
     }
 }
 

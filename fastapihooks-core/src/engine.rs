@@ -146,9 +146,10 @@ impl DeliveryEngine {
                 }
                 NextStep::Done(DeliveryStatus::Failed)
             }
+            // A replayed delivery's schedule starts again: it counts the attempts of this run.
             Verdict::Retry { retry_after } => match subscription
                 .retry_policy(&self.retry)
-                .delay(attempt.number, retry_after)
+                .delay(delivery.attempts_in_run(), retry_after)
             {
                 Some(delay) => NextStep::RetryIn(delay),
                 None => NextStep::Done(DeliveryStatus::Dead),

@@ -136,6 +136,14 @@ pub enum Error {
         /// The id looked up.
         id: String,
     },
+    /// A replay was asked of a backend that has no way to queue a delivery again.
+    #[error(
+        "{backend} cannot replay deliveries: it does not implement `Backend::redeliver`; replay through a queue (Redis, the SQL outbox) or the in-process backend"
+    )]
+    ReplayUnsupported {
+        /// The backend's type.
+        backend: &'static str,
+    },
     /// A subscription id that the store already holds.
     #[error("subscription {id} already exists")]
     SubscriptionExists {

@@ -214,6 +214,14 @@ impl Store for StoreWithOutage {
         }
         self.inner.record_attempt(d, a).await
     }
+    async fn replay_delivery(
+        &self,
+        id: &DeliveryId,
+        resend_delivered: bool,
+    ) -> fastapihooks_core::Result<Option<fastapihooks_core::replay::Reopen>> {
+        self.check()?;
+        self.inner.replay_delivery(id, resend_delivered).await
+    }
     async fn get_delivery(&self, id: &DeliveryId) -> fastapihooks_core::Result<Option<Delivery>> {
         self.check()?;
         self.inner.get_delivery(id).await

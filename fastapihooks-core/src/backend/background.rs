@@ -1,6 +1,7 @@
 //! [`BackgroundTaskBackend`]: in-process delivery on tokio tasks, bounded everywhere.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -15,6 +16,7 @@ use crate::delivery::Delivery;
 use crate::engine::{DeliveryEngine, NextStep};
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::id::DeliveryId;
 use crate::subscription::Subscription;
 
 /// Limits of the in-process backend.
@@ -93,6 +95,7 @@ pub struct BackgroundTaskBackend {
     pending: Arc<Semaphore>,
     max_pending: usize,
     abandoned: Arc<Abandoned>,
+    pool: Arc<DeliveryPool>,
 }
 
 struct DeliveryPool {
@@ -103,6 +106,25 @@ struct DeliveryPool {
     tracker: TaskTracker,
     abort: CancellationToken,
     abandoned: Arc<Abandoned>,
+    /// Replayed runs (delivery, run) queued or under way: a run is queued once.
+    replaying: Mutex<HashSet<(DeliveryId, u32)>>,
+}
+
+impl DeliveryPool {
+    fn replaying(&self) -> MutexGuard<'_, HashSet<(DeliveryId, u32)>> {
+        // Every update is one insert or remove: a poisoned set is still consistent.
+        self.replaying
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl std::fmt::Debug for DeliveryPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryPool")
+            .field("fanout_limit", &self.fanout_limit)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What the abort left unfinished, counted where it happens.
@@ -147,8 +169,9 @@ impl BackgroundTaskBackend {
             tracker: tracker.clone(),
             abort: abort.clone(),
             abandoned: abandoned.clone(),
+            replaying: Mutex::default(),
         });
-        tracker.spawn(dispatch_loop(rx, pool, stop_accepting.clone()));
+        tracker.spawn(dispatch_loop(rx, pool.clone(), stop_accepting.clone()));
         Ok(Self {
             abandoned,
             tx,
@@ -158,6 +181,7 @@ impl BackgroundTaskBackend {
             tracker,
             pending,
             max_pending: config.max_pending_deliveries,
+            pool,
         })
     }
 
@@ -185,6 +209,65 @@ impl Backend for BackgroundTaskBackend {
             }
             Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(Error::ShutDown),
         }
+    }
+
+    /// Runs the replayed run in this process, as fan-out would have: it waits for room among the
+    /// pending deliveries (up to the publish timeout) and for an attempt permit. Not durable,
+    /// like everything this backend holds: a run still in memory at a crash stays `pending` in
+    /// the store, and replaying it again queues it again.
+    async fn redeliver(&self, delivery: &Delivery) -> Result<bool> {
+        if self.stop_accepting.is_cancelled() {
+            return Err(Error::ShutDown);
+        }
+        let run = (delivery.id.clone(), delivery.replays);
+        if !self.pool.replaying().insert(run.clone()) {
+            return Ok(false);
+        }
+        let forget = |e: Error| {
+            self.pool.replaying().remove(&run);
+            Err(e)
+        };
+        let subscription = match self
+            .pool
+            .engine
+            .subscription(&delivery.subscription_id)
+            .await
+        {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                return forget(Error::SubscriptionNotFound {
+                    id: delivery.subscription_id.to_string(),
+                });
+            }
+            Err(e) => return forget(e),
+        };
+        let pending =
+            match tokio::time::timeout(self.publish_timeout, self.pending.clone().acquire_owned())
+                .await
+            {
+                Ok(Ok(permit)) => permit,
+                Ok(Err(_)) => return forget(Error::ShutDown),
+                Err(_) => {
+                    return forget(Error::QueueFull {
+                        waited: self.publish_timeout,
+                    });
+                }
+            };
+        let pool = self.pool.clone();
+        let delivery = delivery.clone();
+        self.tracker.spawn(async move {
+            let first = tokio::select! {
+                p = pool.concurrency.clone().acquire_owned() => p.ok(),
+                _ = pool.abort.cancelled() => None,
+            };
+            match first {
+                Some(first) => deliver(&pool, delivery, subscription, first).await,
+                None => pool.abandoned.deliveries(1),
+            }
+            pool.replaying().remove(&run);
+            drop(pending);
+        });
+        Ok(true)
     }
 
     async fn shutdown(&self, deadline: Duration) -> Result<ShutdownReport> {
@@ -432,6 +515,13 @@ mod tests {
         }
         async fn record_attempt(&self, d: &Delivery, a: &Attempt) -> Result<()> {
             self.inner.record_attempt(d, a).await
+        }
+        async fn replay_delivery(
+            &self,
+            id: &DeliveryId,
+            resend_delivered: bool,
+        ) -> Result<Option<crate::replay::Reopen>> {
+            self.inner.replay_delivery(id, resend_delivered).await
         }
         async fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>> {
             self.inner.get_delivery(id).await

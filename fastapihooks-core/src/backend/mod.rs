@@ -25,6 +25,7 @@ pub use redis::{RedisBackend, RedisConfig};
 #[cfg(feature = "sql")]
 pub use sql_outbox::{SqlBackend, SqlOutboxConfig};
 
+use crate::delivery::Delivery;
 use crate::error::Result;
 use crate::event::Event;
 
@@ -46,6 +47,17 @@ pub trait Backend: Send + Sync + 'static {
     /// Accepts an event for delivery. It may wait for room, within a bound, but never for the
     /// delivery itself. An error means the event was **not** accepted.
     async fn publish(&self, event: Event) -> Result<()>;
+
+    /// Queues the current run of `delivery` (a [`Replay`](crate::replay::Replay) started it in
+    /// the store), keyed on (delivery id, run): returns `false`, changing nothing, when that run
+    /// was queued already. The default refuses with [`Error::ReplayUnsupported`](crate::Error::ReplayUnsupported):
+    /// a backend of one's own that forwards to another forwards this too.
+    async fn redeliver(&self, delivery: &Delivery) -> Result<bool> {
+        let _ = delivery;
+        Err(crate::Error::ReplayUnsupported {
+            backend: std::any::type_name::<Self>(),
+        })
+    }
 
     /// Stops accepting events and finishes in-flight work within `deadline`.
     async fn shutdown(&self, deadline: Duration) -> Result<ShutdownReport> {

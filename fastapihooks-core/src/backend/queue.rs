@@ -67,6 +67,8 @@ pub struct DeliverTask {
     subscription_id: SubscriptionId,
     event: Event,
     attempts: u32,
+    #[serde(skip_serializing_if = "is_zero")]
+    replay: u32,
 }
 
 impl DeliverTask {
@@ -77,16 +79,18 @@ impl DeliverTask {
             subscription_id,
             event,
             attempts: 0,
+            replay: 0,
         }
     }
 
-    /// The next attempt of `delivery`, as fan-out recorded it.
+    /// The next attempt of `delivery`'s current run, as fan-out or a replay recorded it.
     pub(crate) fn of(delivery: Delivery) -> Self {
         Self {
             delivery_id: delivery.id,
             subscription_id: delivery.subscription_id,
             event: delivery.event,
             attempts: delivery.attempts,
+            replay: delivery.replays,
         }
     }
 
@@ -115,6 +119,12 @@ impl DeliverTask {
     pub fn attempts(&self) -> u32 {
         self.attempts
     }
+
+    /// The run this task belongs to: the delivery's `replays` when it was queued (0 before any
+    /// replay). A task of an earlier run than the stored delivery's does not send.
+    pub fn replay(&self) -> u32 {
+        self.replay
+    }
 }
 
 impl From<DeliverTask> for Task {
@@ -141,6 +151,8 @@ struct TaskWire {
     subscription_id: Option<SubscriptionId>,
     #[serde(default)]
     attempts: u32,
+    #[serde(default)]
+    replay: u32,
 }
 
 #[derive(Deserialize)]
@@ -167,6 +179,7 @@ impl TryFrom<TaskWire> for Task {
                     .ok_or("a deliver task needs `subscription_id`")?,
                 event: w.event,
                 attempts: w.attempts,
+                replay: w.replay,
             }),
         })
     }

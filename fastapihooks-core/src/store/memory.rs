@@ -10,6 +10,7 @@ use crate::delivery::{Attempt, Delivery};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventName};
 use crate::id::{DeliveryId, EventId, SubscriptionId};
+use crate::replay::Reopen;
 use crate::subscription::Subscription;
 
 /// Keeps everything in memory: for development, tests and services that need no history across
@@ -175,8 +176,12 @@ impl Store for MemoryStore {
         if let Some(record) = history.get_mut(&delivery.id) {
             // Status is monotonic: a final delivery keeps its state; the late attempt is still
             // history (it was sent).
-            if !record.delivery.status.is_final() {
-                record.delivery = delivery.clone();
+            let current = &record.delivery;
+            if !current.status.is_final() && current.replays == delivery.replays {
+                record.delivery = Delivery {
+                    attempts_before_replay: current.attempts_before_replay,
+                    ..delivery.clone()
+                };
             }
             // Most deliveries take one attempt: grow by one, not to a `Vec`'s first capacity of
             // four (~290 bytes per delivery kept, 2.8 MiB over the default 10,000).
@@ -184,6 +189,17 @@ impl Store for MemoryStore {
             record.attempts.push(attempt.clone());
         }
         Ok(())
+    }
+
+    async fn replay_delivery(
+        &self,
+        id: &DeliveryId,
+        resend_delivered: bool,
+    ) -> Result<Option<Reopen>> {
+        let mut history = self.history();
+        Ok(history
+            .get_mut(id)
+            .map(|record| Reopen::apply(&mut record.delivery, resend_delivered)))
     }
 
     async fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>> {

@@ -19,6 +19,7 @@ use crate::delivery::{Attempt, Delivery};
 use crate::error::Result;
 use crate::event::{Event, EventName};
 use crate::id::{DeliveryId, EventId, SubscriptionId};
+use crate::replay::Reopen;
 use crate::subscription::Subscription;
 
 /// Which subscriptions to list, oldest first, one page at a time.
@@ -75,8 +76,21 @@ pub trait Store: Send + Sync + 'static {
     /// already recorded is left as it is (fan-out run again for a redelivered event must not reset
     /// a delivery that already succeeded).
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<()>;
-    /// Records an attempt and the delivery's new state after it.
+    /// Records an attempt and the delivery's new state after it. The state is taken only while
+    /// the stored delivery is pending and in the same run (`replays`): a final status never goes
+    /// back, and a late attempt of an earlier run is history, not the current state.
     async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt) -> Result<()>;
+    /// Starts a new run of a delivery, for a replay, in one atomic step: a dead letter (failed
+    /// or dead) — or, with `resend_delivered`, a delivered one — becomes pending again with
+    /// `replays` incremented and `attempts_before_replay` set to its attempts so far; its
+    /// attempts stay. A pending delivery, or a delivered one without `resend_delivered`, is left
+    /// as it is. Two replays racing start one run: the other sees it pending. `None` when there
+    /// is no such delivery.
+    async fn replay_delivery(
+        &self,
+        id: &DeliveryId,
+        resend_delivered: bool,
+    ) -> Result<Option<Reopen>>;
     /// The delivery with this id, if any.
     async fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>>;
     /// A page of the deliveries passing every filter of `query` and older than its cursor,

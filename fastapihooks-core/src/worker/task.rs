@@ -98,6 +98,11 @@ async fn deliver<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, task: DeliverTask) -
             return ctx.queue.retry_in(receipt, &task.into(), delay).await;
         }
     };
+    if let Some(newer) = stored.as_ref().filter(|d| d.replays > task.replay()) {
+        tracing::debug!(delivery = %newer.id, task_run = task.replay(), run = newer.replays, "a task of an earlier run: the delivery was replayed since; not sent");
+        Stats::bump(&ctx.stats.skipped);
+        return ctx.queue.ack(receipt).await;
+    }
     if let Some(done) = stored.as_ref().filter(|d| d.status.is_final()) {
         tracing::debug!(delivery = %done.id, status = %done.status, "already final: not sent again");
         Stats::bump(&ctx.stats.skipped);
@@ -112,9 +117,11 @@ async fn deliver<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, task: DeliverTask) -
     let mut delivery = Delivery::new(task.event().clone(), task.subscription_id().clone());
     delivery.id = task.delivery_id().clone();
     delivery.attempts = task.attempts();
+    delivery.replays = task.replay();
     if let Some(stored) = &stored {
         delivery.attempts = delivery.attempts.max(stored.attempts);
         delivery.created_at = stored.created_at;
+        delivery.attempts_before_replay = stored.attempts_before_replay;
     }
     let tried = ctx.engine.attempt(&mut delivery, &subscription).await;
     if !tried.recorded {

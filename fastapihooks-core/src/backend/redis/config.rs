@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 /// | `{prefix}:tasks` | stream + consumer group `group` | tasks ready to run, and leased ones (the group's pending entries) |
 /// | `{prefix}:retries` | sorted set | tasks waiting for a retry, scored by due time (ms, Redis clock) |
 /// | `{prefix}:dead` | stream (capped at `dead_letter_max_len`) | dead letters: `task`, `reason` |
+/// | `{prefix}:replays` | sorted set | the replayed runs queued (`delivery:run`), scored by time, kept 30 days: a run is queued once |
 ///
 /// Several applications share one Redis by giving each its own prefix.
 ///
@@ -100,9 +101,19 @@ impl RedisConfig {
         format!("{{{}}}:dead", self.key_prefix)
     }
 
+    /// The sorted set of replayed runs already queued.
+    pub fn replays_key(&self) -> String {
+        format!("{{{}}}:replays", self.key_prefix)
+    }
+
     /// Every key this queue may create, for cleanup and inspection.
-    pub fn keys(&self) -> [String; 3] {
-        [self.tasks_key(), self.retries_key(), self.dead_key()]
+    pub fn keys(&self) -> [String; 4] {
+        [
+            self.tasks_key(),
+            self.retries_key(),
+            self.dead_key(),
+            self.replays_key(),
+        ]
     }
 
     /// Checks that the settings make sense.
@@ -184,7 +195,13 @@ mod tests {
         let c = RedisConfig::new("redis://h").key_prefix("app1");
         assert_eq!(
             c.keys(),
-            ["{app1}:tasks", "{app1}:retries", "{app1}:dead"].map(String::from)
+            [
+                "{app1}:tasks",
+                "{app1}:retries",
+                "{app1}:dead",
+                "{app1}:replays"
+            ]
+            .map(String::from)
         );
     }
 

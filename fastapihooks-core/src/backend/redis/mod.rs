@@ -29,10 +29,15 @@ pub use config::RedisConfig;
 pub use durability::RedisPersistence;
 
 use super::open::OpenFlag;
-use super::queue::{Queue, Receipt, Task};
+use super::queue::{DeliverTask, Queue, Receipt, Task};
 use super::{Backend, ShutdownReport};
+use crate::delivery::Delivery;
 use crate::error::{Error, Result};
 use crate::event::Event;
+
+/// How long a replayed run is remembered as queued: far longer than any retry schedule keeps a
+/// run pending, so queuing it again (a resumed bulk replay) is a no-op.
+const REPLAY_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// A durable queue on Redis Streams. See the [module docs](self) for how it works and
 /// [`RedisConfig`] for its keys.
@@ -64,6 +69,7 @@ struct Keys {
     tasks: String,
     retries: String,
     dead: String,
+    replays: String,
 }
 
 impl std::fmt::Debug for RedisBackend {
@@ -95,6 +101,7 @@ impl RedisBackend {
             tasks: config.tasks_key(),
             retries: config.retries_key(),
             dead: config.dead_key(),
+            replays: config.replays_key(),
         };
         Ok(Self {
             keys,
@@ -185,6 +192,24 @@ impl Backend for RedisBackend {
             .query_async::<()>(&mut conn)
             .await
             .map_err(|e| Error::storage("redis.publish", e))
+    }
+
+    /// One script: the run is remembered in the replays set (30 days) and its task added to
+    /// the stream only if it was not there.
+    async fn redeliver(&self, delivery: &Delivery) -> Result<bool> {
+        self.open.check()?;
+        let task = Task::from(DeliverTask::of(delivery.clone())).encode()?;
+        let mut conn = self.conn.clone();
+        let queued: i64 = scripts::QUEUE_ONCE
+            .key(&self.keys.tasks)
+            .key(&self.keys.replays)
+            .arg(format!("{}:{}", delivery.id, delivery.replays))
+            .arg(task)
+            .arg(REPLAY_RETENTION.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| Error::storage("redis.redeliver", e))?;
+        Ok(queued == 1)
     }
 
     /// Stops accepting events. Nothing is in flight inside the backend itself: what was

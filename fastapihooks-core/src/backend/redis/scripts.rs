@@ -44,6 +44,27 @@ return 1
     )
 });
 
+/// Queues a replayed run of a delivery once: remembers `delivery:run` in the replays set and
+/// adds the task only if it was not there. Entries older than the retention are dropped first,
+/// so the set stays bounded.
+///
+/// KEYS: tasks, replays. ARGV: `delivery:run`, task JSON, retention ms. Returns 1 when queued,
+/// 0 when that run was queued before.
+pub(super) static QUEUE_ONCE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[3]))
+if redis.call('ZADD', KEYS[2], 'NX', now, ARGV[1]) == 0 then
+  return 0
+end
+redis.call('XADD', KEYS[1], '*', 'task', ARGV[2])
+return 1
+"#,
+    )
+});
+
 /// Moves due retries back into the task stream.
 ///
 /// KEYS: tasks, retries. ARGV: at most how many to move. Returns `{moved, ms until the next

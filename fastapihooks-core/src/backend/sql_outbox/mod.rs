@@ -32,17 +32,19 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, IsolationLevel, QueryResult,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, IsolationLevel, QueryResult, SqlErr,
     TransactionTrait, Value,
 };
 
 pub use config::SqlOutboxConfig;
 
 use super::open::OpenFlag;
-use super::queue::{Leased, Queue, Receipt, Task};
+use super::queue::{DeliverTask, Leased, Queue, Receipt, Task};
 use super::{Backend, ShutdownReport};
+use crate::delivery::Delivery;
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::id::DeliveryId;
 use crate::store::{SqlStore, SqlStoreOptions};
 use statements::statement;
 use transient::{is_conflict, retry_conflicts};
@@ -264,6 +266,27 @@ impl Backend for SqlBackend {
         self.publish_in(&self.db, &event).await
     }
 
+    /// One row whose id is derived from (delivery id, run): the primary key makes a run queued
+    /// once while its row lives (ready, leased, waiting for a retry, or dead).
+    async fn redeliver(&self, delivery: &Delivery) -> Result<bool> {
+        self.open.check()?;
+        let what = "outbox.redeliver";
+        let task = Task::from(DeliverTask::of(delivery.clone())).encode()?;
+        let id = replay_row_id(&delivery.id, delivery.replays);
+        let insert = statement(
+            self.backend,
+            &statements::insert(self.backend, 1),
+            vec![id.into(), task.into()],
+        );
+        match self.db.execute_raw(insert).await {
+            Ok(_) => Ok(true),
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                Ok(false)
+            }
+            Err(e) => Err(Error::storage(what, e)),
+        }
+    }
+
     /// Stops accepting events. Nothing is in flight inside the backend: what was published is
     /// in the database.
     async fn shutdown(&self, _deadline: Duration) -> Result<ShutdownReport> {
@@ -372,6 +395,20 @@ async fn insert_tasks<C: ConnectionTrait>(
         .map_err(db(what))?;
     }
     Ok(())
+}
+
+/// The outbox row of run `run` of a replayed delivery: a ULID of the delivery's time and a
+/// digest of (delivery, run), so the same run always has the same row.
+fn replay_row_id(delivery: &DeliveryId, run: u32) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(delivery.as_str())
+        .chain_update(b"/replay/")
+        .chain_update(run.to_be_bytes())
+        .finalize();
+    let mut random = [0u8; 16];
+    random[6..].copy_from_slice(&digest[..10]);
+    ulid::Ulid::from_parts(delivery.timestamp_ms(), u128::from_be_bytes(random)).to_string()
 }
 
 fn columns(row: &QueryResult) -> Result<(String, String), DbErr> {

@@ -44,6 +44,7 @@ use crate::delivery::{Attempt, Delivery, DeliveryStatus};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventName};
 use crate::id::{DeliveryId, EventId, SubscriptionId};
+use crate::replay::Reopen;
 use crate::subscription::Subscription;
 use entity::subscription::{self as sub_entity, Column as SubColumn};
 use entity::{attempt, delivery, event};
@@ -263,12 +264,17 @@ impl Store for SqlStore {
         row.event_id = ActiveValue::NotSet;
         row.subscription_id = ActiveValue::NotSet;
         row.created_at_us = ActiveValue::NotSet;
-        // Status is monotonic: only a pending delivery takes the attempt's outcome; one that
-        // reached a final status (an overtaken run) keeps it, and the attempt is still history.
+        // A replay sets these; an attempt never does.
+        row.replays = ActiveValue::NotSet;
+        row.attempts_before_replay = ActiveValue::NotSet;
+        // Status is monotonic: only a pending delivery in the attempt's run takes its outcome;
+        // one that reached a final status, or was replayed since (an overtaken run), keeps its
+        // state, and the attempt is still history.
         let updated = delivery::Entity::update_many()
             .set(row)
             .filter(delivery::Column::Id.eq(d.id.as_str()))
             .filter(delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+            .filter(delivery::Column::Replays.eq(i64::from(d.replays)))
             .exec(&txn)
             .await
             .map_err(db(what))?;
@@ -285,6 +291,53 @@ impl Store for SqlStore {
                 .map_err(db(what))?;
         }
         txn.commit().await.map_err(db(what))
+    }
+
+    /// A read, then an `UPDATE` guarded by the status and run read: a replay racing this one
+    /// makes it read again (and find the delivery pending).
+    async fn replay_delivery(
+        &self,
+        id: &DeliveryId,
+        resend_delivered: bool,
+    ) -> Result<Option<Reopen>> {
+        let what = "store.replay_delivery";
+        // Each lost race means another writer changed the delivery (usually: replayed it, so
+        // the next read finds it pending); a few are plenty.
+        for _ in 0..8 {
+            let Some(mut current) = self.get_delivery(id).await? else {
+                return Ok(None);
+            };
+            let (status, replays) = (current.status, current.replays);
+            let reopened = match Reopen::apply(&mut current, resend_delivered) {
+                Reopen::Reopened(d) => d,
+                kept => return Ok(Some(kept)),
+            };
+            let row = delivery::ActiveModel {
+                status: ActiveValue::Set(reopened.status.as_str().to_owned()),
+                replays: ActiveValue::Set(i64::from(reopened.replays)),
+                attempts_before_replay: ActiveValue::Set(i64::from(
+                    reopened.attempts_before_replay,
+                )),
+                next_attempt_at_us: ActiveValue::Set(reopened.next_attempt_at.map(rows::micros)),
+                updated_at_us: ActiveValue::Set(rows::micros(reopened.updated_at)),
+                ..Default::default()
+            };
+            let updated = delivery::Entity::update_many()
+                .set(row)
+                .filter(delivery::Column::Id.eq(id.as_str()))
+                .filter(delivery::Column::Status.eq(status.as_str()))
+                .filter(delivery::Column::Replays.eq(i64::from(replays)))
+                .exec(&self.db)
+                .await
+                .map_err(db(what))?;
+            if updated.rows_affected == 1 {
+                return Ok(Some(Reopen::Reopened(reopened)));
+            }
+        }
+        Err(Error::storage(
+            what,
+            std::io::Error::other(format!("delivery {id} kept changing under the replay")),
+        ))
     }
 
     async fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>> {

@@ -176,6 +176,8 @@ pub(super) fn delivery_row(delivery: &Delivery) -> delivery::ActiveModel {
         next_attempt_at_us: Set(delivery.next_attempt_at.map(micros)),
         created_at_us: Set(micros(delivery.created_at)),
         updated_at_us: Set(micros(delivery.updated_at)),
+        replays: Set(i64::from(delivery.replays)),
+        attempts_before_replay: Set(i64::from(delivery.attempts_before_replay)),
     }
 }
 
@@ -196,6 +198,9 @@ pub(super) fn delivery_from_row(row: delivery::Model, event: Event) -> Result<De
             .transpose()?,
         created_at: col.time("created_at_us", row.created_at_us)?,
         updated_at: col.time("updated_at_us", row.updated_at_us)?,
+        replays: col.unsigned("replays", row.replays)?,
+        attempts_before_replay: col
+            .unsigned("attempts_before_replay", row.attempts_before_replay)?,
     })
 }
 

@@ -17,6 +17,9 @@ pub struct Model {
     pub next_attempt_at_us: Option<i64>,
     pub created_at_us: i64,
     pub updated_at_us: i64,
+    /// Times replayed (`Delivery::replays`): fences the runs of earlier replays.
+    pub replays: i64,
+    pub attempts_before_replay: i64,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
