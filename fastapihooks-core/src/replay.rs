@@ -20,7 +20,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 
@@ -67,7 +67,8 @@ impl Reopen {
             DeliveryStatus::Pending => Reopen::Pending(delivery.clone()),
             DeliveryStatus::Delivered if !resend_delivered => Reopen::Delivered(delivery.clone()),
             DeliveryStatus::Delivered | DeliveryStatus::Failed | DeliveryStatus::Dead => {
-                let now = Utc::now();
+                // Microseconds: what SQL stores keep, so the delivery returned is the one stored.
+                let now = Utc::now().trunc_subsecs(6);
                 delivery.status = DeliveryStatus::Pending;
                 delivery.replays = delivery.replays.saturating_add(1);
                 delivery.attempts_before_replay = delivery.attempts;
@@ -262,10 +263,7 @@ impl Replay {
             let Some(last) = page.last() else { break };
             resumed.before = Some(last.id.clone());
             for d in page.iter().filter(|d| d.replays > 0) {
-                let enabled = self
-                    .subscription_enabled(&d.subscription_id, &mut subscriptions)
-                    .await?;
-                if enabled && self.backend.redeliver(d).await? {
+                if self.resume(&d.id, &mut subscriptions).await? {
                     summary.add(ReplayOutcome::Resumed);
                     progress(&summary);
                 }
@@ -350,12 +348,37 @@ impl Replay {
         if current.status.is_final() {
             return self.reopen_and_queue(id, enabled).await;
         }
-        // Pending: a run of an earlier replay may never have been queued; queue it (a no-op
-        // when it was).
-        if current.replays > 0 && enabled && self.backend.redeliver(&current).await? {
+        if self.resume(id, subscriptions).await? {
             return Ok(ReplayOutcome::Resumed);
         }
         Ok(ReplayOutcome::AlreadyPending)
+    }
+
+    /// Queues the run of an earlier replay that may never have been queued (interrupted between
+    /// its two steps): one that is pending, has made no attempt yet, and whose subscription is
+    /// enabled. Queuing a run that was queued is a no-op for the backend; the state is read
+    /// fresh first, so a run that finished meanwhile is not queued again. (On the outbox, a run
+    /// that finishes in the instant between that read and the enqueue can leave one task
+    /// behind: the worker finds the delivery final and drops it without sending.)
+    async fn resume(
+        &self,
+        id: &DeliveryId,
+        subscriptions: &mut HashMap<SubscriptionId, bool>,
+    ) -> Result<bool> {
+        let Some(current) = self.store.get_delivery(id).await? else {
+            return Ok(false);
+        };
+        let unstarted = current.status == DeliveryStatus::Pending
+            && current.replays > 0
+            && current.attempts == current.attempts_before_replay;
+        if !unstarted
+            || !self
+                .subscription_enabled(&current.subscription_id, subscriptions)
+                .await?
+        {
+            return Ok(false);
+        }
+        self.backend.redeliver(&current).await
     }
 
     async fn reopen_and_queue(&self, id: &DeliveryId, enabled: bool) -> Result<ReplayOutcome> {

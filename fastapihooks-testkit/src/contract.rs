@@ -31,9 +31,9 @@ use std::future::Future;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use fastapihooks_core::{
-    AttemptErrorKind, AttemptOutcome, Auth, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus,
-    Error, Event, EventId, EventName, EventQuery, Secret, Store, SubscriptionId, SubscriptionQuery,
-    signing::SignatureScheme,
+    Attempt, AttemptErrorKind, AttemptOutcome, Auth, Delivery, DeliveryId, DeliveryQuery,
+    DeliveryStatus, Error, Event, EventId, EventName, EventQuery, Secret, Store, SubscriptionId,
+    SubscriptionQuery, replay::Reopen, signing::SignatureScheme,
 };
 use serde_json::json;
 
@@ -94,6 +94,19 @@ macro_rules! store_contract {
             deliveries_list_only_the_status_asked_for,
             deliveries_list_only_the_subscription_asked_for,
             deliveries_of_one_event_all_carry_its_payload,
+            replaying_a_dead_letter_starts_a_new_run,
+            replaying_a_failed_delivery_starts_a_new_run,
+            a_reopened_delivery_is_returned_as_it_is_stored,
+            replaying_a_pending_delivery_changes_nothing,
+            a_delivered_delivery_is_replayed_only_when_asked_to_resend,
+            replaying_an_unknown_delivery_finds_nothing,
+            a_replayed_delivery_is_listed_as_pending,
+            recording_a_delivery_again_after_a_replay_keeps_its_run,
+            a_late_attempt_of_an_earlier_run_is_history_not_state,
+            an_attempt_of_the_current_run_after_a_replay_sets_the_state,
+            an_attempt_never_changes_the_attempts_before_the_replay,
+            two_replays_racing_start_one_run,
+            replaying_twice_counts_runs,
             an_event_is_found_by_its_id,
             an_event_received_by_many_subscriptions_is_listed_once,
             events_list_only_the_exact_name_asked_for,
@@ -677,6 +690,326 @@ pub async fn deliveries_of_one_event_all_carry_its_payload(store: &dyn Store) {
         .unwrap();
     assert_eq!(listed.len(), 20);
     assert!(listed.iter().all(|d| d.event == e));
+}
+
+// ---- replays: a new run of a delivery, under the same id ----
+
+/// A behaviour of the contract: a dead letter that ran out of retries is pending again, in run
+/// 1, due now, counting the attempts made before; nothing else changes, and its attempts stay.
+pub async fn replaying_a_dead_letter_starts_a_new_run(store: &dyn Store) {
+    let (dead, attempts) =
+        recorded_then(store, &[DeliveryStatus::Pending, DeliveryStatus::Dead]).await;
+    let reopened = match replay(store, &dead.id, false).await {
+        Reopen::Reopened(d) => d,
+        other => panic!("a dead letter was not reopened: {other:?}"),
+    };
+    let run = |d: &Delivery| (d.status, d.replays, d.attempts_before_replay, d.attempts);
+    assert_eq!(
+        run(&reopened),
+        (DeliveryStatus::Pending, 1, 2, 2),
+        "{reopened:?}"
+    );
+    let back = store.get_delivery(&dead.id).await.unwrap().unwrap();
+    assert_eq!(run(&back), (DeliveryStatus::Pending, 1, 2, 2), "{back:?}");
+    assert!(
+        back.next_attempt_at.is_some_and(|t| t <= now()),
+        "a new run is due at once: {back:?}"
+    );
+    assert_eq!(
+        back,
+        Delivery {
+            status: DeliveryStatus::Pending,
+            replays: 1,
+            attempts_before_replay: 2,
+            next_attempt_at: back.next_attempt_at,
+            updated_at: back.updated_at,
+            ..dead.clone()
+        },
+        "a replay changes the run, nothing else"
+    );
+    // A replay appends to the history, never erases it.
+    assert_eq!(store.list_attempts(&dead.id).await.unwrap(), attempts);
+}
+
+/// A behaviour of the contract: a delivery refused for good is a dead letter too.
+pub async fn replaying_a_failed_delivery_starts_a_new_run(store: &dyn Store) {
+    let (failed, attempts) = recorded_then(store, &[DeliveryStatus::Failed]).await;
+    let reopened = match replay(store, &failed.id, false).await {
+        Reopen::Reopened(d) => d,
+        other => panic!("a failed delivery was not reopened: {other:?}"),
+    };
+    let run = |d: &Delivery| (d.status, d.replays, d.attempts_before_replay, d.attempts);
+    assert_eq!(
+        run(&reopened),
+        (DeliveryStatus::Pending, 1, 1, 1),
+        "{reopened:?}"
+    );
+    let back = store.get_delivery(&failed.id).await.unwrap().unwrap();
+    assert_eq!(run(&back), (DeliveryStatus::Pending, 1, 1, 1), "{back:?}");
+    assert_eq!(store.list_attempts(&failed.id).await.unwrap(), attempts);
+}
+
+/// A behaviour of the contract: the delivery a replay returns is the one the store now keeps
+/// (the replay queues it), read back equal.
+pub async fn a_reopened_delivery_is_returned_as_it_is_stored(store: &dyn Store) {
+    let (dead, _) = recorded_then(store, &[DeliveryStatus::Dead]).await;
+    let reopened = replay(store, &dead.id, false).await;
+    assert!(matches!(reopened, Reopen::Reopened(_)), "{reopened:?}");
+    assert_eq!(
+        store.get_delivery(&dead.id).await.unwrap().as_ref(),
+        Some(reopened.delivery())
+    );
+}
+
+/// A behaviour of the contract: a pending delivery's run is under way; replaying it, even with
+/// `resend_delivered`, starts no other.
+pub async fn replaying_a_pending_delivery_changes_nothing(store: &dyn Store) {
+    let (pending, attempts) = recorded_then(store, &[DeliveryStatus::Pending]).await;
+    for resend_delivered in [false, true] {
+        assert_eq!(
+            replay(store, &pending.id, resend_delivered).await,
+            Reopen::Pending(pending.clone()),
+            "resend_delivered: {resend_delivered}"
+        );
+        assert_eq!(
+            store.get_delivery(&pending.id).await.unwrap().unwrap(),
+            pending
+        );
+    }
+    assert_eq!(store.list_attempts(&pending.id).await.unwrap(), attempts);
+}
+
+/// A behaviour of the contract: a delivered delivery is sent again only with
+/// `resend_delivered`.
+pub async fn a_delivered_delivery_is_replayed_only_when_asked_to_resend(store: &dyn Store) {
+    let (delivered, attempts) = recorded_then(store, &[DeliveryStatus::Delivered]).await;
+    assert_eq!(
+        replay(store, &delivered.id, false).await,
+        Reopen::Delivered(delivered.clone())
+    );
+    assert_eq!(
+        store.get_delivery(&delivered.id).await.unwrap().unwrap(),
+        delivered,
+        "replayed without being asked to resend"
+    );
+    let reopened = match replay(store, &delivered.id, true).await {
+        Reopen::Reopened(d) => d,
+        other => panic!("not resent when asked to: {other:?}"),
+    };
+    let run = |d: &Delivery| (d.status, d.replays, d.attempts_before_replay, d.attempts);
+    assert_eq!(
+        run(&reopened),
+        (DeliveryStatus::Pending, 1, 1, 1),
+        "{reopened:?}"
+    );
+    let back = store.get_delivery(&delivered.id).await.unwrap().unwrap();
+    assert_eq!(run(&back), (DeliveryStatus::Pending, 1, 1, 1), "{back:?}");
+    assert_eq!(store.list_attempts(&delivered.id).await.unwrap(), attempts);
+}
+
+/// A behaviour of the contract: replaying an id no delivery has finds nothing, and records
+/// nothing.
+pub async fn replaying_an_unknown_delivery_finds_nothing(store: &dyn Store) {
+    let d = delivery(&event("a", None), &SubscriptionId::new());
+    for resend_delivered in [false, true] {
+        assert_eq!(
+            store
+                .replay_delivery(&d.id, resend_delivered)
+                .await
+                .unwrap(),
+            None,
+            "resend_delivered: {resend_delivered}"
+        );
+    }
+    assert!(store.get_delivery(&d.id).await.unwrap().is_none());
+}
+
+/// A behaviour of the contract: a replayed delivery is listed as pending, with its run (what
+/// an interrupted bulk replay reads to resume), and no longer as a dead letter.
+pub async fn a_replayed_delivery_is_listed_as_pending(store: &dyn Store) {
+    let (dead, _) = recorded_then(store, &[DeliveryStatus::Dead]).await;
+    replay(store, &dead.id, false).await;
+    let back = store.get_delivery(&dead.id).await.unwrap().unwrap();
+    let listed = async |status| {
+        store
+            .list_deliveries(&DeliveryQuery::status(status))
+            .await
+            .unwrap()
+    };
+    assert_eq!(listed(DeliveryStatus::Pending).await, [back]);
+    assert!(listed(DeliveryStatus::Dead).await.is_empty());
+}
+
+/// A behaviour of the contract: fan-out run again for the event (a redelivered queue message)
+/// does not reset a replayed delivery to its first run.
+pub async fn recording_a_delivery_again_after_a_replay_keeps_its_run(store: &dyn Store) {
+    let (dead, _) = recorded_then(store, &[DeliveryStatus::Dead]).await;
+    replay(store, &dead.id, false).await;
+    let run = store.get_delivery(&dead.id).await.unwrap().unwrap();
+    let again = delivery(&dead.event, &dead.subscription_id);
+    assert_eq!(again.id, dead.id);
+    store.record_deliveries(&[again]).await.unwrap();
+    assert_eq!(store.get_delivery(&dead.id).await.unwrap().unwrap(), run);
+}
+
+/// A behaviour of the contract: an attempt of a run overtaken by a replay (a task queued
+/// before it, still sending) is history, whatever it came to; the new run keeps its state.
+pub async fn a_late_attempt_of_an_earlier_run_is_history_not_state(store: &dyn Store) {
+    let (dead, mut attempts) =
+        recorded_then(store, &[DeliveryStatus::Pending, DeliveryStatus::Dead]).await;
+    replay(store, &dead.id, false).await;
+    let run = store.get_delivery(&dead.id).await.unwrap().unwrap();
+    let mut late = dead.clone();
+    assert_eq!(late.replays, 0);
+    for status in [
+        DeliveryStatus::Delivered,
+        DeliveryStatus::Pending,
+        DeliveryStatus::Dead,
+    ] {
+        attempts.push(next_attempt(store, &mut late, status).await);
+        assert_eq!(
+            store.get_delivery(&dead.id).await.unwrap().unwrap(),
+            run,
+            "a late attempt of run 0 that came to {status} set the state of run 1"
+        );
+    }
+    assert_eq!(store.list_attempts(&dead.id).await.unwrap(), attempts);
+}
+
+/// A behaviour of the contract: once replayed, the attempts of the new run set the state.
+pub async fn an_attempt_of_the_current_run_after_a_replay_sets_the_state(store: &dyn Store) {
+    let (dead, mut attempts) =
+        recorded_then(store, &[DeliveryStatus::Pending, DeliveryStatus::Dead]).await;
+    replay(store, &dead.id, false).await;
+    let mut d = store.get_delivery(&dead.id).await.unwrap().unwrap();
+    attempts.push(next_attempt(store, &mut d, DeliveryStatus::Pending).await);
+    assert_eq!(store.get_delivery(&d.id).await.unwrap().unwrap(), d);
+    attempts.push(next_attempt(store, &mut d, DeliveryStatus::Delivered).await);
+    let back = store.get_delivery(&d.id).await.unwrap().unwrap();
+    assert_eq!(back, d);
+    assert_eq!(
+        (back.status, back.replays, back.attempts),
+        (DeliveryStatus::Delivered, 1, 4)
+    );
+    assert_eq!(store.list_attempts(&d.id).await.unwrap(), attempts);
+}
+
+/// A behaviour of the contract: a replay sets `attempts_before_replay`, an attempt never does,
+/// whatever the delivery it carries says.
+pub async fn an_attempt_never_changes_the_attempts_before_the_replay(store: &dyn Store) {
+    let (dead, _) = recorded_then(store, &[DeliveryStatus::Pending, DeliveryStatus::Dead]).await;
+    replay(store, &dead.id, false).await;
+    let mut d = store.get_delivery(&dead.id).await.unwrap().unwrap();
+    assert_eq!(d.attempts_before_replay, 2);
+    d.attempts_before_replay = 0;
+    next_attempt(store, &mut d, DeliveryStatus::Pending).await;
+    d.attempts_before_replay = 7;
+    next_attempt(store, &mut d, DeliveryStatus::Delivered).await;
+    assert_eq!(
+        store.get_delivery(&d.id).await.unwrap().unwrap(),
+        Delivery {
+            attempts_before_replay: 2,
+            ..d
+        }
+    );
+}
+
+/// A behaviour of the contract: of two replays of a dead letter at once, one starts a run and
+/// the other finds it pending — never two runs.
+pub async fn two_replays_racing_start_one_run(store: &dyn Store) {
+    // A few races, for the replays to interleave on a store that can.
+    for _ in 0..5 {
+        let (dead, _) = recorded_then(store, &[DeliveryStatus::Dead]).await;
+        let (a, b) = tokio::join!(
+            store.replay_delivery(&dead.id, false),
+            store.replay_delivery(&dead.id, false),
+        );
+        let outcomes = [a.unwrap().unwrap(), b.unwrap().unwrap()];
+        let reopened = outcomes
+            .iter()
+            .filter(|r| matches!(r, Reopen::Reopened(_)))
+            .count();
+        let pending = outcomes
+            .iter()
+            .filter(|r| matches!(r, Reopen::Pending(_)))
+            .count();
+        assert_eq!((reopened, pending), (1, 1), "{outcomes:?}");
+        assert!(
+            outcomes.iter().all(|r| r.delivery().replays == 1),
+            "{outcomes:?}"
+        );
+        let back = store.get_delivery(&dead.id).await.unwrap().unwrap();
+        assert_eq!((back.status, back.replays), (DeliveryStatus::Pending, 1));
+    }
+}
+
+/// A behaviour of the contract: each replay starts the next run, counting every attempt made
+/// before it, of every run.
+pub async fn replaying_twice_counts_runs(store: &dyn Store) {
+    let (dead, mut attempts) =
+        recorded_then(store, &[DeliveryStatus::Pending, DeliveryStatus::Dead]).await;
+    replay(store, &dead.id, false).await;
+    let mut d = store.get_delivery(&dead.id).await.unwrap().unwrap();
+    attempts.push(next_attempt(store, &mut d, DeliveryStatus::Dead).await);
+    assert_eq!(store.get_delivery(&d.id).await.unwrap().unwrap(), d);
+    let reopened = match replay(store, &d.id, false).await {
+        Reopen::Reopened(r) => r,
+        other => panic!("run 1's dead letter was not reopened: {other:?}"),
+    };
+    let run = |d: &Delivery| (d.status, d.replays, d.attempts_before_replay, d.attempts);
+    assert_eq!(
+        run(&reopened),
+        (DeliveryStatus::Pending, 2, 3, 3),
+        "{reopened:?}"
+    );
+    let back = store.get_delivery(&d.id).await.unwrap().unwrap();
+    assert_eq!(run(&back), (DeliveryStatus::Pending, 2, 3, 3), "{back:?}");
+    assert_eq!(back.attempts_in_run(), 0);
+    assert_eq!(store.list_attempts(&d.id).await.unwrap(), attempts);
+}
+
+/// Replays `id`, which is recorded.
+async fn replay(store: &dyn Store, id: &DeliveryId, resend_delivered: bool) -> Reopen {
+    store
+        .replay_delivery(id, resend_delivered)
+        .await
+        .unwrap()
+        .expect("the delivery is recorded")
+}
+
+/// A delivery of a new event, recorded, then one attempt for each of `statuses`, each leaving
+/// it in that status: the delivery as it is stored now, and its attempts in order.
+async fn recorded_then(store: &dyn Store, statuses: &[DeliveryStatus]) -> (Delivery, Vec<Attempt>) {
+    let mut d = delivery(&event("a", None), &SubscriptionId::new());
+    store
+        .record_deliveries(std::slice::from_ref(&d))
+        .await
+        .unwrap();
+    let mut attempts = Vec::new();
+    for &status in statuses {
+        attempts.push(next_attempt(store, &mut d, status).await);
+    }
+    (d, attempts)
+}
+
+/// Records the next attempt of `d` (in `d`'s run), which left it `status`: a 200 delivered it,
+/// a 400 failed it, a 503 is retried later (pending) or was the last retry (dead).
+async fn next_attempt(store: &dyn Store, d: &mut Delivery, status: DeliveryStatus) -> Attempt {
+    d.attempts += 1;
+    d.status = status;
+    d.next_attempt_at = match status {
+        DeliveryStatus::Pending => Some(now() + chrono::Duration::seconds(30)),
+        _ => None,
+    };
+    d.updated_at = now();
+    let code = match status {
+        DeliveryStatus::Delivered => 200,
+        DeliveryStatus::Failed => 400,
+        DeliveryStatus::Pending | DeliveryStatus::Dead => 503,
+    };
+    let a = attempt(d, d.attempts, response(code));
+    store.record_attempt(d, &a).await.unwrap();
+    a
 }
 
 // ---- finding what happened: events and deliveries by filter, in stable pages ----

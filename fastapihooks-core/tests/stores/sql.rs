@@ -186,10 +186,14 @@ pub(crate) async fn the_history_indexes_migration_can_be_undone_and_redone(store
         .record_deliveries(&[delivery(&e, &fastapihooks_core::SubscriptionId::new())])
         .await
         .unwrap();
-    Migrator::down(store.connection(), Some(1)).await.unwrap();
+    // Down through the history indexes (the delivery replays come after them).
+    Migrator::down(store.connection(), Some(2)).await.unwrap();
     assert_eq!(
         store.pending_migrations().await.unwrap(),
-        ["m20261202_000005_history_indexes"]
+        [
+            "m20261202_000005_history_indexes",
+            "m20261202_000006_add_delivery_replays"
+        ]
     );
     store.migrate().await.unwrap();
     assert!(store.pending_migrations().await.unwrap().is_empty());
