@@ -11,7 +11,8 @@
 //!
 //! Exit codes: 0 success; 1 the command failed (the store cannot be reached, an id is not
 //! found: `delivery dlv_… not found`); 2 the command line is wrong (an unknown flag, a bad
-//! `--since`); 130 a second signal aborted the sidecar's drain.
+//! `--since`); 3 `deliveries replay` was partly done (an id not found, a subscription
+//! disabled); 130 a second signal aborted the sidecar's drain.
 //!
 //! ```text
 //! fastapihooks migrate --database sqlite://fastapihooks.db?mode=rwc
@@ -88,8 +89,9 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
 
 /// Parses `args` (program name first), runs the command on a Tokio runtime, prints its output
 /// to stdout and any error to stderr, and returns the process exit code: 0 on success, 1 when
-/// the command failed, 2 when the command line is wrong, 130 when a second signal aborted the
-/// sidecar's drain ([`sidecar::DrainAborted`]).
+/// the command failed, 2 when the command line is wrong, 3 when a replay was partly done
+/// ([`commands::deliveries::replay::Partial`]), 130 when a second signal aborted the sidecar's
+/// drain ([`sidecar::DrainAborted`]).
 pub fn run_with<I, T>(args: I) -> ExitCode
 where
     I: IntoIterator<Item = T>,
@@ -128,6 +130,11 @@ where
             // waited for: their leases expire and another sidecar takes them over.
             runtime.shutdown_background();
             ExitCode::from(130)
+        }
+        Err(e) if e.is::<commands::deliveries::replay::Partial>() => {
+            // What was replayed is printed already; this says what was left.
+            logging::print_error(&message(&e));
+            ExitCode::from(commands::deliveries::replay::Partial::EXIT_CODE)
         }
         Err(e) => {
             logging::print_error(&message(&e));

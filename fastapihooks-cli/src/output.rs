@@ -6,6 +6,7 @@
 
 pub mod deliveries;
 pub mod events;
+pub mod replay;
 pub mod table;
 pub mod time;
 

@@ -139,7 +139,8 @@ pub struct ReplaySummary {
 }
 
 impl ReplaySummary {
-    fn add(&mut self, outcome: ReplayOutcome) {
+    /// Counts one more delivery that came to `outcome`.
+    pub fn add(&mut self, outcome: ReplayOutcome) {
         let slot = match outcome {
             ReplayOutcome::Queued => &mut self.queued,
             ReplayOutcome::Resumed => &mut self.resumed,
@@ -275,14 +276,20 @@ impl Replay {
                 let page = self.store.list_deliveries(&page_query).await?;
                 let Some(last) = page.last() else { break };
                 page_query.before = Some(last.id.clone());
+                // The page's subscriptions first: a look-up made while replays are under way
+                // would wait for a connection they hold.
+                let mut enabled = Vec::with_capacity(page.len());
+                for d in &page {
+                    enabled.push(
+                        self.subscription_enabled(&d.subscription_id, &mut subscriptions)
+                            .await?,
+                    );
+                }
                 let mut running = FuturesUnordered::new();
-                let mut rows = page.iter();
+                let mut rows = page.iter().zip(enabled);
                 loop {
                     while running.len() < self.concurrency {
-                        let Some(d) = rows.next() else { break };
-                        let enabled = self
-                            .subscription_enabled(&d.subscription_id, &mut subscriptions)
-                            .await?;
+                        let Some((d, enabled)) = rows.next() else { break };
                         running.push(self.reopen_and_queue(&d.id, enabled));
                     }
                     let Some(outcome) = running.next().await else {

@@ -1,6 +1,7 @@
-//! `fastapihooks deliveries …`: the delivery history, read-only.
+//! `fastapihooks deliveries …`: the delivery history (read-only), and replaying deliveries.
 
 pub mod list;
+pub mod replay;
 pub mod show;
 
 use std::io::Write;
@@ -14,6 +15,11 @@ pub enum DeliveriesCommand {
     List(list::ListArgs),
     /// Show one delivery and its attempts.
     Show(show::ShowArgs),
+    /// Send deliveries again through the queue the sidecar drains.
+    ///
+    /// Named ones (`dlv_…`), or every one matching filters. Safe to repeat: an interrupted
+    /// replay is resumed by running it again, and nothing is queued twice.
+    Replay(replay::ReplayArgs),
 }
 
 /// Runs a `deliveries` subcommand.
@@ -21,5 +27,6 @@ pub async fn run(command: DeliveriesCommand, out: &mut dyn Write) -> anyhow::Res
     match command {
         DeliveriesCommand::List(args) => list::run(args, out).await,
         DeliveriesCommand::Show(args) => show::run(args, out).await,
+        DeliveriesCommand::Replay(args) => replay::run(args, out).await,
     }
 }
