@@ -54,7 +54,9 @@ pub use fastapihooks_core::{
     Emitter, EmitterBuilder, Error, Event, EventFilter, EventId, EventName, EventQuery, HttpConfig,
     MemoryStore, PreviousSecret, PublisherBuilder, Queue, Replay, ReplayOutcome, ReplaySummary,
     Result, RetryPolicy, Secret, ShutdownReport, Store, Subscription, SubscriptionId,
-    SubscriptionQuery, replay::Reopen,
+    SubscriptionQuery,
+    health::{Disabled, EndpointHealth, HealthPolicy},
+    replay::Reopen,
 };
 #[cfg(feature = "redis")]
 pub use fastapihooks_core::{RedisBackend, RedisConfig, RedisPersistence};

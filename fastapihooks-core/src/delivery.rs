@@ -158,6 +158,9 @@ pub enum AttemptErrorKind {
     Blocked,
     /// Any other transport failure (connection reset mid-request, ...).
     Transport,
+    /// No request was made: the subscription was disabled or removed. The delivery is kept as
+    /// `failed`, replayable once the subscription is enabled again.
+    NotSent,
 }
 
 impl AttemptErrorKind {
@@ -168,6 +171,7 @@ impl AttemptErrorKind {
             Self::Timeout => "timeout",
             Self::Blocked => "blocked",
             Self::Transport => "transport",
+            Self::NotSent => "not_sent",
         }
     }
 }

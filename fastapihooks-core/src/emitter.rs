@@ -11,6 +11,7 @@ use crate::dispatch::{Dispatcher, HttpConfig};
 use crate::engine::{DeliveryEngine, OnFailure};
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::health::HealthPolicy;
 use crate::publisher::PublisherBuilder;
 use crate::retry::RetryPolicy;
 use crate::secret::Secret;
@@ -141,6 +142,7 @@ pub struct EmitterBuilder {
     background: BackgroundConfig,
     on_failure: Option<OnFailure>,
     max_payload_bytes: Option<usize>,
+    health: HealthPolicy,
 }
 
 impl std::fmt::Debug for EmitterBuilder {
@@ -194,6 +196,14 @@ impl EmitterBuilder {
     /// When failed deliveries are retried. Default: [`RetryPolicy::default`].
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
+        self
+    }
+
+    /// When a subscription whose endpoint keeps failing is disabled (default: after a day of
+    /// failures and at least 10 failed attempts; [`HealthPolicy::never`] turns it off). See
+    /// [`health`](crate::health).
+    pub fn endpoint_health(mut self, policy: HealthPolicy) -> Self {
+        self.health = policy;
         self
     }
 
@@ -258,7 +268,8 @@ impl EmitterBuilder {
             dispatcher,
             self.retry.clone(),
             self.on_failure.clone(),
-        ))
+        )
+        .with_health(self.health))
     }
 
     fn store_or_default(&self) -> Arc<dyn Store> {

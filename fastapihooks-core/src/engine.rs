@@ -1,17 +1,19 @@
 //! [`DeliveryEngine`]: fan-out and attempts with their bookkeeping, shared by the in-process
 //! backend and the sidecar worker.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
-use crate::delivery::{Attempt, Delivery, DeliveryStatus};
+use crate::delivery::{Attempt, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryStatus};
 use crate::dispatch::Dispatcher;
 use crate::error::Result;
 use crate::event::Event;
 use crate::fanout::fan_out;
-use crate::id::SubscriptionId;
+use crate::health::{Disabled, HealthPolicy};
+use crate::id::{AttemptId, SubscriptionId};
 use crate::retry::{RetryPolicy, Verdict};
 use crate::store::Store;
 use crate::subscription::Subscription;
@@ -49,6 +51,12 @@ pub struct DeliveryEngine {
     dispatcher: Dispatcher,
     retry: RetryPolicy,
     on_failure: Option<OnFailure>,
+    health: HealthPolicy,
+    /// Subscriptions seen failing by this engine, so the success that ends a streak is
+    /// written even when the subscription copy at hand predates the streak.
+    failing: Arc<Mutex<HashSet<SubscriptionId>>>,
+    /// Subscriptions this engine disabled: attempts already planned for them are not sent.
+    disabled: Arc<Mutex<HashSet<SubscriptionId>>>,
 }
 
 impl std::fmt::Debug for DeliveryEngine {
@@ -76,7 +84,21 @@ impl DeliveryEngine {
             dispatcher,
             retry,
             on_failure,
+            health: HealthPolicy::default(),
+            failing: Arc::default(),
+            disabled: Arc::default(),
         }
+    }
+
+    /// When a failing endpoint is disabled (default: [`HealthPolicy::default`]).
+    pub fn with_health(mut self, policy: HealthPolicy) -> Self {
+        self.health = policy;
+        self
+    }
+
+    /// The endpoint health policy.
+    pub fn health_policy(&self) -> &HealthPolicy {
+        &self.health
     }
 
     /// The store deliveries are recorded in.
@@ -131,7 +153,18 @@ impl DeliveryEngine {
     /// next. Dead letters go to the `on_failure` callback; a 410 disables the subscription.
     #[tracing::instrument(level = "debug", skip_all, fields(delivery = %delivery.id, attempt = delivery.attempts + 1))]
     pub async fn attempt(&self, delivery: &mut Delivery, subscription: &Subscription) -> Attempted {
+        if !subscription.enabled || !self.still_enabled(&subscription.id).await {
+            return self
+                .not_sent(delivery, "not sent: the subscription is disabled")
+                .await;
+        }
         let (attempt, verdict) = self.dispatcher.attempt(delivery, subscription).await;
+        self.track_health(
+            subscription,
+            matches!(verdict, Verdict::Delivered),
+            attempt.started_at,
+        )
+        .await;
         metrics::histogram!("fastapihooks_attempt_duration_seconds")
             .record(attempt.duration.as_secs_f64());
         delivery.attempts = attempt.number;
@@ -142,7 +175,12 @@ impl DeliveryEngine {
                 disable_subscription,
             } => {
                 if disable_subscription {
-                    self.disable(subscription).await;
+                    self.disable(
+                        subscription,
+                        "gone",
+                        "the endpoint answered 410 Gone".into(),
+                    )
+                    .await;
                 }
                 NextStep::Done(DeliveryStatus::Failed)
             }
@@ -188,18 +226,129 @@ impl DeliveryEngine {
         Attempted { next, recorded }
     }
 
-    async fn disable(&self, subscription: &Subscription) {
-        tracing::warn!(subscription = %subscription.id, url = %subscription.url, "receiver answered 410 Gone: disabling the subscription");
-        match self.store.set_enabled(&subscription.id, false).await {
-            Ok(()) => {}
-            Err(crate::Error::SubscriptionNotFound { .. }) => {
-                // A static subscriber lives in code, not in the store: nothing to disable there.
+    /// Records `delivery` as failed without a request — its subscription is disabled or gone —
+    /// under an attempt of kind [`NotSent`](crate::AttemptErrorKind::NotSent) saying why, so the
+    /// history shows what happened and the delivery can be replayed once the subscription is
+    /// enabled again.
+    pub async fn not_sent(&self, delivery: &mut Delivery, why: &str) -> Attempted {
+        let now = Utc::now();
+        let attempt = Attempt {
+            id: AttemptId::new(),
+            delivery_id: delivery.id.clone(),
+            number: delivery.attempts + 1,
+            started_at: now,
+            duration: Duration::ZERO,
+            outcome: AttemptOutcome::Error {
+                kind: AttemptErrorKind::NotSent,
+                message: why.to_owned(),
+            },
+        };
+        delivery.attempts = attempt.number;
+        delivery.status = DeliveryStatus::Failed;
+        delivery.next_attempt_at = None;
+        delivery.updated_at = now;
+        metrics::counter!("fastapihooks_deliveries_total", "outcome" => "not_sent").increment(1);
+        tracing::warn!(delivery = %delivery.id, subscription = %delivery.subscription_id, why, "delivery kept as failed, not sent; replay it once the subscription is enabled");
+        let recorded = match self.store.record_attempt(delivery, &attempt).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::error!(delivery = %delivery.id, error = %e, "could not record attempt");
+                metrics::counter!("fastapihooks_store_errors_total").increment(1);
+                false
             }
+        };
+        Attempted {
+            next: NextStep::Done(DeliveryStatus::Failed),
+            recorded,
+        }
+    }
+
+    /// Whether a subscription this engine disabled has been enabled again since (the copy an
+    /// in-process delivery holds predates both): asks the store, only for those.
+    async fn still_enabled(&self, id: &SubscriptionId) -> bool {
+        if !lock(&self.disabled).contains(id) {
+            return true;
+        }
+        match self.store.get_subscription(id).await {
+            Ok(Some(current)) if current.enabled => {
+                lock(&self.disabled).remove(id);
+                true
+            }
+            Ok(_) => false,
+            // Unknown: keep it disabled; the attempt is kept as failed and can be replayed.
+            Err(e) => {
+                tracing::warn!(subscription = %id, error = %e, "could not check whether a disabled subscription was enabled again");
+                false
+            }
+        }
+    }
+
+    /// Adds the attempt to the subscription's failure streak, and disables it when the streak
+    /// is too long for the [`HealthPolicy`]. A success writes only to end a streak.
+    async fn track_health(&self, subscription: &Subscription, delivered: bool, at: DateTime<Utc>) {
+        if delivered {
+            let was_failing =
+                lock(&self.failing).remove(&subscription.id) || !subscription.health.is_healthy();
+            if !was_failing {
+                return;
+            }
+        } else {
+            if self.health.disable_after.is_none() {
+                return;
+            }
+            lock(&self.failing).insert(subscription.id.clone());
+        }
+        match self
+            .store
+            .record_health(&subscription.id, delivered, at)
+            .await
+        {
+            Ok(health) if !delivered && self.health.disables(&health, Utc::now()) => {
+                let since = health.failing_since.unwrap_or(at);
+                let reason = format!(
+                    "endpoint failing since {}: {} failed attempts and no success",
+                    since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                    health.failures
+                );
+                self.disable(subscription, "health", reason).await;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(subscription = %subscription.id, error = %e, "could not record endpoint health");
+                metrics::counter!("fastapihooks_store_errors_total").increment(1);
+            }
+        }
+    }
+
+    async fn disable(&self, subscription: &Subscription, cause: &'static str, reason: String) {
+        let disabled = Disabled {
+            reason,
+            at: Utc::now(),
+        };
+        lock(&self.disabled).insert(subscription.id.clone());
+        match self
+            .store
+            .disable_subscription(&subscription.id, disabled.clone())
+            .await
+        {
+            Ok(true) => {
+                metrics::counter!("fastapihooks_subscriptions_disabled_total", "cause" => cause)
+                    .increment(1);
+                tracing::warn!(subscription = %subscription.id, url = %subscription.url, reason = %disabled.reason, "subscription disabled; its deliveries are kept as failed and can be replayed once it is enabled again");
+            }
+            // Disabled already (another sidecar got there first), or a subscriber kept in code,
+            // which has nothing stored to disable: this engine stops sending to it all the same.
+            Ok(false) => {}
             Err(e) => {
                 tracing::error!(subscription = %subscription.id, error = %e, "could not disable subscription")
             }
         }
     }
+}
+
+/// A set's lock; every update is one insert or remove, so a poisoned set is still consistent.
+fn lock(set: &Mutex<HashSet<SubscriptionId>>) -> MutexGuard<'_, HashSet<SubscriptionId>> {
+    set.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The longest work waits between tries while the store is unreachable.

@@ -27,6 +27,7 @@ pub mod engine;
 pub mod error;
 pub mod event;
 pub mod fanout;
+pub mod health;
 pub mod id;
 pub mod publisher;
 pub mod query;

@@ -191,6 +191,9 @@ pub struct DeliveryQuery {
     pub since: Option<DateTime<Utc>>,
     /// Only deliveries made before this time.
     pub until: Option<DateTime<Utc>>,
+    /// Only deliveries whose state last changed (an attempt, a replay) at or after this time:
+    /// e.g. those that failed during an outage, whenever they were made.
+    pub changed_since: Option<DateTime<Utc>>,
     /// Keyset pagination: only deliveries older than this one (the last id of the previous page).
     pub before: Option<DeliveryId>,
     /// Page size.
@@ -207,6 +210,7 @@ impl Default for DeliveryQuery {
             owner: None,
             since: None,
             until: None,
+            changed_since: None,
             before: None,
             limit: DEFAULT_LIMIT,
         }
@@ -267,6 +271,12 @@ impl DeliveryQuery {
         self
     }
 
+    /// Only deliveries whose state last changed at or after `time`.
+    pub fn changed_since(mut self, time: DateTime<Utc>) -> Self {
+        self.changed_since = Some(time);
+        self
+    }
+
     /// At most `limit` deliveries per page.
     pub fn limit(mut self, limit: usize) -> Self {
         self.limit = limit;
@@ -289,6 +299,7 @@ impl DeliveryQuery {
                 .as_deref()
                 .is_none_or(|o| event.owner() == Some(o))
             && within(delivery.created_at, self.since, self.until)
+            && within(delivery.updated_at, self.changed_since, None)
             && self.before.as_ref().is_none_or(|b| &delivery.id < b)
     }
 }

@@ -289,7 +289,9 @@ impl Replay {
                 let mut rows = page.iter().zip(enabled);
                 loop {
                     while running.len() < self.concurrency {
-                        let Some((d, enabled)) = rows.next() else { break };
+                        let Some((d, enabled)) = rows.next() else {
+                            break;
+                        };
                         running.push(self.reopen_and_queue(&d.id, enabled));
                     }
                     let Some(outcome) = running.next().await else {

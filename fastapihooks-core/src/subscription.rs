@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::event::{EventName, validate_segments};
+use crate::health::{Disabled, EndpointHealth};
 use crate::id::SubscriptionId;
 use crate::retry::RetryPolicy;
 use crate::rotation::PreviousSecret;
@@ -285,10 +286,18 @@ pub struct Subscription {
     /// Free JSON for the application (a description, a customer id, ...).
     #[serde(default)]
     pub metadata: serde_json::Value,
-    /// Disabled subscriptions receive nothing (a 410 Gone disables one).
+    /// Disabled subscriptions receive nothing (a 410 Gone disables one, and so does a failure
+    /// streak the [`HealthPolicy`](crate::health::HealthPolicy) finds too long).
     pub enabled: bool,
     /// When it was made.
     pub created_at: DateTime<Utc>,
+    /// Why and when it was disabled, when the engine disabled it. Boxed: most have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled: Option<Box<Disabled>>,
+    /// Its failure streak. Written by the engine after attempts, never by
+    /// [`Store::update_subscription`](crate::Store::update_subscription).
+    #[serde(default, skip_serializing_if = "EndpointHealth::is_healthy")]
+    pub health: EndpointHealth,
 }
 
 impl Subscription {
@@ -307,6 +316,8 @@ impl Subscription {
             metadata: serde_json::Value::Null,
             enabled: true,
             created_at: Utc::now(),
+            disabled: None,
+            health: EndpointHealth::default(),
         })
     }
 

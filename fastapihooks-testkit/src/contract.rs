@@ -33,7 +33,8 @@ use chrono::{DateTime, Utc};
 use fastapihooks_core::{
     Attempt, AttemptErrorKind, AttemptOutcome, Auth, Delivery, DeliveryId, DeliveryQuery,
     DeliveryStatus, Error, Event, EventId, EventName, EventQuery, Secret, Store, SubscriptionId,
-    SubscriptionQuery, replay::Reopen, signing::SignatureScheme,
+    SubscriptionQuery, health::Disabled, health::EndpointHealth, replay::Reopen,
+    signing::SignatureScheme,
 };
 use serde_json::json;
 
@@ -80,6 +81,13 @@ macro_rules! store_contract {
             removing_an_unknown_subscription_is_not_found,
             disabling_a_subscription_stops_its_matching,
             enabling_an_unknown_subscription_is_not_found,
+            disabling_a_subscription_records_why_and_when,
+            a_subscription_is_disabled_once,
+            enabling_clears_the_reason_and_the_failure_streak,
+            failures_count_up_from_the_first_and_a_success_ends_the_streak,
+            concurrent_failures_all_count,
+            the_health_of_a_subscription_the_store_does_not_hold_is_healthy,
+            a_disabled_subscription_and_its_streak_persist,
             subscriptions_list_oldest_first_in_keyset_pages,
             subscriptions_list_only_the_owner_asked_for,
             the_largest_page_size_lists_everything,
@@ -1508,4 +1516,166 @@ pub async fn deliveries_list_in_pages_that_neither_skip_nor_repeat_while_rows_ar
     assert_eq!(delivery_ids(&listed), expected);
     let fresh = DeliveryQuery::default().subscription(sub);
     assert_eq!(store.list_deliveries(&fresh).await.unwrap().len(), 7 + 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// endpoint health: failure streaks, and why and when a subscription was disabled
+
+fn disabled_for(reason: &str) -> Disabled {
+    Disabled {
+        reason: reason.to_owned(),
+        at: now(),
+    }
+}
+
+/// Disabling through `disable_subscription` turns matching off and keeps the reason and time.
+pub async fn disabling_a_subscription_records_why_and_when(store: &dyn Store) {
+    let sub = subscription("order.*");
+    store.add_subscription(sub.clone()).await.unwrap();
+    let why = disabled_for("endpoint failing since yesterday: 12 failed attempts");
+    assert!(
+        store
+            .disable_subscription(&sub.id, why.clone())
+            .await
+            .unwrap()
+    );
+    let stored = store.get_subscription(&sub.id).await.unwrap().unwrap();
+    assert!(!stored.enabled);
+    assert_eq!(stored.disabled.as_deref(), Some(&why));
+    let name = EventName::new("order.created").unwrap();
+    assert!(store.matching(&name, None).await.unwrap().is_empty());
+}
+
+/// A second disabling (another sidecar saw the same failures) reports that it changed nothing
+/// and keeps the first reason; an unknown subscription is not disabled.
+pub async fn a_subscription_is_disabled_once(store: &dyn Store) {
+    let sub = subscription("order.*");
+    store.add_subscription(sub.clone()).await.unwrap();
+    let first = disabled_for("410 Gone");
+    assert!(
+        store
+            .disable_subscription(&sub.id, first.clone())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .disable_subscription(&sub.id, disabled_for("again"))
+            .await
+            .unwrap()
+    );
+    let stored = store.get_subscription(&sub.id).await.unwrap().unwrap();
+    assert_eq!(stored.disabled.as_deref(), Some(&first));
+    assert!(
+        !store
+            .disable_subscription(&SubscriptionId::new(), disabled_for("x"))
+            .await
+            .unwrap()
+    );
+}
+
+/// Enabling starts afresh: no reason, no streak, matching again.
+pub async fn enabling_clears_the_reason_and_the_failure_streak(store: &dyn Store) {
+    let sub = subscription("order.*");
+    store.add_subscription(sub.clone()).await.unwrap();
+    store.record_health(&sub.id, false, now()).await.unwrap();
+    store
+        .disable_subscription(&sub.id, disabled_for("failing"))
+        .await
+        .unwrap();
+    store.set_enabled(&sub.id, true).await.unwrap();
+    let stored = store.get_subscription(&sub.id).await.unwrap().unwrap();
+    assert!(stored.enabled);
+    assert_eq!(stored.disabled, None);
+    assert!(stored.health.is_healthy(), "{:?}", stored.health);
+    let name = EventName::new("order.created").unwrap();
+    assert_eq!(store.matching(&name, None).await.unwrap().len(), 1);
+}
+
+/// The streak starts at its first failure, counts every failure, and ends at a success.
+pub async fn failures_count_up_from_the_first_and_a_success_ends_the_streak(store: &dyn Store) {
+    let sub = subscription("order.*");
+    store.add_subscription(sub.clone()).await.unwrap();
+    let first = now() - chrono::Duration::hours(3);
+    let later = now();
+    let after_one = store.record_health(&sub.id, false, first).await.unwrap();
+    assert_eq!(
+        after_one,
+        EndpointHealth {
+            failing_since: Some(first),
+            failures: 1
+        }
+    );
+    let after_two = store.record_health(&sub.id, false, later).await.unwrap();
+    assert_eq!(
+        after_two.failing_since,
+        Some(first),
+        "the streak keeps its start"
+    );
+    assert_eq!(after_two.failures, 2);
+    let stored = store.get_subscription(&sub.id).await.unwrap().unwrap();
+    assert_eq!(stored.health, after_two);
+
+    assert!(
+        store
+            .record_health(&sub.id, true, later)
+            .await
+            .unwrap()
+            .is_healthy()
+    );
+    let stored = store.get_subscription(&sub.id).await.unwrap().unwrap();
+    assert!(stored.health.is_healthy(), "{:?}", stored.health);
+}
+
+/// Failures recorded at once (several sidecars) are all counted.
+pub async fn concurrent_failures_all_count(store: &dyn Store) {
+    let sub = subscription("order.*");
+    store.add_subscription(sub.clone()).await.unwrap();
+    let at = now();
+    let (a, b, c, d) = tokio::join!(
+        store.record_health(&sub.id, false, at),
+        store.record_health(&sub.id, false, at),
+        store.record_health(&sub.id, false, at),
+        store.record_health(&sub.id, false, at),
+    );
+    for r in [a, b, c, d] {
+        r.unwrap();
+    }
+    let stored = store.get_subscription(&sub.id).await.unwrap().unwrap();
+    assert_eq!(stored.health.failures, 4);
+}
+
+/// A subscriber kept in code is not in the store: its health reads as healthy, and nothing is
+/// added to the store.
+pub async fn the_health_of_a_subscription_the_store_does_not_hold_is_healthy(store: &dyn Store) {
+    let unknown = SubscriptionId::new();
+    assert!(
+        store
+            .record_health(&unknown, false, now())
+            .await
+            .unwrap()
+            .is_healthy()
+    );
+    assert_eq!(store.get_subscription(&unknown).await.unwrap(), None);
+}
+
+/// What the engine wrote reads back whole, through `list_subscriptions` too.
+pub async fn a_disabled_subscription_and_its_streak_persist(store: &dyn Store) {
+    let sub = subscription("order.*");
+    store.add_subscription(sub.clone()).await.unwrap();
+    let since = now() - chrono::Duration::days(2);
+    store.record_health(&sub.id, false, since).await.unwrap();
+    let why = disabled_for("endpoint failing");
+    store
+        .disable_subscription(&sub.id, why.clone())
+        .await
+        .unwrap();
+    let listed = store
+        .list_subscriptions(&SubscriptionQuery::default())
+        .await
+        .unwrap();
+    let stored = listed.iter().find(|s| s.id == sub.id).unwrap();
+    assert_eq!(stored.disabled.as_deref(), Some(&why));
+    assert_eq!(stored.health.failing_since, Some(since));
+    assert_eq!(stored.health.failures, 1);
 }

@@ -1,7 +1,9 @@
 //! [`MemoryStore`]: an in-process [`Store`] with a bounded delivery history.
 
 use std::collections::BTreeMap;
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockWriteGuard};
+
+use chrono::{DateTime, Utc};
 
 use async_trait::async_trait;
 
@@ -9,6 +11,7 @@ use super::{DeliveryQuery, EventQuery, Store, SubscriptionQuery};
 use crate::delivery::{Attempt, Delivery};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventName};
+use crate::health::{Disabled, EndpointHealth};
 use crate::id::{DeliveryId, EventId, SubscriptionId};
 use crate::replay::Reopen;
 use crate::subscription::Subscription;
@@ -67,6 +70,12 @@ impl MemoryStore {
             history: Mutex::default(),
             max_deliveries: max.max(1),
         }
+    }
+
+    fn subscriptions_mut(&self) -> RwLockWriteGuard<'_, BTreeMap<SubscriptionId, Subscription>> {
+        self.subscriptions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn history(&self) -> MutexGuard<'_, BTreeMap<DeliveryId, Record>> {
@@ -154,6 +163,45 @@ impl Store for MemoryStore {
             .filter(|s| s.receives(event, owner))
             .cloned()
             .collect())
+    }
+
+    async fn set_enabled(&self, id: &SubscriptionId, enabled: bool) -> Result<()> {
+        let mut subs = self.subscriptions_mut();
+        let sub = subs
+            .get_mut(id)
+            .ok_or_else(|| Error::SubscriptionNotFound { id: id.to_string() })?;
+        sub.enabled = enabled;
+        if enabled {
+            sub.disabled = None;
+            sub.health = EndpointHealth::default();
+        }
+        Ok(())
+    }
+
+    async fn disable_subscription(&self, id: &SubscriptionId, disabled: Disabled) -> Result<bool> {
+        let mut subs = self.subscriptions_mut();
+        let Some(sub) = subs.get_mut(id).filter(|s| s.enabled) else {
+            return Ok(false);
+        };
+        sub.enabled = false;
+        sub.disabled = Some(Box::new(disabled));
+        Ok(true)
+    }
+
+    async fn record_health(
+        &self,
+        id: &SubscriptionId,
+        delivered: bool,
+        at: DateTime<Utc>,
+    ) -> Result<EndpointHealth> {
+        let mut subs = self.subscriptions_mut();
+        Ok(match subs.get_mut(id) {
+            Some(sub) => {
+                sub.health = sub.health.after(delivered, at);
+                sub.health
+            }
+            None => EndpointHealth::default(),
+        })
     }
 
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {

@@ -12,12 +12,14 @@ pub use memory::MemoryStore;
 pub use sql::{SqlStore, SqlStoreOptions};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 pub use crate::query::{DeliveryQuery, EventQuery};
 
 use crate::delivery::{Attempt, Delivery};
 use crate::error::Result;
 use crate::event::{Event, EventName};
+use crate::health::{Disabled, EndpointHealth};
 use crate::id::{DeliveryId, EventId, SubscriptionId};
 use crate::replay::Reopen;
 use crate::subscription::Subscription;
@@ -62,14 +64,54 @@ pub trait Store: Send + Sync + 'static {
     async fn list_subscriptions(&self, query: &SubscriptionQuery) -> Result<Vec<Subscription>>;
     /// The enabled subscriptions that receive an event of this name and owner.
     async fn matching(&self, event: &EventName, owner: Option<&str>) -> Result<Vec<Subscription>>;
-    /// Enables or disables a subscription (a 410 Gone disables it).
+    /// Enables or disables a subscription by hand. Enabling also clears why the engine
+    /// disabled it and its failure streak: it starts afresh.
     async fn set_enabled(&self, id: &SubscriptionId, enabled: bool) -> Result<()> {
         let mut sub = self
             .get_subscription(id)
             .await?
             .ok_or_else(|| crate::Error::SubscriptionNotFound { id: id.to_string() })?;
         sub.enabled = enabled;
+        if enabled {
+            sub.disabled = None;
+            sub.health = EndpointHealth::default();
+        }
         self.update_subscription(sub).await
+    }
+
+    /// Disables an enabled subscription, recording why and when (a 410 Gone, a failure streak
+    /// too long for the [`HealthPolicy`](crate::health::HealthPolicy)). Returns whether this call
+    /// disabled it: `false` when it was disabled already (or is not in the store), so one
+    /// disabling is reported once however many sidecars see the failures.
+    async fn disable_subscription(&self, id: &SubscriptionId, disabled: Disabled) -> Result<bool> {
+        let Some(mut sub) = self.get_subscription(id).await? else {
+            return Ok(false);
+        };
+        if !sub.enabled {
+            return Ok(false);
+        }
+        sub.enabled = false;
+        sub.disabled = Some(Box::new(disabled));
+        self.update_subscription(sub).await?;
+        Ok(true)
+    }
+
+    /// Adds one attempt's outcome at `at` to the subscription's failure streak
+    /// ([`EndpointHealth::after`]) and returns the streak after it (healthy when the store does
+    /// not hold the subscription: a subscriber kept in code has no stored health).
+    async fn record_health(
+        &self,
+        id: &SubscriptionId,
+        delivered: bool,
+        at: DateTime<Utc>,
+    ) -> Result<EndpointHealth> {
+        let Some(mut sub) = self.get_subscription(id).await? else {
+            return Ok(EndpointHealth::default());
+        };
+        sub.health = sub.health.after(delivered, at);
+        let health = sub.health;
+        self.update_subscription(sub).await?;
+        Ok(health)
     }
 
     /// Records new deliveries (fan-out), before any attempt. Idempotent: a delivery whose id is

@@ -108,12 +108,6 @@ async fn deliver<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, task: DeliverTask) -
         Stats::bump(&ctx.stats.skipped);
         return ctx.queue.ack(receipt).await;
     }
-    let Some(subscription) = subscription.filter(|s| s.enabled) else {
-        tracing::warn!(delivery = %task.delivery_id(), subscription = %task.subscription_id(), "subscription removed or disabled: delivery dropped");
-        Stats::bump(&ctx.stats.skipped);
-        return ctx.queue.ack(receipt).await;
-    };
-
     let mut delivery = Delivery::new(task.event().clone(), task.subscription_id().clone());
     delivery.id = task.delivery_id().clone();
     delivery.attempts = task.attempts();
@@ -123,7 +117,14 @@ async fn deliver<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, task: DeliverTask) -
         delivery.created_at = stored.created_at;
         delivery.attempts_before_replay = stored.attempts_before_replay;
     }
-    let tried = ctx.engine.attempt(&mut delivery, &subscription).await;
+    // A disabled or removed subscription's delivery is kept as failed (not sent), replayable.
+    let tried = match &subscription {
+        Some(subscription) => ctx.engine.attempt(&mut delivery, subscription).await,
+        None => {
+            let why = "not sent: the subscription was removed";
+            ctx.engine.not_sent(&mut delivery, why).await
+        }
+    };
     if !tried.recorded {
         // Never settle what the history does not show: the task runs again after the store's
         // outage delay, sends again under the same delivery id, and records then.

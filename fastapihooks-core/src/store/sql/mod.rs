@@ -32,6 +32,7 @@ pub use migration::Migrator;
 pub use options::SqlStoreOptions;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue, ColumnTrait, Condition, DatabaseConnection, DbErr, EntityTrait, QueryFilter,
@@ -43,6 +44,7 @@ use super::{DeliveryQuery, EventQuery, Store, SubscriptionQuery};
 use crate::delivery::{Attempt, Delivery, DeliveryStatus};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventName};
+use crate::health::{Disabled, EndpointHealth};
 use crate::id::{DeliveryId, EventId, SubscriptionId};
 use crate::replay::Reopen;
 use crate::subscription::Subscription;
@@ -219,13 +221,79 @@ impl Store for SqlStore {
 
     /// One `UPDATE` of the flag, not a read and a write.
     async fn set_enabled(&self, id: &SubscriptionId, enabled: bool) -> Result<()> {
-        let done = sub_entity::Entity::update_many()
+        let mut update = sub_entity::Entity::update_many()
             .col_expr(SubColumn::Enabled, Expr::value(enabled))
-            .filter(SubColumn::Id.eq(id.as_str()))
+            .filter(SubColumn::Id.eq(id.as_str()));
+        if enabled {
+            update = update
+                .col_expr(
+                    SubColumn::DisabledReason,
+                    Expr::value(Option::<String>::None),
+                )
+                .col_expr(SubColumn::DisabledAtUs, Expr::value(Option::<i64>::None))
+                .col_expr(SubColumn::FailingSinceUs, Expr::value(Option::<i64>::None))
+                .col_expr(SubColumn::Failures, Expr::value(0i64));
+        }
+        let done = update
             .exec(&self.db)
             .await
             .map_err(db("store.set_enabled"))?;
         subscriptions::found(done.rows_affected, id)
+    }
+
+    /// One `UPDATE … WHERE enabled`: of racing callers, one disables.
+    async fn disable_subscription(&self, id: &SubscriptionId, disabled: Disabled) -> Result<bool> {
+        let done = sub_entity::Entity::update_many()
+            .col_expr(SubColumn::Enabled, Expr::value(false))
+            .col_expr(SubColumn::DisabledReason, Expr::value(disabled.reason))
+            .col_expr(
+                SubColumn::DisabledAtUs,
+                Expr::value(rows::micros(disabled.at)),
+            )
+            .filter(SubColumn::Id.eq(id.as_str()))
+            .filter(SubColumn::Enabled.eq(true))
+            .exec(&self.db)
+            .await
+            .map_err(db("store.disable_subscription"))?;
+        Ok(done.rows_affected == 1)
+    }
+
+    /// A success is one `UPDATE` that touches only a failing subscription; a failure counts up
+    /// in place (concurrent failures all count), then the streak is read back.
+    async fn record_health(
+        &self,
+        id: &SubscriptionId,
+        delivered: bool,
+        at: DateTime<Utc>,
+    ) -> Result<EndpointHealth> {
+        use sea_orm::sea_query::ExprTrait as _;
+        let what = "store.record_health";
+        if delivered {
+            sub_entity::Entity::update_many()
+                .col_expr(SubColumn::FailingSinceUs, Expr::value(Option::<i64>::None))
+                .col_expr(SubColumn::Failures, Expr::value(0i64))
+                .filter(SubColumn::Id.eq(id.as_str()))
+                .filter(SubColumn::Failures.gt(0))
+                .exec(&self.db)
+                .await
+                .map_err(db(what))?;
+            return Ok(EndpointHealth::default());
+        }
+        sub_entity::Entity::update_many()
+            .col_expr(SubColumn::Failures, Expr::col(SubColumn::Failures).add(1))
+            .col_expr(
+                SubColumn::FailingSinceUs,
+                Expr::col(SubColumn::FailingSinceUs).if_null(rows::micros(at)),
+            )
+            .filter(SubColumn::Id.eq(id.as_str()))
+            .exec(&self.db)
+            .await
+            .map_err(db(what))?;
+        Ok(self
+            .get_subscription(id)
+            .await?
+            .map(|s| s.health)
+            .unwrap_or_default())
     }
 
     /// Inserts each event once and each delivery if absent, in one transaction: a delivery

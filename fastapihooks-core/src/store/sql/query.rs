@@ -106,6 +106,9 @@ pub(super) fn deliveries(backend: DbBackend, query: &DeliveryQuery) -> Condition
     if let Some(until) = query.until {
         cond = cond.add(delivery::Column::CreatedAtUs.lt(micros(until)));
     }
+    if let Some(changed) = query.changed_since {
+        cond = cond.add(delivery::Column::UpdatedAtUs.gte(micros(changed)));
+    }
     if let Some(before) = &query.before {
         cond = cond.add(delivery::Column::Id.lt(before.as_str()));
     }

@@ -11,6 +11,7 @@ use super::entity::{attempt, delivery, event, subscription};
 use crate::delivery::{Attempt, AttemptErrorKind, AttemptOutcome, Delivery};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventName};
+use crate::health::{Disabled, EndpointHealth};
 use crate::secret::Secret;
 use crate::subscription::{Auth, Subscription, WebhookUrl};
 
@@ -86,6 +87,10 @@ pub(super) fn subscription_row(sub: &Subscription) -> Result<subscription::Activ
         metadata: Set(encode("subscription.metadata", &sub.metadata)?),
         enabled: Set(sub.enabled),
         created_at_us: Set(micros(sub.created_at)),
+        disabled_reason: Set(sub.disabled.as_ref().map(|d| d.reason.clone())),
+        disabled_at_us: Set(sub.disabled.as_ref().map(|d| micros(d.at))),
+        failing_since_us: Set(sub.health.failing_since.map(micros)),
+        failures: Set(i64::from(sub.health.failures)),
     })
 }
 
@@ -139,6 +144,20 @@ pub(super) fn subscription_from_row(row: subscription::Model) -> Result<Subscrip
         metadata: serde_json::from_str(&row.metadata).map_err(|e| col.corrupt("metadata", e))?,
         enabled: row.enabled,
         created_at: col.time("created_at_us", row.created_at_us)?,
+        disabled: match (row.disabled_reason, row.disabled_at_us) {
+            (Some(reason), Some(at)) => Some(Box::new(Disabled {
+                reason,
+                at: col.time("disabled_at_us", at)?,
+            })),
+            _ => None,
+        },
+        health: EndpointHealth {
+            failing_since: row
+                .failing_since_us
+                .map(|us| col.time("failing_since_us", us))
+                .transpose()?,
+            failures: col.unsigned("failures", row.failures)?,
+        },
     })
 }
 
@@ -268,6 +287,7 @@ fn error_kind(stored: Option<&str>) -> Option<AttemptErrorKind> {
         AttemptErrorKind::Timeout,
         AttemptErrorKind::Blocked,
         AttemptErrorKind::Transport,
+        AttemptErrorKind::NotSent,
     ]
     .into_iter()
     .find(|k| Some(k.as_str()) == stored)

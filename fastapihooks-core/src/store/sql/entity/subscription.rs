@@ -26,6 +26,12 @@ pub struct Model {
     pub metadata: String,
     pub enabled: bool,
     pub created_at_us: i64,
+    /// Why it was disabled (`Disabled::reason`), when the engine disabled it.
+    pub disabled_reason: Option<String>,
+    pub disabled_at_us: Option<i64>,
+    /// The failure streak (`EndpointHealth`): its start, and its failed attempts.
+    pub failing_since_us: Option<i64>,
+    pub failures: i64,
 }
 
 impl std::fmt::Debug for Model {
@@ -44,6 +50,10 @@ impl std::fmt::Debug for Model {
             .field("metadata", &self.metadata)
             .field("enabled", &self.enabled)
             .field("created_at_us", &self.created_at_us)
+            .field("disabled_reason", &self.disabled_reason)
+            .field("disabled_at_us", &self.disabled_at_us)
+            .field("failing_since_us", &self.failing_since_us)
+            .field("failures", &self.failures)
             .finish()
     }
 }

@@ -11,6 +11,7 @@ mod m20261123_000003_create_outbox;
 mod m20261202_000004_add_subscription_retry;
 mod m20261202_000005_history_indexes;
 mod m20261202_000006_add_delivery_replays;
+mod m20261202_000007_add_subscription_health;
 
 use sea_orm_migration::prelude::*;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000004_add_subscription_retry::Migration),
             Box::new(m20261202_000005_history_indexes::Migration),
             Box::new(m20261202_000006_add_delivery_replays::Migration),
+            Box::new(m20261202_000007_add_subscription_health::Migration),
         ]
     }
 
