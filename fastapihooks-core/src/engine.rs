@@ -12,8 +12,9 @@ use crate::dispatch::Dispatcher;
 use crate::error::Result;
 use crate::event::Event;
 use crate::fanout::fan_out;
-use crate::health::{Disabled, HealthPolicy};
+use crate::health::{Disabled, EndpointHealth, HealthPolicy};
 use crate::id::{AttemptId, SubscriptionId};
+use crate::ops_events::OpsEvents;
 use crate::retry::{RetryPolicy, Verdict};
 use crate::store::Store;
 use crate::subscription::Subscription;
@@ -57,6 +58,7 @@ pub struct DeliveryEngine {
     failing: Arc<Mutex<HashSet<SubscriptionId>>>,
     /// Subscriptions this engine disabled: attempts already planned for them are not sent.
     disabled: Arc<Mutex<HashSet<SubscriptionId>>>,
+    ops: Option<OpsEvents>,
 }
 
 impl std::fmt::Debug for DeliveryEngine {
@@ -87,7 +89,16 @@ impl DeliveryEngine {
             health: HealthPolicy::default(),
             failing: Arc::default(),
             disabled: Arc::default(),
+            ops: None,
         }
+    }
+
+    /// Publishes [operational events](crate::ops_events) (`fastapihooks.delivery.dead`,
+    /// `fastapihooks.subscription.disabled`) through `sink`: the backend deliveries come from.
+    /// The sidecar's [`Worker`](crate::Worker) and the in-process backend set it themselves.
+    pub fn with_ops_events(mut self, sink: Arc<dyn crate::Backend>) -> Self {
+        self.ops = Some(OpsEvents::new(sink));
+        self
     }
 
     /// When a failing endpoint is disabled (default: [`HealthPolicy::default`]).
@@ -175,12 +186,9 @@ impl DeliveryEngine {
                 disable_subscription,
             } => {
                 if disable_subscription {
-                    self.disable(
-                        subscription,
-                        "gone",
-                        "the endpoint answered 410 Gone".into(),
-                    )
-                    .await;
+                    let reason = "the endpoint answered 410 Gone".to_owned();
+                    self.disable(subscription, "gone", reason, subscription.health)
+                        .await;
                 }
                 NextStep::Done(DeliveryStatus::Failed)
             }
@@ -216,12 +224,13 @@ impl DeliveryEngine {
             }
         };
         log_attempt(delivery, &attempt, next);
-        if let Some(cb) = self
-            .on_failure
-            .as_ref()
-            .filter(|_| delivery.status.is_dead_letter())
-        {
-            cb(delivery, &attempt);
+        if delivery.status.is_dead_letter() {
+            if let Some(cb) = &self.on_failure {
+                cb(delivery, &attempt);
+            }
+            if let Some(ops) = &self.ops {
+                ops.delivery_dead(delivery, &attempt).await;
+            }
         }
         Attempted { next, recorded }
     }
@@ -310,7 +319,7 @@ impl DeliveryEngine {
                     since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     health.failures
                 );
-                self.disable(subscription, "health", reason).await;
+                self.disable(subscription, "health", reason, health).await;
             }
             Ok(_) => {}
             Err(e) => {
@@ -320,7 +329,13 @@ impl DeliveryEngine {
         }
     }
 
-    async fn disable(&self, subscription: &Subscription, cause: &'static str, reason: String) {
+    async fn disable(
+        &self,
+        subscription: &Subscription,
+        cause: &'static str,
+        reason: String,
+        health: EndpointHealth,
+    ) {
         let disabled = Disabled {
             reason,
             at: Utc::now(),
@@ -335,6 +350,10 @@ impl DeliveryEngine {
                 metrics::counter!("fastapihooks_subscriptions_disabled_total", "cause" => cause)
                     .increment(1);
                 tracing::warn!(subscription = %subscription.id, url = %subscription.url, reason = %disabled.reason, "subscription disabled; its deliveries are kept as failed and can be replayed once it is enabled again");
+                if let Some(ops) = &self.ops {
+                    ops.subscription_disabled(subscription, &disabled, health)
+                        .await;
+                }
             }
             // Disabled already (another sidecar got there first), or a subscriber kept in code,
             // which has nothing stored to disable: this engine stops sending to it all the same.

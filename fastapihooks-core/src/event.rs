@@ -44,6 +44,13 @@ impl EventName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether the name is in the reserved `fastapihooks.` namespace of
+    /// [operational events](crate::ops_events): only a subscription that names them (exactly,
+    /// or with a `fastapihooks.…*` filter) receives them — `*` does not.
+    pub fn is_operational(&self) -> bool {
+        self.0.starts_with(crate::ops_events::NAMESPACE)
+    }
 }
 
 /// Checks the dot-separated segment grammar shared by names and filter prefixes.

@@ -29,6 +29,7 @@ pub mod event;
 pub mod fanout;
 pub mod health;
 pub mod id;
+pub mod ops_events;
 pub mod publisher;
 pub mod query;
 pub mod replay;

@@ -31,7 +31,7 @@ pub enum EventFilter {
     Exact(EventName),
     /// Every name under this prefix (`order.*`).
     Prefix(EventPrefix),
-    /// Every event.
+    /// Every event of the application (not the operational `fastapihooks.*` ones).
     All,
 }
 
@@ -41,7 +41,8 @@ impl EventFilter {
         match self {
             EventFilter::Exact(n) => n == name,
             EventFilter::Prefix(p) => name.as_str().starts_with(p.as_str()),
-            EventFilter::All => true,
+            // Operational events go only to whoever asked for them by name.
+            EventFilter::All => !name.is_operational(),
         }
     }
 }

@@ -156,6 +156,7 @@ impl BackgroundTaskBackend {
     pub fn start(engine: DeliveryEngine, config: BackgroundConfig) -> Result<Self> {
         config.validate()?;
         let (tx, rx) = mpsc::channel(config.capacity);
+        let engine = engine.with_ops_events(Arc::new(OpsSink { tx: tx.clone() }));
         let tracker = TaskTracker::new();
         let stop_accepting = CancellationToken::new();
         let abort = CancellationToken::new();
@@ -290,6 +291,25 @@ impl Backend for BackgroundTaskBackend {
             "shutdown deadline passed: unfinished deliveries are abandoned (they stay pending in the store), and events not yet fanned out with them"
         );
         Ok(report)
+    }
+}
+
+/// Where the engine's [operational events](crate::ops_events) enter this backend: the same
+/// channel as published events. It never waits (a delivery task publishes through it): a full
+/// channel fails the publish, which the engine logs and counts.
+struct OpsSink {
+    tx: mpsc::Sender<Event>,
+}
+
+#[async_trait]
+impl Backend for OpsSink {
+    async fn publish(&self, event: Event) -> Result<()> {
+        self.tx.try_send(event).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::QueueFull {
+                waited: Duration::ZERO,
+            },
+            mpsc::error::TrySendError::Closed(_) => Error::ShutDown,
+        })
     }
 }
 

@@ -122,9 +122,11 @@ impl<Q: Queue> Worker<Q> {
                 ),
             });
         }
+        // The engine's operational events go onto the queue it drains, like any event.
+        let sink: Arc<dyn crate::Backend> = queue.clone();
         Ok(Self {
+            engine: engine.with_ops_events(sink),
             queue,
-            engine,
             config,
         })
     }

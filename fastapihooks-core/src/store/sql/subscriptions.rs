@@ -6,18 +6,20 @@ use crate::event::EventName;
 use crate::id::SubscriptionId;
 
 /// The stored filters that pass an event name: the name itself, each of its dotted prefixes as
-/// `prefix.*`, and `*`. This is [`EventFilter::matches`](crate::EventFilter::matches) turned
+/// `prefix.*`, and `*` (except for an operational event). This is [`EventFilter::matches`](crate::EventFilter::matches) turned
 /// into an index lookup: a prefix filter `p.` matches exactly the names that start with `p.`,
 /// and a name starts with `p.` exactly when `p` is one of its leading segment runs.
-pub(super) fn filters_passing(name: &EventName) -> Vec<String> {
-    let name = name.as_str();
+pub(super) fn filters_passing(event: &EventName) -> Vec<String> {
+    let name = event.as_str();
     let mut filters = Vec::with_capacity(2 + name.matches('.').count());
     filters.push(name.to_owned());
     filters.extend(
         name.match_indices('.')
             .map(|(i, _)| format!("{}*", &name[..=i])),
     );
-    filters.push("*".to_owned());
+    if !event.is_operational() {
+        filters.push("*".to_owned());
+    }
     filters
 }
 
