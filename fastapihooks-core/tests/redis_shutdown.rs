@@ -4,7 +4,10 @@
 
 use std::time::Duration;
 
-use fastapihooks_core::{DeliveryQuery, DeliveryStatus, Event, Store, Worker, WorkerConfig};
+use fastapihooks_core::backend::{Leased, Receipt, Task};
+use fastapihooks_core::{
+    Backend, DeliveryQuery, DeliveryStatus, Event, Queue, Store, Worker, WorkerConfig,
+};
 use fastapihooks_testkit::{
     Receiver, Reply, TestKeys, engine, eventually, quick_retries, redis_url, store_with_subscribers,
 };
@@ -108,4 +111,91 @@ async fn work_abandoned_at_the_drain_deadline_is_delivered_by_the_next_worker() 
     stop.cancel();
     running.await.unwrap();
     assert!(all && settled, "got {} of 4", receiver.distinct());
+}
+
+/// A queue whose lease calls hang (a queue server that stopped answering mid-call).
+struct HangingLease<Q> {
+    inner: std::sync::Arc<Q>,
+    leasing: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl<Q: Queue> Backend for HangingLease<Q> {
+    async fn publish(&self, event: Event) -> fastapihooks_core::Result<()> {
+        self.inner.publish(event).await
+    }
+}
+
+#[async_trait::async_trait]
+impl<Q: Queue> Queue for HangingLease<Q> {
+    async fn lease(&self, _max: usize) -> fastapihooks_core::Result<Vec<Leased>> {
+        self.leasing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        Ok(Vec::new())
+    }
+    async fn replace(&self, r: &Receipt, next: &[Task]) -> fastapihooks_core::Result<bool> {
+        self.inner.replace(r, next).await
+    }
+    async fn retry_in(
+        &self,
+        r: &Receipt,
+        task: &Task,
+        delay: Duration,
+    ) -> fastapihooks_core::Result<bool> {
+        self.inner.retry_in(r, task, delay).await
+    }
+    async fn dead_letter(
+        &self,
+        r: &Receipt,
+        task: &Task,
+        reason: &str,
+    ) -> fastapihooks_core::Result<bool> {
+        self.inner.dead_letter(r, task, reason).await
+    }
+    fn visibility_timeout(&self) -> Duration {
+        self.inner.visibility_timeout()
+    }
+    async fn depth(&self) -> fastapihooks_core::Result<u64> {
+        self.inner.depth().await
+    }
+    async fn dead_letters(&self) -> fastapihooks_core::Result<u64> {
+        self.inner.dead_letters().await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_keeps_its_deadline_when_a_lease_call_hangs() {
+    let Some(url) = redis_url("shutdown_keeps_its_deadline_when_a_lease_call_hangs").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "hanging-lease");
+    let queue = std::sync::Arc::new(HangingLease {
+        inner: keys.backend().await,
+        leasing: std::sync::atomic::AtomicBool::new(false),
+    });
+    let store = store_with_subscribers(&[]).await;
+    let config = WorkerConfig {
+        drain_deadline: Duration::from_millis(300),
+        ..WorkerConfig::default()
+    };
+    let worker = Worker::new(
+        queue.clone(),
+        engine(store, quick_retries(1, Duration::ZERO)),
+        config,
+    )
+    .unwrap();
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(worker.run(stop.clone()));
+    assert!(
+        eventually(WAIT, || queue
+            .leasing
+            .load(std::sync::atomic::Ordering::SeqCst))
+        .await
+    );
+
+    stop.cancel();
+    // Bounded far below the hanging call's 600 s: run returns once the drain deadline passes.
+    let returned = tokio::time::timeout(WAIT, running).await;
+    assert!(returned.is_ok(), "shutdown waited for the lease call");
 }

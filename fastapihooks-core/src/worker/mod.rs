@@ -139,6 +139,22 @@ impl<Q: Queue> Worker<Q> {
         let permits = Arc::new(Semaphore::new(self.config.concurrency));
         let tracker = TaskTracker::new();
         let abort = CancellationToken::new();
+        // The drain deadline runs from the moment shutdown is asked for, whatever the loop is
+        // doing then (a lease call in progress included).
+        let deadline_passed = CancellationToken::new();
+        let drain_deadline = self.config.drain_deadline;
+        let stop_at = Arc::new(std::sync::OnceLock::new());
+        {
+            let (shutdown, deadline_passed, stop_at) =
+                (shutdown.clone(), deadline_passed.clone(), stop_at.clone());
+            tokio::spawn(async move {
+                shutdown.cancelled().await;
+                let at = tokio::time::Instant::now() + drain_deadline;
+                let _ = stop_at.set(at);
+                tokio::time::sleep_until(at).await;
+                deadline_passed.cancel();
+            });
+        }
         let mut failures = 0u32;
         loop {
             let first = tokio::select! {
@@ -156,9 +172,18 @@ impl<Q: Queue> Worker<Q> {
                     Err(_) => break,
                 }
             }
-            // Not raced against shutdown: a lease call returns within the queue's short block
-            // time, and dropping it midway could strand what it leased until the lease expires.
-            let leased = match ctx.queue.lease(held.len()).await {
+            // Raced against the drain deadline only, not against shutdown itself: a lease call
+            // returns within the queue's short block time, and what it leased then runs within
+            // the deadline. A call still running when the deadline passes is dropped (what it
+            // may have leased comes back when its lease expires).
+            let leasing = tokio::select! {
+                leased = ctx.queue.lease(held.len()) => leased,
+                _ = deadline_passed.cancelled() => {
+                    tracing::warn!("drain deadline passed during a lease call; stopping");
+                    break;
+                }
+            };
+            let leased = match leasing {
                 Ok(leased) => {
                     failures = 0;
                     leased
@@ -202,7 +227,11 @@ impl<Q: Queue> Worker<Q> {
         tracker.close();
         let in_flight = self.config.concurrency - permits.available_permits();
         tracing::info!(in_flight, deadline = ?self.config.drain_deadline, "stopped leasing; draining");
-        let abandoned = if tokio::time::timeout(self.config.drain_deadline, tracker.wait())
+        let stop_at = stop_at
+            .get()
+            .copied()
+            .unwrap_or_else(|| tokio::time::Instant::now() + drain_deadline);
+        let abandoned = if tokio::time::timeout_at(stop_at, tracker.wait())
             .await
             .is_ok()
         {
