@@ -15,7 +15,9 @@
 //! - `matching` agrees with `Subscription::receives` (enabled, filter, owner);
 //! - `record_deliveries` is insert-if-absent: fan-out may run twice for one event, and a delivery
 //!   that already succeeded must keep its state;
-//! - errors of its own travel as `fastapihooks::Error::Storage`, keeping their type.
+//! - errors of its own travel as `fastapihooks::Error::Storage`, keeping their type;
+//! - `prune` (retention of delivered history) is optional: this store keeps the trait's default,
+//!   which refuses with `Error::Unsupported`, so a retention setting is never silently ignored.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -144,6 +144,16 @@ pub enum Error {
         /// The backend's type.
         backend: &'static str,
     },
+    /// An optional operation that the implementation in use does not provide (the trait's
+    /// default refuses rather than silently doing nothing), e.g. [`Store::prune`](crate::Store::prune)
+    /// on a store of one's own that does not override it.
+    #[error(
+        "{what} is not supported by the implementation in use: it does not provide this operation"
+    )]
+    Unsupported {
+        /// The operation, e.g. `store.prune`.
+        what: &'static str,
+    },
     /// A subscription id that the store already holds.
     #[error("subscription {id} already exists")]
     SubscriptionExists {

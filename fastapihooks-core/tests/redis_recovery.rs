@@ -139,11 +139,14 @@ async fn a_worker_carries_on_after_redis_loses_the_queue_keys() {
 }
 
 /// A `MemoryStore` behind a switch: while `down`, every call fails as a database outage would;
-/// and the next `failing_records` calls of `record_attempt` fail (a write that fails alone).
+/// the next `failing_records` calls of `record_attempt` fail (a write that fails alone); and
+/// every `record_attempt` takes `slow_records` longer (a database that is slow to commit).
+#[derive(Default)]
 struct StoreWithOutage {
     inner: fastapihooks_core::MemoryStore,
     down: std::sync::atomic::AtomicBool,
     failing_records: std::sync::atomic::AtomicUsize,
+    slow_records: Duration,
 }
 
 impl StoreWithOutage {
@@ -201,6 +204,7 @@ impl Store for StoreWithOutage {
     }
     async fn record_attempt(&self, d: &Delivery, a: &Attempt) -> fastapihooks_core::Result<()> {
         self.check()?;
+        tokio::time::sleep(self.slow_records).await;
         let failing = &self.failing_records;
         let ordering = std::sync::atomic::Ordering::SeqCst;
         if failing
@@ -254,7 +258,7 @@ async fn a_store_outage_delays_fan_out_but_loses_no_event() {
     let store = Arc::new(StoreWithOutage {
         inner: fastapihooks_core::MemoryStore::new(),
         down: true.into(),
-        failing_records: 0.into(),
+        ..StoreWithOutage::default()
     });
     store
         .inner
@@ -307,8 +311,8 @@ async fn an_attempt_the_store_failed_to_record_runs_again_and_is_recorded() {
     let receiver = Receiver::ok().await;
     let store = Arc::new(StoreWithOutage {
         inner: fastapihooks_core::MemoryStore::new(),
-        down: false.into(),
         failing_records: 1.into(),
+        ..StoreWithOutage::default()
     });
     store
         .add_subscription(Subscription::new("*", &receiver.url("/hook")).unwrap())
@@ -348,4 +352,55 @@ async fn an_attempt_the_store_failed_to_record_runs_again_and_is_recorded() {
     );
     assert_eq!(report.delivered, 1);
     assert_eq!(queue.depth().await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_slowed_past_its_lease_by_the_store_is_not_taken_over_by_another_sidecar() {
+    let Some(url) = redis_url("a_task_slowed_past_its_lease_is_not_taken_over").await else {
+        return;
+    };
+    let mut keys = TestKeys::new(&url, "slow-store");
+    keys.config.visibility_timeout = Duration::from_millis(2500); // HTTP timeout 1 s + margin
+    let receiver = Receiver::ok().await;
+    // Each attempt is recorded 4 s after it was sent: past the 2.5 s lease.
+    let store = Arc::new(StoreWithOutage {
+        slow_records: Duration::from_secs(4),
+        ..StoreWithOutage::default()
+    });
+    store
+        .add_subscription(Subscription::new("*", &receiver.url("/hook")).unwrap())
+        .await
+        .unwrap();
+    let publisher = keys.backend().await;
+    publisher.publish_many(&events(10)).await.unwrap();
+    let retry = quick_retries(3, Duration::from_millis(50));
+    let mut sidecars = Vec::new();
+    for _ in 0..2 {
+        let worker = Worker::new(
+            keys.backend().await,
+            engine(store.clone(), retry.clone()),
+            config(8),
+        )
+        .unwrap();
+        let stop = CancellationToken::new();
+        sidecars.push((stop.clone(), tokio::spawn(worker.run(stop))));
+    }
+    let settled = eventually_async(WAIT, || async {
+        receiver.distinct() == 10 && publisher.depth().await.unwrap() == 0
+    })
+    .await;
+    for (stop, running) in sidecars {
+        stop.cancel();
+        let stopped = tokio::time::timeout(WAIT, running).await;
+        assert!(
+            stopped.is_ok(),
+            "a sidecar did not stop within its drain deadline"
+        );
+    }
+    assert!(settled, "got {} of 10", receiver.distinct());
+    assert_eq!(
+        duplicates(&receiver.counts()),
+        (0, 0),
+        "a running delivery was taken over and sent again"
+    );
 }

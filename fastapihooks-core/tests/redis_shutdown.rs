@@ -153,6 +153,9 @@ impl<Q: Queue> Queue for HangingLease<Q> {
     ) -> fastapihooks_core::Result<bool> {
         self.inner.dead_letter(r, task, reason).await
     }
+    async fn extend(&self, r: &Receipt) -> fastapihooks_core::Result<bool> {
+        self.inner.extend(r).await
+    }
     fn visibility_timeout(&self) -> Duration {
         self.inner.visibility_timeout()
     }

@@ -190,6 +190,49 @@ mod behaviours {
         assert!(outbox.lease(10).await.unwrap().is_empty());
     }
 
+    pub(crate) async fn pruning_dead_letters_removes_only_those_dead_before_the_cut_off(
+        store: SqlStore,
+    ) {
+        let outbox = outbox(&store);
+        let events: Vec<Event> = (0..4).map(event).collect();
+        outbox.publish_many(&events).await.unwrap();
+        let leased = outbox.lease(3).await.unwrap();
+        assert_eq!(leased.len(), 3);
+        for l in &leased {
+            assert!(
+                outbox
+                    .dead_letter(&l.receipt, &l.task, "refused for good")
+                    .await
+                    .unwrap()
+            );
+        }
+        // Two died a day ago, one just now; the live row (never leased) is a day old too.
+        let row = |l: &fastapihooks_core::backend::Leased| {
+            let (id, _token) = l.receipt.as_str().split_once('/').unwrap();
+            format!("'{id}'")
+        };
+        let long_dead = [row(&leased[0]), row(&leased[1])].join(", ");
+        let a_day_us = 86_400_000_000i64;
+        store
+            .connection()
+            .execute_unprepared(&format!(
+                "UPDATE fastapihooks_outbox SET available_at_us = available_at_us - {a_day_us} \
+                 WHERE id IN ({long_dead}) OR dead = FALSE"
+            ))
+            .await
+            .unwrap();
+
+        let cut = chrono::Utc::now() - chrono::Duration::hours(1);
+        assert_eq!(outbox.prune_dead_letters(cut, 1).await.unwrap(), 1, "limit");
+        assert_eq!(outbox.prune_dead_letters(cut, 10).await.unwrap(), 1);
+        assert_eq!(outbox.prune_dead_letters(cut, 10).await.unwrap(), 0);
+        assert_eq!(outbox.dead_letters().await.unwrap(), 1, "the recent one");
+        assert_eq!(outbox.depth().await.unwrap(), 1, "the live row");
+        let live = outbox.lease(10).await.unwrap();
+        assert_eq!(live.len(), 1);
+        assert!(leased.iter().all(|l| l.task != live[0].task));
+    }
+
     pub(crate) async fn concurrent_leases_take_disjoint_rows(store: SqlStore) {
         let a = outbox(&store);
         let b = outbox(&store);
@@ -225,6 +268,7 @@ macro_rules! outbox_behaviours {
             replace_swaps_the_event_for_its_delivery_tasks,
             a_retry_comes_back_after_its_delay_and_not_before,
             a_dead_letter_is_kept_and_never_leased_again,
+            pruning_dead_letters_removes_only_those_dead_before_the_cut_off,
             concurrent_leases_take_disjoint_rows,
         );
     };

@@ -25,6 +25,10 @@
 //!
 //! Values are made with [`fixtures`](crate::fixtures), times at microsecond precision (what a
 //! SQL store keeps), so a value read back compares equal to the value written.
+//!
+//! [`Store::prune`] is optional: a store that does not override it refuses with
+//! [`Error::Unsupported`] (the trait's default), and the `pruning_…` behaviours then have
+//! nothing to check. A store that prunes must pass them.
 
 use std::future::Future;
 
@@ -130,6 +134,11 @@ macro_rules! store_contract {
             deliveries_list_only_the_event_asked_for,
             deliveries_listed_agree_with_delivery_query_matches,
             deliveries_list_in_pages_that_neither_skip_nor_repeat_while_rows_are_inserted,
+            pruning_removes_old_delivered_deliveries_with_their_attempts,
+            pruning_keeps_failed_dead_and_pending_deliveries,
+            pruning_keeps_recent_deliveries,
+            pruning_keeps_an_event_while_one_of_its_deliveries_remains,
+            pruning_removes_at_most_the_limit_per_call,
         );
     };
     (@each $harness:path; $($behaviour:ident),* $(,)?) => {
@@ -1678,4 +1687,212 @@ pub async fn a_disabled_subscription_and_its_streak_persist(store: &dyn Store) {
     assert_eq!(stored.disabled.as_deref(), Some(&why));
     assert_eq!(stored.health.failing_since, Some(since));
     assert_eq!(stored.health.failures, 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// retention: pruning old delivered history, never a dead letter nor a pending delivery
+
+/// The cut-off the pruning behaviours prune before: a month ago.
+fn cut_off() -> DateTime<Utc> {
+    now() - chrono::Duration::days(30)
+}
+
+/// A delivery of `event` to a new subscription, made at `made`, then attempted `attempts` times
+/// at `changed` until the last attempt left it `status` (0 attempts: pending as made): the
+/// delivery as stored.
+async fn stored(
+    store: &dyn Store,
+    event: &Event,
+    status: DeliveryStatus,
+    attempts: u32,
+    made: DateTime<Utc>,
+    changed: DateTime<Utc>,
+) -> Delivery {
+    let mut d = delivery(event, &SubscriptionId::new());
+    d.created_at = made;
+    d.updated_at = made;
+    d.next_attempt_at = Some(made);
+    store
+        .record_deliveries(std::slice::from_ref(&d))
+        .await
+        .unwrap();
+    for number in 1..=attempts {
+        d.attempts = number;
+        d.status = if number == attempts {
+            status
+        } else {
+            DeliveryStatus::Pending
+        };
+        d.next_attempt_at =
+            (d.status == DeliveryStatus::Pending).then(|| changed + chrono::Duration::seconds(30));
+        d.updated_at = changed;
+        let code = match d.status {
+            DeliveryStatus::Delivered => 200,
+            DeliveryStatus::Failed => 400,
+            DeliveryStatus::Pending | DeliveryStatus::Dead => 503,
+        };
+        store
+            .record_attempt(&d, &attempt(&d, number, response(code)))
+            .await
+            .unwrap();
+    }
+    assert_eq!(d.status, status, "a delivery never attempted is pending");
+    d
+}
+
+/// A delivery of `event`, made and attempted `attempts` times at `at`, ending `status`.
+async fn stored_at(
+    store: &dyn Store,
+    event: &Event,
+    status: DeliveryStatus,
+    attempts: u32,
+    at: DateTime<Utc>,
+) -> Delivery {
+    stored(store, event, status, attempts, at, at).await
+}
+
+/// Prunes; `None` when the store does not prune — it refuses with `Error::Unsupported`, the
+/// trait's default — and the behaviour has nothing to check.
+async fn prune(
+    store: &dyn Store,
+    older_than: DateTime<Utc>,
+    limit: usize,
+) -> Option<(u64, u64, u64)> {
+    match store.prune(older_than, limit).await {
+        Ok(p) => Some((p.deliveries, p.attempts, p.events)),
+        Err(Error::Unsupported {
+            what: "store.prune",
+        }) => {
+            eprintln!("the store does not prune (Error::Unsupported): nothing to check");
+            None
+        }
+        Err(e) => panic!("prune failed: {e}"),
+    }
+}
+
+/// Delivered deliveries last changed before the cut-off go, with their attempts and their
+/// event; a second call finds nothing left.
+pub async fn pruning_removes_old_delivered_deliveries_with_their_attempts(store: &dyn Store) {
+    let cut = cut_off();
+    let old = cut - chrono::Duration::days(1);
+    let e = event("order.created", Some("t1"));
+    let retried = stored_at(store, &e, DeliveryStatus::Delivered, 2, old).await;
+    let first_try = stored_at(store, &e, DeliveryStatus::Delivered, 1, old).await;
+    let Some(pruned) = prune(store, cut, 100).await else {
+        return;
+    };
+    assert_eq!(pruned, (2, 3, 1), "(deliveries, attempts, events)");
+    for d in [&retried, &first_try] {
+        assert_eq!(store.get_delivery(&d.id).await.unwrap(), None);
+        assert!(store.list_attempts(&d.id).await.unwrap().is_empty());
+    }
+    assert_eq!(store.get_event(e.id()).await.unwrap(), None);
+    let events = store.list_events(&EventQuery::default()).await.unwrap();
+    assert!(events.is_empty(), "{events:?}");
+    assert_eq!(prune(store, cut, 100).await, Some((0, 0, 0)));
+}
+
+/// Dead letters (failed, dead) and pending deliveries stay however old: they are kept until
+/// replayed or removed by hand.
+pub async fn pruning_keeps_failed_dead_and_pending_deliveries(store: &dyn Store) {
+    let cut = cut_off();
+    let old = cut - chrono::Duration::days(1);
+    let kept = [
+        stored_at(store, &event("a", None), DeliveryStatus::Failed, 1, old).await,
+        stored_at(store, &event("b", None), DeliveryStatus::Dead, 3, old).await,
+        stored_at(store, &event("c", None), DeliveryStatus::Pending, 1, old).await,
+        stored_at(store, &event("d", None), DeliveryStatus::Pending, 0, old).await,
+    ];
+    let Some(pruned) = prune(store, cut, 100).await else {
+        return;
+    };
+    assert_eq!(pruned, (0, 0, 0));
+    for d in &kept {
+        assert_eq!(store.get_delivery(&d.id).await.unwrap().as_ref(), Some(d));
+        let attempts = store.list_attempts(&d.id).await.unwrap();
+        assert_eq!(attempts.len(), d.attempts as usize, "{d:?}");
+        assert!(store.get_event(d.event.id()).await.unwrap().is_some());
+    }
+}
+
+/// Only what last changed before the cut-off goes: a delivery changed at the cut-off or after
+/// it stays, one made long ago but delivered recently (after retries, or a replay) too.
+pub async fn pruning_keeps_recent_deliveries(store: &dyn Store) {
+    let cut = cut_off();
+    let long_ago = cut - chrono::Duration::days(300);
+    let just_before = cut - chrono::Duration::microseconds(1);
+    let e = event("order.created", None);
+    let gone = stored_at(store, &e, DeliveryStatus::Delivered, 1, just_before).await;
+    let kept = [
+        stored_at(store, &e, DeliveryStatus::Delivered, 1, cut).await,
+        stored_at(store, &e, DeliveryStatus::Delivered, 1, now()).await,
+        stored(store, &e, DeliveryStatus::Delivered, 2, long_ago, now()).await,
+    ];
+    let Some(pruned) = prune(store, cut, 100).await else {
+        return;
+    };
+    assert_eq!(pruned, (1, 1, 0), "(deliveries, attempts, events)");
+    assert_eq!(store.get_delivery(&gone.id).await.unwrap(), None);
+    for d in &kept {
+        assert_eq!(store.get_delivery(&d.id).await.unwrap().as_ref(), Some(d));
+        let attempts = store.list_attempts(&d.id).await.unwrap();
+        assert_eq!(attempts.len(), d.attempts as usize, "{d:?}");
+    }
+}
+
+/// An event is stored with its deliveries: pruning one of them keeps the event (and its
+/// payload) for the others; it goes with the last.
+pub async fn pruning_keeps_an_event_while_one_of_its_deliveries_remains(store: &dyn Store) {
+    let cut = cut_off();
+    let old = cut - chrono::Duration::days(1);
+    let e = event("order.created", Some("t1"));
+    let delivered = stored_at(store, &e, DeliveryStatus::Delivered, 1, old).await;
+    let mut dead = stored_at(store, &e, DeliveryStatus::Dead, 2, old).await;
+    let Some(pruned) = prune(store, cut, 100).await else {
+        return;
+    };
+    assert_eq!(pruned, (1, 1, 0), "(deliveries, attempts, events)");
+    assert_eq!(store.get_delivery(&delivered.id).await.unwrap(), None);
+    assert_eq!(store.get_event(e.id()).await.unwrap().as_ref(), Some(&e));
+    let back = store.get_delivery(&dead.id).await.unwrap().unwrap();
+    assert_eq!(back, dead);
+    assert_eq!(back.event.payload(), e.payload());
+    let events = store.list_events(&EventQuery::default()).await.unwrap();
+    assert_eq!(events, std::slice::from_ref(&e));
+
+    // Replayed and delivered at last, long ago: now the event goes with it.
+    replay(store, &dead.id, false).await;
+    dead = store.get_delivery(&dead.id).await.unwrap().unwrap();
+    dead.attempts += 1;
+    dead.status = DeliveryStatus::Delivered;
+    dead.next_attempt_at = None;
+    dead.updated_at = old;
+    let ok = attempt(&dead, dead.attempts, response(200));
+    store.record_attempt(&dead, &ok).await.unwrap();
+    assert_eq!(prune(store, cut, 100).await, Some((1, 3, 1)));
+    assert_eq!(store.get_event(e.id()).await.unwrap(), None);
+}
+
+/// One call removes at most `limit` deliveries: calling again until a call removes nothing
+/// prunes everything old.
+pub async fn pruning_removes_at_most_the_limit_per_call(store: &dyn Store) {
+    let cut = cut_off();
+    let old = cut - chrono::Duration::days(1);
+    for i in 0..5 {
+        let e = event(&format!("e{i}"), None);
+        stored_at(store, &e, DeliveryStatus::Delivered, 1, old).await;
+    }
+    let Some(first) = prune(store, cut, 2).await else {
+        return;
+    };
+    assert_eq!(first, (2, 2, 2), "(deliveries, attempts, events)");
+    assert_eq!(prune(store, cut, 2).await, Some((2, 2, 2)));
+    assert_eq!(prune(store, cut, 2).await, Some((1, 1, 1)));
+    assert_eq!(prune(store, cut, 2).await, Some((0, 0, 0)));
+    assert_eq!(prune(store, cut, 0).await, Some((0, 0, 0)));
+    let left = store
+        .list_deliveries(&DeliveryQuery::default())
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
 }

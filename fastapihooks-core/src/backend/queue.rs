@@ -293,8 +293,14 @@ pub trait Queue: Backend {
     /// Settles the lease and keeps `task` as a dead letter, with the `reason` for a human.
     async fn dead_letter(&self, receipt: &Receipt, task: &Task, reason: &str) -> Result<bool>;
 
+    /// Renews the lease for another visibility timeout, from now. Returns `false`, changing
+    /// nothing, when the lease is no longer held. The worker renews every lease it holds while
+    /// its task runs, so a task slowed down by a slow store or receiver is never taken over by
+    /// another consumer.
+    async fn extend(&self, receipt: &Receipt) -> Result<bool>;
+
     /// How long a lease lasts before another consumer may take the task over. The worker checks
-    /// that it exceeds the HTTP timeout, so a live delivery is never taken over.
+    /// that it exceeds the HTTP timeout, and renews leases while their tasks run.
     fn visibility_timeout(&self) -> Duration;
 
     /// Tasks not settled for good — ready, leased, or waiting for a retry: the queue depth.

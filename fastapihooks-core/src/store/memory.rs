@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 
 use async_trait::async_trait;
 
-use super::{DeliveryQuery, EventQuery, Store, SubscriptionQuery};
-use crate::delivery::{Attempt, Delivery};
+use super::{DeliveryQuery, EventQuery, Pruned, Store, SubscriptionQuery};
+use crate::delivery::{Attempt, Delivery, DeliveryStatus};
 use crate::error::{Error, Result};
 use crate::event::{Event, EventName};
 use crate::health::{Disabled, EndpointHealth};
@@ -291,6 +291,34 @@ impl Store for MemoryStore {
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<Event>> {
         Ok(query.page(self.history().values().map(|r| &r.delivery.event)))
     }
+
+    /// Oldest made first (by id). Events live in their deliveries: one goes with the last.
+    async fn prune(&self, older_than: DateTime<Utc>, limit: usize) -> Result<Pruned> {
+        let mut history = self.history();
+        let old: Vec<DeliveryId> = history
+            .values()
+            .map(|r| &r.delivery)
+            .filter(|d| d.status == DeliveryStatus::Delivered && d.updated_at < older_than)
+            .map(|d| d.id.clone())
+            .take(limit)
+            .collect();
+        let mut pruned = Pruned::default();
+        let mut events = std::collections::BTreeSet::new();
+        for id in old {
+            if let Some(record) = history.remove(&id) {
+                pruned.deliveries += 1;
+                pruned.attempts += record.attempts.len() as u64;
+                events.insert(record.delivery.event.id().clone());
+            }
+        }
+        if !events.is_empty() {
+            for record in history.values() {
+                events.remove(record.delivery.event.id());
+            }
+        }
+        pruned.events = events.len() as u64;
+        Ok(pruned)
+    }
 }
 
 #[cfg(test)]
@@ -353,6 +381,26 @@ mod tests {
         let kept = store.get_delivery(&d.id).await.unwrap().unwrap();
         assert_eq!(kept.status, crate::DeliveryStatus::Delivered);
         assert_eq!(store.list_attempts(&d.id).await.unwrap().len(), 1);
+    }
+
+    /// The contract's pruning behaviours pass on a store that refuses to prune: this one must
+    /// not refuse.
+    #[tokio::test]
+    async fn old_delivered_deliveries_are_pruned_not_refused() {
+        let store = MemoryStore::new();
+        let mut d = delivery();
+        d.status = crate::DeliveryStatus::Delivered;
+        store
+            .record_deliveries(std::slice::from_ref(&d))
+            .await
+            .unwrap();
+        let later = d.updated_at + chrono::Duration::microseconds(1);
+        let pruned = store.prune(later, 10).await.unwrap();
+        assert_eq!(
+            (pruned.deliveries, pruned.attempts, pruned.events),
+            (1, 0, 1)
+        );
+        assert!(store.get_delivery(&d.id).await.unwrap().is_none());
     }
 
     #[tokio::test]

@@ -4,10 +4,12 @@
 //! the same trait. Every implementation must agree with [`Subscription::receives`] in `matching`.
 
 mod memory;
+mod retention;
 #[cfg(feature = "sql")]
 pub mod sql;
 
 pub use memory::MemoryStore;
+pub use retention::Pruned;
 #[cfg(feature = "sql")]
 pub use sql::{SqlStore, SqlStoreOptions};
 
@@ -145,4 +147,31 @@ pub trait Store: Send + Sync + 'static {
     /// A page of the stored events passing every filter of `query` and older than its cursor,
     /// newest first (by id): the events [`EventQuery::matches`] accepts.
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<Event>>;
+
+    /// Retention: removes at most `limit` **delivered** deliveries whose `updated_at` is before
+    /// `older_than`, their attempts, and the events they leave with no delivery at all (an
+    /// event is kept while any delivery of it remains). Returns what it removed.
+    ///
+    /// Failed, dead and pending deliveries are never removed: dead letters stay until they are
+    /// replayed (and delivered) or removed by hand. Which of the old deliveries go first is the
+    /// store's choice (the SQL store takes the least recently updated).
+    ///
+    /// One call is one short step — one small transaction on a SQL store, so it holds no lock
+    /// for long: to prune everything old, call it again until a call removes nothing
+    /// ([`Pruned::is_empty`]). For a dry run, list the deliveries that would go:
+    /// `DeliveryQuery::status(Delivered).until(older_than)` (made before the cut-off) and keep
+    /// those with `updated_at < older_than`.
+    ///
+    /// A delivery removed is forgotten: if fan-out ever ran again for its event (a queue
+    /// redelivering a message older than the retention), it would be recorded and sent anew.
+    ///
+    /// The default refuses with [`Error::Unsupported`](crate::Error::Unsupported) (`store.prune`):
+    /// a store of one's own that does not prune says so, rather than letting a retention setting
+    /// be silently ignored.
+    async fn prune(&self, older_than: DateTime<Utc>, limit: usize) -> Result<Pruned> {
+        let _ = (older_than, limit);
+        Err(crate::Error::Unsupported {
+            what: "store.prune",
+        })
+    }
 }

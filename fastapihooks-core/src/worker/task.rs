@@ -1,6 +1,9 @@
 //! Running one leased task and settling its lease exactly one way.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use super::report::Stats;
 use crate::backend::{DeliverTask, Leased, Queue, Receipt, Task};
@@ -14,6 +17,9 @@ pub(super) struct Ctx<Q> {
     pub(super) queue: Arc<Q>,
     pub(super) engine: DeliveryEngine,
     pub(super) stats: Stats,
+    /// The work running in this worker (a delivery, or an event's fan-out), so a task leased
+    /// again while this worker still runs it is not run twice here.
+    running: Mutex<HashSet<String>>,
 }
 
 impl<Q: Queue> Ctx<Q> {
@@ -22,18 +28,47 @@ impl<Q: Queue> Ctx<Q> {
             queue,
             engine,
             stats: Stats::default(),
+            running: Mutex::default(),
         }
+    }
+
+    fn running(&self) -> MutexGuard<'_, HashSet<String>> {
+        // One insert or remove per update: a poisoned set is still consistent.
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-/// Runs `leased` and settles it. An error leaves the lease as it is: it expires and the task
-/// runs again (on this worker or another), which the store's delivery status makes safe.
+/// The work a task does, for [`Ctx::running`]: the delivery it attempts, or the event it fans
+/// out.
+fn work(task: &Task) -> String {
+    match task {
+        Task::Fanout { event, .. } => event.id().to_string(),
+        Task::Deliver(task) => task.delivery_id().to_string(),
+    }
+}
+
+/// Runs `leased` and settles it, renewing its lease while it runs. An error leaves the lease as
+/// it is: it expires and the task runs again (on this worker or another), which the store's
+/// delivery status makes safe. A task whose work already runs in this worker (leased again,
+/// under a new lease, while the first run is still going) is left alone: its lease expires
+/// after the first run has settled, and the store's status then makes it a no-op.
 pub(super) async fn run<Q: Queue>(ctx: &Ctx<Q>, leased: Leased) {
     let Leased { receipt, task } = leased;
     let kind = task.kind();
-    let settled = match task {
-        Task::Fanout { event, failures } => fan_out(ctx, &receipt, event, failures).await,
-        Task::Deliver(task) => deliver(ctx, &receipt, task).await,
+    let Some(_running) = Running::claim(ctx, work(&task)) else {
+        Stats::bump(&ctx.stats.skipped);
+        tracing::warn!(%receipt, kind, "leased again while this worker still runs it; left to its lease");
+        return;
+    };
+    let settling = async {
+        match task {
+            Task::Fanout { event, failures } => fan_out(ctx, &receipt, event, failures).await,
+            Task::Deliver(task) => deliver(ctx, &receipt, task).await,
+        }
+    };
+    let settled = tokio::select! {
+        settled = settling => settled,
+        never = renew(ctx, &receipt, kind) => match never {},
     };
     match settled {
         Ok(true) => {}
@@ -45,6 +80,56 @@ pub(super) async fn run<Q: Queue>(ctx: &Ctx<Q>, leased: Leased) {
             Stats::bump(&ctx.stats.errors);
             metrics::counter!("fastapihooks_queue_errors_total").increment(1);
             tracing::error!(%receipt, kind, error = %e, "task failed; it runs again when its lease expires");
+        }
+    }
+}
+
+/// A work's place in [`Ctx::running`], given back when the run ends however it ends.
+struct Running<'a> {
+    set: &'a Mutex<HashSet<String>>,
+    work: String,
+}
+
+impl<'a> Running<'a> {
+    fn claim<Q: Queue>(ctx: &'a Ctx<Q>, work: String) -> Option<Self> {
+        ctx.running().insert(work.clone()).then_some(Self {
+            set: &ctx.running,
+            work,
+        })
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&self.work);
+    }
+}
+
+/// Renews the lease every third of the visibility timeout for as long as the task runs, so a
+/// slow store or receiver never lets it expire under a running task. Never returns.
+async fn renew<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, kind: &'static str) -> Infallible {
+    let every = (ctx.queue.visibility_timeout() / 3).max(Duration::from_millis(10));
+    let mut held = true;
+    loop {
+        tokio::time::sleep(every).await;
+        if !held {
+            continue;
+        }
+        match ctx.queue.extend(receipt).await {
+            Ok(true) => {}
+            Ok(false) => {
+                held = false;
+                Stats::bump(&ctx.stats.leases_lost);
+                metrics::counter!("fastapihooks_leases_lost_total").increment(1);
+                tracing::warn!(%receipt, kind, "lease lost while its task runs (the queue was unreachable for longer than the visibility timeout?); another worker may run it too");
+            }
+            Err(e) => {
+                metrics::counter!("fastapihooks_queue_errors_total").increment(1);
+                tracing::warn!(%receipt, kind, error = %e, "could not renew a lease; trying again");
+            }
         }
     }
 }

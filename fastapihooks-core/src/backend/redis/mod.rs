@@ -251,6 +251,25 @@ impl Queue for RedisBackend {
         self.settle(receipt, "dead", args).await
     }
 
+    async fn extend(&self, receipt: &Receipt) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let renewed = scripts::EXTEND
+            .key(&self.keys.tasks)
+            .arg(&self.config.group)
+            .arg(&self.config.consumer)
+            .arg(receipt.as_str())
+            .invoke_async::<i64>(&mut conn)
+            .await;
+        match renewed {
+            Ok(renewed) => Ok(renewed == 1),
+            Err(e) if is_nogroup(&e) => {
+                self.group_lost();
+                Ok(false)
+            }
+            Err(e) => Err(Error::storage("redis.extend", e)),
+        }
+    }
+
     fn visibility_timeout(&self) -> Duration {
         self.config.visibility_timeout
     }

@@ -65,6 +65,23 @@ return 1
     )
 });
 
+/// Renews a lease: resets the entry's idle time by claiming it again for the same consumer,
+/// only if this consumer still holds it (`JUSTID`: the delivery count is not raised).
+///
+/// KEYS: tasks. ARGV: group, consumer, entry id. Returns 1, or 0 when the lease is gone.
+pub(super) static EXTEND: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local owned = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
+if #owned == 0 then
+  return 0
+end
+redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[3], 'JUSTID')
+return 1
+"#,
+    )
+});
+
 /// Moves due retries back into the task stream.
 ///
 /// KEYS: tasks, retries. ARGV: at most how many to move. Returns `{moved, ms until the next

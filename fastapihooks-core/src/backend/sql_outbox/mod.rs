@@ -20,7 +20,7 @@
 //!
 //! An empty outbox is polled (every [`SqlOutboxConfig::poll_interval`]); a busy one is leased
 //! back to back. Dead letters stay in the table (`dead = TRUE`, with their reason) beside the
-//! store's history; delete old ones with SQL of your own when you no longer need them.
+//! store's history; delete old ones with [`SqlBackend::prune_dead_letters`].
 //! `publish_in` does not check the payload size: [`Emitter`](crate::Emitter) does, for events
 //! published through it.
 
@@ -145,6 +145,32 @@ impl SqlBackend {
         let txn = self.db.begin().await.map_err(db(what))?;
         insert_tasks(&txn, &tasks, what).await?;
         txn.commit().await.map_err(db(what))
+    }
+
+    /// Retention of the outbox's dead letters: deletes at most `limit` dead rows that died
+    /// before `older_than` (a row's time of death is on the database clock), oldest first, and
+    /// returns how many. One short statement per call: call it again until it deletes none.
+    /// Live rows — ready, leased, waiting for a retry — are never touched.
+    pub async fn prune_dead_letters(
+        &self,
+        older_than: chrono::DateTime<chrono::Utc>,
+        limit: usize,
+    ) -> Result<u64> {
+        if limit == 0 {
+            return Ok(0);
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let prune = statement(
+            self.backend,
+            &statements::prune_dead(self.backend),
+            vec![older_than.timestamp_micros().into(), limit.into()],
+        );
+        let done = self
+            .db
+            .execute_raw(prune)
+            .await
+            .map_err(db("outbox.prune_dead_letters"))?;
+        Ok(done.rows_affected())
     }
 
     /// Rows of the outbox that are dead letters (`dead`) or not.
@@ -331,6 +357,12 @@ impl Queue for SqlBackend {
     async fn dead_letter(&self, receipt: &Receipt, task: &Task, reason: &str) -> Result<bool> {
         let values = vec![task.encode()?.into(), reason.into()];
         self.settle_row(receipt, &statements::dead(self.backend), values)
+            .await
+    }
+
+    async fn extend(&self, receipt: &Receipt) -> Result<bool> {
+        let values = vec![micros(self.config.visibility_timeout).into()];
+        self.settle_row(receipt, &statements::extend(self.backend), values)
             .await
     }
 

@@ -95,6 +95,13 @@ pub(super) fn take(backend: DbBackend, rows: usize) -> String {
     )
 }
 
+/// Renews a lease: pushes the row's due time a visibility timeout past now, if the lease is
+/// still held. Values: the visibility timeout in µs, id, lease token.
+pub(super) fn extend(backend: DbBackend) -> String {
+    let now = now(backend);
+    format!("UPDATE {TABLE} SET available_at_us = {now} + ? WHERE id = ? AND lease = ?")
+}
+
 /// Settles a lease by removing its row. Values: id, lease token.
 pub(super) fn delete_leased() -> String {
     format!("DELETE FROM {TABLE} WHERE id = ? AND lease = ?")
@@ -116,6 +123,21 @@ pub(super) fn dead(backend: DbBackend) -> String {
     format!(
         "UPDATE {TABLE} SET task = ?, reason = ?, dead = TRUE, lease = NULL, available_at_us = {now} WHERE id = ? AND lease = ?"
     )
+}
+
+/// Deletes at most a batch of dead letters that died (their `available_at_us`, set by [`dead`])
+/// before a time, oldest first. Values: the time in µs, the batch size.
+///
+/// MySQL/MariaDB delete with `ORDER BY … LIMIT` (they refuse a `LIMIT` in an `IN` subquery);
+/// PostgreSQL and SQLite delete the rows a subquery picks. Either way through the
+/// `(dead, available_at_us)` index.
+pub(super) fn prune_dead(backend: DbBackend) -> String {
+    let oldest_dead = "dead = TRUE AND available_at_us < ? ORDER BY available_at_us LIMIT ?";
+    if backend == DbBackend::MySql {
+        format!("DELETE FROM {TABLE} WHERE {oldest_dead}")
+    } else {
+        format!("DELETE FROM {TABLE} WHERE id IN (SELECT id FROM {TABLE} WHERE {oldest_dead})")
+    }
 }
 
 /// Counts rows: live (`dead = FALSE`) or dead letters. Value: the flag.

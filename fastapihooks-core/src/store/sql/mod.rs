@@ -466,4 +466,82 @@ impl Store for SqlStore {
             .map(event_from_row)
             .collect()
     }
+
+    /// One short transaction: the least recently updated delivered deliveries before the
+    /// cut-off, locked (`FOR UPDATE`; SQLite takes its one write lock at `BEGIN IMMEDIATE`) so a
+    /// replay racing the prune either reopens a delivery before it is chosen or finds it gone;
+    /// then their attempts, the deliveries, and those of their events no delivery refers to any
+    /// more. Found through the `(status, updated_at_us)` index: no scan of the history.
+    async fn prune(&self, older_than: DateTime<Utc>, limit: usize) -> Result<super::Pruned> {
+        use sea_orm::sea_query::{ExprTrait as _, Query};
+        use sea_orm::{DbBackend, IsolationLevel, SqliteTransactionMode, TransactionOptions};
+
+        let what = "store.prune";
+        let mut pruned = super::Pruned::default();
+        if limit == 0 {
+            return Ok(pruned);
+        }
+        let backend = self.db.get_database_backend();
+        let options = TransactionOptions {
+            // MySQL/MariaDB: lock the rows chosen, not the index gaps around them.
+            isolation_level: (backend == DbBackend::MySql).then_some(IsolationLevel::ReadCommitted),
+            access_mode: None,
+            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        };
+        let txn = self
+            .db
+            .begin_with_options(options)
+            .await
+            .map_err(db(what))?;
+        let chosen: Vec<(String, String)> = delivery::Entity::find()
+            .select_only()
+            .column(delivery::Column::Id)
+            .column(delivery::Column::EventId)
+            .filter(delivery::Column::Status.eq(DeliveryStatus::Delivered.as_str()))
+            .filter(delivery::Column::UpdatedAtUs.lt(rows::micros(older_than)))
+            .order_by_asc(delivery::Column::UpdatedAtUs)
+            .limit(page_size(limit))
+            .lock_exclusive()
+            .into_tuple()
+            .all(&txn)
+            .await
+            .map_err(db(what))?;
+        let ids: Vec<&str> = chosen.iter().map(|(id, _)| id.as_str()).collect();
+        for chunk in ids.chunks(BATCH) {
+            pruned.attempts += attempt::Entity::delete_many()
+                .filter(attempt::Column::DeliveryId.is_in(chunk.iter().copied()))
+                .exec(&txn)
+                .await
+                .map_err(db(what))?
+                .rows_affected;
+            pruned.deliveries += delivery::Entity::delete_many()
+                .filter(delivery::Column::Id.is_in(chunk.iter().copied()))
+                .exec(&txn)
+                .await
+                .map_err(db(what))?
+                .rows_affected;
+        }
+        let mut event_ids: Vec<&str> = chosen.iter().map(|(_, event)| event.as_str()).collect();
+        event_ids.sort_unstable();
+        event_ids.dedup();
+        for chunk in event_ids.chunks(BATCH) {
+            let a_delivery_of_it = Query::select()
+                .expr(Expr::val(1))
+                .from(delivery::Entity)
+                .and_where(
+                    Expr::col((delivery::Entity, delivery::Column::EventId))
+                        .equals((event::Entity, event::Column::Id)),
+                )
+                .to_owned();
+            pruned.events += event::Entity::delete_many()
+                .filter(event::Column::Id.is_in(chunk.iter().copied()))
+                .filter(Expr::exists(a_delivery_of_it).not())
+                .exec(&txn)
+                .await
+                .map_err(db(what))?
+                .rows_affected;
+        }
+        txn.commit().await.map_err(db(what))?;
+        Ok(pruned)
+    }
 }

@@ -12,6 +12,7 @@ mod m20261202_000004_add_subscription_retry;
 mod m20261202_000005_history_indexes;
 mod m20261202_000006_add_delivery_replays;
 mod m20261202_000007_add_subscription_health;
+mod m20261202_000008_prune_index;
 
 use sea_orm_migration::prelude::*;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000005_history_indexes::Migration),
             Box::new(m20261202_000006_add_delivery_replays::Migration),
             Box::new(m20261202_000007_add_subscription_health::Migration),
+            Box::new(m20261202_000008_prune_index::Migration),
         ]
     }
 
