@@ -2,8 +2,9 @@
 //!
 //! The `fastapihooks` command: `start` the sidecar that drains a durable queue (Redis, or the SQL
 //! outbox), `migrate` the SQL store's schema, and manage `subscriptions` (`add`, `list`, `show`,
-//! `update`, `remove`) in it, and read the delivery history: `events list|show`, `deliveries
-//! list|show` (show prints the attempts). The store commands take `--database URL`, or read it
+//! `update`, `enable` — with `--replay`, its dead letters are sent again —, `disable`, `remove`)
+//! in it, and read the delivery history: `events list|show`, `deliveries list|show` (show prints
+//! the attempts). The store commands take `--database URL`, or read it
 //! from `FASTAPIHOOKS_DATABASE_URL`; listing commands print a table (coloured on a terminal,
 //! unless `NO_COLOR` is set), or JSON with `--json` for scripts. History lists are newest first,
 //! filtered by flags (`--status dead --event 'order.*' --since 2h`), and page with `--before`
@@ -11,8 +12,8 @@
 //!
 //! Exit codes: 0 success; 1 the command failed (the store cannot be reached, an id is not
 //! found: `delivery dlv_… not found`); 2 the command line is wrong (an unknown flag, a bad
-//! `--since`); 3 `deliveries replay` was partly done (an id not found, a subscription
-//! disabled); 130 a second signal aborted the sidecar's drain.
+//! `--since`); 3 `deliveries replay` (or `subscriptions enable --replay`) was partly done (an id
+//! not found, a subscription disabled); 130 a second signal aborted the sidecar's drain.
 //!
 //! ```text
 //! fastapihooks migrate --database sqlite://fastapihooks.db?mode=rwc
@@ -65,7 +66,7 @@ pub enum Command {
     Start(commands::start::StartArgs),
     /// Apply the SQL store's pending migrations (safe to run again: it then changes nothing).
     Migrate(commands::migrate::MigrateArgs),
-    /// Add, list, show, update and remove subscriptions.
+    /// Add, list, show, update, enable, disable and remove subscriptions.
     #[command(subcommand)]
     Subscriptions(commands::subscriptions::SubscriptionsCommand),
     /// List and show the events kept with their deliveries.
@@ -90,7 +91,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
 /// Parses `args` (program name first), runs the command on a Tokio runtime, prints its output
 /// to stdout and any error to stderr, and returns the process exit code: 0 on success, 1 when
 /// the command failed, 2 when the command line is wrong, 3 when a replay was partly done
-/// ([`commands::deliveries::replay::Partial`]), 130 when a second signal aborted the sidecar's
+/// ([`commands::replaying::Partial`]), 130 when a second signal aborted the sidecar's
 /// drain ([`sidecar::DrainAborted`]).
 pub fn run_with<I, T>(args: I) -> ExitCode
 where
@@ -131,10 +132,10 @@ where
             runtime.shutdown_background();
             ExitCode::from(130)
         }
-        Err(e) if e.is::<commands::deliveries::replay::Partial>() => {
+        Err(e) if e.is::<commands::replaying::Partial>() => {
             // What was replayed is printed already; this says what was left.
             logging::print_error(&message(&e));
-            ExitCode::from(commands::deliveries::replay::Partial::EXIT_CODE)
+            ExitCode::from(commands::replaying::Partial::EXIT_CODE)
         }
         Err(e) => {
             logging::print_error(&message(&e));

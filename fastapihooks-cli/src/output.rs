@@ -15,8 +15,13 @@ use std::io::Write;
 use fastapihooks_core::{Auth, Subscription};
 use serde::Serialize;
 
+use self::time::timestamp;
+
 /// The shown value of a secret that is not revealed.
 const HIDDEN: &str = "***";
+
+/// The longest disabling reason shown in a table (`show` and JSON have it whole).
+const REASON_CHARS: usize = 60;
 
 /// A subscription as printed: every field, secrets hidden unless `reveal`.
 #[derive(Debug, Serialize)]
@@ -35,6 +40,26 @@ pub struct SubscriptionView {
     retry_schedule: Option<String>,
     enabled: bool,
     created_at: String,
+    /// Why and when the engine disabled it (a failure streak, a 410 Gone); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    disabled: Option<DisabledView>,
+    /// Its failure streak; absent when its last attempt delivered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    health: Option<HealthView>,
+}
+
+/// Why and when a subscription was disabled.
+#[derive(Debug, Serialize)]
+struct DisabledView {
+    reason: String,
+    at: String,
+}
+
+/// A failure streak: failed attempts since the first failure after the last success.
+#[derive(Debug, Serialize)]
+struct HealthView {
+    failures: u32,
+    failing_since: Option<String>,
 }
 
 /// Auth as printed: its kind and non-secret parts, credentials hidden unless revealed.
@@ -81,9 +106,15 @@ impl SubscriptionView {
             metadata: sub.metadata.clone(),
             retry_schedule: sub.retry.as_ref().map(ToString::to_string),
             enabled: sub.enabled,
-            created_at: sub
-                .created_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            created_at: timestamp(sub.created_at),
+            disabled: sub.disabled.as_ref().map(|d| DisabledView {
+                reason: d.reason.clone(),
+                at: timestamp(d.at),
+            }),
+            health: (!sub.health.is_healthy()).then(|| HealthView {
+                failures: sub.health.failures,
+                failing_since: sub.health.failing_since.map(timestamp),
+            }),
         }
     }
 
@@ -91,6 +122,38 @@ impl SubscriptionView {
     pub fn reveal_secret(mut self, sub: &Subscription) -> Self {
         self.secret = sub.secret.as_ref().map(|s| s.expose().to_owned());
         self
+    }
+
+    /// `disabled 2026-12-02T09:00:00.000Z: <reason>`, or `-` when the engine did not disable it.
+    fn disabled_summary(&self) -> String {
+        match &self.disabled {
+            Some(d) => format!("{}: {}", d.at, d.reason),
+            None => "-".into(),
+        }
+    }
+
+    /// `12 failed attempts since 2026-12-02T09:00:00.000Z`, or `ok`.
+    fn health_summary(&self) -> String {
+        match &self.health {
+            Some(h) => match &h.failing_since {
+                Some(since) => format!("{} failed attempt(s) since {since}", h.failures),
+                None => format!("{} failed attempt(s)", h.failures),
+            },
+            None => "ok".into(),
+        }
+    }
+
+    /// The table's HEALTH cell: why it was disabled, else its failure streak, else `ok`.
+    fn health_cell(&self) -> String {
+        match &self.disabled {
+            Some(d) => format!(
+                "disabled {}: {}",
+                d.at,
+                table::excerpt(&d.reason, REASON_CHARS)
+            ),
+            None if self.health.is_some() => format!("failing: {}", self.health_summary()),
+            None => "ok".into(),
+        }
     }
 
     fn auth_summary(&self) -> String {
@@ -128,6 +191,8 @@ pub fn details(out: &mut dyn Write, view: &SubscriptionView) -> anyhow::Result<(
                 .unwrap_or_else(|| "the sidecar's".to_owned()),
         ),
         ("enabled", view.enabled.to_string()),
+        ("disabled", view.disabled_summary()),
+        ("health", view.health_summary()),
         ("created_at", view.created_at.clone()),
     ];
     for (key, value) in rows {
@@ -142,8 +207,10 @@ pub fn table(out: &mut dyn Write, views: &[SubscriptionView]) -> anyhow::Result<
         writeln!(out, "no subscriptions")?;
         return Ok(());
     }
-    let header = ["ID", "EVENT", "URL", "OWNER", "ENABLED", "CREATED"];
-    let rows: Vec<[String; 6]> = views
+    let header = [
+        "ID", "EVENT", "URL", "OWNER", "ENABLED", "CREATED", "HEALTH",
+    ];
+    let rows: Vec<[String; 7]> = views
         .iter()
         .map(|v| {
             [
@@ -153,6 +220,7 @@ pub fn table(out: &mut dyn Write, views: &[SubscriptionView]) -> anyhow::Result<
                 v.owner.clone().unwrap_or_else(|| "-".into()),
                 if v.enabled { "yes" } else { "no" }.into(),
                 v.created_at.clone(),
+                v.health_cell(),
             ]
         })
         .collect();
@@ -162,7 +230,7 @@ pub fn table(out: &mut dyn Write, views: &[SubscriptionView]) -> anyhow::Result<
             *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: [&str; 6]| {
+    let line = |cells: [&str; 7]| {
         let padded: Vec<String> = cells
             .iter()
             .zip(widths)
@@ -175,4 +243,102 @@ pub fn table(out: &mut dyn Write, views: &[SubscriptionView]) -> anyhow::Result<
         writeln!(out, "{}", line(row.each_ref().map(String::as_str)))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+    use fastapihooks_core::health::{Disabled, EndpointHealth};
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    /// A subscription the engine disabled after a failure streak.
+    fn disabled() -> Subscription {
+        let mut sub = Subscription::new("*", "https://example.com/h").unwrap();
+        sub.enabled = false;
+        sub.health = EndpointHealth {
+            failing_since: Some(at("2026-12-01T09:00:00Z")),
+            failures: 12,
+        };
+        sub.disabled = Some(Box::new(Disabled {
+            reason: "endpoint failing since 2026-12-01T09:00:00Z: 12 failed attempts".into(),
+            at: at("2026-12-02T09:00:00Z"),
+        }));
+        sub
+    }
+
+    fn text(write: impl FnOnce(&mut Vec<u8>) -> anyhow::Result<()>) -> String {
+        let mut out = Vec::new();
+        write(&mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_disabled_subscription_shows_why_when_and_its_streak() {
+        let view = SubscriptionView::new(&disabled(), false);
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(
+            json["disabled"],
+            serde_json::json!({
+                "reason": "endpoint failing since 2026-12-01T09:00:00Z: 12 failed attempts",
+                "at": "2026-12-02T09:00:00.000Z",
+            })
+        );
+        assert_eq!(
+            json["health"],
+            serde_json::json!({"failures": 12, "failing_since": "2026-12-01T09:00:00.000Z"})
+        );
+        let details = text(|out| details(out, &view));
+        assert!(
+            details.contains(
+                "disabled:   2026-12-02T09:00:00.000Z: endpoint failing since 2026-12-01T09:00:00Z"
+            ),
+            "{details}"
+        );
+        assert!(
+            details.contains("health:     12 failed attempt(s) since 2026-12-01T09:00:00.000Z"),
+            "{details}"
+        );
+        let listed = text(|out| table(out, &[view]));
+        assert!(
+            listed.lines().next().unwrap().ends_with("HEALTH"),
+            "{listed}"
+        );
+        assert!(
+            listed.contains("disabled 2026-12-02T09:00:00.000Z: endpoint failing since"),
+            "{listed}"
+        );
+    }
+
+    #[test]
+    fn a_failing_subscription_shows_its_streak_and_a_healthy_one_neither() {
+        let mut failing = disabled();
+        failing.enabled = true;
+        failing.disabled = None;
+        let view = SubscriptionView::new(&failing, false);
+        let json = serde_json::to_value(&view).unwrap();
+        assert!(json.get("disabled").is_none(), "{json}");
+        assert_eq!(json["health"]["failures"], 12);
+        let listed = text(|out| table(out, &[view]));
+        assert!(
+            listed.contains("failing: 12 failed attempt(s) since 2026-12-01T09:00:00.000Z"),
+            "{listed}"
+        );
+
+        let healthy =
+            SubscriptionView::new(&Subscription::new("*", "https://e.com/h").unwrap(), false);
+        let json = serde_json::to_value(&healthy).unwrap();
+        assert!(
+            json.get("disabled").is_none() && json.get("health").is_none(),
+            "{json}"
+        );
+        let details = text(|out| details(out, &healthy));
+        assert!(details.contains("disabled:   -\n"), "{details}");
+        assert!(details.contains("health:     ok\n"), "{details}");
+    }
 }

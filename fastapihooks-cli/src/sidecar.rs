@@ -20,6 +20,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use fastapihooks_core::health::HealthPolicy;
 use fastapihooks_core::signing::Signer;
 use fastapihooks_core::worker::CancellationToken;
 use fastapihooks_core::{
@@ -46,6 +47,9 @@ pub struct SidecarConfig {
     pub retry: RetryPolicy,
     /// Concurrency, lease batch size and drain deadline.
     pub worker: WorkerConfig,
+    /// When a subscription whose endpoint keeps failing is disabled (default: after a day of
+    /// failures and at least 10 failed attempts; [`HealthPolicy::never`] never).
+    pub health: HealthPolicy,
 }
 
 impl SidecarConfig {
@@ -136,7 +140,8 @@ pub async fn run_sidecar_until<Q: Queue>(
     let mut builder = Emitter::builder()
         .shared_store(store)
         .http(config.http)
-        .retry(config.retry);
+        .retry(config.retry)
+        .endpoint_health(config.health);
     if let Some(secret) = config.secret {
         builder = builder.secret(secret);
     }

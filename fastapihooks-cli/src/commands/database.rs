@@ -1,5 +1,8 @@
 //! `--database URL` (or `FASTAPIHOOKS_DATABASE_URL`), shared by every command, and opening the
-//! store it names.
+//! store it names; [`SqlConnect`], how every command connects to a SQL database (the store, the
+//! outbox).
+
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -25,24 +28,109 @@ pub struct DatabaseArgs {
 impl DatabaseArgs {
     /// Connects without migrating.
     pub async fn connect(&self) -> anyhow::Result<SqlStore> {
-        SqlStoreOptions::new(&self.url)
-            .connect_timeout(std::time::Duration::from_secs(self.connect_timeout))
-            .max_connections(1)
-            .run_migrations(false)
-            .connect()
+        self.options(1)
+            .migrations(Migrations::Ignore)
+            .connect("--database", &self.url)
             .await
-            .with_context(|| format!("--database {}: cannot connect", redacted(&self.url)))
     }
 
     /// Connects, and fails unless every migration is applied (the tables exist and are
     /// current).
     pub async fn connect_migrated(&self) -> anyhow::Result<SqlStore> {
-        let store = self.connect().await?;
+        self.options(1).connect("--database", &self.url).await
+    }
+
+    /// How to connect to this database (or another one, such as an outbox elsewhere) with a
+    /// pool of `max_connections` and `--connect-timeout`, refusing pending migrations.
+    pub fn options(&self, max_connections: u32) -> SqlConnect {
+        SqlConnect {
+            connect_timeout: Some(Duration::from_secs(self.connect_timeout)),
+            ..SqlConnect::new(max_connections)
+        }
+    }
+}
+
+/// What connecting does about migrations not applied yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Migrations {
+    /// Fails, saying to run `fastapihooks migrate` first.
+    Refuse,
+    /// Fails, saying to run `fastapihooks migrate` or pass `--migrate` (`start`).
+    RefuseOrFlag,
+    /// Applies them (`start --migrate`).
+    Apply,
+    /// Leaves them (`migrate` itself).
+    Ignore,
+}
+
+/// How a command connects to a SQL database: the pool, the timeout, the PostgreSQL schema, and
+/// what to do about pending migrations.
+#[derive(Clone, Debug)]
+pub struct SqlConnect {
+    /// Connections in the pool.
+    pub max_connections: u32,
+    /// How long to wait for the database to answer; `None`: the store's default.
+    pub connect_timeout: Option<Duration>,
+    /// PostgreSQL only: the schema the tables live in (`--postgres-schema`).
+    pub postgres_schema: Option<String>,
+    /// What to do about pending migrations.
+    pub migrations: Migrations,
+}
+
+impl SqlConnect {
+    /// A pool of `max_connections`, the default timeout, no schema, refusing pending
+    /// migrations.
+    pub fn new(max_connections: u32) -> Self {
+        Self {
+            max_connections,
+            connect_timeout: None,
+            postgres_schema: None,
+            migrations: Migrations::Refuse,
+        }
+    }
+
+    /// With the tables in this PostgreSQL schema, if any.
+    pub fn postgres_schema(mut self, schema: Option<String>) -> Self {
+        self.postgres_schema = schema;
+        self
+    }
+
+    /// Doing `migrations` about pending migrations.
+    pub fn migrations(mut self, migrations: Migrations) -> Self {
+        self.migrations = migrations;
+        self
+    }
+
+    /// Connects to the database at `url`; `flag` names it in messages (with its password
+    /// hidden).
+    pub async fn connect(&self, flag: &str, url: &str) -> anyhow::Result<SqlStore> {
+        let mut options = SqlStoreOptions::new(url)
+            .max_connections(self.max_connections)
+            .run_migrations(false);
+        if let Some(timeout) = self.connect_timeout {
+            options = options.connect_timeout(timeout);
+        }
+        if let Some(schema) = &self.postgres_schema {
+            options = options.postgres_schema(schema);
+        }
+        let store = options
+            .connect()
+            .await
+            .with_context(|| format!("{flag} {}: cannot connect", redacted(url)))?;
+        let how = match self.migrations {
+            Migrations::Ignore => return Ok(store),
+            Migrations::Apply => {
+                store.migrate().await?;
+                "run `fastapihooks migrate` or pass --migrate"
+            }
+            Migrations::RefuseOrFlag => "run `fastapihooks migrate` or pass --migrate",
+            Migrations::Refuse => "run `fastapihooks migrate` first",
+        };
         let pending = store.pending_migrations().await?;
         if !pending.is_empty() {
             anyhow::bail!(
-                "--database {}: {} migration(s) not applied yet; run `fastapihooks migrate` first",
-                redacted(&self.url),
+                "{flag} {}: {} migration(s) not applied yet; {how}",
+                redacted(url),
                 pending.len()
             );
         }

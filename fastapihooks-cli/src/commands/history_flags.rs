@@ -1,17 +1,20 @@
-//! Parsers for the flags of the history commands (`events`, `deliveries`): times, ids and
-//! statuses. Each rejects bad input with a message clap prints next to the flag it came from
-//! (exit code 2).
+//! The flags of the history commands (`events`, `deliveries`): the filters they share, the
+//! paging flags, and the parsers of times, ids and statuses. Each parser rejects bad input with a
+//! message clap prints next to the flag it came from (exit code 2).
 
 use std::io::Write;
+use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
 use clap::Args;
-use fastapihooks_core::{DeliveryId, DeliveryStatus, EventFilter, EventId};
+use fastapihooks_core::{
+    DeliveryId, DeliveryQuery, DeliveryStatus, EventFilter, EventId, SubscriptionId,
+};
 
 use crate::commands::subscriptions::fields;
 
-/// The filters `events list` and `deliveries list` share: the event's name and owner, a time
-/// range and the page size.
+/// The filters every history command takes (`events list`, `deliveries list`, `deliveries
+/// replay`): the event's name and owner, and a time range.
 #[derive(Debug, Args)]
 pub struct HistoryFilters {
     /// Only events (or deliveries of events) whose name passes this filter: `order.created`,
@@ -27,9 +30,93 @@ pub struct HistoryFilters {
     /// Only what was made before this time: a duration ago (`2h`, `30m`) or RFC 3339.
     #[arg(long, value_name = "TIME", value_parser = time)]
     pub until: Option<DateTime<Utc>>,
+}
+
+/// The filters of the delivery commands (`deliveries list`, `deliveries replay`): the history
+/// filters and the delivery's own (status, subscription, event id, last change).
+#[derive(Debug, Args)]
+pub struct DeliveryFilters {
+    /// Only deliveries in this status: pending, delivered, failed or dead (dead letters are
+    /// failed and dead).
+    #[arg(long, value_name = "STATUS", value_parser = status)]
+    pub status: Option<DeliveryStatus>,
+    /// Only deliveries to this subscription, `sub_…`.
+    #[arg(long, value_name = "ID", value_parser = fields::subscription_id)]
+    pub subscription: Option<SubscriptionId>,
+    /// The event's name and owner, and when the delivery was made.
+    #[command(flatten)]
+    pub history: HistoryFilters,
+    /// Only deliveries of this event, `evt_…`.
+    #[arg(long, value_name = "ID", value_parser = event_id)]
+    pub event_id: Option<EventId>,
+    /// Only deliveries whose state last changed (an attempt, a replay) at or after this time,
+    /// whenever they were made (e.g. those that failed during an outage): a duration ago (`2h`)
+    /// or RFC 3339.
+    #[arg(long, value_name = "TIME", value_parser = time)]
+    pub changed_since: Option<DateTime<Utc>>,
+}
+
+/// The ids of [`DeliveryFilters`], for `conflicts_with_all`.
+pub const DELIVERY_FILTER_IDS: [&str; 8] = [
+    "status",
+    "subscription",
+    "event",
+    "owner",
+    "since",
+    "until",
+    "event_id",
+    "changed_since",
+];
+
+impl DeliveryFilters {
+    /// Whether any filter is given.
+    pub fn any(&self) -> bool {
+        self.status.is_some()
+            || self.subscription.is_some()
+            || self.history.event.is_some()
+            || self.history.owner.is_some()
+            || self.history.since.is_some()
+            || self.history.until.is_some()
+            || self.event_id.is_some()
+            || self.changed_since.is_some()
+    }
+
+    /// The query of these filters, its first page of `limit` older than `before`.
+    pub fn query(&self, before: Option<DeliveryId>, limit: usize) -> DeliveryQuery {
+        DeliveryQuery {
+            status: self.status,
+            subscription_id: self.subscription.clone(),
+            event: self.history.event.clone(),
+            event_id: self.event_id.clone(),
+            owner: self.history.owner.clone(),
+            since: self.history.since,
+            until: self.history.until,
+            changed_since: self.changed_since,
+            before,
+            limit,
+        }
+    }
+}
+
+/// The paging flags of a list: its size, and where the previous page ended.
+#[derive(Debug, Args)]
+pub struct Page<Id>
+where
+    Id: FromStr<Err = fastapihooks_core::Error> + Clone + Send + Sync + 'static,
+{
     /// At most this many.
     #[arg(long, default_value_t = fastapihooks_core::query::DEFAULT_LIMIT)]
     pub limit: usize,
+    /// Only what is older than this one (the last id of the previous page).
+    #[arg(long, value_name = "ID", value_parser = id::<Id>)]
+    pub before: Option<Id>,
+}
+
+/// An id of the type asked for (`evt_…`, `dlv_…`).
+fn id<Id: FromStr<Err = fastapihooks_core::Error>>(
+    s: &str,
+) -> Result<Id, fastapihooks_core::Error> {
+    s.parse()
 }
 
 /// Ends a full page of a table with how to ask for the next one.

@@ -5,6 +5,8 @@ pub mod deliveries;
 pub mod events;
 pub mod history_flags;
 pub mod migrate;
+pub mod queue;
+pub mod replaying;
 pub mod retry;
 pub mod start;
 pub mod subscriptions;

@@ -6,7 +6,7 @@ use clap::Args;
 use fastapihooks_core::{EventId, EventQuery, Store};
 
 use crate::commands::database::DatabaseArgs;
-use crate::commands::history_flags::{self, HistoryFilters};
+use crate::commands::history_flags::{self, HistoryFilters, Page};
 use crate::output::events::{self, EventView};
 use crate::output::{self, table};
 
@@ -17,9 +17,8 @@ pub struct ListArgs {
     database: DatabaseArgs,
     #[command(flatten)]
     filters: HistoryFilters,
-    /// Only events older than this one (the last id of the previous page).
-    #[arg(long, value_name = "ID", value_parser = history_flags::event_id)]
-    before: Option<EventId>,
+    #[command(flatten)]
+    page: Page<EventId>,
     /// Print JSON (an array) instead of a table.
     #[arg(long)]
     json: bool,
@@ -28,15 +27,15 @@ pub struct ListArgs {
 /// Lists one page of events, newest first.
 pub async fn run(args: ListArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let store = args.database.connect_migrated().await?;
-    let limit = args.filters.limit;
+    let limit = args.page.limit;
     let query = EventQuery {
         name: args.filters.event,
         owner: args.filters.owner,
         since: args.filters.since,
         until: args.filters.until,
         id: None,
-        before: args.before,
-        limit: args.filters.limit,
+        before: args.page.before,
+        limit,
     };
     let views: Vec<_> = store
         .list_events(&query)

@@ -1,6 +1,8 @@
 //! `fastapihooks subscriptions …`: one file per subcommand, shared flags in `fields.rs`.
 
 pub mod add;
+pub mod disable;
+pub mod enable;
 pub mod fields;
 pub mod list;
 pub mod reachability;
@@ -29,6 +31,11 @@ pub enum SubscriptionsCommand {
     Update(update::UpdateArgs),
     /// Remove a subscription (its delivery history is kept).
     Remove(remove::RemoveArgs),
+    /// Enable a subscription, clearing why it was disabled and its failure streak; with
+    /// --replay, send its dead letters since the outage began again.
+    Enable(enable::EnableArgs),
+    /// Disable a subscription: nothing is sent to it until it is enabled again.
+    Disable(disable::DisableArgs),
 }
 
 /// Runs a `subscriptions` subcommand.
@@ -39,5 +46,7 @@ pub async fn run(command: SubscriptionsCommand, out: &mut dyn Write) -> anyhow::
         SubscriptionsCommand::Show(args) => show::run(args, out).await,
         SubscriptionsCommand::Update(args) => update::run(args, out).await,
         SubscriptionsCommand::Remove(args) => remove::run(args, out).await,
+        SubscriptionsCommand::Enable(args) => enable::run(args, out).await,
+        SubscriptionsCommand::Disable(args) => disable::run(args, out).await,
     }
 }

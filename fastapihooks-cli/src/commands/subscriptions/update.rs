@@ -4,6 +4,7 @@ use std::io::Write;
 
 use anyhow::Context as _;
 use clap::{ArgGroup, Args};
+use fastapihooks_core::health::EndpointHealth;
 use fastapihooks_core::subscription::WebhookUrl;
 use fastapihooks_core::{Auth, EventFilter, RetryPolicy, Secret, Store, SubscriptionId};
 
@@ -67,7 +68,8 @@ pub struct UpdateArgs {
     /// Drop its own retry schedule: the sidecar's applies.
     #[arg(long)]
     default_retry_schedule: bool,
-    /// Enable it.
+    /// Enable it (clearing why it was disabled and its failure streak, as `subscriptions
+    /// enable`, which can also replay its dead letters).
     #[arg(long)]
     enable: bool,
     /// Disable it.
@@ -119,7 +121,11 @@ pub async fn run(args: UpdateArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         sub.retry = None;
     }
     if args.enable {
+        // As `subscriptions enable`: it starts afresh, without the reason the engine disabled
+        // it for or the failure streak that led there.
         sub.enabled = true;
+        sub.disabled = None;
+        sub.health = EndpointHealth::default();
     } else if args.disable {
         sub.enabled = false;
     }

@@ -16,39 +16,38 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use base64::Engine as _;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use fastapihooks_core::dispatch::AllowHint;
-use fastapihooks_core::signing::{Sha256Hex, Signer, StandardWebhooks};
+use fastapihooks_core::health::HealthPolicy;
 use fastapihooks_core::{
-    HttpConfig, RetryPolicy, Secret, SqlBackend, SqlOutboxConfig, SqlStore, SqlStoreOptions,
-    WorkerConfig, WorkerReport,
+    HttpConfig, RetryPolicy, Secret, SqlBackend, SqlOutboxConfig, WorkerConfig, WorkerReport,
 };
 
-use super::database::redacted;
+mod signing;
+
+pub use self::signing::SignatureSchemeArg;
+use super::database::{Migrations, SqlConnect, redacted};
+use super::queue::{QueueArgs, QueueKind};
 use super::retry::retry_policy;
 use crate::logging::{self, LogFormat};
 use crate::sidecar::{SidecarConfig, run_sidecar};
 
-/// `--signature-scheme`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
-pub enum SignatureSchemeArg {
-    /// `X-Fastapihooks-Signature: sha256=<hex HMAC-SHA256 of the body>` (fastapihooks- and
-    /// GitHub-compatible); header names set with `--signature-header` and the like.
-    #[default]
-    Sha256,
-    /// Standard Webhooks: `webhook-id`, `webhook-timestamp`, `webhook-signature: v1,<base64>`;
-    /// the secret must be a `whsec_<base64>` key.
-    StandardWebhooks,
+/// `--disable-after`: how long an endpoint may fail before its subscription is disabled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DisableAfter {
+    /// Never (a 410 Gone still disables).
+    Never,
+    /// After failing this long without a success.
+    After(Duration),
 }
 
 /// `start` arguments. Every flag can also come from its `FASTAPIHOOKS_*` environment variable.
 #[derive(Debug, Args)]
+#[command(mut_arg("queue", |a| a.required(true)))]
 pub struct StartArgs {
-    /// The queue to drain: redis://host:6379, or the SQL outbox in postgres://…, mysql://…,
-    /// sqlite://… (the database the application publishes into).
-    #[arg(long, value_name = "URL", env = "FASTAPIHOOKS_QUEUE_URL")]
-    pub queue: String,
+    /// The queue to drain (`--queue`, required), and its `--key-prefix` and `--postgres-schema`.
+    #[command(flatten)]
+    pub queue: QueueArgs,
     /// The store (subscriptions and delivery history): a SQL database URL. Default: the queue's
     /// database for a SQL queue; required with Redis.
     #[arg(long, value_name = "URL", env = "FASTAPIHOOKS_STORE_URL")]
@@ -126,6 +125,22 @@ pub struct StartArgs {
     /// unless given, e.g. `1s,10s ±0%`). `Retry-After` is honoured up to the longest delay.
     #[arg(long, value_name = "SCHEDULE", default_value = "standard-webhooks", value_parser = retry_policy, env = "FASTAPIHOOKS_RETRY_SCHEDULE")]
     pub retry_schedule: RetryPolicy,
+    /// Disable a subscription whose endpoint has failed for this long without a single success
+    /// (and at least --disable-min-failures times): `1d`, `12h`, or `never`. Its deliveries are
+    /// then kept as failed without being sent, and new events are not fanned out to it, until
+    /// `fastapihooks subscriptions enable ID --replay` enables it and sends them again. A
+    /// `410 Gone` answer disables a subscription at once whatever this says.
+    #[arg(long, value_name = "DURATION|never", default_value = "1d", value_parser = disable_after, env = "FASTAPIHOOKS_DISABLE_AFTER")]
+    pub disable_after: DisableAfter,
+    /// How many failed attempts the streak must count too before --disable-after disables, so
+    /// an endpoint that receives one event a day is not disabled for a single failure.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        env = "FASTAPIHOOKS_DISABLE_MIN_FAILURES"
+    )]
+    pub disable_min_failures: u32,
     /// Let deliveries reach loopback addresses (127.0.0.0/8, ::1): development and tests only.
     #[arg(long, env = "FASTAPIHOOKS_ALLOW_LOOPBACK")]
     pub allow_loopback: bool,
@@ -142,21 +157,9 @@ pub struct StartArgs {
     /// off, or its settings unreadable). Such a Redis loses every queued event on a restart.
     #[arg(long, env = "FASTAPIHOOKS_ALLOW_VOLATILE_REDIS")]
     pub allow_volatile_redis: bool,
-    /// Redis only: the queue's key prefix (as the application's `RedisConfig::key_prefix`).
-    #[arg(
-        long,
-        value_name = "PREFIX",
-        default_value = "fastapihooks",
-        env = "FASTAPIHOOKS_REDIS_KEY_PREFIX"
-    )]
-    pub key_prefix: String,
     /// SQL outbox only: how often an empty outbox is looked at again.
     #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = duration, env = "FASTAPIHOOKS_POLL_INTERVAL")]
     pub poll_interval: Duration,
-    /// PostgreSQL only: the schema the tables live in (its `search_path`), for the queue and the
-    /// store alike.
-    #[arg(long, value_name = "SCHEMA", env = "FASTAPIHOOKS_POSTGRES_SCHEMA")]
-    pub postgres_schema: Option<String>,
     /// Database connections in each pool (the store's, and the outbox's when it is elsewhere).
     #[arg(
         long,
@@ -179,24 +182,32 @@ pub struct StartArgs {
     pub log_format: LogFormat,
 }
 
-/// Header names the delivery itself needs: a signature header may not take one.
-const RESERVED_HEADERS: &[&str] = &[
-    "authorization",
-    "connection",
-    "content-encoding",
-    "content-length",
-    "content-type",
-    "host",
-    "transfer-encoding",
-    "user-agent",
-];
-
 /// Parses `500ms`, `10s`, `1m`, `1h 30m`.
 fn duration(text: &str) -> Result<Duration, humantime::DurationError> {
     humantime::parse_duration(text)
 }
 
+/// `--disable-after`: a duration (`1d`, `12h`, `30m`) or `never`.
+fn disable_after(text: &str) -> Result<DisableAfter, String> {
+    if text.trim().eq_ignore_ascii_case("never") {
+        return Ok(DisableAfter::Never);
+    }
+    humantime::parse_duration(text)
+        .map(DisableAfter::After)
+        .map_err(|e| format!("expected a duration (1d, 12h, 30m) or `never`: {e}"))
+}
+
 impl StartArgs {
+    /// The endpoint health policy of `--disable-after` and `--disable-min-failures`.
+    fn health_policy(&self) -> HealthPolicy {
+        match self.disable_after {
+            DisableAfter::Never => HealthPolicy::never(),
+            DisableAfter::After(after) => {
+                HealthPolicy::disable_after(after, self.disable_min_failures)
+            }
+        }
+    }
+
     fn sidecar_config(&self) -> anyhow::Result<SidecarConfig> {
         let mut http = HttpConfig::default();
         http.timeout = self.http_timeout;
@@ -239,131 +250,20 @@ impl StartArgs {
                 lease_batch: self.lease_batch,
                 drain_deadline: self.drain_deadline,
             },
+            health: self.health_policy(),
         })
     }
 
-    /// The signer `--signature-scheme` and the header flags describe.
-    fn signer(&self, secret: Option<&Secret>) -> anyhow::Result<Arc<dyn Signer>> {
-        let headers = [
-            (
-                "--signature-header",
-                &self.signature_header,
-                "x-fastapihooks-signature",
-            ),
-            ("--event-header", &self.event_header, "x-fastapihooks-event"),
-            ("--id-header", &self.id_header, "x-fastapihooks-id"),
-            (
-                "--timestamp-header",
-                &self.timestamp_header,
-                "x-fastapihooks-timestamp",
-            ),
-        ];
-        match self.signature_scheme {
-            SignatureSchemeArg::StandardWebhooks => {
-                if let Some((flag, _, _)) = headers.iter().find(|(_, name, _)| name.is_some()) {
-                    anyhow::bail!(
-                        "{flag} cannot be used with --signature-scheme standard-webhooks: that \
-                         scheme's header names are fixed by its specification (webhook-id, \
-                         webhook-timestamp, webhook-signature), and receivers look for exactly \
-                         those; header names can be chosen with --signature-scheme sha256"
-                    );
-                }
-                if let Some(secret) = secret {
-                    check_standard_webhooks_secret(secret)?;
-                }
-                Ok(Arc::new(StandardWebhooks))
-            }
-            SignatureSchemeArg::Sha256 => {
-                let mut taken: Vec<(&str, String)> = Vec::new();
-                for (flag, name, default) in &headers {
-                    let name = name.as_deref().unwrap_or(default);
-                    let lower = name.to_ascii_lowercase();
-                    if RESERVED_HEADERS.contains(&lower.as_str()) {
-                        anyhow::bail!(
-                            "{flag} {name}: the delivery needs that header for itself; choose \
-                             another name"
-                        );
-                    }
-                    if let Some((other, _)) = taken.iter().find(|(_, n)| *n == lower) {
-                        anyhow::bail!(
-                            "{flag} {name}: {other} already names that header; each header \
-                             needs a name of its own"
-                        );
-                    }
-                    taken.push((flag, lower));
-                }
-                let mut signer = Sha256Hex::new();
-                if let Some(name) = &self.signature_header {
-                    signer = signer
-                        .signature_header(name)
-                        .with_context(|| format!("--signature-header {name}"))?;
-                }
-                if let Some(name) = &self.event_header {
-                    signer = signer
-                        .event_header(name)
-                        .with_context(|| format!("--event-header {name}"))?;
-                }
-                if let Some(name) = &self.id_header {
-                    signer = signer
-                        .id_header(name)
-                        .with_context(|| format!("--id-header {name}"))?;
-                }
-                if let Some(name) = &self.timestamp_header {
-                    signer = signer
-                        .timestamp_header(name)
-                        .with_context(|| format!("--timestamp-header {name}"))?;
-                }
-                Ok(Arc::new(signer))
-            }
-        }
-    }
-
-    /// Connects to the SQL database at `url` (named by `flag` in messages), applying pending
-    /// migrations with `--migrate` and otherwise insisting that there are none.
-    async fn connect_sql(&self, flag: &str, url: &str) -> anyhow::Result<SqlStore> {
-        let mut options = SqlStoreOptions::new(url)
-            .max_connections(self.store_connections)
-            .run_migrations(false);
-        if let Some(schema) = &self.postgres_schema {
-            options = options.postgres_schema(schema);
-        }
-        let store = options
-            .connect()
-            .await
-            .with_context(|| format!("{flag} {}: cannot connect", redacted(url)))?;
-        if self.migrate {
-            store.migrate().await?;
-        }
-        let pending = store.pending_migrations().await?;
-        if !pending.is_empty() {
-            anyhow::bail!(
-                "{flag} {}: {} migration(s) not applied yet; run `fastapihooks migrate` or pass --migrate",
-                redacted(url),
-                pending.len()
-            );
-        }
-        Ok(store)
-    }
-}
-
-/// Standard Webhooks receivers take the key from a `whsec_<base64>` secret: any other secret
-/// would sign with a key no receiver derives. (The core signs a secret without the prefix with
-/// its raw bytes, and one whose base64 is broken likewise, which no receiver reproduces.)
-fn check_standard_webhooks_secret(secret: &Secret) -> anyhow::Result<()> {
-    const HOW: &str = "make one with e.g. `echo whsec_$(openssl rand -base64 32)`";
-    let Some(encoded) = secret.expose().strip_prefix("whsec_") else {
-        anyhow::bail!(
-            "--signing-secret: --signature-scheme standard-webhooks needs a `whsec_<base64>` \
-             secret (Standard Webhooks receivers base64-decode what follows `whsec_` to get the \
-             key, so another secret would not verify); {HOW}"
-        );
-    };
-    match base64::engine::general_purpose::STANDARD.decode(encoded) {
-        Ok(key) if !key.is_empty() => Ok(()),
-        _ => anyhow::bail!(
-            "--signing-secret: what follows `whsec_` is not a base64 key, so Standard Webhooks \
-             receivers could not verify the signatures; {HOW}"
-        ),
+    /// How the store and the outbox are connected: `--store-connections`, `--postgres-schema`,
+    /// and pending migrations applied with `--migrate`, otherwise refused.
+    fn sql(&self) -> SqlConnect {
+        SqlConnect::new(self.store_connections)
+            .postgres_schema(self.queue.postgres_schema.clone())
+            .migrations(if self.migrate {
+                Migrations::Apply
+            } else {
+                Migrations::RefuseOrFlag
+            })
     }
 }
 
@@ -371,20 +271,9 @@ fn check_standard_webhooks_secret(secret: &Secret) -> anyhow::Result<()> {
 pub async fn run(args: StartArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     logging::init(args.log_level.as_deref(), args.log_format);
     let config = args.sidecar_config()?;
-    let scheme = args
-        .queue
-        .split_once(':')
-        .map(|(scheme, _)| scheme.to_ascii_lowercase())
-        .unwrap_or_default();
-    let report = match scheme.as_str() {
-        "redis" | "rediss" => run_redis(&args, config).await?,
-        "postgres" | "postgresql" | "mysql" | "mariadb" | "sqlite" => {
-            run_outbox(&args, config).await?
-        }
-        _ => anyhow::bail!(
-            "--queue {}: unsupported scheme {scheme:?}; expected redis://, rediss://, postgres://, mysql:// or sqlite://",
-            redacted(&args.queue)
-        ),
+    let report = match args.queue.kind()? {
+        QueueKind::Redis => run_redis(&args, config).await?,
+        QueueKind::Sql => run_outbox(&args, config).await?,
     };
     writeln!(out, "stopped: {}", summary(&report))?;
     Ok(())
@@ -392,22 +281,16 @@ pub async fn run(args: StartArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 
 #[cfg(feature = "redis")]
 async fn run_redis(args: &StartArgs, config: SidecarConfig) -> anyhow::Result<WorkerReport> {
-    use fastapihooks_core::{RedisBackend, RedisConfig};
     let Some(store_url) = &args.store else {
         anyhow::bail!("--store is required with a Redis queue: the SQL database of the store");
     };
-    let store = args.connect_sql("--store", store_url).await?;
-    let queue = RedisBackend::connect(
-        RedisConfig::new(&args.queue)
-            .key_prefix(&args.key_prefix)
-            .visibility_timeout(args.visibility_timeout),
-    )
-    .await
-    .with_context(|| format!("--queue {}", redacted(&args.queue)))?;
+    let store = args.sql().connect("--store", store_url).await?;
+    let queue = args.queue.redis(Some(args.visibility_timeout)).await?;
+    let url = redacted(args.queue.url()?);
     let persistence = queue
         .persistence()
         .await
-        .with_context(|| format!("--queue {}", redacted(&args.queue)))?;
+        .with_context(|| format!("--queue {url}"))?;
     if !persistence.is_durable() {
         let what = if persistence.is_volatile() {
             "runs without the append-only file"
@@ -416,23 +299,22 @@ async fn run_redis(args: &StartArgs, config: SidecarConfig) -> anyhow::Result<Wo
         };
         if !args.allow_volatile_redis {
             anyhow::bail!(
-                "--queue {}: Redis {what} ({persistence}), so it will lose every queued event on \
+                "--queue {url}: Redis {what} ({persistence}), so it will lose every queued event on \
                  a restart. Set `appendonly yes` and `appendfsync everysec` (or `always`) in its \
                  configuration (at run time: CONFIG SET appendonly yes, then CONFIG REWRITE), or \
                  pass --allow-volatile-redis (env FASTAPIHOOKS_ALLOW_VOLATILE_REDIS=true) to \
-                 start anyway",
-                redacted(&args.queue)
+                 start anyway"
             );
         }
-        tracing::warn!(queue = %redacted(&args.queue), %persistence, "Redis {what}: a restart loses every queued event (started with --allow-volatile-redis)");
+        tracing::warn!(queue = %url, %persistence, "Redis {what}: a restart loses every queued event (started with --allow-volatile-redis)");
     }
-    tracing::info!(queue = %redacted(&args.queue), prefix = %args.key_prefix, "draining Redis");
+    tracing::info!(queue = %url, prefix = %args.queue.key_prefix, "draining Redis");
     run_sidecar(Arc::new(queue), Arc::new(store), config).await
 }
 
 #[cfg(not(feature = "redis"))]
 async fn run_redis(_: &StartArgs, _: SidecarConfig) -> anyhow::Result<WorkerReport> {
-    anyhow::bail!("this build of fastapihooks has no Redis support (cargo feature `redis`)")
+    anyhow::bail!(super::queue::NO_REDIS)
 }
 
 /// Drains the SQL outbox; the store is the same database unless `--store` says otherwise.
@@ -442,13 +324,15 @@ async fn run_outbox(args: &StartArgs, config: SidecarConfig) -> anyhow::Result<W
         poll_interval: args.poll_interval,
         block: SqlOutboxConfig::default().block.max(args.poll_interval),
     };
-    let queue_db = args.connect_sql("--queue", &args.queue).await?;
+    let queue_url = args.queue.url()?;
+    let sql = args.sql();
+    let queue_db = sql.connect("--queue", queue_url).await?;
     let store = match &args.store {
-        Some(url) if url != &args.queue => args.connect_sql("--store", url).await?,
+        Some(url) if url != queue_url => sql.connect("--store", url).await?,
         _ => queue_db.clone(),
     };
     let queue = SqlBackend::with_config(queue_db.connection().clone(), outbox_config)?;
-    tracing::info!(queue = %redacted(&args.queue), "draining the SQL outbox");
+    tracing::info!(queue = %redacted(queue_url), "draining the SQL outbox");
     run_sidecar(Arc::new(queue), Arc::new(store), config).await
 }
 
@@ -500,6 +384,34 @@ mod tests {
                 .jitter(0.2)
                 .unwrap()
         );
+    }
+
+    #[test]
+    fn endpoint_health_flags_make_the_policy_and_never_turns_it_off() {
+        assert_eq!(parse(&[]).health_policy(), HealthPolicy::default());
+        assert_eq!(
+            parse(&["--disable-after", "never"]).health_policy(),
+            HealthPolicy::never()
+        );
+        assert_eq!(
+            parse(&["--disable-after", "2h 30m", "--disable-min-failures", "3"]).health_policy(),
+            HealthPolicy::disable_after(Duration::from_secs(9000), 3)
+        );
+        let config = parse(&["--unsigned", "--disable-after", "never"])
+            .sidecar_config()
+            .unwrap();
+        assert_eq!(config.health, HealthPolicy::never());
+        let err = crate::Cli::try_parse_from([
+            "fastapihooks",
+            "start",
+            "--queue",
+            "redis://127.0.0.1:6379",
+            "--disable-after",
+            "soon",
+        ])
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("never"), "{err}");
     }
 
     #[test]
