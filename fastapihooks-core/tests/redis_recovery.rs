@@ -29,6 +29,7 @@ fn config(concurrency: usize) -> WorkerConfig {
         concurrency,
         lease_batch: 16,
         drain_deadline: Duration::from_secs(10),
+        ..WorkerConfig::default()
     }
 }
 

@@ -35,6 +35,7 @@ async fn shutdown_stops_leasing_and_finishes_what_is_in_flight() {
         concurrency: 4,
         lease_batch: 4,
         drain_deadline: Duration::from_secs(10),
+        ..WorkerConfig::default()
     };
     let worker = Worker::new(
         queue.clone(),
@@ -82,6 +83,7 @@ async fn work_abandoned_at_the_drain_deadline_is_delivered_by_the_next_worker() 
         concurrency: 4,
         lease_batch: 4,
         drain_deadline: Duration::from_millis(100),
+        ..WorkerConfig::default()
     };
     let first = Worker::new(
         queue.clone(),

@@ -35,6 +35,7 @@ fn start(queue: Arc<RedisBackend>, engine: DeliveryEngine, concurrency: usize) -
         concurrency,
         lease_batch: 32,
         drain_deadline: Duration::from_secs(10),
+        ..WorkerConfig::default()
     };
     let worker = Worker::new(queue, engine, config).expect("worker");
     let stop = CancellationToken::new();

@@ -78,6 +78,7 @@ impl Delivering {
             concurrency: 16,
             lease_batch: 16,
             drain_deadline: Duration::from_secs(10),
+            ..WorkerConfig::default()
         };
         let worker = Worker::new(queue.clone(), engine, config).unwrap();
         let stop = CancellationToken::new();

@@ -258,6 +258,12 @@ pub struct Leased {
     pub receipt: Receipt,
     /// The work.
     pub task: Task,
+    /// How many times the task has been leased since it was last settled, this lease
+    /// included (1 for a task leased for the first time): a task whose leases keep expiring
+    /// crashes or stalls every worker that takes it, and the worker dead-letters it past
+    /// [`WorkerConfig::max_leases`](crate::WorkerConfig::max_leases). 0 when the queue does not
+    /// count.
+    pub leases: u32,
 }
 
 /// A durable [`Backend`] that a sidecar drains: `publish` enqueues a [`Task::Fanout`]; the

@@ -37,6 +37,10 @@ pub struct WorkerConfig {
     /// How long shutdown waits for in-flight tasks before abandoning them (their leases expire
     /// and another worker takes them over). Default 30 s.
     pub drain_deadline: Duration,
+    /// A task leased this many times without being settled — it crashed or stalled every worker
+    /// that took it (a poison task) — is dead-lettered with the reason instead of leased again
+    /// for ever. Default 10.
+    pub max_leases: u32,
 }
 
 impl Default for WorkerConfig {
@@ -45,12 +49,19 @@ impl Default for WorkerConfig {
             concurrency: 100,
             lease_batch: 32,
             drain_deadline: Duration::from_secs(30),
+            max_leases: 10,
         }
     }
 }
 
 impl WorkerConfig {
     fn validate(&self) -> Result<()> {
+        if self.max_leases == 0 {
+            return Err(Error::InvalidConfig {
+                field: "worker.max_leases",
+                reason: "must be at least 1".into(),
+            });
+        }
         for (field, value) in [
             ("worker.concurrency", self.concurrency),
             ("worker.lease_batch", self.lease_batch),
@@ -135,7 +146,11 @@ impl<Q: Queue> Worker<Q> {
     /// the drain deadline. Queue errors (Redis down) are logged and retried with a backoff;
     /// they never end the loop.
     pub async fn run(self, shutdown: CancellationToken) -> WorkerReport {
-        let ctx = Arc::new(task::Ctx::new(self.queue, self.engine));
+        let ctx = Arc::new(task::Ctx::new(
+            self.queue,
+            self.engine,
+            self.config.max_leases,
+        ));
         let permits = Arc::new(Semaphore::new(self.config.concurrency));
         let tracker = TaskTracker::new();
         let abort = CancellationToken::new();

@@ -17,16 +17,18 @@ pub(super) struct Ctx<Q> {
     pub(super) queue: Arc<Q>,
     pub(super) engine: DeliveryEngine,
     pub(super) stats: Stats,
+    max_leases: u32,
     /// The work running in this worker (a delivery, or an event's fan-out), so a task leased
     /// again while this worker still runs it is not run twice here.
     running: Mutex<HashSet<String>>,
 }
 
 impl<Q: Queue> Ctx<Q> {
-    pub(super) fn new(queue: Arc<Q>, engine: DeliveryEngine) -> Self {
+    pub(super) fn new(queue: Arc<Q>, engine: DeliveryEngine, max_leases: u32) -> Self {
         Self {
             queue,
             engine,
+            max_leases,
             stats: Stats::default(),
             running: Mutex::default(),
         }
@@ -53,8 +55,15 @@ fn work(task: &Task) -> String {
 /// under a new lease, while the first run is still going) is left alone: its lease expires
 /// after the first run has settled, and the store's status then makes it a no-op.
 pub(super) async fn run<Q: Queue>(ctx: &Ctx<Q>, leased: Leased) {
-    let Leased { receipt, task } = leased;
+    let Leased {
+        receipt,
+        task,
+        leases,
+    } = leased;
     let kind = task.kind();
+    if leases > ctx.max_leases {
+        return poison(ctx, &receipt, &task, leases).await;
+    }
     let Some(_running) = Running::claim(ctx, work(&task)) else {
         Stats::bump(&ctx.stats.skipped);
         tracing::warn!(%receipt, kind, "leased again while this worker still runs it; left to its lease");
@@ -84,6 +93,22 @@ pub(super) async fn run<Q: Queue>(ctx: &Ctx<Q>, leased: Leased) {
     }
 }
 
+/// Dead-letters a task leased more often than allowed without ever being settled: whatever it
+/// does crashes or stalls every worker that takes it, and leasing it again would do the same.
+async fn poison<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, task: &Task, leases: u32) {
+    let reason = format!(
+        "leased {leases} times without being settled (limit {}): it crashes or stalls every worker that runs it",
+        ctx.max_leases
+    );
+    Stats::bump(&ctx.stats.dead_lettered);
+    metrics::counter!("fastapihooks_poison_tasks_total", "kind" => task.kind()).increment(1);
+    tracing::error!(%receipt, kind = task.kind(), event = %task.event().id(), leases, "poison task dead-lettered");
+    if let Err(e) = ctx.queue.dead_letter(receipt, task, &reason).await {
+        Stats::bump(&ctx.stats.errors);
+        tracing::error!(%receipt, error = %e, "could not dead-letter a poison task; it comes back when its lease expires");
+    }
+}
+
 /// A work's place in [`Ctx::running`], given back when the run ends however it ends.
 struct Running<'a> {
     set: &'a Mutex<HashSet<String>>,
@@ -92,7 +117,9 @@ struct Running<'a> {
 
 impl<'a> Running<'a> {
     fn claim<Q: Queue>(ctx: &'a Ctx<Q>, work: String) -> Option<Self> {
-        ctx.running().insert(work.clone()).then_some(Self {
+        // The set's lock is released before a `Running` exists: its drop takes the lock.
+        let claimed = ctx.running().insert(work.clone());
+        claimed.then(|| Self {
             set: &ctx.running,
             work,
         })

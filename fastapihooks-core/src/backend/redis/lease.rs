@@ -34,13 +34,43 @@ pub(super) async fn lease(b: &RedisBackend, max: usize) -> Result<Vec<Leased>> {
     let next_due = promote_due(b, max).await?;
     let reclaimed = reclaim(b, max).await?;
     if !reclaimed.is_empty() {
-        return decode(b, reclaimed).await;
+        let leases = delivery_counts(b, &reclaimed).await?;
+        return decode(b, reclaimed, |id| leases.get(id).copied().unwrap_or(0)).await;
     }
     let block = next_due
         .map_or(b.config.block, |due| due.min(b.config.block))
         .max(Duration::from_millis(1));
     let fresh = read_new(b, max, block).await?;
-    decode(b, fresh).await
+    // An entry read for the first time is leased for the first time.
+    decode(b, fresh, |_| 1).await
+}
+
+/// How many times each reclaimed entry has been delivered (leased), from the group's pending
+/// list: one `XPENDING` per entry, in one pipeline. Retries are new entries, so this counts
+/// the leases since the task was last settled.
+async fn delivery_counts(
+    b: &RedisBackend,
+    entries: &[StreamId],
+) -> Result<std::collections::HashMap<String, u32>> {
+    let mut pipe = redis::pipe();
+    for entry in entries {
+        pipe.cmd("XPENDING")
+            .arg(&b.keys.tasks)
+            .arg(&b.config.group)
+            .arg(&entry.id)
+            .arg(&entry.id)
+            .arg(1);
+    }
+    let mut conn = b.conn.clone();
+    let replies: Vec<redis::streams::StreamPendingCountReply> =
+        pipe.query_async(&mut conn)
+            .await
+            .map_err(|e| Error::storage("redis.xpending", e))?;
+    Ok(replies
+        .into_iter()
+        .flat_map(|r| r.ids)
+        .map(|p| (p.id, u32::try_from(p.times_delivered).unwrap_or(u32::MAX)))
+        .collect())
 }
 
 /// Creates the consumer group (and the stream) unless this backend knows it exists. It reads
@@ -187,7 +217,11 @@ async fn read_new(b: &RedisBackend, max: usize, block: Duration) -> Result<Vec<S
 
 /// Parses entries into tasks. An entry that is not a task (written by something else, or by an
 /// incompatible version) is moved to the dead-letter stream as it is, not retried forever.
-async fn decode(b: &RedisBackend, entries: Vec<StreamId>) -> Result<Vec<Leased>> {
+async fn decode(
+    b: &RedisBackend,
+    entries: Vec<StreamId>,
+    leases: impl Fn(&str) -> u32,
+) -> Result<Vec<Leased>> {
     let mut leased = Vec::with_capacity(entries.len());
     for entry in entries {
         let receipt = Receipt::new(entry.id.as_str());
@@ -196,7 +230,11 @@ async fn decode(b: &RedisBackend, entries: Vec<StreamId>) -> Result<Vec<Leased>>
             _ => &[][..],
         };
         match serde_json::from_slice::<Task>(raw) {
-            Ok(task) => leased.push(Leased { receipt, task }),
+            Ok(task) => leased.push(Leased {
+                leases: leases(&entry.id),
+                receipt,
+                task,
+            }),
             Err(e) => {
                 tracing::error!(entry = %entry.id, error = %e, "queue entry is not a task; moving it to the dead-letter stream");
                 metrics::counter!("fastapihooks_queue_undecodable_total").increment(1);

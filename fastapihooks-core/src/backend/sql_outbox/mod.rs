@@ -52,6 +52,11 @@ use transient::{is_conflict, retry_conflicts};
 /// Rows per multi-row insert: far below every database's bound on bound parameters.
 const INSERT_BATCH: usize = 500;
 
+/// Task bytes per multi-row insert: far below MariaDB's default `max_allowed_packet` (16 MiB),
+/// so a big event fanned out to many subscriptions goes in several statements (one
+/// transaction) rather than one the server refuses every time.
+const INSERT_BATCH_BYTES: usize = 4 << 20;
+
 /// A durable queue in the application's SQL database. See the [module docs](self).
 ///
 /// ```no_run
@@ -243,10 +248,14 @@ impl SqlBackend {
         };
         let mut leased = Vec::with_capacity(rows.len());
         for row in rows {
-            let (id, raw) = columns(&row).map_err(db(what))?;
+            let (id, raw, leases) = columns(&row).map_err(db(what))?;
             let receipt = Receipt::new(format!("{id}/{token}"));
             match serde_json::from_str::<Task>(&raw) {
-                Ok(task) => leased.push(Leased { receipt, task }),
+                Ok(task) => leased.push(Leased {
+                    receipt,
+                    task,
+                    leases,
+                }),
                 Err(e) => {
                     tracing::error!(row = %id, error = %e, "outbox row is not a task; keeping it as a dead letter");
                     metrics::counter!("fastapihooks_queue_undecodable_total").increment(1);
@@ -412,20 +421,41 @@ async fn insert_tasks<C: ConnectionTrait>(
     what: &'static str,
 ) -> Result<()> {
     let backend = conn.get_database_backend();
-    for chunk in tasks.chunks(INSERT_BATCH) {
-        let mut values: Vec<Value> = Vec::with_capacity(chunk.len() * 2);
-        for task in chunk {
-            values.push(ulid::Ulid::new().to_string().into());
-            values.push(task.encode()?.into());
+    let mut rows: Vec<Value> = Vec::new();
+    let mut bytes = 0;
+    for task in tasks {
+        let json = task.encode()?;
+        if !rows.is_empty()
+            && (rows.len() / 2 >= INSERT_BATCH || bytes + json.len() > INSERT_BATCH_BYTES)
+        {
+            insert_rows(conn, backend, std::mem::take(&mut rows), what).await?;
+            bytes = 0;
         }
-        conn.execute_raw(statement(
-            backend,
-            &statements::insert(backend, chunk.len()),
-            values,
-        ))
-        .await
-        .map_err(db(what))?;
+        bytes += json.len();
+        rows.push(ulid::Ulid::new().to_string().into());
+        rows.push(json.into());
     }
+    if !rows.is_empty() {
+        insert_rows(conn, backend, rows, what).await?;
+    }
+    Ok(())
+}
+
+/// One multi-row `INSERT` of (id, task JSON) pairs.
+async fn insert_rows<C: ConnectionTrait>(
+    conn: &C,
+    backend: DbBackend,
+    values: Vec<Value>,
+    what: &'static str,
+) -> Result<()> {
+    let rows = values.len() / 2;
+    conn.execute_raw(statement(
+        backend,
+        &statements::insert(backend, rows),
+        values,
+    ))
+    .await
+    .map_err(db(what))?;
     Ok(())
 }
 
@@ -443,8 +473,13 @@ fn replay_row_id(delivery: &DeliveryId, run: u32) -> String {
     ulid::Ulid::from_parts(delivery.timestamp_ms(), u128::from_be_bytes(random)).to_string()
 }
 
-fn columns(row: &QueryResult) -> Result<(String, String), DbErr> {
-    Ok((row.try_get("", "id")?, row.try_get("", "task")?))
+fn columns(row: &QueryResult) -> Result<(String, String, u32), DbErr> {
+    let leases: i64 = row.try_get("", "leases")?;
+    Ok((
+        row.try_get("", "id")?,
+        row.try_get("", "task")?,
+        u32::try_from(leases).unwrap_or(u32::MAX),
+    ))
 }
 
 /// The row id and lease token of a receipt (`id/token`).

@@ -71,7 +71,7 @@ pub(super) fn lease_returning(backend: DbBackend) -> String {
         "UPDATE {TABLE} SET lease = ?, leases = leases + 1, available_at_us = {now} + ? \
          WHERE id IN (SELECT id FROM {TABLE} WHERE dead = FALSE AND available_at_us <= {now} \
          ORDER BY available_at_us, id LIMIT ?{skip_locked}) \
-         RETURNING id, task"
+         RETURNING id, task, leases"
     )
 }
 
@@ -80,7 +80,7 @@ pub(super) fn lease_returning(backend: DbBackend) -> String {
 pub(super) fn select_due_skip_locked(backend: DbBackend) -> String {
     let now = now(backend);
     format!(
-        "SELECT id, task FROM {TABLE} WHERE dead = FALSE AND available_at_us <= {now} \
+        "SELECT id, task, leases + 1 AS leases FROM {TABLE} WHERE dead = FALSE AND available_at_us <= {now} \
          ORDER BY available_at_us, id LIMIT ? FOR UPDATE SKIP LOCKED"
     )
 }
@@ -112,7 +112,7 @@ pub(super) fn delete_leased() -> String {
 pub(super) fn retry(backend: DbBackend) -> String {
     let now = now(backend);
     format!(
-        "UPDATE {TABLE} SET task = ?, lease = NULL, available_at_us = {now} + ? WHERE id = ? AND lease = ?"
+        "UPDATE {TABLE} SET task = ?, lease = NULL, leases = 0, available_at_us = {now} + ? WHERE id = ? AND lease = ?"
     )
 }
 
