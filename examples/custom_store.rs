@@ -29,8 +29,8 @@ use axum::Router;
 use axum::routing::post;
 use fastapihooks::prelude::*;
 use fastapihooks::{
-    Attempt, Delivery, DeliveryId, DeliveryQuery, Emitter, EventId, EventName, EventQuery, Reopen,
-    SubscriptionId, SubscriptionQuery,
+    Attempt, Delivery, DeliveryId, DeliveryQuery, Emitter, EndpointHealth, EventId, EventName,
+    EventQuery, Reopen, SubscriptionId, SubscriptionQuery,
 };
 
 /// The store's own error: kept as the source of `Error::Storage`, so callers can downcast it.
@@ -95,13 +95,48 @@ impl Store for TenantStore {
     async fn update_subscription(&self, subscription: Subscription) -> Result<(), Error> {
         match self.subscriptions.write().await.get_mut(&subscription.id) {
             Some(slot) => {
-                *slot = subscription;
+                // The failure streak is the engine's to write (`record_health` below).
+                let health = slot.health;
+                *slot = Subscription {
+                    health,
+                    ..subscription
+                };
                 Ok(())
             }
             None => Err(Error::SubscriptionNotFound {
                 id: subscription.id.to_string(),
             }),
         }
+    }
+
+    async fn set_enabled(&self, id: &SubscriptionId, enabled: bool) -> Result<(), Error> {
+        let mut subscriptions = self.subscriptions.write().await;
+        let sub = subscriptions
+            .get_mut(id)
+            .ok_or_else(|| Error::SubscriptionNotFound { id: id.to_string() })?;
+        sub.enabled = enabled;
+        if enabled {
+            // Enabled again: it starts afresh.
+            sub.disabled = None;
+            sub.health = EndpointHealth::default();
+        }
+        Ok(())
+    }
+
+    async fn record_health(
+        &self,
+        id: &SubscriptionId,
+        delivered: bool,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<EndpointHealth, Error> {
+        // Under the write lock: concurrent failures all count.
+        Ok(match self.subscriptions.write().await.get_mut(id) {
+            Some(sub) => {
+                sub.health = sub.health.after(delivered, at);
+                sub.health
+            }
+            None => EndpointHealth::default(),
+        })
     }
 
     async fn remove_subscription(&self, id: &SubscriptionId) -> Result<(), Error> {

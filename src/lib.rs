@@ -52,10 +52,11 @@ pub use fastapihooks_core::{
     AllowHint, Attempt, AttemptErrorKind, AttemptId, AttemptOutcome, Auth, Backend,
     BackgroundConfig, BackgroundTaskBackend, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus,
     Emitter, EmitterBuilder, Error, Event, EventFilter, EventId, EventName, EventQuery, HttpConfig,
-    MemoryStore, PreviousSecret, PublisherBuilder, Queue, Replay, ReplayOutcome, ReplaySummary,
-    Result, RetryPolicy, Secret, ShutdownReport, Store, Subscription, SubscriptionId,
-    SubscriptionQuery,
+    MemoryStore, PreviousSecret, Pruned, PublisherBuilder, Queue, Replay, ReplayOutcome,
+    ReplaySummary, Result, RetryPolicy, Secret, ShutdownReport, Store, Subscription,
+    SubscriptionId, SubscriptionQuery,
     health::{Disabled, EndpointHealth, HealthPolicy},
+    prune_history,
     replay::Reopen,
 };
 #[cfg(feature = "redis")]

@@ -8,7 +8,8 @@
 //! from `FASTAPIHOOKS_DATABASE_URL`; listing commands print a table (coloured on a terminal,
 //! unless `NO_COLOR` is set), or JSON with `--json` for scripts. History lists are newest first,
 //! filtered by flags (`--status dead --event 'order.*' --since 2h`), and page with `--before`
-//! the last id of the previous page.
+//! the last id of the previous page. `prune --older-than 30d` (or `start --retain 30d`) removes
+//! old delivered history.
 //!
 //! Exit codes: 0 success; 1 the command failed (the store cannot be reached, an id is not
 //! found: `delivery dlv_… not found`); 2 the command line is wrong (an unknown flag, a bad
@@ -33,6 +34,7 @@
 pub mod commands;
 pub mod logging;
 pub mod output;
+pub mod retention;
 pub mod sidecar;
 
 use std::ffi::OsString;
@@ -75,6 +77,9 @@ pub enum Command {
     /// List and show deliveries and their attempts.
     #[command(subcommand)]
     Deliveries(commands::deliveries::DeliveriesCommand),
+    /// Remove delivered deliveries older than --older-than, their attempts and orphaned events
+    /// (and the SQL outbox's old dead rows with --queue); failed and dead ones are kept.
+    Prune(commands::prune::PruneArgs),
 }
 
 /// Runs a parsed command, writing its output to `out`.
@@ -85,6 +90,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Subscriptions(command) => commands::subscriptions::run(command, out).await,
         Command::Events(command) => commands::events::run(command, out).await,
         Command::Deliveries(command) => commands::deliveries::run(command, out).await,
+        Command::Prune(args) => commands::prune::run(args, out).await,
     }
 }
 

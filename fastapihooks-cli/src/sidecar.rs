@@ -27,6 +27,8 @@ use fastapihooks_core::{
     Emitter, HttpConfig, Queue, RetryPolicy, Secret, Store, Worker, WorkerConfig, WorkerReport,
 };
 
+pub use crate::retention::Retention;
+
 /// How the sidecar signs, sends, retries and paces deliveries.
 ///
 /// Deliveries are signed unless asked otherwise: without a [`secret`](Self::secret) the sidecar
@@ -50,6 +52,9 @@ pub struct SidecarConfig {
     /// When a subscription whose endpoint keeps failing is disabled (default: after a day of
     /// failures and at least 10 failed attempts; [`HealthPolicy::never`] never).
     pub health: HealthPolicy,
+    /// How long delivered history is kept: pruned in the background while the sidecar runs
+    /// (`fastapihooks start --retain`). `None` (the default): kept for ever.
+    pub retention: Option<Retention>,
 }
 
 impl SidecarConfig {
@@ -63,6 +68,13 @@ impl SidecarConfig {
     /// [`secret`](Self::secret) is set). Without this or a secret, the sidecar refuses to start.
     pub fn unsigned(mut self) -> Self {
         self.unsigned = true;
+        self
+    }
+
+    /// Prunes delivered history older than `retention.retain` in the background while the
+    /// sidecar runs ([`Retention`]).
+    pub fn retention(mut self, retention: Retention) -> Self {
+        self.retention = Some(retention);
         self
     }
 
@@ -137,6 +149,7 @@ pub async fn run_sidecar_until<Q: Queue>(
              deliver them unsigned on purpose"
         );
     }
+    let retention_store = Arc::clone(&store);
     let mut builder = Emitter::builder()
         .shared_store(store)
         .http(config.http)
@@ -157,7 +170,15 @@ pub async fn run_sidecar_until<Q: Queue>(
     let worker =
         Worker::new(queue, engine, config.worker).context("cannot start the sidecar worker")?;
     tracing::info!("sidecar started");
-    Ok(worker.run(shutdown).await)
+    let retention = config
+        .retention
+        .map(|r| crate::retention::spawn(r, retention_store, shutdown.clone()));
+    let report = worker.run(shutdown).await;
+    if let Some(retention) = retention {
+        // It stops at the shutdown by itself; never waited for.
+        retention.abort();
+    }
+    Ok(report)
 }
 
 /// Cancels `shutdown` on the first SIGTERM or SIGINT; on the second, sends its name through the

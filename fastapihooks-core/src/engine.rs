@@ -187,7 +187,9 @@ impl DeliveryEngine {
             } => {
                 if disable_subscription {
                     let reason = "the endpoint answered 410 Gone".to_owned();
-                    self.disable(subscription, "gone", reason, subscription.health)
+                    // At the attempt's start, so a replay of what changed since then takes it.
+                    let at = attempt.started_at;
+                    self.disable(subscription, "gone", reason, at, subscription.health)
                         .await;
                 }
                 NextStep::Done(DeliveryStatus::Failed)
@@ -319,7 +321,8 @@ impl DeliveryEngine {
                     since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                     health.failures
                 );
-                self.disable(subscription, "health", reason, health).await;
+                self.disable(subscription, "health", reason, Utc::now(), health)
+                    .await;
             }
             Ok(_) => {}
             Err(e) => {
@@ -334,12 +337,10 @@ impl DeliveryEngine {
         subscription: &Subscription,
         cause: &'static str,
         reason: String,
+        at: DateTime<Utc>,
         health: EndpointHealth,
     ) {
-        let disabled = Disabled {
-            reason,
-            at: Utc::now(),
-        };
+        let disabled = Disabled { reason, at };
         lock(&self.disabled).insert(subscription.id.clone());
         match self
             .store

@@ -63,7 +63,9 @@ pub use replay::{Replay, ReplayOutcome, ReplaySummary};
 pub use retry::{RetryPolicy, Verdict};
 pub use rotation::PreviousSecret;
 pub use secret::Secret;
-pub use store::{DeliveryQuery, EventQuery, MemoryStore, Store, SubscriptionQuery};
+pub use store::{
+    DeliveryQuery, EventQuery, MemoryStore, Pruned, Store, SubscriptionQuery, prune_history,
+};
 #[cfg(feature = "sql")]
 pub use store::{SqlStore, SqlStoreOptions};
 pub use subscription::{Auth, EventFilter, Subscription};

@@ -92,6 +92,7 @@ macro_rules! store_contract {
             concurrent_failures_all_count,
             the_health_of_a_subscription_the_store_does_not_hold_is_healthy,
             a_disabled_subscription_and_its_streak_persist,
+            an_update_keeps_the_failure_streak,
             subscriptions_list_oldest_first_in_keyset_pages,
             subscriptions_list_only_the_owner_asked_for,
             the_largest_page_size_lists_everything,
@@ -1895,4 +1896,22 @@ pub async fn pruning_removes_at_most_the_limit_per_call(store: &dyn Store) {
         .await
         .unwrap();
     assert!(left.is_empty(), "{left:?}");
+}
+
+/// An update made from a copy read before a failure was counted (the CLI, an admin API) keeps
+/// the streak: it is the engine's to write.
+pub async fn an_update_keeps_the_failure_streak(store: &dyn Store) {
+    let sub = subscription("order.*");
+    store.add_subscription(sub.clone()).await.unwrap();
+    let read_before = store.get_subscription(&sub.id).await.unwrap().unwrap();
+    store.record_health(&sub.id, false, now()).await.unwrap();
+    let mut renamed = read_before;
+    renamed.metadata = json!({"name": "renamed"});
+    store.update_subscription(renamed).await.unwrap();
+    let stored = store.get_subscription(&sub.id).await.unwrap().unwrap();
+    assert_eq!(stored.metadata, json!({"name": "renamed"}));
+    assert_eq!(
+        stored.health.failures, 1,
+        "the update undid a counted failure"
+    );
 }

@@ -5,6 +5,7 @@ pub mod deliveries;
 pub mod events;
 pub mod history_flags;
 pub mod migrate;
+pub mod prune;
 pub mod queue;
 pub mod replaying;
 pub mod retry;

@@ -116,7 +116,12 @@ impl Store for MemoryStore {
             .unwrap_or_else(PoisonError::into_inner);
         match subs.get_mut(&subscription.id) {
             Some(slot) => {
-                *slot = subscription;
+                // The failure streak is the engine's to write (`record_health`, `set_enabled`).
+                let health = slot.health;
+                *slot = Subscription {
+                    health,
+                    ..subscription
+                };
                 Ok(())
             }
             None => Err(Error::SubscriptionNotFound {

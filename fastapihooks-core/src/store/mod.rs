@@ -9,7 +9,7 @@ mod retention;
 pub mod sql;
 
 pub use memory::MemoryStore;
-pub use retention::Pruned;
+pub use retention::{MAX_PRUNE_BATCHES, Pruned, prune_history};
 #[cfg(feature = "sql")]
 pub use sql::{SqlStore, SqlStoreOptions};
 
@@ -58,7 +58,10 @@ pub trait Store: Send + Sync + 'static {
     async fn add_subscription(&self, subscription: Subscription) -> Result<()>;
     /// The subscription with this id, if any.
     async fn get_subscription(&self, id: &SubscriptionId) -> Result<Option<Subscription>>;
-    /// Replaces a subscription (matched by id); `SubscriptionNotFound` if there is none.
+    /// Replaces a subscription (matched by id); `SubscriptionNotFound` if there is none. Its
+    /// failure streak (`health`) should be kept as stored — it is the engine's to write, and an
+    /// update read before a failure was counted must not undo it — unless the store relies on
+    /// the default `record_health`, which writes the streak through this method.
     async fn update_subscription(&self, subscription: Subscription) -> Result<()>;
     /// Removes a subscription; `SubscriptionNotFound` if there is none.
     async fn remove_subscription(&self, id: &SubscriptionId) -> Result<()>;
@@ -67,7 +70,8 @@ pub trait Store: Send + Sync + 'static {
     /// The enabled subscriptions that receive an event of this name and owner.
     async fn matching(&self, event: &EventName, owner: Option<&str>) -> Result<Vec<Subscription>>;
     /// Enables or disables a subscription by hand. Enabling also clears why the engine
-    /// disabled it and its failure streak: it starts afresh.
+    /// disabled it and its failure streak: it starts afresh. The default writes through
+    /// `update_subscription`; a store whose update keeps the streak overrides this too.
     async fn set_enabled(&self, id: &SubscriptionId, enabled: bool) -> Result<()> {
         let mut sub = self
             .get_subscription(id)

@@ -30,7 +30,7 @@ use super::database::{Migrations, SqlConnect, redacted};
 use super::queue::{QueueArgs, QueueKind};
 use super::retry::retry_policy;
 use crate::logging::{self, LogFormat};
-use crate::sidecar::{SidecarConfig, run_sidecar};
+use crate::sidecar::{Retention, SidecarConfig, run_sidecar};
 
 /// `--disable-after`: how long an endpoint may fail before its subscription is disabled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -108,6 +108,16 @@ pub struct StartArgs {
         env = "FASTAPIHOOKS_LEASE_BATCH"
     )]
     pub lease_batch: usize,
+    /// A task leased this many times without being settled (it crashes or stalls every
+    /// sidecar that takes it) is dead-lettered with the reason instead of leased again.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u32).range(1..),
+        env = "FASTAPIHOOKS_MAX_LEASES"
+    )]
+    pub max_leases: u32,
     /// How long a lease lasts before another sidecar may take the task over (after a crash).
     /// Must exceed the HTTP timeout.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration, env = "FASTAPIHOOKS_VISIBILITY_TIMEOUT")]
@@ -141,6 +151,13 @@ pub struct StartArgs {
         env = "FASTAPIHOOKS_DISABLE_MIN_FAILURES"
     )]
     pub disable_min_failures: u32,
+    /// Keep delivered history this long (`30d`, `12h`): delivered deliveries whose state last
+    /// changed longer ago, their attempts and the events left with none are pruned in the
+    /// background — and, with the SQL outbox, its dead rows that died that long ago —, at start
+    /// and then every retention/24 (between a minute and an hour). Failed and dead deliveries
+    /// are kept. Default: off, history is kept for ever (`fastapihooks prune` prunes by hand).
+    #[arg(long, value_name = "DURATION", value_parser = super::prune::retention_period, env = "FASTAPIHOOKS_RETAIN")]
+    pub retain: Option<Duration>,
     /// Let deliveries reach loopback addresses (127.0.0.0/8, ::1): development and tests only.
     #[arg(long, env = "FASTAPIHOOKS_ALLOW_LOOPBACK")]
     pub allow_loopback: bool,
@@ -249,8 +266,10 @@ impl StartArgs {
                 concurrency: self.concurrency,
                 lease_batch: self.lease_batch,
                 drain_deadline: self.drain_deadline,
+                max_leases: self.max_leases,
             },
             health: self.health_policy(),
+            retention: self.retain.map(Retention::new),
         })
     }
 
@@ -318,7 +337,7 @@ async fn run_redis(_: &StartArgs, _: SidecarConfig) -> anyhow::Result<WorkerRepo
 }
 
 /// Drains the SQL outbox; the store is the same database unless `--store` says otherwise.
-async fn run_outbox(args: &StartArgs, config: SidecarConfig) -> anyhow::Result<WorkerReport> {
+async fn run_outbox(args: &StartArgs, mut config: SidecarConfig) -> anyhow::Result<WorkerReport> {
     let outbox_config = SqlOutboxConfig {
         visibility_timeout: args.visibility_timeout,
         poll_interval: args.poll_interval,
@@ -332,6 +351,10 @@ async fn run_outbox(args: &StartArgs, config: SidecarConfig) -> anyhow::Result<W
         _ => queue_db.clone(),
     };
     let queue = SqlBackend::with_config(queue_db.connection().clone(), outbox_config)?;
+    // Retention prunes the outbox's old dead rows too.
+    config.retention = config
+        .retention
+        .map(|r| r.outbox(Arc::new(SqlBackend::new(queue_db.connection().clone()))));
     tracing::info!(queue = %redacted(queue_url), "draining the SQL outbox");
     run_sidecar(Arc::new(queue), Arc::new(store), config).await
 }
@@ -412,6 +435,33 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("never"), "{err}");
+    }
+
+    #[test]
+    fn retention_is_off_unless_retain_says_how_long() {
+        assert!(
+            parse(&["--unsigned"])
+                .sidecar_config()
+                .unwrap()
+                .retention
+                .is_none()
+        );
+        let config = parse(&["--unsigned", "--retain", "30d"])
+            .sidecar_config()
+            .unwrap();
+        let retention = config.retention.unwrap();
+        assert_eq!(retention.retain, Duration::from_secs(30 * 86_400));
+        assert_eq!(retention.period(), Duration::from_secs(3600));
+        let err = crate::Cli::try_parse_from([
+            "fastapihooks",
+            "start",
+            "--queue",
+            "redis://127.0.0.1:6379",
+            "--retain",
+            "0s",
+        ])
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
     }
 
     #[test]

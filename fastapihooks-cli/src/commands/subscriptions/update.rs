@@ -130,6 +130,10 @@ pub async fn run(args: UpdateArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         sub.enabled = false;
     }
     store.update_subscription(sub.clone()).await?;
+    if args.enable {
+        // The store keeps the streak through an update: enabling is what clears it.
+        store.set_enabled(&sub.id, true).await?;
+    }
     if let Some(url) = &new_url {
         reachability::warn_if_refused(url, &mut std::io::stderr()).await;
     }

@@ -155,7 +155,11 @@ impl Store for SqlStore {
     }
 
     async fn update_subscription(&self, subscription: Subscription) -> Result<()> {
-        let row = subscription_row(&subscription)?;
+        let mut row = subscription_row(&subscription)?;
+        // The failure streak is the engine's to write (`record_health`, `set_enabled`): an
+        // update read before a failure was counted must not undo it.
+        row.failing_since_us = ActiveValue::NotSet;
+        row.failures = ActiveValue::NotSet;
         let done = sub_entity::Entity::update_many()
             .set(row)
             .filter(SubColumn::Id.eq(subscription.id.as_str()))
