@@ -7,11 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fastapihooks_core::backend::{SqlBackend, SqlOutboxConfig};
 use fastapihooks_core::{
     Event, Queue, RetryPolicy, SqlStore, SqlStoreOptions, Store, Subscription, Worker, WorkerConfig,
 };
-use fastapihooks_testkit::{Receiver, eventually_async};
+use fastapihooks_testkit::{Receiver, TempSqlite, eventually_async, outbox};
 use tokio_util::sync::CancellationToken;
 
 const SUBSCRIPTIONS: usize = 500;
@@ -55,20 +54,10 @@ async fn every_subscription_gets_the_big_event<Q: Queue>(store: Arc<SqlStore>, q
     assert_eq!(queue.dead_letters().await.unwrap(), 0);
 }
 
-fn outbox(store: &SqlStore) -> Arc<SqlBackend> {
-    let config = SqlOutboxConfig {
-        visibility_timeout: Duration::from_secs(10),
-        poll_interval: Duration::from_millis(20),
-        block: Duration::from_millis(200),
-    };
-    Arc::new(SqlBackend::with_config(store.connection().clone(), config).unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_big_event_reaches_500_subscriptions_through_the_sqlite_outbox() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
-    let store = Arc::new(SqlStore::connect(&url).await.unwrap());
+    let (_db, store) = TempSqlite::store().await;
+    let store = Arc::new(store);
     let queue = outbox(&store);
     every_subscription_gets_the_big_event(store, queue).await;
 }
@@ -114,8 +103,7 @@ async fn a_big_event_reaches_500_subscriptions_through_redis() {
         return;
     };
     let keys = fastapihooks_testkit::TestKeys::new(&url, "big-fan-out");
-    let dir = tempfile::tempdir().unwrap();
-    let store_url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
-    let store = Arc::new(SqlStore::connect(&store_url).await.unwrap());
+    let (_db, store) = TempSqlite::store().await;
+    let store = Arc::new(store);
     every_subscription_gets_the_big_event(store, keys.backend().await).await;
 }

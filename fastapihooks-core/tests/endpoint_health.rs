@@ -7,15 +7,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fastapihooks_core::backend::{SqlBackend, SqlOutboxConfig};
 use fastapihooks_core::engine::DeliveryEngine;
 use fastapihooks_core::health::HealthPolicy;
 use fastapihooks_core::{
     AttemptErrorKind, AttemptOutcome, Backend, BackgroundConfig, BackgroundTaskBackend,
-    DeliveryQuery, DeliveryStatus, MemoryStore, Replay, RetryPolicy, SqlStore, Store, Subscription,
+    DeliveryQuery, DeliveryStatus, MemoryStore, Replay, RetryPolicy, Store, Subscription,
     SubscriptionId, Worker, WorkerConfig,
 };
-use fastapihooks_testkit::{Receiver, Reply, events, eventually_async, quick_retries};
+use fastapihooks_testkit::{
+    Receiver, Reply, TempSqlite, events, eventually_async, outbox, quick_retries,
+};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -144,20 +145,9 @@ async fn a_success_ends_the_failure_streak() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_of_a_disabled_subscription_are_kept_and_arrive_once_enabled_and_replayed() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
-    let store = Arc::new(SqlStore::connect(&url).await.unwrap());
-    let queue = Arc::new(
-        SqlBackend::with_config(
-            store.connection().clone(),
-            SqlOutboxConfig {
-                visibility_timeout: Duration::from_secs(5),
-                poll_interval: Duration::from_millis(20),
-                block: Duration::from_millis(200),
-            },
-        )
-        .unwrap(),
-    );
+    let (_db, store) = TempSqlite::store().await;
+    let store = Arc::new(store);
+    let queue = outbox(&store);
     let up = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = up.clone();
     let receiver = Receiver::scripted(move |_, _| {

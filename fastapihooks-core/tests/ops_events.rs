@@ -7,13 +7,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fastapihooks_core::backend::{SqlBackend, SqlOutboxConfig};
 use fastapihooks_core::health::HealthPolicy;
 use fastapihooks_core::{
     Backend, BackgroundConfig, BackgroundTaskBackend, EventFilter, EventName, EventQuery,
-    MemoryStore, RetryPolicy, SqlStore, Store, Subscription, SubscriptionId, Worker, WorkerConfig,
+    MemoryStore, RetryPolicy, Store, Subscription, SubscriptionId, Worker, WorkerConfig,
 };
-use fastapihooks_testkit::{Receiver, Reply, events, eventually, eventually_async, quick_retries};
+use fastapihooks_testkit::{
+    Receiver, Reply, TempSqlite, events, eventually, eventually_async, outbox, quick_retries,
+};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -102,20 +103,9 @@ async fn an_operational_event_that_dies_announces_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_disabled_subscription_is_announced_through_the_sidecar_queue() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
-    let store = Arc::new(SqlStore::connect(&url).await.unwrap());
-    let queue = Arc::new(
-        SqlBackend::with_config(
-            store.connection().clone(),
-            SqlOutboxConfig {
-                visibility_timeout: Duration::from_secs(5),
-                poll_interval: Duration::from_millis(20),
-                block: Duration::from_millis(200),
-            },
-        )
-        .unwrap(),
-    );
+    let (_db, store) = TempSqlite::store().await;
+    let store = Arc::new(store);
+    let queue = outbox(&store);
     let failing = Receiver::replying(Reply::status(503)).await;
     let operator = Receiver::ok().await;
     let failing_id = subscribe(store.as_ref(), "order.*", &failing).await;

@@ -7,11 +7,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fastapihooks_core::backend::{SqlBackend, SqlOutboxConfig};
 use fastapihooks_core::{
     Backend, Event, Queue, RetryPolicy, SqlStore, Store, Subscription, Worker, WorkerConfig,
 };
-use fastapihooks_testkit::{Receiver, eventually_async};
+use fastapihooks_testkit::{Receiver, TempSqlite, eventually_async, outbox};
 use sea_orm::ConnectionTrait;
 use tokio_util::sync::CancellationToken;
 
@@ -50,20 +49,9 @@ async fn the_worker_dead_letters_it<Q: Queue>(store: Arc<SqlStore>, queue: Arc<Q
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_leased_too_often_in_the_outbox_is_dead_lettered() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
-    let store = Arc::new(SqlStore::connect(&url).await.unwrap());
-    let queue = Arc::new(
-        SqlBackend::with_config(
-            store.connection().clone(),
-            SqlOutboxConfig {
-                visibility_timeout: Duration::from_secs(5),
-                poll_interval: Duration::from_millis(20),
-                block: Duration::from_millis(200),
-            },
-        )
-        .unwrap(),
-    );
+    let (_db, store) = TempSqlite::store().await;
+    let store = Arc::new(store);
+    let queue = outbox(&store);
     queue
         .publish(Event::new("order.created", &1).unwrap())
         .await
@@ -129,9 +117,8 @@ async fn a_task_leased_too_often_in_redis_is_dead_lettered() {
             .await
             .unwrap();
     }
-    let dir = tempfile::tempdir().unwrap();
-    let store_url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
-    let store = Arc::new(SqlStore::connect(&store_url).await.unwrap());
+    let (_db, store) = TempSqlite::store().await;
+    let store = Arc::new(store);
     // The worker takes it over once the last crashed lease expires: its lease number MAX + 1.
     the_worker_dead_letters_it(store, queue).await;
 }

@@ -8,12 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use fastapihooks_core::backend::{SqlBackend, SqlOutboxConfig};
 use fastapihooks_core::{
     Backend, BackgroundConfig, BackgroundTaskBackend, Delivery, DeliveryQuery, DeliveryStatus,
-    Queue, Replay, ReplayOutcome, RetryPolicy, SqlStore, Store, Subscription, Worker, WorkerConfig,
+    Queue, Replay, ReplayOutcome, RetryPolicy, Store, Subscription, Worker, WorkerConfig,
 };
-use fastapihooks_testkit::{Receiver, Reply, events, eventually_async};
+use fastapihooks_testkit::{Receiver, Reply, TempSqlite, events, eventually_async, outbox};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -317,15 +316,6 @@ macro_rules! replay_behaviours {
     };
 }
 
-fn outbox(store: &SqlStore) -> Arc<SqlBackend> {
-    let config = SqlOutboxConfig {
-        visibility_timeout: Duration::from_secs(5),
-        poll_interval: Duration::from_millis(20),
-        block: Duration::from_millis(200),
-    };
-    Arc::new(SqlBackend::with_config(store.connection().clone(), config).unwrap())
-}
-
 mod in_process {
     use super::*;
 
@@ -351,25 +341,18 @@ mod redis_queue {
             return;
         };
         let keys = fastapihooks_testkit::TestKeys::new(&url, "replay");
-        let dir = tempfile::tempdir().unwrap();
-        let store = sqlite_store(&dir).await;
+        let (_db, store) = TempSqlite::store().await;
         behaviour(Delivering::drained(Arc::new(store), keys.backend().await)).await;
     }
 
     replay_behaviours!(with);
 }
 
-async fn sqlite_store(dir: &tempfile::TempDir) -> SqlStore {
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
-    SqlStore::connect(&url).await.unwrap()
-}
-
 mod sqlite_outbox {
     use super::*;
 
     async fn with<F: Future<Output = ()>>(behaviour: impl FnOnce(Delivering) -> F) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = sqlite_store(&dir).await;
+        let (_db, store) = TempSqlite::store().await;
         let queue = outbox(&store);
         behaviour(Delivering::drained(Arc::new(store), queue)).await;
     }

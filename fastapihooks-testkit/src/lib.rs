@@ -11,6 +11,8 @@
 //! - [`Service`]: the machine's PostgreSQL, MariaDB and Redis (URL from an env var, else the
 //!   default), or a skip with a note — a failure under `CI=true`. `redis_url`,
 //!   `postgres_url`, `mysql_url` (features `redis`, `postgres`, `mysql`).
+//! - [`TempSqlite`] (feature `sqlite`): a SQLite store of the test's own, and [`outbox`], the
+//!   SQL outbox in a store's database with test timings.
 //! - Guards that give one test its own part of a shared service and drop it with the guard:
 //!   `TempSchema` (PostgreSQL, feature `postgres`), `TempDatabase` (MariaDB or PostgreSQL,
 //!   features `mysql`, `postgres`), `TestKeys` (a Redis key prefix, feature `redis`). A `Drop`
@@ -32,6 +34,8 @@ mod receiver;
 #[cfg(feature = "redis")]
 mod redis_keys;
 mod services;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod temp;
 
@@ -53,6 +57,8 @@ pub use services::postgres_url;
 #[cfg(feature = "redis")]
 pub use services::redis_url;
 pub use services::{Service, in_ci, init_tracing};
+#[cfg(feature = "sqlite")]
+pub use sqlite::{TempSqlite, outbox};
 #[cfg(feature = "postgres")]
 pub use temp::TempSchema;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
