@@ -11,7 +11,7 @@ use fastapihooks_core::engine::DeliveryEngine;
 use fastapihooks_core::health::HealthPolicy;
 use fastapihooks_core::{
     AttemptErrorKind, AttemptOutcome, Backend, BackgroundConfig, BackgroundTaskBackend,
-    DeliveryQuery, DeliveryStatus, MemoryStore, Replay, RetryPolicy, Store, Subscription,
+    DeliveryQuery, DeliveryStatus, MemoryStore, Queue, Replay, RetryPolicy, Store, Subscription,
     SubscriptionId, Worker, WorkerConfig,
 };
 use fastapihooks_testkit::{
@@ -217,4 +217,58 @@ async fn deliveries_of_a_disabled_subscription_are_kept_and_arrive_once_enabled_
     }
     stop.cancel();
     running.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_of_a_removed_subscription_are_kept_as_failed_not_dropped() {
+    let (_db, store) = TempSqlite::store().await;
+    let store = Arc::new(store);
+    let queue = outbox(&store);
+    let receiver = Receiver::replying(Reply::status(503)).await;
+    let id = subscribe(store.as_ref(), &receiver).await;
+    let worker = Worker::new(
+        queue.clone(),
+        fastapihooks_testkit::engine(
+            store.clone(),
+            quick_retries(100, Duration::from_millis(100)),
+        ),
+        WorkerConfig::default(),
+    )
+    .unwrap();
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(worker.run(stop.clone()));
+    for event in events(3) {
+        queue.publish(event).await.unwrap();
+    }
+    // Each delivery failed once and waits for its retry; then the subscription goes.
+    assert!(receiver.wait_for(3).await.len() >= 3);
+    store.remove_subscription(&id).await.unwrap();
+
+    let all_failed = eventually_async(WAIT, || async {
+        count(
+            store.as_ref(),
+            DeliveryQuery::status(DeliveryStatus::Failed),
+        )
+        .await
+            == 3
+    })
+    .await;
+    stop.cancel();
+    running.await.unwrap();
+    assert!(
+        all_failed,
+        "the deliveries were left pending (dropped with their tasks)"
+    );
+    let delivery = store
+        .list_deliveries(&DeliveryQuery::default())
+        .await
+        .unwrap()
+        .remove(0);
+    let attempts = store.list_attempts(&delivery.id).await.unwrap();
+    let AttemptOutcome::Error { kind, message } = &attempts.last().unwrap().outcome else {
+        panic!("{attempts:?}");
+    };
+    assert_eq!(*kind, AttemptErrorKind::NotSent);
+    assert!(message.contains("removed"), "{message}");
+    assert_eq!(queue.depth().await.unwrap(), 0, "nothing left to retry");
 }
