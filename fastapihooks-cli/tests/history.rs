@@ -1,42 +1,34 @@
 //! `fastapihooks events …` and `fastapihooks deliveries …` through the real binary, against a
 //! fresh SQLite file per test whose history is written with the library.
+#![cfg(feature = "sqlite")]
+
+mod support;
 
 use std::time::Duration;
 
-use assert_cmd::Command;
 use fastapihooks_core::{
-    AttemptErrorKind, AttemptOutcome, Delivery, DeliveryStatus, SqlStore, Store, SubscriptionId,
+    AttemptErrorKind, AttemptOutcome, Delivery, DeliveryStatus, SubscriptionId,
 };
-use fastapihooks_testkit::fixtures::{attempt, delivery, event, response};
+use fastapihooks_testkit::fixtures::{delivery, event, now, response};
 use predicates::prelude::*;
 use serde_json::Value;
+use support::{SqliteApp, record_delivery};
 
-/// A fresh, migrated SQLite database and the store on it, to write history with.
+/// A fresh, migrated SQLite database and the store on it, to write history with from a plain
+/// (not async) test: it runs [`SqliteApp`]'s `run` and `json` through `Deref`.
 struct Db {
-    _dir: tempfile::TempDir,
-    url: String,
     runtime: tokio::runtime::Runtime,
-    store: SqlStore,
+    app: SqliteApp,
 }
 
 impl Db {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("hooks.db").display()
-        );
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        let store = runtime.block_on(SqlStore::connect(&url)).unwrap();
-        Self {
-            _dir: dir,
-            url,
-            runtime,
-            store,
-        }
+        let app = runtime.block_on(SqliteApp::new(Vec::new()));
+        Self { runtime, app }
     }
 
     /// Records a delivery of a new `name` event of `owner` to `sub`, then `outcomes` as its
@@ -49,42 +41,21 @@ impl Db {
         outcomes: &[AttemptOutcome],
         status: DeliveryStatus,
     ) -> Delivery {
-        let mut d = delivery(&event(name, owner), sub);
-        self.runtime.block_on(async {
-            self.store
-                .record_deliveries(std::slice::from_ref(&d))
-                .await
-                .unwrap();
-            for (i, outcome) in outcomes.iter().enumerate() {
-                let number = u32::try_from(i).unwrap() + 1;
-                d.attempts = number;
-                d.updated_at = fastapihooks_testkit::fixtures::now();
-                if number == u32::try_from(outcomes.len()).unwrap() {
-                    d.status = status;
-                    d.next_attempt_at = None;
-                }
-                let a = attempt(&d, number, outcome.clone());
-                self.store.record_attempt(&d, &a).await.unwrap();
-            }
-        });
+        let d = delivery(&event(name, owner), sub);
+        let d = self
+            .runtime
+            .block_on(record_delivery(&self.store, d, outcomes, status, now()));
         // Ids sort by time: keep each row in its own millisecond.
         std::thread::sleep(Duration::from_millis(2));
         d
     }
+}
 
-    /// `fastapihooks <args> --database <url>`, with no database in the environment.
-    fn run(&self, args: &[&str]) -> Command {
-        let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("fastapihooks");
-        cmd.env_remove("FASTAPIHOOKS_DATABASE_URL")
-            .args(args)
-            .args(["--database", &self.url]);
-        cmd
-    }
+impl std::ops::Deref for Db {
+    type Target = SqliteApp;
 
-    /// Runs `args` with `--json`, expecting success, and parses the output.
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.run(args).arg("--json").assert().success();
-        serde_json::from_slice(&out.get_output().stdout).unwrap()
+    fn deref(&self) -> &SqliteApp {
+        &self.app
     }
 }
 

@@ -7,28 +7,16 @@ mod support;
 
 use std::time::Duration;
 
-use assert_cmd::Command;
 use chrono::{DateTime, Utc};
 use fastapihooks_core::{
-    Delivery, DeliveryId, DeliveryStatus, Event, EventId, Queue as _, SqlBackend, SqlStore, Store,
-    SubscriptionId,
+    Delivery, DeliveryId, DeliveryStatus, Event, EventId, Queue as _, Store, SubscriptionId,
 };
 use fastapihooks_testkit::eventually_async;
-use fastapihooks_testkit::fixtures::{attempt, delivery, event, now, response};
+use fastapihooks_testkit::fixtures::{delivery, event, now, response};
 use predicates::prelude::*;
 use sea_orm::ConnectionTrait as _;
 use serde_json::Value;
-use support::{Sidecar, SqliteApp};
-
-/// The longest any wait here may take.
-const WAIT: Duration = Duration::from_secs(30);
-
-/// A fresh, migrated SQLite database: the store and the outbox.
-struct Db {
-    url: String,
-    store: SqlStore,
-    _dir: tempfile::TempDir,
-}
+use support::{Sidecar, SqliteApp, WAIT, record_delivery};
 
 /// The history every prune test starts from: old delivered deliveries (one alone with its
 /// event, one sharing its event with an old dead letter), the old dead letter, and a recent
@@ -40,23 +28,11 @@ struct History {
     recent: Delivery,
 }
 
-impl Db {
-    async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("hooks.db").display()
-        );
-        let store = SqlStore::connect(&url).await.unwrap();
-        Self {
-            url,
-            store,
-            _dir: dir,
-        }
-    }
-
+/// What the prune tests write into the app's database (the store and the outbox), and read
+/// back.
+impl SqliteApp {
     /// Records a delivery of `event` made and last changed at `at`, after `attempts` attempts
-    /// that left it `status`.
+    /// (answered 500, but a delivered one's last, answered 200) that left it `status`.
     async fn record(
         &self,
         event: &Event,
@@ -64,7 +40,16 @@ impl Db {
         attempts: u32,
         at: DateTime<Utc>,
     ) -> Delivery {
-        record(&self.store, event, status, attempts, at).await
+        let mut d = delivery(event, &SubscriptionId::new());
+        d.created_at = at;
+        d.updated_at = at;
+        let outcomes: Vec<_> = (1..=attempts)
+            .map(|number| {
+                let delivered = status == DeliveryStatus::Delivered && number == attempts;
+                response(if delivered { 200 } else { 500 })
+            })
+            .collect();
+        record_delivery(&self.store, d, &outcomes, status, at).await
     }
 
     async fn history(&self) -> History {
@@ -105,75 +90,14 @@ impl Db {
     async fn event_exists(&self, id: &EventId) -> bool {
         self.store.get_event(id).await.unwrap().is_some()
     }
-
-    /// `fastapihooks prune <args> --database <db>`, with none of the flags in the environment.
-    fn prune(&self, args: &[&str]) -> Command {
-        let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("fastapihooks");
-        for var in [
-            "FASTAPIHOOKS_DATABASE_URL",
-            "FASTAPIHOOKS_QUEUE_URL",
-            "FASTAPIHOOKS_REDIS_KEY_PREFIX",
-            "FASTAPIHOOKS_POSTGRES_SCHEMA",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.arg("prune")
-            .args(args)
-            .args(["--database", &self.url])
-            .timeout(WAIT);
-        cmd
-    }
-
-    /// Runs `prune <args> --json`, expecting success, and parses the output.
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.prune(args).arg("--json").assert().success();
-        let stdout = &out.get_output().stdout;
-        serde_json::from_slice(stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(stdout)))
-    }
-}
-
-/// Records in `store` a delivery of `event` made and last changed at `at`, after `attempts`
-/// attempts that left it `status`.
-async fn record(
-    store: &SqlStore,
-    event: &Event,
-    status: DeliveryStatus,
-    attempts: u32,
-    at: DateTime<Utc>,
-) -> Delivery {
-    let mut d = delivery(event, &SubscriptionId::new());
-    d.created_at = at;
-    d.updated_at = at;
-    store
-        .record_deliveries(std::slice::from_ref(&d))
-        .await
-        .unwrap();
-    for number in 1..=attempts {
-        d.attempts = number;
-        if number == attempts {
-            d.status = status;
-            d.next_attempt_at = None;
-        }
-        let code = if status == DeliveryStatus::Delivered && number == attempts {
-            200
-        } else {
-            500
-        };
-        store
-            .record_attempt(&d, &attempt(&d, number, response(code)))
-            .await
-            .unwrap();
-    }
-    d
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune_removes_only_the_old_delivered_history() {
-    let db = Db::new().await;
+    let db = SqliteApp::new(Vec::new()).await;
     let h = db.history().await;
 
-    let report = db.json(&["--older-than", "1d"]);
+    let report = db.json(&["prune", "--older-than", "1d"]);
     assert_eq!(report["dry_run"], false, "{report}");
     assert_eq!(
         report["pruned"],
@@ -203,7 +127,7 @@ async fn prune_removes_only_the_old_delivered_history() {
     assert_eq!(db.attempts(&h.recent.id).await, 1);
 
     // Nothing old is left; the text says what was done and that dead letters are kept.
-    db.prune(&["--older-than", "1d"])
+    db.run(&["prune", "--older-than", "1d"])
         .assert()
         .success()
         .stdout(predicate::str::contains(
@@ -215,11 +139,18 @@ async fn prune_removes_only_the_old_delivered_history() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_counts_and_changes_nothing() {
-    let db = Db::new().await;
+    let db = SqliteApp::new(Vec::new()).await;
     let h = db.history().await;
-    let outbox = SqlBackend::for_store(&db.store);
+    let outbox = &db.outbox;
 
-    let report = db.json(&["--older-than", "1d", "--dry-run", "--queue", &db.url]);
+    let report = db.json(&[
+        "prune",
+        "--older-than",
+        "1d",
+        "--dry-run",
+        "--queue",
+        &db.url,
+    ]);
     assert_eq!(report["dry_run"], true, "{report}");
     assert_eq!(
         report["pruned"],
@@ -227,7 +158,7 @@ async fn a_dry_run_counts_and_changes_nothing() {
         "{report}"
     );
     assert_eq!(report["dead_letters"], Value::Null, "{report}");
-    db.prune(&["--older-than", "1d", "--dry-run"])
+    db.run(&["prune", "--older-than", "1d", "--dry-run"])
         .assert()
         .success()
         .stdout(predicate::str::contains(
@@ -246,9 +177,9 @@ async fn a_dry_run_counts_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_outbox_as_queue_its_old_dead_rows_are_pruned_too() {
-    let db = Db::new().await;
+    let db = SqliteApp::new(Vec::new()).await;
     let h = db.history().await;
-    let outbox = SqlBackend::for_store(&db.store);
+    let outbox = &db.outbox;
     outbox
         .publish_many(&[event("a", None), event("b", None), event("c", None)])
         .await
@@ -275,13 +206,21 @@ async fn with_the_outbox_as_queue_its_old_dead_rows_are_pruned_too() {
         .await
         .unwrap();
 
-    let report = db.json(&["--older-than", "1d", "--queue", &db.url, "--batch", "1"]);
+    let report = db.json(&[
+        "prune",
+        "--older-than",
+        "1d",
+        "--queue",
+        &db.url,
+        "--batch",
+        "1",
+    ]);
     assert_eq!(report["dead_letters"], 1, "{report}");
     assert_eq!(report["pruned"]["deliveries"], 2, "{report}");
     assert_eq!(outbox.dead_letters().await.unwrap(), 1, "the recent one");
     assert_eq!(outbox.depth().await.unwrap(), 1, "the live row");
     assert!(db.exists(&h.old_dead.id).await, "the store's dead letter");
-    db.prune(&["--older-than", "1d", "--queue", &db.url])
+    db.run(&["prune", "--older-than", "1d", "--queue", &db.url])
         .assert()
         .success()
         .stdout(predicate::str::contains(
@@ -291,31 +230,37 @@ async fn with_the_outbox_as_queue_its_old_dead_rows_are_pruned_too() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_queue_has_no_dead_letters_to_prune() {
-    let db = Db::new().await;
+    let db = SqliteApp::new(Vec::new()).await;
     db.history().await;
     // Never connected to: its dead-letter stream is capped by its own length.
-    db.prune(&["--older-than", "1d", "--queue", "redis://127.0.0.1:1"])
-        .assert()
-        .success()
-        .stdout(predicate::str::contains(
-            "pruned 2 delivered deliveries, 3 attempts, 1 events",
-        ))
-        .stdout(predicate::str::contains(
-            "Redis dead-letter stream is capped",
-        ));
+    db.run(&[
+        "prune",
+        "--older-than",
+        "1d",
+        "--queue",
+        "redis://127.0.0.1:1",
+    ])
+    .assert()
+    .success()
+    .stdout(predicate::str::contains(
+        "pruned 2 delivered deliveries, 3 attempts, 1 events",
+    ))
+    .stdout(predicate::str::contains(
+        "Redis dead-letter stream is capped",
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retention_of_zero_is_refused() {
-    let db = Db::new().await;
+    let db = SqliteApp::new(Vec::new()).await;
     let h = db.history().await;
-    db.prune(&["--older-than", "0s"])
+    db.run(&["prune", "--older-than", "0s"])
         .assert()
         .failure()
         .code(2)
         .stderr(predicate::str::contains("--older-than"))
         .stderr(predicate::str::contains("every delivered delivery"));
-    db.prune(&["--older-than", "soon"])
+    db.run(&["prune", "--older-than", "soon"])
         .assert()
         .failure()
         .code(2)
@@ -327,30 +272,25 @@ async fn a_retention_of_zero_is_refused() {
 async fn start_with_retain_prunes_old_delivered_history_and_still_stops_promptly() {
     let app = SqliteApp::new(Vec::new()).await;
     let old = now() - chrono::Duration::days(3);
-    let old_delivered = record(
-        &app.store,
-        &event("order.paid", None),
-        DeliveryStatus::Delivered,
-        1,
-        old,
-    )
-    .await;
-    let old_dead = record(
-        &app.store,
-        &event("order.created", None),
-        DeliveryStatus::Dead,
-        2,
-        old,
-    )
-    .await;
-    let recent = record(
-        &app.store,
-        &event("order.shipped", None),
-        DeliveryStatus::Delivered,
-        1,
-        now(),
-    )
-    .await;
+    let old_delivered = app
+        .record(
+            &event("order.paid", None),
+            DeliveryStatus::Delivered,
+            1,
+            old,
+        )
+        .await;
+    let old_dead = app
+        .record(&event("order.created", None), DeliveryStatus::Dead, 2, old)
+        .await;
+    let recent = app
+        .record(
+            &event("order.shipped", None),
+            DeliveryStatus::Delivered,
+            1,
+            now(),
+        )
+        .await;
 
     let sidecar = Sidecar::start(&app.args(&["--unsigned", "--retain", "1d"]));
     let pruned = eventually_async(WAIT, async || {

@@ -6,85 +6,51 @@
 
 mod support;
 
-use std::time::Duration;
-
 use assert_cmd::Command;
 use fastapihooks_core::{
     AttemptOutcome, Delivery, DeliveryId, DeliveryStatus, Queue as _, SqlBackend, SqlStore, Store,
     Subscription,
 };
-use fastapihooks_testkit::fixtures::{attempt, delivery, event, response};
+use fastapihooks_testkit::fixtures::{delivery, event, now, response};
 use fastapihooks_testkit::{Receiver, eventually_async};
 use predicates::prelude::*;
 use serde_json::Value;
-use support::{Sidecar, reported};
+use support::{
+    NOWHERE, Sidecar, SqliteApp, WAIT, fastapihooks, json, once_each, record_delivery, reported,
+};
 
-/// The longest any wait here may take.
-const WAIT: Duration = Duration::from_secs(30);
-
-/// A fresh, migrated SQLite database (the store and the outbox), the store on it to write
-/// history with, and a subscription to write it for.
-struct Db {
-    url: String,
-    store: SqlStore,
-    subscription: Subscription,
-    _dir: tempfile::TempDir,
-}
-
-impl Db {
-    /// A database whose subscription points at `url`.
-    async fn with_subscriber(url: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url_of_db = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("hooks.db").display()
-        );
-        let store = SqlStore::connect(&url_of_db).await.unwrap();
-        let subscription = Subscription::new("*", url).unwrap();
-        store.add_subscription(subscription.clone()).await.unwrap();
-        Self {
-            url: url_of_db,
-            store,
-            subscription,
-            _dir: dir,
-        }
-    }
-
-    /// A database whose subscription points nowhere anything is sent to in the test (nothing
-    /// drains its queue).
-    async fn new() -> Self {
-        Self::with_subscriber("https://receiver.example/hooks").await
-    }
-
+/// What the replay tests write into the app's database (the store and the outbox), and how
+/// they run the replay on it.
+impl SqliteApp {
     /// A dead letter: one attempt answered 500, then given up.
     async fn dead(&self) -> Delivery {
         record(
             &self.store,
-            &self.subscription,
+            self.subscription(),
             response(500),
             DeliveryStatus::Dead,
         )
         .await
     }
 
+    /// `n` dead letters.
+    async fn dead_letters(&self, n: usize) -> Vec<Delivery> {
+        let mut dead = Vec::new();
+        for _ in 0..n {
+            dead.push(self.dead().await);
+        }
+        dead
+    }
+
     /// A delivered delivery: one attempt answered 200.
     async fn delivered(&self) -> Delivery {
         record(
             &self.store,
-            &self.subscription,
+            self.subscription(),
             response(200),
             DeliveryStatus::Delivered,
         )
         .await
-    }
-
-    async fn status(&self, id: &DeliveryId) -> DeliveryStatus {
-        self.store.get_delivery(id).await.unwrap().unwrap().status
-    }
-
-    /// Tasks in the outbox.
-    async fn depth(&self) -> u64 {
-        SqlBackend::for_store(&self.store).depth().await.unwrap()
     }
 
     /// `fastapihooks deliveries replay --database <db> --queue <db> <args>`: the outbox in the
@@ -102,35 +68,13 @@ async fn record(
     outcome: AttemptOutcome,
     status: DeliveryStatus,
 ) -> Delivery {
-    let mut d = delivery(&event("order.created", None), &sub.id);
-    store
-        .record_deliveries(std::slice::from_ref(&d))
-        .await
-        .unwrap();
-    d.attempts = 1;
-    d.status = status;
-    d.next_attempt_at = None;
-    d.updated_at = fastapihooks_testkit::fixtures::now();
-    store
-        .record_attempt(&d, &attempt(&d, 1, outcome))
-        .await
-        .unwrap();
-    d
+    let d = delivery(&event("order.created", None), &sub.id);
+    record_delivery(store, d, &[outcome], status, now()).await
 }
 
-/// `fastapihooks deliveries replay --database <database> --queue <queue> <args>`, with none of
-/// its flags in the environment.
+/// `fastapihooks deliveries replay --database <database> --queue <queue> <args>`.
 fn replay(database: &str, queue: &str, args: &[&str]) -> Command {
-    let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("fastapihooks");
-    for var in [
-        "FASTAPIHOOKS_DATABASE_URL",
-        "FASTAPIHOOKS_QUEUE_URL",
-        "FASTAPIHOOKS_REDIS_KEY_PREFIX",
-        "FASTAPIHOOKS_POSTGRES_SCHEMA",
-        "NO_COLOR",
-    ] {
-        cmd.env_remove(var);
-    }
+    let mut cmd = fastapihooks();
     cmd.args([
         "deliveries",
         "replay",
@@ -139,17 +83,8 @@ fn replay(database: &str, queue: &str, args: &[&str]) -> Command {
         "--queue",
         queue,
     ])
-    .args(args)
-    .timeout(WAIT);
+    .args(args);
     cmd
-}
-
-/// Runs `cmd`, expecting exit code `code`, and parses its stdout as JSON.
-fn json(cmd: &mut Command, code: i32) -> Value {
-    let out = cmd.arg("--json").assert().code(code);
-    let stdout = &out.get_output().stdout;
-    serde_json::from_slice(stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(stdout)))
 }
 
 /// The outcome of each id in a JSON report, in order.
@@ -170,11 +105,8 @@ fn outcomes(report: &Value) -> Vec<(String, String)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dead_letters_replayed_in_bulk_reach_the_receiver_once_each() {
     let receiver = Receiver::ok().await;
-    let db = Db::with_subscriber(&receiver.url("/hooks")).await;
-    let mut dead = Vec::new();
-    for _ in 0..5 {
-        dead.push(db.dead().await);
-    }
+    let db = SqliteApp::with_subscriber(&receiver.url("/hooks")).await;
+    let dead = db.dead_letters(5).await;
     let delivered = db.delivered().await;
 
     let report = json(&mut db.replay(&["--status", "dead"]), 0);
@@ -186,18 +118,7 @@ async fn dead_letters_replayed_in_bulk_reach_the_receiver_once_each() {
         assert_eq!(db.status(&d.id).await, DeliveryStatus::Pending);
     }
 
-    let sidecar = Sidecar::start(&[
-        "--queue".into(),
-        db.url.clone(),
-        "--unsigned".into(),
-        "--allow-loopback".into(),
-        "--http-timeout".into(),
-        "1s".into(),
-        "--visibility-timeout".into(),
-        "3s".into(),
-        "--poll-interval".into(),
-        "50ms".into(),
-    ]);
+    let sidecar = Sidecar::start(&db.args(&["--unsigned", "--allow-loopback"]));
     let all_delivered = eventually_async(WAIT, async || {
         for d in &dead {
             if db.status(&d.id).await != DeliveryStatus::Delivered {
@@ -208,19 +129,13 @@ async fn dead_letters_replayed_in_bulk_reach_the_receiver_once_each() {
     })
     .await;
     assert!(all_delivered, "the replayed deliveries were not delivered");
-    sidecar.terminate();
-    let (ok, stdout) = sidecar.exit(WAIT).await;
-    assert!(ok, "{stdout}");
+    let stdout = sidecar.stop(WAIT).await;
     assert_eq!(reported(&stdout, "delivered"), 5, "{stdout}");
 
     // Each replayed delivery arrived exactly once, under its own id; the delivered one was not
     // sent again.
-    let counts = receiver.counts();
-    assert_eq!(counts.len(), 5, "{counts:?}");
-    for d in &dead {
-        assert_eq!(counts.get(d.id.as_str()), Some(&1), "{counts:?}");
-    }
-    assert!(!counts.contains_key(delivered.id.as_str()));
+    assert_eq!(receiver.counts(), once_each(dead.iter().map(|d| &d.id)));
+    assert!(!receiver.counts().contains_key(delivered.id.as_str()));
     // The new attempt is appended to the history of the same delivery.
     let after = db.store.get_delivery(&dead[0].id).await.unwrap().unwrap();
     assert_eq!((after.attempts, after.replays), (2, 1));
@@ -229,11 +144,13 @@ async fn dead_letters_replayed_in_bulk_reach_the_receiver_once_each() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_a_bulk_replay_again_queues_nothing_twice() {
-    let db = Db::new().await;
-    let mut ids = Vec::new();
-    for _ in 0..3 {
-        ids.push(db.dead().await.id.to_string());
-    }
+    let db = SqliteApp::with_subscriber(NOWHERE).await;
+    let ids: Vec<String> = db
+        .dead_letters(3)
+        .await
+        .iter()
+        .map(|d| d.id.to_string())
+        .collect();
     let first = json(&mut db.replay(&["--status", "dead"]), 0);
     assert_eq!(first["summary"]["queued"], 3, "{first}");
     assert_eq!(db.depth().await, 3);
@@ -258,7 +175,7 @@ async fn running_a_bulk_replay_again_queues_nothing_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_replay_is_resumed_by_running_it_again() {
-    let db = Db::new().await;
+    let db = SqliteApp::with_subscriber(NOWHERE).await;
     let d = db.dead().await;
     // The first step of a replay that was interrupted before queuing: a new run in the store,
     // nothing in the queue.
@@ -279,7 +196,7 @@ async fn an_interrupted_replay_is_resumed_by_running_it_again() {
 async fn a_bulk_replay_over_many_subscriptions_replays_every_one() {
     // Each delivery to a subscription of its own: the replay looks each subscription up while
     // others are being replayed, which must not starve it of database connections.
-    let db = Db::new().await;
+    let db = SqliteApp::with_subscriber(NOWHERE).await;
     for n in 0..40 {
         let sub = Subscription::new("*", &format!("https://receiver.example/hooks/{n}")).unwrap();
         db.store.add_subscription(sub.clone()).await.unwrap();
@@ -295,11 +212,8 @@ async fn a_bulk_replay_over_many_subscriptions_replays_every_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_prints_the_count_and_changes_nothing() {
-    let db = Db::new().await;
-    let mut dead = Vec::new();
-    for _ in 0..3 {
-        dead.push(db.dead().await);
-    }
+    let db = SqliteApp::with_subscriber(NOWHERE).await;
+    let dead = db.dead_letters(3).await;
     let delivered = db.delivered().await;
 
     let plan = json(&mut db.replay(&["--status", "dead", "--dry-run"]), 0);
@@ -338,7 +252,7 @@ async fn a_dry_run_prints_the_count_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivered_delivery_is_resent_only_with_force() {
-    let db = Db::new().await;
+    let db = SqliteApp::with_subscriber(NOWHERE).await;
     let d = db.delivered().await;
 
     let report = json(&mut db.replay(&[d.id.as_str()]), 0);
@@ -358,7 +272,7 @@ async fn a_delivered_delivery_is_resent_only_with_force() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_ids_or_filters_replay_refuses_unless_all_is_given() {
-    let db = Db::new().await;
+    let db = SqliteApp::with_subscriber(NOWHERE).await;
     let d = db.dead().await;
 
     db.replay(&[])
@@ -375,7 +289,7 @@ async fn without_ids_or_filters_replay_refuses_unless_all_is_given() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_id_exits_3_and_is_reported_not_found() {
-    let db = Db::new().await;
+    let db = SqliteApp::with_subscriber(NOWHERE).await;
     let d = db.dead().await;
     let missing = DeliveryId::new();
 
@@ -399,9 +313,9 @@ async fn an_unknown_id_exits_3_and_is_reported_not_found() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deliveries_of_a_disabled_subscription_are_left_and_the_exit_code_is_3() {
-    let db = Db::new().await;
+    let db = SqliteApp::with_subscriber(NOWHERE).await;
     let d = db.dead().await;
-    let mut sub = db.subscription.clone();
+    let mut sub = db.subscription().clone();
     sub.enabled = false;
     db.store.update_subscription(sub).await.unwrap();
 
@@ -414,7 +328,7 @@ async fn deliveries_of_a_disabled_subscription_are_left_and_the_exit_code_is_3()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn text_output_names_each_id_and_sums_up_without_a_progress_bar_off_a_terminal() {
-    let db = Db::new().await;
+    let db = SqliteApp::with_subscriber(NOWHERE).await;
     let d = db.dead().await;
     db.replay(&[d.id.as_str()])
         .assert()
@@ -441,7 +355,7 @@ async fn text_output_names_each_id_and_sums_up_without_a_progress_bar_off_a_term
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_outbox_may_be_another_database_than_the_store() {
-    let db = Db::new().await;
+    let db = SqliteApp::with_subscriber(NOWHERE).await;
     let d = db.dead().await;
     let other_dir = tempfile::tempdir().unwrap();
     let other_url = format!(
@@ -458,7 +372,7 @@ async fn the_outbox_may_be_another_database_than_the_store() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_queue_fails_with_exit_code_1_naming_it() {
-    let db = Db::new().await;
+    let db = SqliteApp::with_subscriber(NOWHERE).await;
     let d = db.dead().await;
     let dir = tempfile::tempdir().unwrap();
     let nowhere = format!(
@@ -492,7 +406,7 @@ async fn an_unreachable_queue_fails_with_exit_code_1_naming_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_with_filters_are_a_usage_error() {
-    let db = Db::new().await;
+    let db = SqliteApp::with_subscriber(NOWHERE).await;
     let d = db.dead().await;
     db.replay(&[d.id.as_str(), "--status", "dead"])
         .assert()
@@ -509,10 +423,8 @@ async fn a_redis_queue_gets_each_run_once() {
         return;
     };
     let keys = TestKeys::new(&redis, "cli-replay");
-    let db = Db::new().await;
-    for _ in 0..2 {
-        db.dead().await;
-    }
+    let db = SqliteApp::with_subscriber(NOWHERE).await;
+    db.dead_letters(2).await;
     let args = ["--status", "dead", "--key-prefix", keys.prefix()];
 
     let report = json(&mut replay(&db.url, &redis, &args), 0);
@@ -541,7 +453,7 @@ async fn replay_on_postgres_uses_the_schema_given() {
         .connect()
         .await
         .unwrap();
-    let sub = Subscription::new("*", "https://receiver.example/hooks").unwrap();
+    let sub = Subscription::new("*", NOWHERE).unwrap();
     store.add_subscription(sub.clone()).await.unwrap();
     let mut ids = Vec::new();
     for _ in 0..2 {

@@ -7,54 +7,23 @@
 
 mod support;
 
-use std::time::Duration;
-
 use assert_cmd::Command;
 use chrono::{DateTime, Utc};
 use fastapihooks_core::health::Disabled;
-use fastapihooks_core::{
-    Delivery, DeliveryId, DeliveryStatus, Queue as _, SqlBackend, SqlStore, Store, Subscription,
-};
-use fastapihooks_testkit::fixtures::{attempt, delivery, event, now, response};
+use fastapihooks_core::{Delivery, DeliveryStatus, Store, Subscription};
+use fastapihooks_testkit::fixtures::{delivery, event, now, response};
 use fastapihooks_testkit::{Receiver, eventually_async};
 use predicates::prelude::*;
 use serde_json::Value;
-use support::{Sidecar, reported};
+use support::{NOWHERE, Sidecar, SqliteApp, WAIT, json, once_each, record_delivery, reported};
 
-/// The longest any wait here may take.
-const WAIT: Duration = Duration::from_secs(30);
-
-/// A fresh, migrated SQLite database (the store and the outbox) with one subscription.
-struct Db {
-    url: String,
-    store: SqlStore,
-    subscription: Subscription,
-    _dir: tempfile::TempDir,
-}
-
-impl Db {
-    /// A database whose subscription points at `url`.
-    async fn with_subscriber(url: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let db_url = format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("hooks.db").display()
-        );
-        let store = SqlStore::connect(&db_url).await.unwrap();
-        let subscription = Subscription::new("*", url).unwrap();
-        store.add_subscription(subscription.clone()).await.unwrap();
-        Self {
-            url: db_url,
-            store,
-            subscription,
-            _dir: dir,
-        }
-    }
-
+/// What the endpoint health tests write into the app's database (the store and the outbox),
+/// as the engine would have, and read back.
+impl SqliteApp {
     /// What the engine leaves after `failures` failed attempts a minute apart from `since` on,
     /// then disabling the subscription (five minutes ago) for `reason`.
     async fn disable_after_failures(&self, since: DateTime<Utc>, failures: u32, reason: &str) {
-        let id = &self.subscription.id;
+        let id = &self.subscription().id;
         for n in 0..failures {
             let at = since + chrono::Duration::minutes(i64::from(n));
             self.store.record_health(id, false, at).await.unwrap();
@@ -79,60 +48,35 @@ impl Db {
         let mut d = delivery(&event("order.created", None), &sub.id);
         d.created_at = made;
         d.updated_at = made;
-        self.store
-            .record_deliveries(std::slice::from_ref(&d))
-            .await
-            .unwrap();
-        d.attempts = 1;
-        d.status = status;
-        d.next_attempt_at = None;
-        d.updated_at = changed;
-        self.store
-            .record_attempt(&d, &attempt(&d, 1, response(code)))
-            .await
-            .unwrap();
-        d
+        record_delivery(&self.store, d, &[response(code)], status, changed).await
     }
 
-    async fn subscription(&self) -> Subscription {
+    /// A dead letter of the subscription, just now: its one attempt answered 500.
+    async fn dead_now(&self) -> Delivery {
+        let sub = self.subscription();
+        self.record(sub, now(), now(), 500, DeliveryStatus::Dead)
+            .await
+    }
+
+    /// The subscription as it is in the store now.
+    async fn stored_subscription(&self) -> Subscription {
         self.store
-            .get_subscription(&self.subscription.id)
+            .get_subscription(&self.subscription().id)
             .await
             .unwrap()
             .unwrap()
     }
 
-    async fn status(&self, id: &DeliveryId) -> DeliveryStatus {
-        self.store.get_delivery(id).await.unwrap().unwrap().status
-    }
-
-    /// Tasks in the outbox.
-    async fn depth(&self) -> u64 {
-        SqlBackend::for_store(&self.store).depth().await.unwrap()
-    }
-
-    /// `fastapihooks <args> --database <db>`, with none of the flags in the environment.
-    fn run(&self, args: &[&str]) -> Command {
-        let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("fastapihooks");
-        for var in [
-            "FASTAPIHOOKS_DATABASE_URL",
-            "FASTAPIHOOKS_QUEUE_URL",
-            "FASTAPIHOOKS_REDIS_KEY_PREFIX",
-            "FASTAPIHOOKS_POSTGRES_SCHEMA",
-            "NO_COLOR",
-        ] {
-            cmd.env_remove(var);
-        }
-        cmd.args(args).args(["--database", &self.url]).timeout(WAIT);
-        cmd
-    }
-
-    /// Runs `args` with `--json`, expecting exit code 0, and parses the output.
-    fn json(&self, args: &[&str]) -> Value {
-        let out = self.run(args).arg("--json").assert().success();
-        let stdout = &out.get_output().stdout;
-        serde_json::from_slice(stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(stdout)))
+    /// `fastapihooks subscriptions enable <id> --replay --queue <this database>`.
+    fn enable_with_replay(&self, id: &str) -> Command {
+        self.run(&[
+            "subscriptions",
+            "enable",
+            id,
+            "--replay",
+            "--queue",
+            &self.url,
+        ])
     }
 }
 
@@ -143,8 +87,8 @@ fn printed(t: DateTime<Utc>) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn show_and_list_say_why_and_when_a_subscription_was_disabled_and_its_streak() {
-    let db = Db::with_subscriber("https://receiver.example/hooks").await;
-    let id = db.subscription.id.to_string();
+    let db = SqliteApp::with_subscriber(NOWHERE).await;
+    let id = db.subscription().id.to_string();
     // Healthy: neither key.
     let healthy = db.json(&["subscriptions", "show", &id]);
     assert!(healthy.get("disabled").is_none(), "{healthy}");
@@ -153,7 +97,7 @@ async fn show_and_list_say_why_and_when_a_subscription_was_disabled_and_its_stre
     let since = now() - chrono::Duration::hours(26);
     let reason = "endpoint failing since yesterday: 12 failed attempts and no success";
     db.disable_after_failures(since, 12, reason).await;
-    let disabled_at = db.subscription().await.disabled.unwrap().at;
+    let disabled_at = db.stored_subscription().await.disabled.unwrap().at;
 
     let shown = db.json(&["subscriptions", "show", &id]);
     assert_eq!(shown["enabled"], false, "{shown}");
@@ -193,8 +137,8 @@ async fn show_and_list_say_why_and_when_a_subscription_was_disabled_and_its_stre
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enable_with_replay_queues_the_outages_dead_letters_and_each_arrives_once() {
     let receiver = Receiver::ok().await;
-    let db = Db::with_subscriber(&receiver.url("/hooks")).await;
-    let sub = db.subscription.clone();
+    let db = SqliteApp::with_subscriber(&receiver.url("/hooks")).await;
+    let sub = db.subscription().clone();
     let streak_began = now() - chrono::Duration::hours(3);
     let minutes = |n: i64| chrono::Duration::minutes(n);
 
@@ -254,14 +198,7 @@ async fn enable_with_replay_queues_the_outages_dead_letters_and_each_arrives_onc
         .await;
 
     let id = sub.id.to_string();
-    let report = db.json(&[
-        "subscriptions",
-        "enable",
-        &id,
-        "--replay",
-        "--queue",
-        &db.url,
-    ]);
+    let report = json(&mut db.enable_with_replay(&id), 0);
     assert_eq!(report["subscription"]["id"], id.as_str(), "{report}");
     assert_eq!(report["subscription"]["enabled"], true, "{report}");
     assert!(report["subscription"].get("disabled").is_none(), "{report}");
@@ -275,7 +212,7 @@ async fn enable_with_replay_queues_the_outages_dead_letters_and_each_arrives_onc
     assert_eq!(report["replay"]["summary"]["subscription_disabled"], 0);
 
     // Enabled afresh: no reason, no streak, in the store too.
-    let stored = db.subscription().await;
+    let stored = db.stored_subscription().await;
     assert!(stored.enabled && stored.disabled.is_none(), "{stored:?}");
     assert!(stored.health.is_healthy(), "{stored:?}");
     assert_eq!(db.depth().await, 2);
@@ -286,46 +223,23 @@ async fn enable_with_replay_queues_the_outages_dead_letters_and_each_arrives_onc
     assert_eq!(db.status(&delivered.id).await, DeliveryStatus::Delivered);
     assert_eq!(db.status(&others.id).await, DeliveryStatus::Dead);
 
-    let sidecar = Sidecar::start(&[
-        "--queue".into(),
-        db.url.clone(),
-        "--unsigned".into(),
-        "--allow-loopback".into(),
-        "--http-timeout".into(),
-        "1s".into(),
-        "--visibility-timeout".into(),
-        "3s".into(),
-        "--poll-interval".into(),
-        "50ms".into(),
-    ]);
+    let sidecar = Sidecar::start(&db.args(&["--unsigned", "--allow-loopback"]));
     let all_delivered = eventually_async(WAIT, async || {
         db.status(&first.id).await == DeliveryStatus::Delivered
             && db.status(&during.id).await == DeliveryStatus::Delivered
     })
     .await;
     assert!(all_delivered, "the replayed deliveries were not delivered");
-    sidecar.terminate();
-    let (ok, stdout) = sidecar.exit(WAIT).await;
-    assert!(ok, "{stdout}");
+    let stdout = sidecar.stop(WAIT).await;
     assert_eq!(reported(&stdout, "delivered"), 2, "{stdout}");
 
     // Each arrived exactly once, under its own id; nothing else was sent.
-    let counts = receiver.counts();
-    assert_eq!(counts.len(), 2, "{counts:?}");
-    assert_eq!(counts.get(first.id.as_str()), Some(&1), "{counts:?}");
-    assert_eq!(counts.get(during.id.as_str()), Some(&1), "{counts:?}");
+    assert_eq!(receiver.counts(), once_each([&first.id, &during.id]));
     assert_eq!(db.depth().await, 0);
 
     // Run again: the subscription is healthy, so every dead letter of it is replayed — the one
     // of the earlier outage — and what was replayed is not sent twice.
-    let again = db.json(&[
-        "subscriptions",
-        "enable",
-        &id,
-        "--replay",
-        "--queue",
-        &db.url,
-    ]);
+    let again = json(&mut db.enable_with_replay(&id), 0);
     assert_eq!(again["replay"]["changed_since"], Value::Null, "{again}");
     assert_eq!(again["replay"]["summary"]["queued"], 1, "{again}");
     assert_eq!(db.status(&earlier.id).await, DeliveryStatus::Pending);
@@ -334,11 +248,9 @@ async fn enable_with_replay_queues_the_outages_dead_letters_and_each_arrives_onc
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enable_text_output_names_the_window_replayed() {
-    let db = Db::with_subscriber("https://receiver.example/hooks").await;
-    let sub = db.subscription.clone();
-    let d = db
-        .record(&sub, now(), now(), 500, DeliveryStatus::Dead)
-        .await;
+    let db = SqliteApp::with_subscriber(NOWHERE).await;
+    let sub = db.subscription().clone();
+    let d = db.dead_now().await;
     let disabled = Disabled {
         reason: "the endpoint answered 410 Gone".into(),
         at: now() - chrono::Duration::minutes(1),
@@ -350,33 +262,24 @@ async fn enable_text_output_names_the_window_replayed() {
             .unwrap()
     );
     // No streak: the replay starts at the disabling.
-    db.run(&[
-        "subscriptions",
-        "enable",
-        sub.id.as_str(),
-        "--replay",
-        "--queue",
-        &db.url,
-    ])
-    .assert()
-    .success()
-    .stdout(predicate::str::contains("enabled:    true\n"))
-    .stdout(predicate::str::contains("disabled:   -\n"))
-    .stdout(predicate::str::contains(format!(
-        "replayed the dead letters that failed since {}: replayed 1 (queued 1, resumed 0)",
-        printed(disabled.at)
-    )))
-    .stderr(predicate::str::is_empty());
+    db.enable_with_replay(sub.id.as_str())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("enabled:    true\n"))
+        .stdout(predicate::str::contains("disabled:   -\n"))
+        .stdout(predicate::str::contains(format!(
+            "replayed the dead letters that failed since {}: replayed 1 (queued 1, resumed 0)",
+            printed(disabled.at)
+        )))
+        .stderr(predicate::str::is_empty());
     assert_eq!(db.status(&d.id).await, DeliveryStatus::Pending);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_without_a_queue_exits_2_naming_it_and_changes_nothing() {
-    let db = Db::with_subscriber("https://receiver.example/hooks").await;
-    let sub = db.subscription.clone();
-    let d = db
-        .record(&sub, now(), now(), 500, DeliveryStatus::Dead)
-        .await;
+    let db = SqliteApp::with_subscriber(NOWHERE).await;
+    let sub = db.subscription().clone();
+    let d = db.dead_now().await;
     db.disable_after_failures(now() - chrono::Duration::hours(30), 12, "failing")
         .await;
 
@@ -384,7 +287,7 @@ async fn replay_without_a_queue_exits_2_naming_it_and_changes_nothing() {
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--queue"));
-    let stored = db.subscription().await;
+    let stored = db.stored_subscription().await;
     assert!(!stored.enabled && stored.disabled.is_some(), "{stored:?}");
     assert_eq!(db.status(&d.id).await, DeliveryStatus::Dead);
     assert_eq!(db.depth().await, 0);
@@ -392,8 +295,8 @@ async fn replay_without_a_queue_exits_2_naming_it_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_queue_leaves_the_subscription_disabled() {
-    let db = Db::with_subscriber("https://receiver.example/hooks").await;
-    let sub = db.subscription.clone();
+    let db = SqliteApp::with_subscriber(NOWHERE).await;
+    let sub = db.subscription().clone();
     db.disable_after_failures(now() - chrono::Duration::hours(30), 12, "failing")
         .await;
     db.run(&[
@@ -412,14 +315,14 @@ async fn an_unreachable_queue_leaves_the_subscription_disabled() {
         "--queue postgres://app:***@127.0.0.1:1/app",
     ))
     .stderr(predicate::str::contains("hunter2").not());
-    let stored = db.subscription().await;
+    let stored = db.stored_subscription().await;
     assert!(!stored.enabled && stored.disabled.is_some(), "{stored:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn disable_and_enable_by_hand_without_replay() {
-    let db = Db::with_subscriber("https://receiver.example/hooks").await;
-    let id = db.subscription.id.to_string();
+    let db = SqliteApp::with_subscriber(NOWHERE).await;
+    let id = db.subscription().id.to_string();
     let disabled = db.json(&["subscriptions", "disable", &id]);
     assert_eq!(disabled["enabled"], false, "{disabled}");
     // By hand: no reason recorded (that is the engine's).
@@ -434,7 +337,7 @@ async fn disable_and_enable_by_hand_without_replay() {
     assert_eq!(enabled["enabled"], true, "{enabled}");
     assert!(enabled.get("disabled").is_none(), "{enabled}");
     assert!(enabled.get("health").is_none(), "{enabled}");
-    let stored = db.subscription().await;
+    let stored = db.stored_subscription().await;
     assert!(stored.enabled && stored.disabled.is_none() && stored.health.is_healthy());
 
     db.run(&["subscriptions", "enable", "sub_01JE6Y0V3K8Q2M4N6P8R0T2V4W"])

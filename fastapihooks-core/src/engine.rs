@@ -2,6 +2,7 @@
 //! backend and the sidecar worker.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -55,9 +56,9 @@ pub struct DeliveryEngine {
     health: HealthPolicy,
     /// Subscriptions seen failing by this engine, so the success that ends a streak is
     /// written even when the subscription copy at hand predates the streak.
-    failing: Arc<Mutex<HashSet<SubscriptionId>>>,
+    failing: Arc<IdSet>,
     /// Subscriptions this engine disabled: attempts already planned for them are not sent.
-    disabled: Arc<Mutex<HashSet<SubscriptionId>>>,
+    disabled: Arc<IdSet>,
     ops: Option<OpsEvents>,
 }
 
@@ -277,12 +278,12 @@ impl DeliveryEngine {
     /// Whether a subscription this engine disabled has been enabled again since (the copy an
     /// in-process delivery holds predates both): asks the store, only for those.
     async fn still_enabled(&self, id: &SubscriptionId) -> bool {
-        if !lock(&self.disabled).contains(id) {
+        if !self.disabled.contains(id) {
             return true;
         }
         match self.store.get_subscription(id).await {
             Ok(Some(current)) if current.enabled => {
-                lock(&self.disabled).remove(id);
+                self.disabled.remove(id);
                 true
             }
             Ok(_) => false,
@@ -299,7 +300,7 @@ impl DeliveryEngine {
     async fn track_health(&self, subscription: &Subscription, delivered: bool, at: DateTime<Utc>) {
         if delivered {
             let was_failing =
-                lock(&self.failing).remove(&subscription.id) || !subscription.health.is_healthy();
+                self.failing.remove(&subscription.id) || !subscription.health.is_healthy();
             if !was_failing {
                 return;
             }
@@ -307,7 +308,7 @@ impl DeliveryEngine {
             if self.health.disable_after.is_none() {
                 return;
             }
-            lock(&self.failing).insert(subscription.id.clone());
+            self.failing.insert(&subscription.id);
         }
         match self
             .store
@@ -341,7 +342,7 @@ impl DeliveryEngine {
         health: EndpointHealth,
     ) {
         let disabled = Disabled { reason, at };
-        lock(&self.disabled).insert(subscription.id.clone());
+        self.disabled.insert(&subscription.id);
         match self
             .store
             .disable_subscription(&subscription.id, disabled.clone())
@@ -366,9 +367,39 @@ impl DeliveryEngine {
     }
 }
 
-/// A set's lock; every update is one insert or remove, so a poisoned set is still consistent.
-fn lock(set: &Mutex<HashSet<SubscriptionId>>) -> MutexGuard<'_, HashSet<SubscriptionId>> {
-    set.lock().unwrap_or_else(PoisonError::into_inner)
+/// A set of subscriptions that is almost always empty, checked on every attempt: while it is
+/// empty a check is one atomic load, not a lock.
+#[derive(Default)]
+struct IdSet {
+    ids: Mutex<HashSet<SubscriptionId>>,
+    len: AtomicUsize,
+}
+
+impl IdSet {
+    fn lock(&self) -> MutexGuard<'_, HashSet<SubscriptionId>> {
+        // Every update is one insert or remove: a poisoned set is still consistent.
+        self.ids.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn contains(&self, id: &SubscriptionId) -> bool {
+        self.len.load(Ordering::Acquire) > 0 && self.lock().contains(id)
+    }
+
+    fn insert(&self, id: &SubscriptionId) {
+        let mut ids = self.lock();
+        ids.insert(id.clone());
+        self.len.store(ids.len(), Ordering::Release);
+    }
+
+    fn remove(&self, id: &SubscriptionId) -> bool {
+        if self.len.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let mut ids = self.lock();
+        let removed = ids.remove(id);
+        self.len.store(ids.len(), Ordering::Release);
+        removed
+    }
 }
 
 /// The longest work waits between tries while the store is unreachable.

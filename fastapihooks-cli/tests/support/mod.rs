@@ -1,13 +1,85 @@
-//! What only the sidecar's tests share: the real `fastapihooks` binary as a child process, its
-//! closing line, and an application database to drain. The receiver, `eventually`, the
-//! services (or a skip) and the delivery accounting come from `fastapihooks_testkit`.
+//! What only the CLI's tests share, because it needs the `fastapihooks` binary of this package
+//! (`CARGO_BIN_EXE_fastapihooks` exists only in this package's own tests): the binary run as a
+//! command ([`fastapihooks`], its `--json` output read with [`json`]) or as a sidecar child
+//! process ([`Sidecar`], its closing line read with [`reported`], what reached a receiver
+//! checked with [`once_each`]), and an application's SQLite database ([`SqliteApp`]) with
+//! history written into it as the engine would ([`record_delivery`]). A test file adds its own
+//! `impl SqliteApp` block for what only it writes or runs. The receiver, `eventually`, the
+//! services (or a skip), the fixtures and the delivery accounting come from
+//! `fastapihooks_testkit`.
 #![allow(dead_code)]
 
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fastapihooks_core::{Event, Subscription};
+use chrono::{DateTime, Utc};
+use fastapihooks_core::{
+    AttemptOutcome, Delivery, DeliveryStatus, Event, SqlStore, Store as _, Subscription,
+};
+use fastapihooks_testkit::fixtures::attempt;
+use serde_json::Value;
+
+/// The longest a command, or a wait for what it did, may take.
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
+
+/// A subscriber URL nothing is ever sent to (the test drains no queue, or queues nothing).
+pub(crate) const NOWHERE: &str = "https://receiver.example/hooks";
+
+/// The real `fastapihooks` binary, run as a command: none of its settings come from the
+/// environment (each test passes the flags it means), and it is killed after [`WAIT`].
+pub(crate) fn fastapihooks() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("fastapihooks");
+    for var in [
+        "FASTAPIHOOKS_DATABASE_URL",
+        "FASTAPIHOOKS_QUEUE_URL",
+        "FASTAPIHOOKS_REDIS_KEY_PREFIX",
+        "FASTAPIHOOKS_POSTGRES_SCHEMA",
+        "NO_COLOR",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.timeout(WAIT);
+    cmd
+}
+
+/// Runs `cmd` with `--json`, expecting exit code `code`, and parses its stdout as JSON.
+pub(crate) fn json(cmd: &mut assert_cmd::Command, code: i32) -> Value {
+    let out = cmd.arg("--json").assert().code(code);
+    let stdout = &out.get_output().stdout;
+    serde_json::from_slice(stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(stdout)))
+}
+
+/// Writes a delivery's history into `store` as the engine would: `d` as it was made, then an
+/// attempt for each of `outcomes` (numbered from 1) at `changed`, the last leaving it `status`.
+/// With no outcomes it stays as it was made.
+pub(crate) async fn record_delivery(
+    store: &SqlStore,
+    mut d: Delivery,
+    outcomes: &[AttemptOutcome],
+    status: DeliveryStatus,
+    changed: DateTime<Utc>,
+) -> Delivery {
+    store
+        .record_deliveries(std::slice::from_ref(&d))
+        .await
+        .unwrap();
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let number = u32::try_from(i + 1).unwrap();
+        d.attempts = number;
+        d.updated_at = changed;
+        if i + 1 == outcomes.len() {
+            d.status = status;
+            d.next_attempt_at = None;
+        }
+        store
+            .record_attempt(&d, &attempt(&d, number, outcome.clone()))
+            .await
+            .unwrap();
+    }
+    d
+}
 
 /// A sidecar's stderr read through a pipe: what came so far, and the thread reading it.
 type Captured = (Arc<Mutex<Vec<u8>>>, std::thread::JoinHandle<()>);
@@ -103,6 +175,15 @@ impl Sidecar {
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
     }
 
+    /// SIGTERM, then waits up to `within` for a clean exit (a panic otherwise); returns what it
+    /// printed on stdout.
+    pub(crate) async fn stop(self, within: Duration) -> String {
+        self.terminate();
+        let (ok, stdout) = self.exit(within).await;
+        assert!(ok, "the sidecar did not exit cleanly: {stdout}");
+        stdout
+    }
+
     /// Waits up to `within` for the process to exit; returns whether it succeeded and what it
     /// printed on stdout. Panics (after killing it) if it is still running.
     pub(crate) async fn exit(self, within: Duration) -> (bool, String) {
@@ -158,6 +239,14 @@ pub(crate) fn reported(stdout: &str, what: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {what:?} in {line:?}"))
 }
 
+/// What a receiver's [`counts`](fastapihooks_testkit::Receiver::counts) are when each of `ids`
+/// arrived exactly once and nothing else did.
+pub(crate) fn once_each<'a>(
+    ids: impl IntoIterator<Item = &'a fastapihooks_core::DeliveryId>,
+) -> std::collections::HashMap<String, usize> {
+    ids.into_iter().map(|id| (id.to_string(), 1)).collect()
+}
+
 /// An application's SQLite database holding its outbox and the store, in a temporary directory
 /// of the test's own, with subscriptions to the given URLs.
 #[cfg(feature = "sqlite")]
@@ -172,7 +261,6 @@ pub(crate) struct SqliteApp {
 #[cfg(feature = "sqlite")]
 impl SqliteApp {
     pub(crate) async fn new(subscriptions: Vec<Subscription>) -> Self {
-        use fastapihooks_core::Store as _;
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("app.db").display());
         let store = fastapihooks_core::SqlStore::connect(&url).await.unwrap();
@@ -187,6 +275,38 @@ impl SqliteApp {
             subscriptions,
             _dir: dir,
         }
+    }
+
+    /// A database with one subscription, to every event, pointing at `url`.
+    pub(crate) async fn with_subscriber(url: &str) -> Self {
+        Self::new(vec![Subscription::new("*", url).unwrap()]).await
+    }
+
+    /// The first subscription, as it was added.
+    pub(crate) fn subscription(&self) -> &Subscription {
+        self.subscriptions.first().expect("a subscription")
+    }
+
+    pub(crate) async fn status(&self, id: &fastapihooks_core::DeliveryId) -> DeliveryStatus {
+        self.store.get_delivery(id).await.unwrap().unwrap().status
+    }
+
+    /// Tasks in the outbox.
+    pub(crate) async fn depth(&self) -> u64 {
+        use fastapihooks_core::Queue as _;
+        self.outbox.depth().await.unwrap()
+    }
+
+    /// `fastapihooks <args> --database <this database>`.
+    pub(crate) fn run(&self, args: &[&str]) -> assert_cmd::Command {
+        let mut cmd = fastapihooks();
+        cmd.args(args).args(["--database", &self.url]);
+        cmd
+    }
+
+    /// Runs `args` with `--json`, expecting success, and parses the output.
+    pub(crate) fn json(&self, args: &[&str]) -> Value {
+        json(&mut self.run(args), 0)
     }
 
     pub(crate) async fn publish(&self, events: &[Event]) {

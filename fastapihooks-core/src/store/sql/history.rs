@@ -43,7 +43,27 @@ pub(super) async fn with_events(
             events.insert(row.id.clone(), event_from_row(row)?);
         }
     }
+    // A row whose event is gone was pruned with it between the two reads (retention runs
+    // beside readers): it is left out. Only a row that is still there without its event is
+    // corrupt.
+    let orphans: Vec<&str> = rows
+        .iter()
+        .filter(|r| !events.contains_key(&r.event_id))
+        .map(|r| r.id.as_str())
+        .collect();
+    let mut still_there = std::collections::HashSet::new();
+    for chunk in orphans.chunks(BATCH) {
+        for row in delivery::Entity::find()
+            .filter(delivery::Column::Id.is_in(chunk.iter().copied()))
+            .all(db_conn)
+            .await
+            .map_err(db(what))?
+        {
+            still_there.insert(row.id);
+        }
+    }
     rows.into_iter()
+        .filter(|row| events.contains_key(&row.event_id) || still_there.contains(&row.id))
         .map(|row| {
             let event = events
                 .get(&row.event_id)
