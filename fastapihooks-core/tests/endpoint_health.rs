@@ -37,6 +37,14 @@ async fn subscribe(store: &dyn Store, receiver: &Receiver) -> SubscriptionId {
     id
 }
 
+/// Waits (bounded) until exactly `n` deliveries are in `status`.
+async fn until(store: &dyn Store, status: DeliveryStatus, n: usize) -> bool {
+    eventually_async(WAIT, || async {
+        count(store, DeliveryQuery::status(status)).await == n
+    })
+    .await
+}
+
 async fn count(store: &dyn Store, query: DeliveryQuery) -> usize {
     store
         .list_deliveries(&query.limit(10_000))
@@ -68,15 +76,7 @@ async fn an_endpoint_failing_past_the_policy_is_disabled_with_its_reason() {
     assert!(sub.health.failures >= 3, "{:?}", sub.health);
 
     // The delivery is not left pending with retries to go: it is kept as failed, not sent.
-    let failed = eventually_async(WAIT, || async {
-        count(
-            store.as_ref(),
-            DeliveryQuery::status(DeliveryStatus::Failed),
-        )
-        .await
-            == 1
-    })
-    .await;
+    let failed = until(store.as_ref(), DeliveryStatus::Failed, 1).await;
     assert!(failed, "the delivery did not end as failed");
     let delivery = store
         .list_deliveries(&DeliveryQuery::default())
@@ -122,15 +122,7 @@ async fn a_success_ends_the_failure_streak() {
     )
     .unwrap();
     backend.publish(events(1).remove(0)).await.unwrap();
-    let delivered = eventually_async(WAIT, || async {
-        count(
-            store.as_ref(),
-            DeliveryQuery::status(DeliveryStatus::Delivered),
-        )
-        .await
-            == 1
-    })
-    .await;
+    let delivered = until(store.as_ref(), DeliveryStatus::Delivered, 1).await;
     assert!(delivered);
     let healthy = eventually_async(WAIT, || async {
         let sub = store.get_subscription(&id).await.unwrap().unwrap();
@@ -172,15 +164,7 @@ async fn deliveries_of_a_disabled_subscription_are_kept_and_arrive_once_enabled_
     }
 
     // Disabled by its health; every delivery ends failed, none pending, none dropped.
-    let all_failed = eventually_async(WAIT, || async {
-        count(
-            store.as_ref(),
-            DeliveryQuery::status(DeliveryStatus::Failed),
-        )
-        .await
-            == 5
-    })
-    .await;
+    let all_failed = until(store.as_ref(), DeliveryStatus::Failed, 5).await;
     let sub = store.get_subscription(&id).await.unwrap().unwrap();
     assert!(all_failed && !sub.enabled, "{:?}", sub.disabled);
     let since = sub.health.failing_since.expect("the streak's start");
@@ -196,15 +180,7 @@ async fn deliveries_of_a_disabled_subscription_are_kept_and_arrive_once_enabled_
         .await
         .unwrap();
     assert_eq!(summary.queued, 5, "{summary:?}");
-    let delivered = eventually_async(WAIT, || async {
-        count(
-            store.as_ref(),
-            DeliveryQuery::status(DeliveryStatus::Delivered),
-        )
-        .await
-            == 5
-    })
-    .await;
+    let delivered = until(store.as_ref(), DeliveryStatus::Delivered, 5).await;
     assert!(delivered);
     let after = receiver.counts();
     assert_eq!(after.len(), 5);
@@ -244,15 +220,7 @@ async fn deliveries_of_a_removed_subscription_are_kept_as_failed_not_dropped() {
     assert!(receiver.wait_for(3).await.len() >= 3);
     store.remove_subscription(&id).await.unwrap();
 
-    let all_failed = eventually_async(WAIT, || async {
-        count(
-            store.as_ref(),
-            DeliveryQuery::status(DeliveryStatus::Failed),
-        )
-        .await
-            == 3
-    })
-    .await;
+    let all_failed = until(store.as_ref(), DeliveryStatus::Failed, 3).await;
     stop.cancel();
     running.await.unwrap();
     assert!(
