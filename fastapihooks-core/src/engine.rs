@@ -49,7 +49,8 @@ pub struct Attempted {
 #[derive(Clone)]
 pub struct DeliveryEngine {
     store: Arc<dyn Store>,
-    subscribers: Arc<[Subscription]>,
+    /// Shared, not copied, by every delivery planned for them.
+    subscribers: Arc<[Arc<Subscription>]>,
     dispatcher: Dispatcher,
     retry: RetryPolicy,
     on_failure: Option<OnFailure>,
@@ -83,7 +84,7 @@ impl DeliveryEngine {
     ) -> Self {
         Self {
             store,
-            subscribers: subscribers.into(),
+            subscribers: subscribers.into_iter().map(Arc::new).collect(),
             dispatcher,
             retry,
             on_failure,
@@ -138,7 +139,7 @@ impl DeliveryEngine {
     /// The subscription with this id: a subscriber kept in code first, then the store.
     pub async fn subscription(&self, id: &SubscriptionId) -> Result<Option<Subscription>> {
         if let Some(s) = self.subscribers.iter().find(|s| &s.id == id) {
-            return Ok(Some(s.clone()));
+            return Ok(Some(Subscription::clone(s)));
         }
         self.store.get_subscription(id).await
     }
@@ -146,12 +147,21 @@ impl DeliveryEngine {
     /// The deliveries of `event`, recorded in the store before any attempt. A store that fails
     /// here fails the fan-out: nothing is attempted that was not recorded.
     #[tracing::instrument(level = "debug", skip_all, fields(event = %event.id(), name = %event.name()))]
-    pub async fn fan_out(&self, event: &Event) -> Result<Vec<(Delivery, Subscription)>> {
-        let stored = self.store.matching(event.name(), event.owner()).await?;
-        let planned: Vec<(Delivery, Subscription)> =
+    ///
+    /// Each delivery comes with its subscription shared (`Arc`): a subscriber kept in code is
+    /// never copied per delivery.
+    pub async fn fan_out(&self, event: &Event) -> Result<Vec<(Delivery, Arc<Subscription>)>> {
+        let stored: Vec<Arc<Subscription>> = self
+            .store
+            .matching(event.name(), event.owner())
+            .await?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        let planned: Vec<(Delivery, Arc<Subscription>)> =
             fan_out(event, self.subscribers.iter().chain(stored.iter()))
                 .into_iter()
-                .map(|(d, s)| (d, s.clone()))
+                .map(|(d, s)| (d, Arc::clone(s)))
                 .collect();
         if !planned.is_empty() {
             let deliveries: Vec<Delivery> = planned.iter().map(|(d, _)| d.clone()).collect();

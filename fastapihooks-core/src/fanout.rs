@@ -1,5 +1,6 @@
 //! Fan-out: one [`Event`] becomes one [`Delivery`] per subscription that receives it.
 
+use std::borrow::Borrow;
 use std::collections::HashSet;
 
 use crate::delivery::Delivery;
@@ -9,18 +10,23 @@ use crate::subscription::Subscription;
 /// The deliveries of `event` to the `candidates` that receive it ([`Subscription::receives`]),
 /// one per subscription even if a subscription is listed twice (static and stored).
 ///
-/// Pure: no I/O. The caller records the deliveries before any attempt starts.
-pub fn fan_out<'a>(
+/// Pure: no I/O. The caller records the deliveries before any attempt starts. The candidates
+/// are subscriptions or anything that borrows as one (`Arc<Subscription>`), handed back as given.
+pub fn fan_out<'a, S: Borrow<Subscription> + 'a>(
     event: &Event,
-    candidates: impl IntoIterator<Item = &'a Subscription>,
-) -> Vec<(Delivery, &'a Subscription)> {
+    candidates: impl IntoIterator<Item = &'a S>,
+) -> Vec<(Delivery, &'a S)> {
     let mut seen = HashSet::new();
     candidates
         .into_iter()
-        .filter(|s| s.receives(event.name(), event.owner()))
-        .filter(|s| seen.insert(s.id.clone()))
-        .map(|s| (Delivery::new(event.clone(), s.id.clone()), s))
+        .filter(|s| sub(*s).receives(event.name(), event.owner()))
+        .filter(|s| seen.insert(sub(*s).id.clone()))
+        .map(|s| (Delivery::new(event.clone(), sub(s).id.clone()), s))
         .collect()
+}
+
+fn sub<S: Borrow<Subscription>>(s: &S) -> &Subscription {
+    s.borrow()
 }
 
 #[cfg(test)]

@@ -234,7 +234,7 @@ impl Backend for BackgroundTaskBackend {
             .subscription(&delivery.subscription_id)
             .await
         {
-            Ok(Some(s)) => s,
+            Ok(Some(s)) => Arc::new(s),
             Ok(None) => {
                 return forget(Error::SubscriptionNotFound {
                     id: delivery.subscription_id.to_string(),
@@ -405,7 +405,7 @@ async fn process_event(pool: &Arc<DeliveryPool>, event: Event) {
 async fn fan_out_through_outages(
     pool: &DeliveryPool,
     event: &Event,
-) -> Option<Vec<(Delivery, Subscription)>> {
+) -> Option<Vec<(Delivery, Arc<Subscription>)>> {
     let mut failures = 0u32;
     loop {
         match pool.engine.fan_out(event).await {
@@ -432,7 +432,7 @@ async fn fan_out_through_outages(
 async fn deliver(
     pool: &DeliveryPool,
     mut delivery: Delivery,
-    subscription: Subscription,
+    subscription: Arc<Subscription>,
     first_attempt: OwnedSemaphorePermit,
 ) {
     let mut permit = Some(first_attempt);
