@@ -260,9 +260,10 @@ impl Replay {
         // First what an interrupted replay left pending and perhaps unqueued; then the rest.
         let mut resumed = self.page_query(query, DeliveryStatus::Pending);
         loop {
-            let page = self.store.list_deliveries(&resumed).await?;
-            let Some(last) = page.last() else { break };
-            resumed.before = Some(last.id.clone());
+            let page = self.next_page(&mut resumed).await?;
+            if page.is_empty() {
+                break;
+            }
             for d in page.iter().filter(|d| d.replays > 0) {
                 if self.resume(&d.id, &mut subscriptions).await? {
                     summary.add(ReplayOutcome::Resumed);
@@ -273,33 +274,12 @@ impl Replay {
         for status in self.statuses(query) {
             let mut page_query = self.page_query(query, status);
             loop {
-                let page = self.store.list_deliveries(&page_query).await?;
-                let Some(last) = page.last() else { break };
-                page_query.before = Some(last.id.clone());
-                // The page's subscriptions first: a look-up made while replays are under way
-                // would wait for a connection they hold.
-                let mut enabled = Vec::with_capacity(page.len());
-                for d in &page {
-                    enabled.push(
-                        self.subscription_enabled(&d.subscription_id, &mut subscriptions)
-                            .await?,
-                    );
+                let page = self.next_page(&mut page_query).await?;
+                if page.is_empty() {
+                    break;
                 }
-                let mut running = FuturesUnordered::new();
-                let mut rows = page.iter().zip(enabled);
-                loop {
-                    while running.len() < self.concurrency {
-                        let Some((d, enabled)) = rows.next() else {
-                            break;
-                        };
-                        running.push(self.reopen_and_queue(&d.id, enabled));
-                    }
-                    let Some(outcome) = running.next().await else {
-                        break;
-                    };
-                    summary.add(outcome?);
-                    progress(&summary);
-                }
+                self.replay_page(&page, &mut subscriptions, &mut summary, &mut progress)
+                    .await?;
             }
         }
         Ok(summary)
@@ -312,13 +292,57 @@ impl Replay {
         for status in self.statuses(query) {
             let mut page_query = self.page_query(query, status);
             loop {
-                let page = self.store.list_deliveries(&page_query).await?;
-                let Some(last) = page.last() else { break };
-                page_query.before = Some(last.id.clone());
+                let page = self.next_page(&mut page_query).await?;
+                if page.is_empty() {
+                    break;
+                }
                 n += page.len() as u64;
             }
         }
         Ok(n)
+    }
+
+    /// The next page of `query`, moving its cursor past it; empty at the end.
+    async fn next_page(&self, query: &mut DeliveryQuery) -> Result<Vec<Delivery>> {
+        let page = self.store.list_deliveries(query).await?;
+        if let Some(last) = page.last() {
+            query.before = Some(last.id.clone());
+        }
+        Ok(page)
+    }
+
+    /// Replays one page, `concurrency` deliveries at a time.
+    async fn replay_page(
+        &self,
+        page: &[Delivery],
+        subscriptions: &mut HashMap<SubscriptionId, bool>,
+        summary: &mut ReplaySummary,
+        progress: &mut impl FnMut(&ReplaySummary),
+    ) -> Result<()> {
+        // The page's subscriptions first: a look-up made while replays are under way would
+        // wait for a connection they hold.
+        let mut enabled = Vec::with_capacity(page.len());
+        for d in page {
+            enabled.push(
+                self.subscription_enabled(&d.subscription_id, subscriptions)
+                    .await?,
+            );
+        }
+        let mut running = FuturesUnordered::new();
+        let mut rows = page.iter().zip(enabled);
+        loop {
+            while running.len() < self.concurrency {
+                let Some((d, enabled)) = rows.next() else {
+                    break;
+                };
+                running.push(self.reopen_and_queue(&d.id, enabled));
+            }
+            let Some(outcome) = running.next().await else {
+                return Ok(());
+            };
+            summary.add(outcome?);
+            progress(summary);
+        }
     }
 
     /// The statuses a bulk replay reads.
