@@ -114,6 +114,13 @@ impl DeliveryEngine {
         &self.health
     }
 
+    /// The same engine recording through `store` (the worker's `BatchedStore` in front of the
+    /// one it was built with).
+    pub(crate) fn with_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = store;
+        self
+    }
+
     /// The store deliveries are recorded in.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store

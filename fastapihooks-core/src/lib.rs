@@ -27,6 +27,7 @@ pub mod engine;
 pub mod error;
 pub mod event;
 pub mod fanout;
+mod group_commit;
 pub mod health;
 pub mod id;
 pub mod ops_events;

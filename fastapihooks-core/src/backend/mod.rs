@@ -9,6 +9,7 @@ mod background;
 #[cfg(any(feature = "redis", feature = "sql"))]
 mod open;
 mod queue;
+mod settlement;
 #[cfg(feature = "redis")]
 pub mod redis;
 #[cfg(feature = "sql")]
@@ -20,6 +21,7 @@ use async_trait::async_trait;
 
 pub use background::{BackgroundConfig, BackgroundTaskBackend};
 pub use queue::{DeliverTask, Leased, Queue, Receipt, Task};
+pub use settlement::Settlement;
 #[cfg(feature = "redis")]
 pub use redis::{RedisBackend, RedisConfig};
 #[cfg(feature = "sql")]

@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::Backend;
+use super::settlement::{self, Settlement};
 use crate::delivery::Delivery;
 use crate::error::Result;
 use crate::event::Event;
@@ -298,6 +299,14 @@ pub trait Queue: Backend {
 
     /// Settles the lease and keeps `task` as a dead letter, with the `reason` for a human.
     async fn dead_letter(&self, receipt: &Receipt, task: &Task, reason: &str) -> Result<bool>;
+
+    /// Settles several leases, each as its [`Settlement`] says and each fenced as the single
+    /// methods are: one result per settlement, in order. The worker group-commits the
+    /// settlements of tasks that end at about the same time through this. The default makes
+    /// the single calls concurrently; a queue that can settle many in one statement should.
+    async fn settle_many(&self, settlements: &[Settlement]) -> Vec<Result<bool>> {
+        settlement::each(self, settlements).await
+    }
 
     /// Renews the lease for another visibility timeout, from now. Returns `false`, changing
     /// nothing, when the lease is no longer held. The worker renews every lease it holds while

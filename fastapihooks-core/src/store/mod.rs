@@ -3,11 +3,13 @@
 //! [`MemoryStore`] ships for development and tests; a SQL store and users' own stores implement
 //! the same trait. Every implementation must agree with [`Subscription::receives`] in `matching`.
 
+mod batched;
 mod memory;
 mod retention;
 #[cfg(feature = "sql")]
 pub mod sql;
 
+pub(crate) use batched::BatchedStore;
 pub use memory::MemoryStore;
 pub use retention::{MAX_PRUNE_BATCHES, Pruned, prune_history};
 #[cfg(feature = "sql")]
@@ -141,6 +143,37 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Reopen>>;
     /// The delivery with this id, if any.
     async fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>>;
+    /// The deliveries with these ids that exist, in any order: the sidecar reads the state of
+    /// a batch of tasks at once. The default asks [`get_delivery`](Self::get_delivery) for
+    /// each; a store that can read them in one query should.
+    async fn get_deliveries(&self, ids: &[DeliveryId]) -> Result<Vec<Delivery>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            found.extend(self.get_delivery(id).await?);
+        }
+        Ok(found)
+    }
+    /// The subscriptions with these ids that exist, in any order. The default asks
+    /// [`get_subscription`](Self::get_subscription) for each; a store that can read them in
+    /// one query should.
+    async fn get_subscriptions(&self, ids: &[SubscriptionId]) -> Result<Vec<Subscription>> {
+        let mut found = Vec::with_capacity(ids.len());
+        for id in ids {
+            found.extend(self.get_subscription(id).await?);
+        }
+        Ok(found)
+    }
+    /// [`record_attempt`](Self::record_attempt) for several attempts (of distinct
+    /// deliveries), with the same rules for each: the sidecar group-commits the attempts that
+    /// end at about the same time. An error means none may be recorded (each is then made
+    /// again). The default records them one by one; a store that can write them in one
+    /// transaction should.
+    async fn record_attempts(&self, attempts: &[(Delivery, Attempt)]) -> Result<()> {
+        for (delivery, attempt) in attempts {
+            self.record_attempt(delivery, attempt).await?;
+        }
+        Ok(())
+    }
     /// A page of the deliveries passing every filter of `query` and older than its cursor,
     /// newest first (by id): the deliveries [`DeliveryQuery::matches`] accepts.
     async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>>;

@@ -1,22 +1,26 @@
 //! [`Worker`]: the sidecar's engine — lease, fan out or deliver, settle — over any [`Queue`].
 //!
 //! ```text
-//! loop: permit ─▶ Queue::lease ─▶ per task (one tokio task each, holding its permit):
+//! leaser: Queue::lease (a batch, whenever the prefetch buffer has room) ─▶ buffer
+//! loop: buffer ─▶ permit ─▶ per task (one tokio task each, holding its permit):
 //!   Fanout  ─▶ DeliveryEngine::fan_out (recorded in the Store) ─▶ Queue::replace(event → deliveries)
 //!   Deliver ─▶ already final in the Store? ack : one attempt ─▶ ack / retry_in / dead_letter
 //! shutdown: stop leasing ─▶ drain in-flight tasks within the deadline
 //! ```
 //!
-//! A permit is taken **before** leasing, so in-flight tasks never exceed the configured
-//! concurrency and nothing leased waits for a permit while its lease runs out.
+//! In-flight tasks never exceed the configured concurrency; at most one lease batch waits in
+//! the buffer (its leases renewed before they run if they waited long). The store's hot calls
+//! (`BatchedStore`) and the settles (`Queue::settle_many`) of concurrent tasks are
+//! group-committed: a busy worker makes a round trip per batch, not per delivery.
 
+mod prefetch;
 mod report;
 mod task;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::task::TaskTracker;
 
 pub use report::WorkerReport;
@@ -25,6 +29,7 @@ pub use tokio_util::sync::CancellationToken;
 
 use crate::backend::Queue;
 use crate::engine::DeliveryEngine;
+use crate::store::BatchedStore;
 use crate::error::{Error, Result};
 
 /// Limits of a [`Worker`].
@@ -32,7 +37,8 @@ use crate::error::{Error, Result};
 pub struct WorkerConfig {
     /// Tasks (fan-outs and HTTP attempts) in flight at once. Default 100.
     pub concurrency: usize,
-    /// At most this many tasks leased per call. Default 32.
+    /// At most this many tasks leased per queue call, and leased ahead while every permit is
+    /// busy (never more than `concurrency`). Default 32.
     pub lease_batch: usize,
     /// How long shutdown waits for in-flight tasks before abandoning them (their leases expire
     /// and another worker takes them over). Default 30 s.
@@ -146,11 +152,10 @@ impl<Q: Queue> Worker<Q> {
     /// the drain deadline. Queue errors (Redis down) are logged and retried with a backoff;
     /// they never end the loop.
     pub async fn run(self, shutdown: CancellationToken) -> WorkerReport {
-        let ctx = Arc::new(task::Ctx::new(
-            self.queue,
-            self.engine,
-            self.config.max_leases,
-        ));
+        // The store's hot calls and the queue's settles are group-committed from here on.
+        let store: Arc<dyn crate::Store> = Arc::new(BatchedStore::new(self.engine.store().clone()));
+        let engine = self.engine.with_store(store);
+        let ctx = Arc::new(task::Ctx::new(self.queue, engine, self.config.max_leases));
         let permits = Arc::new(Semaphore::new(self.config.concurrency));
         let tracker = TaskTracker::new();
         let abort = CancellationToken::new();
@@ -170,74 +175,49 @@ impl<Q: Queue> Worker<Q> {
                 deadline_passed.cancel();
             });
         }
-        let mut failures = 0u32;
+        let capacity = self.config.lease_batch.min(self.config.concurrency);
+        let (buffer, mut prefetched) = mpsc::channel(capacity);
+        tokio::spawn(prefetch::lease_ahead(
+            ctx.queue.clone(),
+            capacity,
+            buffer,
+            shutdown.clone(),
+            deadline_passed.clone(),
+        ));
+        // Every leased task gets a permit before it runs; the leaser stops at shutdown, and
+        // what it leased before still runs.
         loop {
-            let first = tokio::select! {
+            let next = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => break,
+                _ = deadline_passed.cancelled() => break,
+                next = prefetched.recv() => next,
+            };
+            let Some(next) = next else { break };
+            let permit = tokio::select! {
+                biased;
+                _ = deadline_passed.cancelled() => break,
                 permit = permits.clone().acquire_owned() => match permit {
                     Ok(permit) => permit,
                     Err(_) => break, // never closed
                 },
             };
-            let mut held = vec![first];
-            while held.len() < self.config.lease_batch {
-                match permits.clone().try_acquire_owned() {
-                    Ok(permit) => held.push(permit),
-                    Err(_) => break,
+            let ctx = ctx.clone();
+            let abort = abort.clone();
+            tracker.spawn(async move {
+                metrics::gauge!("fastapihooks_worker_tasks_in_flight").increment(1.0);
+                tokio::select! {
+                    _ = abort.cancelled() => {}
+                    _ = task::run(&ctx, next) => {}
                 }
-            }
-            // Raced against the drain deadline only, not against shutdown itself: a lease call
-            // returns within the queue's short block time, and what it leased then runs within
-            // the deadline. A call still running when the deadline passes is dropped (what it
-            // may have leased comes back when its lease expires).
-            let leasing = tokio::select! {
-                leased = ctx.queue.lease(held.len()) => leased,
-                _ = deadline_passed.cancelled() => {
-                    tracing::warn!("drain deadline passed during a lease call; stopping");
-                    break;
-                }
-            };
-            let leased = match leasing {
-                Ok(leased) => {
-                    failures = 0;
-                    leased
-                }
-                Err(e) => {
-                    failures += 1;
-                    let pause = backoff(failures);
-                    tracing::error!(error = %e, ?pause, "leasing failed; retrying");
-                    metrics::counter!("fastapihooks_queue_errors_total").increment(1);
-                    drop(held);
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        _ = tokio::time::sleep(pause) => continue,
-                    }
-                }
-            };
-            if leased.len() > held.len() {
-                // A queue that returns more than asked breaks the contract; what has no permit
-                // is left to expire and come back rather than run over the cap.
-                tracing::error!(
-                    asked = held.len(),
-                    got = leased.len(),
-                    "queue leased more tasks than asked; the extra ones run after their leases expire"
-                );
-            }
-            for (leased, permit) in leased.into_iter().zip(held.drain(..)) {
-                let ctx = ctx.clone();
-                let abort = abort.clone();
-                tracker.spawn(async move {
-                    metrics::gauge!("fastapihooks_worker_tasks_in_flight").increment(1.0);
-                    tokio::select! {
-                        _ = abort.cancelled() => {}
-                        _ = task::run(&ctx, leased) => {}
-                    }
-                    metrics::gauge!("fastapihooks_worker_tasks_in_flight").decrement(1.0);
-                    drop(permit);
-                });
-            }
-            // Permits beyond what was leased are released here.
+                metrics::gauge!("fastapihooks_worker_tasks_in_flight").decrement(1.0);
+                drop(permit);
+            });
+        }
+        // Leased but never started (the deadline passed first): their leases expire.
+        prefetched.close();
+        let mut never_started = 0;
+        while prefetched.try_recv().is_ok() {
+            never_started += 1;
         }
         tracker.close();
         let in_flight = self.config.concurrency - permits.available_permits();
@@ -261,7 +241,7 @@ impl<Q: Queue> Worker<Q> {
             tracker.wait().await;
             abandoned
         };
-        ctx.stats.report(abandoned)
+        ctx.stats.report(abandoned + never_started)
     }
 }
 
@@ -269,22 +249,9 @@ impl<Q: Queue> Worker<Q> {
 /// attempt.
 pub const VISIBILITY_MARGIN: Duration = Duration::from_secs(1);
 
-/// 100 ms doubling to 5 s.
-fn backoff(failures: u32) -> Duration {
-    let exp = failures.saturating_sub(1).min(6);
-    (Duration::from_millis(100) * 2u32.pow(exp)).min(Duration::from_secs(5))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_and_is_capped() {
-        assert_eq!(backoff(1), Duration::from_millis(100));
-        assert_eq!(backoff(2), Duration::from_millis(200));
-        assert_eq!(backoff(50), Duration::from_secs(5));
-    }
 
     #[test]
     fn zero_concurrency_is_rejected_with_its_field_named() {

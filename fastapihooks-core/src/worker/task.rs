@@ -5,12 +5,18 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use super::prefetch::Prefetched;
 use super::report::Stats;
-use crate::backend::{DeliverTask, Leased, Queue, Receipt, Task};
+use crate::backend::{DeliverTask, Leased, Queue, Receipt, Settlement, Task};
 use crate::delivery::{Delivery, DeliveryStatus};
 use crate::engine::{DeliveryEngine, NextStep};
 use crate::error::Result;
 use crate::event::Event;
+use crate::group_commit::{Flush, GroupCommit};
+
+/// Settlements per `settle_many` call, and such calls in flight at once.
+const SETTLE_BATCH: usize = 128;
+const SETTLE_PARALLEL: usize = 2;
 
 /// What every task of one worker shares.
 pub(super) struct Ctx<Q> {
@@ -18,20 +24,36 @@ pub(super) struct Ctx<Q> {
     pub(super) engine: DeliveryEngine,
     pub(super) stats: Stats,
     max_leases: u32,
+    /// The settles of concurrent tasks, group-committed through `Queue::settle_many`.
+    settles: GroupCommit<Settlement, bool>,
     /// The work running in this worker (a delivery, or an event's fan-out), so a task leased
     /// again while this worker still runs it is not run twice here.
     running: Mutex<HashSet<String>>,
 }
 
 impl<Q: Queue> Ctx<Q> {
+    /// Needs a tokio runtime: the settles are written by a task of their own.
     pub(super) fn new(queue: Arc<Q>, engine: DeliveryEngine, max_leases: u32) -> Self {
+        let settle_many: Flush<Settlement, bool> = {
+            let queue = queue.clone();
+            Arc::new(move |batch: Vec<Settlement>| {
+                let queue = queue.clone();
+                Box::pin(async move { queue.settle_many(&batch).await })
+            })
+        };
         Self {
+            settles: GroupCommit::start("queue.settle", SETTLE_BATCH, SETTLE_PARALLEL, settle_many),
             queue,
             engine,
             max_leases,
             stats: Stats::default(),
             running: Mutex::default(),
         }
+    }
+
+    /// Settles one lease, in the next group commit of settles.
+    async fn settle(&self, settlement: Settlement) -> Result<bool> {
+        self.settles.call(settlement).await
     }
 
     fn running(&self) -> MutexGuard<'_, HashSet<String>> {
@@ -54,7 +76,11 @@ fn work(task: &Task) -> String {
 /// delivery status makes safe. A task whose work already runs in this worker (leased again,
 /// under a new lease, while the first run is still going) is left alone: its lease expires
 /// after the first run has settled, and the store's status then makes it a no-op.
-pub(super) async fn run<Q: Queue>(ctx: &Ctx<Q>, leased: Leased) {
+///
+/// A task that waited for a permit longer than a third of the visibility timeout has its lease
+/// renewed first; one whose lease is already gone is left to whoever took it over.
+pub(super) async fn run<Q: Queue>(ctx: &Ctx<Q>, prefetched: Prefetched) {
+    let Prefetched { leased, at } = prefetched;
     let Leased {
         receipt,
         task,
@@ -63,6 +89,18 @@ pub(super) async fn run<Q: Queue>(ctx: &Ctx<Q>, leased: Leased) {
     let kind = task.kind();
     if leases > ctx.max_leases {
         return poison(ctx, &receipt, &task, leases).await;
+    }
+    if at.elapsed() > ctx.queue.visibility_timeout() / 3 {
+        match ctx.queue.extend(&receipt).await {
+            Ok(true) => {}
+            Ok(false) => {
+                Stats::bump(&ctx.stats.leases_lost);
+                tracing::warn!(%receipt, kind, waited = ?at.elapsed(), "lease expired while the task waited for a permit; left to whoever took it over");
+                return;
+            }
+            // The renewals while it runs try again.
+            Err(e) => tracing::warn!(%receipt, kind, error = %e, "could not renew a lease that waited for a permit"),
+        }
     }
     let Some(_running) = Running::claim(ctx, work(&task)) else {
         Stats::bump(&ctx.stats.skipped);
@@ -103,7 +141,12 @@ async fn poison<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, task: &Task, leases: 
     Stats::bump(&ctx.stats.dead_lettered);
     metrics::counter!("fastapihooks_poison_tasks_total", "kind" => task.kind()).increment(1);
     tracing::error!(%receipt, kind = task.kind(), event = %task.event().id(), leases, "poison task dead-lettered");
-    if let Err(e) = ctx.queue.dead_letter(receipt, task, &reason).await {
+    let dead = Settlement::DeadLetter {
+        receipt: receipt.clone(),
+        task: task.clone(),
+        reason,
+    };
+    if let Err(e) = ctx.settle(dead).await {
         Stats::bump(&ctx.stats.errors);
         tracing::error!(%receipt, error = %e, "could not dead-letter a poison task; it comes back when its lease expires");
     }
@@ -175,7 +218,12 @@ async fn fan_out<Q: Queue>(
                 .into_iter()
                 .map(|(delivery, _)| DeliverTask::of(delivery).into())
                 .collect();
-            let settled = ctx.queue.replace(receipt, &tasks).await?;
+            let settled = ctx
+                .settle(Settlement::Replace {
+                    receipt: receipt.clone(),
+                    next: tasks,
+                })
+                .await?;
             if settled {
                 Stats::bump(&ctx.stats.fanned_out);
             }
@@ -185,9 +233,12 @@ async fn fan_out<Q: Queue>(
             let failures = failures.saturating_add(1);
             let delay = ctx.engine.outage_delay(failures);
             tracing::warn!(event = %event.id(), error = %e, failures, ?delay, "fan-out failed (store unreachable?); the event will be fanned out later");
-            ctx.queue
-                .retry_in(receipt, &Task::Fanout { event, failures }, delay)
-                .await
+            ctx.settle(Settlement::RetryIn {
+                receipt: receipt.clone(),
+                task: Task::Fanout { event, failures },
+                delay,
+            })
+            .await
         }
     }
 }
@@ -207,18 +258,18 @@ async fn deliver<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, task: DeliverTask) -
         Err(e) => {
             let delay = ctx.engine.outage_delay(1);
             tracing::warn!(delivery = %task.delivery_id(), error = %e, ?delay, "store unreachable before an attempt; trying later");
-            return ctx.queue.retry_in(receipt, &task.into(), delay).await;
+            return ctx.settle(retry(receipt, task.into(), delay)).await;
         }
     };
     if let Some(newer) = stored.as_ref().filter(|d| d.replays > task.replay()) {
         tracing::debug!(delivery = %newer.id, task_run = task.replay(), run = newer.replays, "a task of an earlier run: the delivery was replayed since; not sent");
         Stats::bump(&ctx.stats.skipped);
-        return ctx.queue.ack(receipt).await;
+        return ctx.settle(Settlement::ack(receipt.clone())).await;
     }
     if let Some(done) = stored.as_ref().filter(|d| d.status.is_final()) {
         tracing::debug!(delivery = %done.id, status = %done.status, "already final: not sent again");
         Stats::bump(&ctx.stats.skipped);
-        return ctx.queue.ack(receipt).await;
+        return ctx.settle(Settlement::ack(receipt.clone())).await;
     }
     let mut delivery = Delivery::new(task.event().clone(), task.subscription_id().clone());
     delivery.id = task.delivery_id().clone();
@@ -243,18 +294,18 @@ async fn deliver<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, task: DeliverTask) -
         Stats::bump(&ctx.stats.errors);
         let delay = ctx.engine.outage_delay(1);
         tracing::warn!(delivery = %delivery.id, ?delay, "attempt not recorded: the delivery runs again later");
-        return ctx.queue.retry_in(receipt, &Task::from(task), delay).await;
+        return ctx.settle(retry(receipt, Task::from(task), delay)).await;
     }
     let attempts = delivery.attempts;
     let task = Task::from(task.with_attempts(attempts));
     match tried.next {
         NextStep::Done(DeliveryStatus::Delivered) => {
             Stats::bump(&ctx.stats.delivered);
-            ctx.queue.ack(receipt).await
+            ctx.settle(Settlement::ack(receipt.clone())).await
         }
         NextStep::RetryIn(delay) => {
             Stats::bump(&ctx.stats.retried);
-            ctx.queue.retry_in(receipt, &task, delay).await
+            ctx.settle(retry(receipt, task, delay)).await
         }
         NextStep::Done(status) => {
             Stats::bump(&ctx.stats.dead_lettered);
@@ -262,7 +313,20 @@ async fn deliver<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, task: DeliverTask) -
                 DeliveryStatus::Dead => format!("out of retries after {attempts} attempts"),
                 _ => format!("refused for good after {attempts} attempts"),
             };
-            ctx.queue.dead_letter(receipt, &task, &reason).await
+            ctx.settle(Settlement::DeadLetter {
+                receipt: receipt.clone(),
+                task,
+                reason,
+            })
+            .await
         }
+    }
+}
+
+fn retry(receipt: &Receipt, task: Task, delay: Duration) -> Settlement {
+    Settlement::RetryIn {
+        receipt: receipt.clone(),
+        task,
+        delay,
     }
 }

@@ -25,6 +25,7 @@
 //! published through it.
 
 mod config;
+mod settle;
 mod statements;
 mod transient;
 
@@ -40,6 +41,7 @@ pub use config::SqlOutboxConfig;
 
 use super::open::OpenFlag;
 use super::queue::{DeliverTask, Leased, Queue, Receipt, Task};
+use super::settlement::Settlement;
 use super::{Backend, ShutdownReport};
 use crate::delivery::Delivery;
 use crate::error::{Error, Result};
@@ -367,6 +369,12 @@ impl Queue for SqlBackend {
         let values = vec![task.encode()?.into(), reason.into()];
         self.settle_row(receipt, &statements::dead(self.backend), values)
             .await
+    }
+
+    /// The acks in one fenced `DELETE … RETURNING` per 500; the others one by one,
+    /// concurrently.
+    async fn settle_many(&self, settlements: &[Settlement]) -> Vec<Result<bool>> {
+        settle::settle_many(self, settlements).await
     }
 
     async fn extend(&self, receipt: &Receipt) -> Result<bool> {

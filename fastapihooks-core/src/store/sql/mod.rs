@@ -21,6 +21,7 @@
 // private to this store, so none of them is reachable from outside.
 #[allow(unreachable_pub)]
 mod entity;
+mod batch;
 mod history;
 pub mod migration;
 mod options;
@@ -422,6 +423,22 @@ impl Store for SqlStore {
             Some(row) => Ok(history::with_events(&self.db, vec![row], what).await?.pop()),
             None => Ok(None),
         }
+    }
+
+    /// One `IN` query per 200 ids (and one for their events).
+    async fn get_deliveries(&self, ids: &[DeliveryId]) -> Result<Vec<Delivery>> {
+        batch::get_deliveries(&self.db, ids).await
+    }
+
+    /// One `IN` query per 200 ids.
+    async fn get_subscriptions(&self, ids: &[SubscriptionId]) -> Result<Vec<Subscription>> {
+        batch::get_subscriptions(&self.db, ids).await
+    }
+
+    /// One transaction: an `UPDATE` with `CASE` per 200 deliveries, one read of which exist,
+    /// one multi-row `INSERT` of the attempts.
+    async fn record_attempts(&self, attempts: &[(Delivery, Attempt)]) -> Result<()> {
+        batch::record_attempts(&self.db, attempts).await
     }
 
     async fn list_deliveries(&self, q: &DeliveryQuery) -> Result<Vec<Delivery>> {

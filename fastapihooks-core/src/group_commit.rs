@@ -1,0 +1,211 @@
+//! [`GroupCommit`]: concurrent calls of one operation coalesced into one batched call.
+//!
+//! The sidecar runs up to `--concurrency` tasks at once, and each makes the same few store and
+//! queue calls. Made one by one, each call is a round trip (and, for a write, a commit); here a
+//! call joins a queue, and one flusher takes everything queued — up to a batch size — and makes
+//! one batched call for all of it. There is no timer: a call waits only for the flush in
+//! progress, so an idle system pays one hop and a busy one fills its batches by itself (the
+//! classic group commit).
+//!
+//! ```text
+//! caller ─┐                         ┌─ flush([a, b, c]) ─▶ one statement / one pipeline
+//! caller ─┼─▶ bounded queue ─▶ flusher (≤ `parallel` flushes at once)
+//! caller ─┘                         └─ each caller gets its own result back
+//! ```
+//!
+//! A caller that gives up (its task is aborted) does not cancel the flush its request is part
+//! of: a write that started completes.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::error::{Error, Result};
+
+/// A batched call: every request of the batch in, one result per request out, in order.
+pub(crate) type Flush<Req, Out> =
+    Arc<dyn Fn(Vec<Req>) -> Pin<Box<dyn Future<Output = Vec<Result<Out>>> + Send>> + Send + Sync>;
+
+/// Coalesces concurrent calls of one operation (see the [module docs](self)).
+pub(crate) struct GroupCommit<Req, Out> {
+    what: &'static str,
+    queue: mpsc::Sender<(Req, oneshot::Sender<Result<Out>>)>,
+}
+
+impl<Req, Out> std::fmt::Debug for GroupCommit<Req, Out> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupCommit")
+            .field("what", &self.what)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Req: Send + 'static, Out: Send + 'static> GroupCommit<Req, Out> {
+    /// Starts the flusher (on the current tokio runtime): at most `max_batch` requests per
+    /// flush, at most `parallel` flushes at once. It stops once this `GroupCommit` is dropped
+    /// and the queued requests are flushed.
+    pub(crate) fn start(
+        what: &'static str,
+        max_batch: usize,
+        parallel: usize,
+        flush: Flush<Req, Out>,
+    ) -> Self {
+        let max_batch = max_batch.max(1);
+        let (queue, requests) = mpsc::channel(max_batch * parallel.max(1) * 2);
+        tokio::spawn(flusher(
+            what,
+            requests,
+            max_batch,
+            Arc::new(Semaphore::new(parallel.max(1))),
+            flush,
+        ));
+        Self { what, queue }
+    }
+
+    /// Makes the call as part of the next batch and waits for its own result.
+    pub(crate) async fn call(&self, request: Req) -> Result<Out> {
+        let (reply, result) = oneshot::channel();
+        if self.queue.send((request, reply)).await.is_err() {
+            return Err(self.gone());
+        }
+        result.await.unwrap_or_else(|_| Err(self.gone()))
+    }
+
+    fn gone(&self) -> Error {
+        Error::storage(
+            self.what,
+            std::io::Error::other("the batched call was abandoned (the runtime is shutting down)"),
+        )
+    }
+}
+
+async fn flusher<Req: Send + 'static, Out: Send + 'static>(
+    what: &'static str,
+    mut requests: mpsc::Receiver<(Req, oneshot::Sender<Result<Out>>)>,
+    max_batch: usize,
+    flushes: Arc<Semaphore>,
+    flush: Flush<Req, Out>,
+) {
+    loop {
+        // A free flush slot first: while every slot is busy, requests pile up into the next
+        // batch instead of each starting its own.
+        let Ok(slot) = flushes.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = requests.recv().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match requests.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let flush = flush.clone();
+        tokio::spawn(async move {
+            let (inputs, replies): (Vec<Req>, Vec<_>) = batch.into_iter().unzip();
+            let asked = inputs.len();
+            let mut outputs = flush(inputs).await;
+            if outputs.len() != asked {
+                // A flush breaking its contract fails the whole batch rather than mismatch
+                // results with callers.
+                outputs = (0..asked)
+                    .map(|_| {
+                        Err(Error::storage(
+                            what,
+                            std::io::Error::other(format!(
+                                "a batched call returned {} results for {asked} requests",
+                                outputs.len()
+                            )),
+                        ))
+                    })
+                    .collect();
+            }
+            metrics::histogram!("fastapihooks_group_commit_batch_size", "op" => what)
+                .record(asked as f64);
+            for (reply, output) in replies.into_iter().zip(outputs) {
+                // A caller that gave up is not waiting; its write still happened.
+                let _ = reply.send(output);
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// The same error for every request of a failed batch: each caller gets it under the
+/// operation's name, the cause's text kept.
+pub(crate) fn fail_all<Out>(what: &'static str, n: usize, error: &Error) -> Vec<Result<Out>> {
+    let shared = error.to_string();
+    (0..n)
+        .map(|_| Err(Error::storage(what, std::io::Error::other(shared.clone()))))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    fn recording(sizes: Arc<Mutex<Vec<usize>>>) -> Flush<u32, u32> {
+        Arc::new(move |batch: Vec<u32>| {
+            let sizes = sizes.clone();
+            Box::pin(async move {
+                sizes.lock().unwrap().push(batch.len());
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                batch.into_iter().map(|n| Ok(n * 2)).collect()
+            })
+        })
+    }
+
+    #[tokio::test]
+    async fn each_caller_gets_its_own_result() {
+        let commit = GroupCommit::start("test", 8, 1, recording(Arc::default()));
+        let (a, b) = tokio::join!(commit.call(1), commit.call(21));
+        assert_eq!((a.unwrap(), b.unwrap()), (2, 42));
+    }
+
+    #[tokio::test]
+    async fn calls_made_while_a_flush_runs_share_the_next_batch() {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let commit = Arc::new(GroupCommit::start("test", 100, 1, recording(sizes.clone())));
+        let calls: Vec<_> = (0..50)
+            .map(|n| {
+                let commit = commit.clone();
+                tokio::spawn(async move { commit.call(n).await })
+            })
+            .collect();
+        for (n, call) in calls.into_iter().enumerate() {
+            assert_eq!(call.await.unwrap().unwrap(), 2 * n as u32);
+        }
+        let sizes = sizes.lock().unwrap().clone();
+        assert_eq!(sizes.iter().sum::<usize>(), 50);
+        assert!(sizes.len() < 50, "no call was batched with another: {sizes:?}");
+    }
+
+    #[tokio::test]
+    async fn a_batch_never_exceeds_its_size() {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let commit = Arc::new(GroupCommit::start("test", 4, 1, recording(sizes.clone())));
+        let calls: Vec<_> = (0..30)
+            .map(|n| {
+                let commit = commit.clone();
+                tokio::spawn(async move { commit.call(n).await })
+            })
+            .collect();
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+        assert!(sizes.lock().unwrap().iter().all(|&n| n <= 4));
+    }
+
+    #[tokio::test]
+    async fn a_flush_that_miscounts_fails_its_caller_with_the_operation_named() {
+        let flush: Flush<u32, u32> = Arc::new(|_batch| Box::pin(async { Vec::new() }));
+        let commit = GroupCommit::start("test.op", 8, 1, flush);
+        let err = commit.call(1).await.unwrap_err();
+        assert!(err.to_string().contains("test.op"), "{err}");
+    }
+}

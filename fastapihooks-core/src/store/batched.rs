@@ -1,0 +1,256 @@
+//! [`BatchedStore`]: a [`Store`] whose hot calls are group-committed — what the sidecar's
+//! worker puts in front of the store it records into.
+//!
+//! The calls every task makes — read a delivery, read a subscription, find the subscriptions
+//! of an event, record a fan-out, record an attempt — each join a [`GroupCommit`]: the calls
+//! made while a batch is being written go together in the next one, through the store's batch
+//! methods ([`Store::get_deliveries`], [`Store::get_subscriptions`],
+//! [`Store::record_attempts`], one [`Store::record_deliveries`] for several fan-outs, one
+//! [`Store::matching`] per distinct event name and owner). Every other call goes straight
+//! through. What each call means is unchanged; only the round trips are shared.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::{DeliveryQuery, EventQuery, Pruned, Store, SubscriptionQuery};
+use crate::delivery::{Attempt, Delivery};
+use crate::error::Result;
+use crate::event::{Event, EventName};
+use crate::group_commit::{Flush, GroupCommit, fail_all};
+use crate::health::{Disabled, EndpointHealth};
+use crate::id::{DeliveryId, EventId, SubscriptionId};
+use crate::replay::Reopen;
+use crate::subscription::Subscription;
+
+/// Requests per batched call.
+const MAX_BATCH: usize = 128;
+/// Batched calls of one kind in flight at once (each holds a pooled connection).
+const PARALLEL: usize = 2;
+
+/// Group-commits the hot calls of `inner` (see the [module docs](self)). Needs a tokio runtime
+/// to be built: the batches are written by tasks of their own.
+pub(crate) struct BatchedStore {
+    inner: Arc<dyn Store>,
+    get_delivery: GroupCommit<DeliveryId, Option<Delivery>>,
+    get_subscription: GroupCommit<SubscriptionId, Option<Subscription>>,
+    matching: GroupCommit<(EventName, Option<String>), Vec<Subscription>>,
+    record_deliveries: GroupCommit<Vec<Delivery>, ()>,
+    record_attempt: GroupCommit<(Delivery, Attempt), ()>,
+}
+
+impl std::fmt::Debug for BatchedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchedStore").finish_non_exhaustive()
+    }
+}
+
+impl BatchedStore {
+    pub(crate) fn new(inner: Arc<dyn Store>) -> Self {
+        Self {
+            get_delivery: GroupCommit::start(
+                "store.get_deliveries",
+                MAX_BATCH,
+                PARALLEL,
+                get_deliveries(inner.clone()),
+            ),
+            get_subscription: GroupCommit::start(
+                "store.get_subscriptions",
+                MAX_BATCH,
+                PARALLEL,
+                get_subscriptions(inner.clone()),
+            ),
+            matching: GroupCommit::start("store.matching", MAX_BATCH, PARALLEL, {
+                matching(inner.clone())
+            }),
+            record_deliveries: GroupCommit::start(
+                "store.record_deliveries",
+                MAX_BATCH,
+                PARALLEL,
+                record_deliveries(inner.clone()),
+            ),
+            record_attempt: GroupCommit::start(
+                "store.record_attempts",
+                MAX_BATCH,
+                PARALLEL,
+                record_attempts(inner.clone()),
+            ),
+            inner,
+        }
+    }
+}
+
+fn get_deliveries(store: Arc<dyn Store>) -> Flush<DeliveryId, Option<Delivery>> {
+    Arc::new(move |ids: Vec<DeliveryId>| {
+        let store = store.clone();
+        Box::pin(async move {
+            let mut distinct = ids.clone();
+            distinct.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+            distinct.dedup();
+            match store.get_deliveries(&distinct).await {
+                Ok(found) => {
+                    let by_id: HashMap<DeliveryId, Delivery> =
+                        found.into_iter().map(|d| (d.id.clone(), d)).collect();
+                    ids.iter().map(|id| Ok(by_id.get(id).cloned())).collect()
+                }
+                Err(e) => fail_all("store.get_deliveries", ids.len(), &e),
+            }
+        })
+    })
+}
+
+fn get_subscriptions(store: Arc<dyn Store>) -> Flush<SubscriptionId, Option<Subscription>> {
+    Arc::new(move |ids: Vec<SubscriptionId>| {
+        let store = store.clone();
+        Box::pin(async move {
+            let mut distinct = ids.clone();
+            distinct.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+            distinct.dedup();
+            match store.get_subscriptions(&distinct).await {
+                Ok(found) => {
+                    let by_id: HashMap<SubscriptionId, Subscription> =
+                        found.into_iter().map(|s| (s.id.clone(), s)).collect();
+                    ids.iter().map(|id| Ok(by_id.get(id).cloned())).collect()
+                }
+                Err(e) => fail_all("store.get_subscriptions", ids.len(), &e),
+            }
+        })
+    })
+}
+
+/// One `matching` per distinct name and owner in the batch.
+fn matching(
+    store: Arc<dyn Store>,
+) -> Flush<(EventName, Option<String>), Vec<Subscription>> {
+    Arc::new(move |keys: Vec<(EventName, Option<String>)>| {
+        let store = store.clone();
+        Box::pin(async move {
+            let mut answers: HashMap<(EventName, Option<String>), Vec<Subscription>> =
+                HashMap::new();
+            let mut out = Vec::with_capacity(keys.len());
+            for key in keys {
+                if !answers.contains_key(&key) {
+                    match store.matching(&key.0, key.1.as_deref()).await {
+                        Ok(found) => {
+                            answers.insert(key.clone(), found);
+                        }
+                        Err(e) => {
+                            out.extend(fail_all("store.matching", 1, &e));
+                            continue;
+                        }
+                    }
+                }
+                out.push(Ok(answers.get(&key).cloned().unwrap_or_default()));
+            }
+            out
+        })
+    })
+}
+
+/// The fan-outs of the batch in one call.
+fn record_deliveries(store: Arc<dyn Store>) -> Flush<Vec<Delivery>, ()> {
+    Arc::new(move |fan_outs: Vec<Vec<Delivery>>| {
+        let store = store.clone();
+        Box::pin(async move {
+            let all: Vec<Delivery> = fan_outs.iter().flatten().cloned().collect();
+            match store.record_deliveries(&all).await {
+                Ok(()) => fan_outs.iter().map(|_| Ok(())).collect(),
+                Err(e) => fail_all("store.record_deliveries", fan_outs.len(), &e),
+            }
+        })
+    })
+}
+
+fn record_attempts(store: Arc<dyn Store>) -> Flush<(Delivery, Attempt), ()> {
+    Arc::new(move |attempts: Vec<(Delivery, Attempt)>| {
+        let store = store.clone();
+        Box::pin(async move {
+            match store.record_attempts(&attempts).await {
+                Ok(()) => attempts.iter().map(|_| Ok(())).collect(),
+                Err(e) => fail_all("store.record_attempts", attempts.len(), &e),
+            }
+        })
+    })
+}
+
+#[async_trait]
+impl Store for BatchedStore {
+    async fn add_subscription(&self, subscription: Subscription) -> Result<()> {
+        self.inner.add_subscription(subscription).await
+    }
+    async fn get_subscription(&self, id: &SubscriptionId) -> Result<Option<Subscription>> {
+        self.get_subscription.call(id.clone()).await
+    }
+    async fn update_subscription(&self, subscription: Subscription) -> Result<()> {
+        self.inner.update_subscription(subscription).await
+    }
+    async fn remove_subscription(&self, id: &SubscriptionId) -> Result<()> {
+        self.inner.remove_subscription(id).await
+    }
+    async fn list_subscriptions(&self, query: &SubscriptionQuery) -> Result<Vec<Subscription>> {
+        self.inner.list_subscriptions(query).await
+    }
+    async fn matching(&self, event: &EventName, owner: Option<&str>) -> Result<Vec<Subscription>> {
+        self.matching
+            .call((event.clone(), owner.map(str::to_owned)))
+            .await
+    }
+    async fn set_enabled(&self, id: &SubscriptionId, enabled: bool) -> Result<()> {
+        self.inner.set_enabled(id, enabled).await
+    }
+    async fn disable_subscription(&self, id: &SubscriptionId, disabled: Disabled) -> Result<bool> {
+        self.inner.disable_subscription(id, disabled).await
+    }
+    async fn record_health(
+        &self,
+        id: &SubscriptionId,
+        delivered: bool,
+        at: DateTime<Utc>,
+    ) -> Result<EndpointHealth> {
+        self.inner.record_health(id, delivered, at).await
+    }
+    async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
+        self.record_deliveries.call(deliveries.to_vec()).await
+    }
+    async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt) -> Result<()> {
+        self.record_attempt
+            .call((delivery.clone(), attempt.clone()))
+            .await
+    }
+    async fn replay_delivery(
+        &self,
+        id: &DeliveryId,
+        resend_delivered: bool,
+    ) -> Result<Option<Reopen>> {
+        self.inner.replay_delivery(id, resend_delivered).await
+    }
+    async fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>> {
+        self.get_delivery.call(id.clone()).await
+    }
+    async fn get_deliveries(&self, ids: &[DeliveryId]) -> Result<Vec<Delivery>> {
+        self.inner.get_deliveries(ids).await
+    }
+    async fn get_subscriptions(&self, ids: &[SubscriptionId]) -> Result<Vec<Subscription>> {
+        self.inner.get_subscriptions(ids).await
+    }
+    async fn record_attempts(&self, attempts: &[(Delivery, Attempt)]) -> Result<()> {
+        self.inner.record_attempts(attempts).await
+    }
+    async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>> {
+        self.inner.list_deliveries(query).await
+    }
+    async fn list_attempts(&self, delivery: &DeliveryId) -> Result<Vec<Attempt>> {
+        self.inner.list_attempts(delivery).await
+    }
+    async fn get_event(&self, id: &EventId) -> Result<Option<Event>> {
+        self.inner.get_event(id).await
+    }
+    async fn list_events(&self, query: &EventQuery) -> Result<Vec<Event>> {
+        self.inner.list_events(query).await
+    }
+    async fn prune(&self, older_than: DateTime<Utc>, limit: usize) -> Result<Pruned> {
+        self.inner.prune(older_than, limit).await
+    }
+}

@@ -1,0 +1,155 @@
+//! The [`SqlStore`](super::SqlStore)'s batched calls: a statement per batch, not per row, for
+//! the sidecar's group commits (`Store::get_deliveries`, `get_subscriptions`,
+//! `record_attempts`).
+//!
+//! Every statement here is plain SQL that SQLite, PostgreSQL and MariaDB all run: `IN` lists and
+//! `CASE` expressions, in chunks small enough for each database's parameter limit.
+
+use std::collections::HashSet;
+
+use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
+    TransactionTrait,
+};
+
+use super::entity::subscription as sub_entity;
+use super::entity::{attempt, delivery};
+use super::rows::{attempt_row, micros, subscription_from_row};
+use super::{db, history};
+use crate::delivery::{Attempt, Delivery, DeliveryStatus};
+use crate::error::Result;
+use crate::id::{DeliveryId, SubscriptionId};
+use crate::subscription::Subscription;
+
+/// Rows per statement: 11 parameters a row in the attempts' `UPDATE`, well under SQLite's
+/// 32,766 and PostgreSQL's 65,535.
+const CHUNK: usize = 200;
+
+pub(super) async fn get_deliveries(
+    db_conn: &DatabaseConnection,
+    ids: &[DeliveryId],
+) -> Result<Vec<Delivery>> {
+    let what = "store.get_deliveries";
+    let mut rows = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        rows.extend(
+            delivery::Entity::find()
+                .filter(delivery::Column::Id.is_in(chunk.iter().map(DeliveryId::as_str)))
+                .all(db_conn)
+                .await
+                .map_err(db(what))?,
+        );
+    }
+    history::with_events(db_conn, rows, what).await
+}
+
+pub(super) async fn get_subscriptions(
+    db_conn: &DatabaseConnection,
+    ids: &[SubscriptionId],
+) -> Result<Vec<Subscription>> {
+    let what = "store.get_subscriptions";
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        for row in sub_entity::Entity::find()
+            .filter(sub_entity::Column::Id.is_in(chunk.iter().map(SubscriptionId::as_str)))
+            .all(db_conn)
+            .await
+            .map_err(db(what))?
+        {
+            found.push(subscription_from_row(row)?);
+        }
+    }
+    Ok(found)
+}
+
+/// One transaction for the whole batch: per chunk, one `UPDATE … SET col = CASE id …` of the
+/// deliveries (each guarded, like `record_attempt`, by `status = 'pending'` and its own run),
+/// then one read of which deliveries exist and one multi-row `INSERT` of their attempts.
+pub(super) async fn record_attempts(
+    db_conn: &DatabaseConnection,
+    attempts: &[(Delivery, Attempt)],
+) -> Result<()> {
+    let what = "store.record_attempts";
+    if attempts.is_empty() {
+        return Ok(());
+    }
+    let txn = db_conn.begin().await.map_err(db(what))?;
+    for round in rounds(attempts) {
+        for chunk in round.chunks(CHUNK) {
+            update_states(&txn, chunk).await?;
+        }
+    }
+    // An attempt of a delivery that is gone (pruned while it ran) is dropped with it.
+    let mut known = HashSet::new();
+    for chunk in attempts.chunks(CHUNK) {
+        let ids = chunk.iter().map(|(d, _)| d.id.as_str());
+        let found: Vec<String> = delivery::Entity::find()
+            .select_only()
+            .column(delivery::Column::Id)
+            .filter(delivery::Column::Id.is_in(ids))
+            .into_tuple()
+            .all(&txn)
+            .await
+            .map_err(db(what))?;
+        known.extend(found);
+    }
+    let rows: Vec<_> = attempts
+        .iter()
+        .filter(|(d, _)| known.contains(d.id.as_str()))
+        .map(|(_, a)| attempt_row(a))
+        .collect();
+    for chunk in rows.chunks(CHUNK) {
+        attempt::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db(what))?;
+    }
+    txn.commit().await.map_err(db(what))
+}
+
+/// The batch split so no delivery appears twice in one `UPDATE` (a `CASE` takes only its first
+/// match): later attempts of the same delivery go in later rounds, in order.
+fn rounds(attempts: &[(Delivery, Attempt)]) -> Vec<Vec<&(Delivery, Attempt)>> {
+    let mut rounds: Vec<(HashSet<&str>, Vec<&(Delivery, Attempt)>)> = Vec::new();
+    for pair in attempts {
+        let id = pair.0.id.as_str();
+        let at = rounds.iter().rposition(|(ids, _)| ids.contains(id));
+        let next = at.map_or(0, |i| i + 1);
+        if next == rounds.len() {
+            rounds.push((HashSet::new(), Vec::new()));
+        }
+        rounds[next].0.insert(id);
+        rounds[next].1.push(pair);
+    }
+    rounds.into_iter().map(|(_, round)| round).collect()
+}
+
+async fn update_states(txn: &impl ConnectionTrait, chunk: &[&(Delivery, Attempt)]) -> Result<()> {
+    use delivery::Column as C;
+    let case = |column: C, value: &dyn Fn(&Delivery) -> sea_orm::Value| {
+        chunk
+            .iter()
+            .fold(CaseStatement::new(), |case, (d, _)| {
+                case.case(C::Id.eq(d.id.as_str()), Expr::val(value(d)))
+            })
+            .finally(Expr::col(column))
+    };
+    let status = case(C::Status, &|d| d.status.as_str().into());
+    let attempts = case(C::Attempts, &|d| i64::from(d.attempts).into());
+    let next = case(C::NextAttemptAtUs, &|d| d.next_attempt_at.map(micros).into());
+    let updated = case(C::UpdatedAtUs, &|d| micros(d.updated_at).into());
+    let run = case(C::Replays, &|d| i64::from(d.replays).into());
+    delivery::Entity::update_many()
+        .col_expr(C::Status, status.into())
+        .col_expr(C::Attempts, attempts.into())
+        .col_expr(C::NextAttemptAtUs, next.into())
+        .col_expr(C::UpdatedAtUs, updated.into())
+        .filter(C::Id.is_in(chunk.iter().map(|(d, _)| d.id.as_str())))
+        .filter(C::Status.eq(DeliveryStatus::Pending.as_str()))
+        .filter(ExprTrait::eq(Expr::col(C::Replays), run))
+        .exec(txn)
+        .await
+        .map_err(db("store.record_attempts"))?;
+    Ok(())
+}
