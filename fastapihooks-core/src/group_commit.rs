@@ -108,7 +108,9 @@ async fn flusher<Req: Send + 'static, Out: Send + 'static>(
         tokio::spawn(async move {
             let (inputs, replies): (Vec<Req>, Vec<_>) = batch.into_iter().unzip();
             let asked = inputs.len();
+            let started = std::time::Instant::now();
             let mut outputs = flush(inputs).await;
+            tracing::trace!(op = what, batch = asked, took = ?started.elapsed(), "group commit");
             if outputs.len() != asked {
                 // A flush breaking its contract fails the whole batch rather than mismatch
                 // results with callers.
@@ -182,7 +184,10 @@ mod tests {
         }
         let sizes = sizes.lock().unwrap().clone();
         assert_eq!(sizes.iter().sum::<usize>(), 50);
-        assert!(sizes.len() < 50, "no call was batched with another: {sizes:?}");
+        assert!(
+            sizes.len() < 50,
+            "no call was batched with another: {sizes:?}"
+        );
     }
 
     #[tokio::test]

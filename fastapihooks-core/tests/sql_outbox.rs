@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
-use fastapihooks_core::backend::{Queue, SqlBackend, SqlOutboxConfig, Task};
+use fastapihooks_core::backend::{Queue, Settlement, SqlBackend, SqlOutboxConfig, Task};
 use fastapihooks_core::{Backend, Event, SqlStore, SqlStoreOptions, SubscriptionId};
 use futures_util::FutureExt;
 use sea_orm::{ConnectionTrait, TransactionTrait};
@@ -233,6 +233,49 @@ mod behaviours {
         assert!(leased.iter().all(|l| l.task != live[0].task));
     }
 
+    /// The acks of a batch go in one statement, each still fenced by its own lease: a lease
+    /// taken over in between is not settled, the others are, and the rest of the batch
+    /// (a retry) settles as it would alone.
+    pub(crate) async fn a_batch_of_settlements_settles_each_lease_it_still_holds(
+        store: SqlStore,
+    ) {
+        let outbox = outbox(&store);
+        let events: Vec<Event> = (0..4).map(event).collect();
+        outbox.publish_many(&events).await.unwrap();
+        let leased = outbox.lease(4).await.unwrap();
+        assert_eq!(leased.len(), 4);
+        // The lease of the third expires and another consumer takes it.
+        tokio::time::sleep(VISIBILITY + Duration::from_millis(100)).await;
+        for l in [&leased[0], &leased[1], &leased[3]] {
+            assert!(outbox.extend(&l.receipt).await.unwrap());
+        }
+        let taken = outbox.lease(4).await.unwrap();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(taken[0].task, leased[2].task);
+
+        let settlements = vec![
+            Settlement::ack(leased[0].receipt.clone()),
+            Settlement::ack(leased[2].receipt.clone()),
+            Settlement::RetryIn {
+                receipt: leased[1].receipt.clone(),
+                task: leased[1].task.clone(),
+                delay: Duration::from_secs(60),
+            },
+            Settlement::ack(leased[3].receipt.clone()),
+        ];
+        let settled: Vec<bool> = outbox
+            .settle_many(&settlements)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(settled, [true, false, true, true]);
+        // Left: the retry, waiting, and the row the other consumer holds.
+        assert_eq!(outbox.depth().await.unwrap(), 2);
+        assert!(outbox.ack(&taken[0].receipt).await.unwrap());
+        assert_eq!(outbox.depth().await.unwrap(), 1);
+    }
+
     pub(crate) async fn concurrent_leases_take_disjoint_rows(store: SqlStore) {
         let a = outbox(&store);
         let b = outbox(&store);
@@ -270,6 +313,7 @@ macro_rules! outbox_behaviours {
             a_dead_letter_is_kept_and_never_leased_again,
             pruning_dead_letters_removes_only_those_dead_before_the_cut_off,
             concurrent_leases_take_disjoint_rows,
+            a_batch_of_settlements_settles_each_lease_it_still_holds,
         );
     };
     (@each $with:ident: $($name:ident,)*) => {

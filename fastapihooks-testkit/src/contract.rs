@@ -44,6 +44,9 @@ use serde_json::json;
 
 use crate::fixtures::{attempt, delivery, event, now, response, subscription};
 
+mod batch;
+pub use batch::*;
+
 /// One `#[test]` per behaviour of the [`contract`](crate::contract), each run through
 /// `$harness` on a multi-thread runtime of its own (two workers).
 ///
@@ -140,6 +143,10 @@ macro_rules! store_contract {
             pruning_keeps_recent_deliveries,
             pruning_keeps_an_event_while_one_of_its_deliveries_remains,
             pruning_removes_at_most_the_limit_per_call,
+            deliveries_read_in_a_batch_are_those_that_exist,
+            subscriptions_read_in_a_batch_are_those_that_exist,
+            a_batch_of_attempts_records_each_as_one_attempt_would,
+            a_batch_may_hold_two_attempts_of_one_delivery,
         );
     };
     (@each $harness:path; $($behaviour:ident),* $(,)?) => {

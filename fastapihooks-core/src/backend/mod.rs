@@ -9,9 +9,9 @@ mod background;
 #[cfg(any(feature = "redis", feature = "sql"))]
 mod open;
 mod queue;
-mod settlement;
 #[cfg(feature = "redis")]
 pub mod redis;
+mod settlement;
 #[cfg(feature = "sql")]
 pub mod sql_outbox;
 
@@ -21,9 +21,9 @@ use async_trait::async_trait;
 
 pub use background::{BackgroundConfig, BackgroundTaskBackend};
 pub use queue::{DeliverTask, Leased, Queue, Receipt, Task};
-pub use settlement::Settlement;
 #[cfg(feature = "redis")]
 pub use redis::{RedisBackend, RedisConfig};
+pub use settlement::Settlement;
 #[cfg(feature = "sql")]
 pub use sql_outbox::{SqlBackend, SqlOutboxConfig};
 

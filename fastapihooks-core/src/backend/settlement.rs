@@ -88,6 +88,9 @@ impl Settlement {
 
 /// Every settlement through its single method, all at once (concurrently, not one after the
 /// other): [`Queue::settle_many`]'s default.
-pub(crate) async fn each<Q: Queue + ?Sized>(queue: &Q, settlements: &[Settlement]) -> Vec<Result<bool>> {
+pub(crate) async fn each<Q: Queue + ?Sized>(
+    queue: &Q,
+    settlements: &[Settlement],
+) -> Vec<Result<bool>> {
     join_all(settlements.iter().map(|s| s.apply(queue))).await
 }

@@ -27,8 +27,11 @@ use crate::subscription::Subscription;
 
 /// Requests per batched call.
 const MAX_BATCH: usize = 128;
-/// Batched calls of one kind in flight at once (each holds a pooled connection).
-const PARALLEL: usize = 2;
+/// Batched reads of one kind in flight at once (each holds a pooled connection).
+const PARALLEL_READS: usize = 2;
+/// Batched writes of one kind in flight at once: a commit waits for the disk, and the database
+/// flushes concurrent commits together.
+const PARALLEL_WRITES: usize = 3;
 
 /// Group-commits the hot calls of `inner` (see the [module docs](self)). Needs a tokio runtime
 /// to be built: the batches are written by tasks of their own.
@@ -53,28 +56,31 @@ impl BatchedStore {
             get_delivery: GroupCommit::start(
                 "store.get_deliveries",
                 MAX_BATCH,
-                PARALLEL,
+                PARALLEL_READS,
                 get_deliveries(inner.clone()),
             ),
             get_subscription: GroupCommit::start(
                 "store.get_subscriptions",
                 MAX_BATCH,
-                PARALLEL,
+                PARALLEL_READS,
                 get_subscriptions(inner.clone()),
             ),
-            matching: GroupCommit::start("store.matching", MAX_BATCH, PARALLEL, {
-                matching(inner.clone())
-            }),
+            matching: GroupCommit::start(
+                "store.matching",
+                MAX_BATCH,
+                PARALLEL_READS,
+                matching(inner.clone()),
+            ),
             record_deliveries: GroupCommit::start(
                 "store.record_deliveries",
                 MAX_BATCH,
-                PARALLEL,
+                PARALLEL_WRITES,
                 record_deliveries(inner.clone()),
             ),
             record_attempt: GroupCommit::start(
                 "store.record_attempts",
                 MAX_BATCH,
-                PARALLEL,
+                PARALLEL_WRITES,
                 record_attempts(inner.clone()),
             ),
             inner,
@@ -121,9 +127,7 @@ fn get_subscriptions(store: Arc<dyn Store>) -> Flush<SubscriptionId, Option<Subs
 }
 
 /// One `matching` per distinct name and owner in the batch.
-fn matching(
-    store: Arc<dyn Store>,
-) -> Flush<(EventName, Option<String>), Vec<Subscription>> {
+fn matching(store: Arc<dyn Store>) -> Flush<(EventName, Option<String>), Vec<Subscription>> {
     Arc::new(move |keys: Vec<(EventName, Option<String>)>| {
         let store = store.clone();
         Box::pin(async move {

@@ -29,8 +29,8 @@ pub use tokio_util::sync::CancellationToken;
 
 use crate::backend::Queue;
 use crate::engine::DeliveryEngine;
-use crate::store::BatchedStore;
 use crate::error::{Error, Result};
+use crate::store::BatchedStore;
 
 /// Limits of a [`Worker`].
 #[derive(Clone, Debug)]

@@ -99,7 +99,9 @@ pub(super) async fn run<Q: Queue>(ctx: &Ctx<Q>, prefetched: Prefetched) {
                 return;
             }
             // The renewals while it runs try again.
-            Err(e) => tracing::warn!(%receipt, kind, error = %e, "could not renew a lease that waited for a permit"),
+            Err(e) => {
+                tracing::warn!(%receipt, kind, error = %e, "could not renew a lease that waited for a permit")
+            }
         }
     }
     let Some(_running) = Running::claim(ctx, work(&task)) else {

@@ -34,7 +34,10 @@ pub(super) async fn settle_many(
         results[i] = Some(result);
     }
     // Every index was filled above.
-    results.into_iter().map(|r| r.unwrap_or(Ok(false))).collect()
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or(Ok(false)))
+        .collect()
 }
 
 /// Deletes the rows still leased by these receipts; each result says whether its lease was

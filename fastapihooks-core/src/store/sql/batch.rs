@@ -75,14 +75,18 @@ pub(super) async fn record_attempts(
         return Ok(());
     }
     let txn = db_conn.begin().await.map_err(db(what))?;
+    let mut updated = 0;
     for round in rounds(attempts) {
         for chunk in round.chunks(CHUNK) {
-            update_states(&txn, chunk).await?;
+            updated += update_states(&txn, chunk).await?;
         }
     }
-    // An attempt of a delivery that is gone (pruned while it ran) is dropped with it.
+    // An attempt of a delivery that is gone (pruned while it ran) is dropped with it. Every
+    // delivery updated exists: only when some were not (final already, replayed since, or
+    // gone) is there a question to ask.
+    let all_known = updated == attempts.len() as u64;
     let mut known = HashSet::new();
-    for chunk in attempts.chunks(CHUNK) {
+    for chunk in attempts.chunks(CHUNK).filter(|_| !all_known) {
         let ids = chunk.iter().map(|(d, _)| d.id.as_str());
         let found: Vec<String> = delivery::Entity::find()
             .select_only()
@@ -96,7 +100,7 @@ pub(super) async fn record_attempts(
     }
     let rows: Vec<_> = attempts
         .iter()
-        .filter(|(d, _)| known.contains(d.id.as_str()))
+        .filter(|(d, _)| all_known || known.contains(d.id.as_str()))
         .map(|(_, a)| attempt_row(a))
         .collect();
     for chunk in rows.chunks(CHUNK) {
@@ -125,7 +129,8 @@ fn rounds(attempts: &[(Delivery, Attempt)]) -> Vec<Vec<&(Delivery, Attempt)>> {
     rounds.into_iter().map(|(_, round)| round).collect()
 }
 
-async fn update_states(txn: &impl ConnectionTrait, chunk: &[&(Delivery, Attempt)]) -> Result<()> {
+/// Returns how many deliveries it updated.
+async fn update_states(txn: &impl ConnectionTrait, chunk: &[&(Delivery, Attempt)]) -> Result<u64> {
     use delivery::Column as C;
     let case = |column: C, value: &dyn Fn(&Delivery) -> sea_orm::Value| {
         chunk
@@ -137,10 +142,12 @@ async fn update_states(txn: &impl ConnectionTrait, chunk: &[&(Delivery, Attempt)
     };
     let status = case(C::Status, &|d| d.status.as_str().into());
     let attempts = case(C::Attempts, &|d| i64::from(d.attempts).into());
-    let next = case(C::NextAttemptAtUs, &|d| d.next_attempt_at.map(micros).into());
+    let next = case(C::NextAttemptAtUs, &|d| {
+        d.next_attempt_at.map(micros).into()
+    });
     let updated = case(C::UpdatedAtUs, &|d| micros(d.updated_at).into());
     let run = case(C::Replays, &|d| i64::from(d.replays).into());
-    delivery::Entity::update_many()
+    let updated = delivery::Entity::update_many()
         .col_expr(C::Status, status.into())
         .col_expr(C::Attempts, attempts.into())
         .col_expr(C::NextAttemptAtUs, next.into())
@@ -151,5 +158,5 @@ async fn update_states(txn: &impl ConnectionTrait, chunk: &[&(Delivery, Attempt)
         .exec(txn)
         .await
         .map_err(db("store.record_attempts"))?;
-    Ok(())
+    Ok(updated.rows_affected)
 }

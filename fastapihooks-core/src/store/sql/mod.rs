@@ -19,9 +19,9 @@
 
 // sea-orm's entity derives expect `pub` items (and generate more); the module itself is
 // private to this store, so none of them is reachable from outside.
+mod batch;
 #[allow(unreachable_pub)]
 mod entity;
-mod batch;
 mod history;
 pub mod migration;
 mod options;
