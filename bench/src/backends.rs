@@ -1,6 +1,7 @@
-//! The backends a benchmark row can use. Adding one (Redis, the SQL outbox) is a variant here,
-//! its construction in [`BackendKind::hooks`], a sidecar part when it needs one to drain, and
-//! its name in the conductor's list of rows.
+//! The in-process backends a benchmark row can use: the emitting process drains them itself.
+//! Adding one is a variant here, its construction in [`BackendKind::hooks`], and its name in
+//! the conductor's list of rows. The durable queues a sidecar drains (Redis, the PostgreSQL
+//! outbox) are in [`durable`](crate::durable).
 
 use anyhow::Context;
 use clap::ValueEnum;

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use anyhow::bail;
 use clap::{Args, ValueEnum};
 
+use crate::durable::Services;
 use crate::report::{Machine, Report, load_average};
 use crate::scenario::part::{LOAD_CORE, Pinning, taskset_works};
 use crate::scenario::receiver::Receiver;
-use crate::scenario::{Sizes, delivery, fan_out, route_cost};
+use crate::scenario::{Sizes, delivery, fan_out, idle_latency, route_cost, sidecar};
 
 /// Which measurements to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -19,6 +20,9 @@ pub enum Measurement {
     Delivery,
     /// 1 event → 1,000 subscribers.
     FanOut,
+    /// The durable path: the sidecar draining Redis and the PostgreSQL outbox (throughput,
+    /// idle latency). Needs PostgreSQL and Redis (`--postgres`, `--redis`).
+    Sidecar,
 }
 
 /// Options of a run.
@@ -40,6 +44,13 @@ pub struct RunArgs {
     /// Do not pin the parts to cores.
     #[arg(long)]
     no_pin: bool,
+    /// The services of the durable path (the sidecar, the route-cost rows in PostgreSQL).
+    #[command(flatten)]
+    services: Services,
+    /// Skip everything that needs PostgreSQL or Redis (the sidecar rows and the route-cost
+    /// rows in PostgreSQL).
+    #[arg(long)]
+    without_services: bool,
 }
 
 /// Runs the benchmark.
@@ -71,6 +82,7 @@ async fn conduct(args: RunArgs) -> anyhow::Result<()> {
         ..sizes
     };
     let wanted = |m| args.only.is_empty() || args.only.contains(&m);
+    let services = (!args.without_services).then_some(&args.services);
     let scratch = std::env::temp_dir().join(format!("fastapihooks-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
     let mut report = Report {
@@ -80,15 +92,22 @@ async fn conduct(args: RunArgs) -> anyhow::Result<()> {
         route_cost: Vec::new(),
         delivery: Vec::new(),
         fan_out: Vec::new(),
+        sidecar: Vec::new(),
+        sidecar_idle_latency: Vec::new(),
         targets: Vec::new(),
     };
     let receiver = Receiver::start(pinning).await?;
     let measured = async {
         if wanted(Measurement::RouteCost) {
-            report.route_cost = route_cost::measure(&receiver, pinning, &sizes).await?;
+            report.route_cost = route_cost::measure(&receiver, pinning, &sizes, services).await?;
         }
         if wanted(Measurement::Delivery) {
             report.delivery = delivery::measure(&receiver, pinning, &sizes, &scratch).await?;
+        }
+        if let Some(services) = services.filter(|_| wanted(Measurement::Sidecar)) {
+            report.sidecar = sidecar::measure(&receiver, pinning, &sizes, services).await?;
+            report.sidecar_idle_latency =
+                idle_latency::measure(&receiver, pinning, &sizes, services).await?;
         }
         if wanted(Measurement::FanOut) {
             report.fan_out = fan_out::measure(&receiver, pinning, &sizes, &scratch).await?;

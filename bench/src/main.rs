@@ -11,14 +11,22 @@
 //! load generator and the receiver on core 1), reads the one JSON line each prints, and writes
 //! the markdown table and the JSON report. The parts:
 //!
-//! - `app`: the axum service under test, with the route unhooked or hooked (route cost);
+//! - `app`: the axum service under test, with the route unhooked or hooked (route cost) — hooked
+//!   in process, or publishing to Redis or the PostgreSQL outbox (its orders then written to
+//!   PostgreSQL, unhooked likewise, for a fair comparison);
 //! - `emit`: a process that emits events through the hooks (delivery throughput, fan-out);
 //! - `raw-loop`: a plain reqwest keep-alive POST loop, the physical limit;
 //! - `receive`: the fast receiver, verifying signatures and counting deliveries by id;
-//! - `load`: the HTTP/1.1 load generator.
+//! - `load`: the HTTP/1.1 load generator;
+//! - `sidecar`: the core's `Worker` draining the Redis queue or the PostgreSQL outbox, the
+//!   history in PostgreSQL (the durable path: `--only sidecar`; with the route-cost rows in
+//!   PostgreSQL it needs PostgreSQL and Redis, see `--postgres` and `--redis`, or skip them all
+//!   with `--without-services`). Each of its runs has a schema and a Redis key prefix of its
+//!   own, removed at its end.
 
 mod backends;
 mod conductor;
+mod durable;
 mod proc_stats;
 mod report;
 mod roles;
@@ -54,6 +62,9 @@ enum Part {
     /// The load generator (started by the conductor).
     #[command(hide = true)]
     Load(roles::load::LoadArgs),
+    /// The sidecar draining a durable queue (started by the conductor).
+    #[command(hide = true)]
+    Sidecar(roles::sidecar::SidecarArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -72,5 +83,6 @@ fn main() -> anyhow::Result<()> {
         Some(Part::RawLoop(args)) => roles::raw_loop::run(args),
         Some(Part::Receive(args)) => roles::receiver::run(args),
         Some(Part::Load(args)) => roles::load::run(args),
+        Some(Part::Sidecar(args)) => roles::sidecar::run(args),
     }
 }

@@ -4,7 +4,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::scenario::{Sizes, delivery, fan_out, route_cost};
+use crate::scenario::{Sizes, delivery, fan_out, idle_latency, route_cost, sidecar};
+
+mod durable;
 
 /// What the run ran on.
 #[derive(Clone, Debug, Serialize)]
@@ -85,6 +87,10 @@ pub struct Report {
     pub delivery: Vec<delivery::RowResult>,
     /// Fan-out results.
     pub fan_out: Vec<fan_out::FanOut>,
+    /// The durable path: sidecar throughput rows (Redis queue, PostgreSQL outbox).
+    pub sidecar: Vec<sidecar::RowResult>,
+    /// The durable path: idle latency, commit → arrival.
+    pub sidecar_idle_latency: Vec<idle_latency::IdleLatency>,
     /// The targets.
     pub targets: Vec<Target>,
 }
@@ -93,13 +99,8 @@ impl Report {
     /// Compares the figures with the targets.
     pub fn judge(&mut self) {
         let mut targets = Vec::new();
-        let unhooked = self
-            .route_cost
-            .iter()
-            .find(|r| r.row.backend.is_none())
-            .map(|r| &r.median);
-        for row in self.route_cost.iter().filter(|r| r.row.backend.is_some()) {
-            if let Some(base) = unhooked {
+        for row in self.route_cost.iter().filter(|r| !r.row.is_unhooked()) {
+            if let Some(base) = self.unhooked(&row.row) {
                 // Both must hold: the throughput ratio flatters the hooked route when the
                 // unhooked one did not saturate its core; the CPU ratio is the one at saturation.
                 let ratio = row.median.requests_per_s / base.requests_per_s;
@@ -186,6 +187,27 @@ impl Report {
                 failures.push(format!("fan-out: {:?}", f.accounting));
             }
         }
+        for row in &self.sidecar {
+            for run in row.runs.iter().filter(|r| !r.exact()) {
+                failures.push(format!(
+                    "sidecar, {}, {} subscribers: {:?}, store {:?}, worker {:?}",
+                    row.queue.name(),
+                    row.subscribers,
+                    run.accounting,
+                    run.history,
+                    run.worker
+                ));
+            }
+        }
+        for l in self.sidecar_idle_latency.iter().filter(|l| !l.exact()) {
+            failures.push(format!(
+                "sidecar idle latency, {}: {:?}, store {:?}, worker {:?}",
+                l.queue.name(),
+                l.accounting,
+                l.history,
+                l.worker
+            ));
+        }
         failures
     }
 
@@ -220,6 +242,7 @@ impl Report {
         if !self.delivery.is_empty() {
             self.delivery_table(&mut md);
         }
+        self.durable_tables(&mut md);
         if !self.fan_out.is_empty() {
             md.push_str("\n### 1 event → 1,000 subscribers\n\n");
             md.push_str("| backend | all delivered, cold | all delivered, warm (median) | per event (ms) | lost |\n|---|--:|--:|---|--:|\n");
@@ -256,22 +279,26 @@ impl Report {
         md
     }
 
+    /// The median run of the unhooked route a hooked row compares with: the one doing the same
+    /// database work.
+    fn unhooked(&self, row: &route_cost::Row) -> Option<&route_cost::Run> {
+        self.route_cost
+            .iter()
+            .find(|r| r.row.is_unhooked() && r.row.orders_in_postgres == row.orders_in_postgres)
+            .map(|r| &r.median)
+    }
+
     fn route_cost_table(&self, md: &mut String) {
-        let base = self
-            .route_cost
-            .iter()
-            .find(|r| r.row.backend.is_none())
-            .map(|r| r.median.requests_per_s);
         md.push_str("### Route cost (POST /orders, service on 1 core)\n\n");
-        let base_cpu = self
-            .route_cost
-            .iter()
-            .find(|r| r.row.backend.is_none())
-            .map(|r| r.median.server_cpu_us_per_request);
+        if self.route_cost.iter().any(|r| r.row.orders_in_postgres) {
+            md.push_str("Rows \"order in PostgreSQL\" write each order as a row (begin, insert, commit; the outbox route: the hook's transaction, with the event's row) and compare with the unhooked route doing the same; their events are drained by the sidecar after the window (\"drain after load\" includes its start).\n\n");
+        }
         md.push_str("| route | req/s (min–max) | × unhooked | p50 | p99 | service CPU/request | × unhooked by CPU | service peak RSS | deliveries (lost) | drain after load | load core busy |\n");
         md.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
         for r in &self.route_cost {
             let run = &r.median;
+            let base = self.unhooked(&r.row).map(|b| b.requests_per_s);
+            let base_cpu = self.unhooked(&r.row).map(|b| b.server_cpu_us_per_request);
             let _ = writeln!(
                 md,
                 "| {} | {:.0} ({}) | {} | {} µs | {} µs | {:.1} µs | {} | {:.1} MiB | {} ({}) | {:.1} s | {:.0} % |",

@@ -47,6 +47,62 @@ pub struct EmitDone {
     pub abandoned: usize,
 }
 
+/// The sidecar part has connected to its queue and store and is about to run its worker.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SidecarReady {
+    /// Unix ns just before the worker started.
+    pub ready_ns: u64,
+    /// What Redis says of its persistence (`None` for the outbox).
+    pub redis_persistence: Option<String>,
+}
+
+/// The sidecar part, stopped and drained.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SidecarDone {
+    /// CPU time of the process from the worker's start to its return (idle tail included).
+    pub cpu_ms: f64,
+    /// Peak resident set size (VmHWM).
+    pub peak_rss_kib: u64,
+    /// What the worker counted.
+    pub worker: WorkerCounts,
+}
+
+/// The counts of the worker's `WorkerReport`.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
+pub struct WorkerCounts {
+    /// Events turned into delivery tasks.
+    pub fanned_out: u64,
+    /// Deliveries that got a 2xx.
+    pub delivered: u64,
+    /// Attempts that failed and were scheduled again.
+    pub retried: u64,
+    /// Deliveries moved to the dead letters.
+    pub dead_lettered: u64,
+    /// Delivery tasks acked without an attempt.
+    pub skipped: u64,
+    /// Settling steps that found their lease taken over.
+    pub leases_lost: u64,
+    /// Tasks that failed on a queue or store error.
+    pub errors: u64,
+    /// Tasks still in flight when the drain deadline passed.
+    pub abandoned: usize,
+}
+
+impl From<fastapihooks_core::WorkerReport> for WorkerCounts {
+    fn from(r: fastapihooks_core::WorkerReport) -> Self {
+        Self {
+            fanned_out: r.fanned_out,
+            delivered: r.delivered,
+            retried: r.retried,
+            dead_lettered: r.dead_lettered,
+            skipped: r.skipped,
+            leases_lost: r.leases_lost,
+            errors: r.errors,
+            abandoned: r.abandoned,
+        }
+    }
+}
+
 /// The plain reqwest loop, done.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct RawLoopDone {

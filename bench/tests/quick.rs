@@ -1,6 +1,9 @@
 //! `fastapihooks-bench --quick` as a test: every part starts, every measurement completes, and
 //! the counts are exact (no delivery lost or badly signed, no request failed). No timing is
 //! asserted: the quick sizes are too small for the figures to mean anything.
+//!
+//! It includes the durable path (the sidecar rows, the route-cost rows in PostgreSQL), so it
+//! needs PostgreSQL and Redis (`--postgres`, `--redis`: 127.0.0.1 by default).
 
 use std::process::Command;
 
@@ -29,6 +32,31 @@ fn the_quick_benchmark_completes_with_exact_counts() {
         assert_eq!(row["ours"]["accounting"]["lost"], 0);
     }
     assert_eq!(json["fan_out"][0]["accounting"]["delivered"], 1000);
-    assert_eq!(json["route_cost"].as_array().map(Vec::len), Some(3));
+    // Unhooked and background × 2; in PostgreSQL: unhooked, Redis, outbox.
+    assert_eq!(json["route_cost"].as_array().map(Vec::len), Some(6));
+
+    let sidecar = json["sidecar"].as_array().expect("sidecar rows");
+    assert_eq!(
+        sidecar.len(),
+        6,
+        "Redis and outbox × 1, 10 and 1,000 subscribers"
+    );
+    for row in sidecar {
+        let run = &row["median"];
+        let expected = run["accounting"]["expected"].as_u64();
+        assert!(expected.is_some_and(|n| n > 0), "{row}");
+        assert_eq!(run["accounting"]["delivered"].as_u64(), expected, "{row}");
+        assert_eq!(run["accounting"]["lost"], 0, "{row}");
+        assert_eq!(run["history"]["delivered"].as_u64(), expected, "{row}");
+        assert_eq!(run["worker"]["delivered"].as_u64(), expected, "{row}");
+    }
+    let idle = json["sidecar_idle_latency"]
+        .as_array()
+        .expect("idle latency rows");
+    assert_eq!(idle.len(), 2, "Redis and outbox");
+    for row in idle {
+        assert_eq!(row["accounting"]["delivered"], row["events"], "{row}");
+        assert_eq!(row["history"]["delivered"], row["events"], "{row}");
+    }
     std::fs::remove_dir_all(&out).unwrap();
 }

@@ -236,9 +236,7 @@ mod behaviours {
     /// The acks of a batch go in one statement, each still fenced by its own lease: a lease
     /// taken over in between is not settled, the others are, and the rest of the batch
     /// (a retry) settles as it would alone.
-    pub(crate) async fn a_batch_of_settlements_settles_each_lease_it_still_holds(
-        store: SqlStore,
-    ) {
+    pub(crate) async fn a_batch_of_settlements_settles_each_lease_it_still_holds(store: SqlStore) {
         let outbox = outbox(&store);
         let events: Vec<Event> = (0..4).map(event).collect();
         outbox.publish_many(&events).await.unwrap();

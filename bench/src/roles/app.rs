@@ -1,17 +1,23 @@
-//! The service under test: `POST /orders` answering the order as JSON, unhooked or hooked.
+//! The service under test: `POST /orders` answering the order as JSON, unhooked or hooked —
+//! through the in-process backend, or publishing to a durable queue (Redis, the PostgreSQL
+//! outbox) that a sidecar drains after the run. With `--postgres`, the handler writes each order
+//! as a row in the run's schema first ([`orders`](super::orders)).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
-use axum::routing::post;
-use axum::{Json, Router};
+use anyhow::Context;
+use axum::Router;
+use axum::routing::MethodRouter;
 use clap::{Args, ValueEnum};
-use serde_json::Value;
+use fastapihooks::{Backend, Hooks, SqlBackend};
 
+use super::orders;
 use crate::backends::{BackendKind, subscriptions};
+use crate::durable::QueueKind;
+use crate::durable::place::Place;
 use crate::proc_stats::{own_cpu_ms, own_peak_rss_kib};
-use crate::wire::{AppDone, EVENT_NAME, Listening, order};
+use crate::wire::{AppDone, EVENT_NAME, Listening};
 
 /// Whether the route is hooked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -28,9 +34,17 @@ pub struct AppArgs {
     /// Unhooked or hooked.
     #[arg(long, value_enum)]
     mode: Mode,
-    /// The backend of the hooked route.
+    /// The in-process backend of the hooked route (unless `--queue`).
     #[arg(long, value_enum, default_value = "background")]
     backend: BackendKind,
+    /// Hooked: publish to this durable queue instead (the subscriptions are in the sidecar's
+    /// store; the app only publishes). `outbox` makes the hook transactional: the order row and
+    /// the event's row commit together.
+    #[arg(long, value_enum)]
+    queue: Option<QueueKind>,
+    /// The run's schema (orders written there with `--postgres`) and Redis queue.
+    #[command(flatten)]
+    place: Place,
     /// Subscriptions of the event (all at the receiver).
     #[arg(long, default_value_t = 1)]
     subscribers: usize,
@@ -45,16 +59,6 @@ pub struct AppArgs {
     history: usize,
 }
 
-static NEXT_ORDER: AtomicU64 = AtomicU64::new(1);
-
-/// The handler of both variants: it knows nothing about webhooks.
-async fn create_order(Json(body): Json<Value>) -> (StatusCode, Json<Value>) {
-    let id = NEXT_ORDER.fetch_add(1, Ordering::Relaxed);
-    let mut answer = order(id);
-    answer["order"] = body;
-    (StatusCode::CREATED, Json(answer))
-}
-
 /// Serves until stdin closes, then drains deliveries and reports its cost.
 pub fn run(args: AppArgs) -> anyhow::Result<()> {
     // The default runtime: one worker per core it may run on (one, under `taskset -c 0`).
@@ -65,17 +69,8 @@ pub fn run(args: AppArgs) -> anyhow::Result<()> {
 }
 
 async fn serve(args: AppArgs) -> anyhow::Result<()> {
-    let (app, hooks) = match args.mode {
-        Mode::Unhooked => (Router::new().route("/orders", post(create_order)), None),
-        Mode::Hooked => {
-            let subscriptions = subscriptions(args.subscribers, &args.receiver)?;
-            let hooks = args
-                .backend
-                .hooks(&subscriptions, args.concurrency, args.history)?;
-            let route = post(create_order).layer(hooks.hook(EVENT_NAME)?);
-            (Router::new().route("/orders", route), Some(hooks))
-        }
-    };
+    let (route, hooks) = route(&args).await?;
+    let app = Router::new().route("/orders", route);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     super::report(&Listening {
         addr: listener.local_addr()?.to_string(),
@@ -91,5 +86,34 @@ async fn serve(args: AppArgs) -> anyhow::Result<()> {
         cpu_ms: own_cpu_ms(),
         peak_rss_kib: own_peak_rss_kib(),
         abandoned,
+    })
+}
+
+/// The `/orders` route the arguments describe, and its hooks when hooked.
+async fn route(args: &AppArgs) -> anyhow::Result<(MethodRouter, Option<Hooks>)> {
+    let store = args.place.store().await?;
+    let db = store.as_ref().map(|s| s.connection().clone());
+    Ok(match (args.mode, args.queue) {
+        (Mode::Unhooked, _) => (orders::route(db), None),
+        (Mode::Hooked, None) => {
+            let subscriptions = subscriptions(args.subscribers, &args.receiver)?;
+            let hooks = args
+                .backend
+                .hooks(&subscriptions, args.concurrency, args.history)?;
+            let route = orders::route(db).layer(hooks.hook(EVENT_NAME)?);
+            (route, Some(hooks))
+        }
+        (Mode::Hooked, Some(QueueKind::Redis)) => {
+            let hooks = Hooks::publisher(args.place.redis_queue().await?).build()?;
+            let route = orders::route(db).layer(hooks.hook(EVENT_NAME)?);
+            (route, Some(hooks))
+        }
+        (Mode::Hooked, Some(QueueKind::Outbox)) => {
+            let store = store.context("the outbox route needs --postgres and --schema")?;
+            let outbox = Arc::new(SqlBackend::for_store(&store));
+            let hooks = Hooks::shared_publisher(outbox.clone() as Arc<dyn Backend>).build()?;
+            let hook = hooks.hook(EVENT_NAME)?.in_transaction(&outbox);
+            (orders::route_in_hook_transaction().layer(hook), Some(hooks))
+        }
     })
 }

@@ -3,8 +3,10 @@
 pub mod app;
 pub mod emitter;
 pub mod load;
+pub mod orders;
 pub mod raw_loop;
 pub mod receiver;
+pub mod sidecar;
 
 use serde::Serialize;
 

@@ -207,7 +207,8 @@ pub async fn emit(
     Ok((run, expected, arrivals))
 }
 
-fn per_second(count: u64, from_ns: u64, to_ns: u64) -> f64 {
+/// `count` over the span `from_ns..to_ns`, per second (0 for an empty span).
+pub fn per_second(count: u64, from_ns: u64, to_ns: u64) -> f64 {
     if to_ns <= from_ns {
         return 0.0;
     }

@@ -4,9 +4,12 @@
 pub mod accounting;
 pub mod delivery;
 pub mod fan_out;
+pub mod idle_latency;
 pub mod part;
 pub mod receiver;
 pub mod route_cost;
+pub mod sidecar;
+pub mod sidecar_part;
 
 /// The sizes of one run: the full run, or `--quick` (completion and counts only).
 #[derive(Clone, Debug, serde::Serialize)]
@@ -26,6 +29,12 @@ pub struct Sizes {
     pub concurrency: usize,
     /// Fan-out: events of 1,000 deliveries each, one after the other.
     pub fan_out_events: usize,
+    /// Sidecar throughput: deliveries queued per run (split over the events).
+    pub sidecar_deliveries: usize,
+    /// Sidecar idle latency: single events published, one at a time.
+    pub idle_events: usize,
+    /// Sidecar idle latency: the pause after each of them (ms).
+    pub idle_pace_ms: u64,
 }
 
 impl Sizes {
@@ -39,6 +48,9 @@ impl Sizes {
             deliveries: 50_000,
             concurrency: 100,
             fan_out_events: 4,
+            sidecar_deliveries: 10_000,
+            idle_events: 50,
+            idle_pace_ms: 50,
         }
     }
 
@@ -52,6 +64,9 @@ impl Sizes {
             deliveries: 2_000,
             concurrency: 100,
             fan_out_events: 1,
+            sidecar_deliveries: 500,
+            idle_events: 5,
+            idle_pace_ms: 50,
         }
     }
 }

@@ -1,5 +1,10 @@
 //! Route cost: requests/s and latency of the same handler unhooked and hooked, the service on
 //! core 0, the load generator (and the receiver of the hooked route's deliveries) on core 1.
+//!
+//! With the services of the durable path, three more rows, each handler writing its order as a
+//! row in PostgreSQL (a schema of the run's own): unhooked, hooked to Redis, hooked to the
+//! outbox (the order and the event's row in one transaction). The app only publishes; the
+//! sidecar drains the queue after the window, and every delivery is counted as for the others.
 
 use std::time::Duration;
 
@@ -8,47 +13,78 @@ use serde::Serialize;
 use super::accounting::{Accounting, account_unknown_ids};
 use super::part::{LOAD_CORE, Part, Pinning, SERVER_CORE};
 use super::receiver::Receiver;
+use super::sidecar_part::Sidecar;
 use super::{Sizes, median_by};
 use crate::backends::BackendKind;
+use crate::durable::env::DurableEnv;
+use crate::durable::{QueueKind, Services};
 use crate::wire::{AppDone, Listening, LoadDone};
 
 /// One row of the route-cost table.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Row {
-    /// `None`: the unhooked route.
+    /// Hooked through this in-process backend (`None`: unhooked, or hooked to `queue`).
     pub backend: Option<BackendKind>,
+    /// Hooked to this durable queue: the app publishes, a sidecar drains after the window.
+    pub queue: Option<QueueKind>,
     /// Subscriptions of the event.
     pub subscribers: usize,
+    /// The handler writes each order as a row in PostgreSQL.
+    pub orders_in_postgres: bool,
 }
 
 impl Row {
-    /// Every row: unhooked, then each backend with 1 and 10 subscribers.
-    pub fn all() -> Vec<Row> {
-        let mut rows = vec![Row {
-            backend: None,
-            subscribers: 0,
-        }];
+    /// Every row: unhooked, then each in-process backend with 1 and 10 subscribers; with
+    /// `durable`, then the PostgreSQL rows: unhooked, and hooked to each durable queue with 1
+    /// subscriber (the app's work does not depend on the subscriber count: the sidecar fans
+    /// out).
+    pub fn all(durable: bool) -> Vec<Row> {
+        let row = |backend, queue, subscribers, orders_in_postgres| Row {
+            backend,
+            queue,
+            subscribers,
+            orders_in_postgres,
+        };
+        let mut rows = vec![row(None, None, 0, false)];
         for &backend in BackendKind::ALL {
             for subscribers in [1, 10] {
-                rows.push(Row {
-                    backend: Some(backend),
-                    subscribers,
-                });
+                rows.push(row(Some(backend), None, subscribers, false));
+            }
+        }
+        if durable {
+            rows.push(row(None, None, 0, true));
+            for &queue in QueueKind::ALL {
+                rows.push(row(None, Some(queue), 1, true));
             }
         }
         rows
     }
 
-    /// `unhooked`, `hooked, background, 1 sub`, …
+    /// Whether the route is unhooked.
+    pub fn is_unhooked(&self) -> bool {
+        self.backend.is_none() && self.queue.is_none()
+    }
+
+    /// `unhooked`, `hooked · background · 1 subscriber`, `hooked · redis → sidecar · 1
+    /// subscriber · order in PostgreSQL`, …
     pub fn label(&self) -> String {
-        match self.backend {
-            None => "unhooked".to_owned(),
-            Some(b) => format!(
-                "hooked · {} · {} subscriber{}",
-                b.name(),
-                self.subscribers,
-                if self.subscribers == 1 { "" } else { "s" }
-            ),
+        let subscribers = format!(
+            "{} subscriber{}",
+            self.subscribers,
+            if self.subscribers == 1 { "" } else { "s" }
+        );
+        let route = match (self.backend, self.queue) {
+            (Some(b), _) => format!("hooked · {} · {subscribers}", b.name()),
+            (None, Some(QueueKind::Redis)) => format!("hooked · redis → sidecar · {subscribers}"),
+            (None, Some(QueueKind::Outbox)) => {
+                format!("hooked · outbox, same transaction → sidecar · {subscribers}")
+            }
+            (None, None) => "unhooked".to_owned(),
+        };
+        if self.orders_in_postgres {
+            format!("{route} · order in PostgreSQL")
+        } else {
+            route
         }
     }
 }
@@ -73,7 +109,8 @@ pub struct Run {
     pub load_core_busy: f64,
     /// The deliveries of the events, counted at the receiver.
     pub deliveries: Accounting,
-    /// Time from the end of the load to the last delivery (the backlog the load left), in s.
+    /// Time from the end of the load to the last delivery (the backlog the load left; for a
+    /// durable queue, drained by a sidecar started once the app has stopped), in s.
     pub drain_secs: f64,
 }
 
@@ -91,13 +128,15 @@ pub struct RowResult {
 }
 
 /// Measures every row `sizes.repeat` times, interleaved (row by row within each round) so that
-/// a change in the machine's load touches every row alike.
+/// a change in the machine's load touches every row alike. Without `services`, only the rows
+/// that need neither PostgreSQL nor Redis.
 pub async fn measure(
     receiver: &Receiver,
     pinning: Pinning,
     sizes: &Sizes,
+    services: Option<&Services>,
 ) -> anyhow::Result<Vec<RowResult>> {
-    let rows = Row::all();
+    let rows = Row::all(services.is_some());
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); rows.len()];
     for round in 0..sizes.repeat {
         for (row, runs) in rows.iter().zip(runs.iter_mut()) {
@@ -107,7 +146,7 @@ pub async fn measure(
                 round + 1,
                 sizes.repeat
             );
-            runs.push(measure_once(receiver, pinning, sizes, row).await?);
+            runs.push(measure_once(receiver, pinning, sizes, services, row).await?);
         }
     }
     Ok(rows
@@ -125,11 +164,38 @@ pub async fn measure(
         .collect())
 }
 
+/// One run of `row`; a PostgreSQL row in a schema of its own (with its orders table, and the
+/// subscriptions the sidecar reads), removed afterwards.
 async fn measure_once(
     receiver: &Receiver,
     pinning: Pinning,
     sizes: &Sizes,
+    services: Option<&Services>,
     row: &Row,
+) -> anyhow::Result<Run> {
+    let Some(services) = services.filter(|_| row.orders_in_postgres) else {
+        return measure_in(receiver, pinning, sizes, row, None).await;
+    };
+    // The unhooked row leaves the queue alone: an outbox environment touches no Redis key.
+    let env = DurableEnv::create(row.queue.unwrap_or(QueueKind::Outbox), services).await?;
+    let run = async {
+        env.create_orders_table().await?;
+        if row.queue.is_some() {
+            env.subscribe(row.subscribers, &receiver.hook_url()).await?;
+        }
+        measure_in(receiver, pinning, sizes, row, Some(&env)).await
+    }
+    .await;
+    env.remove().await;
+    run
+}
+
+async fn measure_in(
+    receiver: &Receiver,
+    pinning: Pinning,
+    sizes: &Sizes,
+    row: &Row,
+    env: Option<&DurableEnv>,
 ) -> anyhow::Result<Run> {
     receiver.reset().await?;
     let mut args = vec![
@@ -137,9 +203,18 @@ async fn measure_once(
         "--receiver".to_owned(),
         receiver.hook_url(),
     ];
-    match row.backend {
-        None => args.extend(["--mode".to_owned(), "unhooked".to_owned()]),
-        Some(backend) => args.extend([
+    if let Some(env) = env {
+        args.extend(env.place().to_args());
+    }
+    match (row.backend, row.queue) {
+        (None, None) => args.extend(["--mode".to_owned(), "unhooked".to_owned()]),
+        (None, Some(queue)) => args.extend([
+            "--mode".to_owned(),
+            "hooked".to_owned(),
+            "--queue".to_owned(),
+            queue.name().to_owned(),
+        ]),
+        (Some(backend), _) => args.extend([
             "--mode".to_owned(),
             "hooked".to_owned(),
             "--backend".to_owned(),
@@ -170,12 +245,28 @@ async fn measure_once(
     let load_ended = crate::proc_stats::unix_ns();
     let receiver_cpu = receiver.count().await?.cpu_ms - receiver_cpu_before;
     let expected = done.total_ok * row.subscribers as u64;
-    if expected > 0 {
-        receiver
-            .wait_for(expected, Duration::from_secs(300), Duration::from_secs(15))
-            .await?;
-    }
-    let app_done: AppDone = app.finish(Duration::from_secs(180)).await?;
+    let app_done: AppDone = match (env, row.queue) {
+        // Durable: the app has published everything; the sidecar drains it now.
+        (Some(env), Some(_)) => {
+            let app_done = app.finish(Duration::from_secs(180)).await?;
+            if expected > 0 {
+                let sidecar = Sidecar::start(env, pinning, sizes.concurrency).await?;
+                receiver
+                    .wait_for(expected, Duration::from_secs(600), Duration::from_secs(15))
+                    .await?;
+                sidecar.stop().await?;
+            }
+            app_done
+        }
+        _ => {
+            if expected > 0 {
+                receiver
+                    .wait_for(expected, Duration::from_secs(300), Duration::from_secs(15))
+                    .await?;
+            }
+            app.finish(Duration::from_secs(180)).await?
+        }
+    };
     load.stop().await;
     let deliveries = account_unknown_ids(expected, &receiver.arrivals().await?);
     let drain_secs = if deliveries.last_arrival_ns > load_ended {

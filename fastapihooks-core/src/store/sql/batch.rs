@@ -22,6 +22,9 @@ use crate::error::Result;
 use crate::id::{DeliveryId, SubscriptionId};
 use crate::subscription::Subscription;
 
+/// An attempt and the state of its delivery after it.
+type Recorded = (Delivery, Attempt);
+
 /// Rows per statement: 11 parameters a row in the attempts' `UPDATE`, well under SQLite's
 /// 32,766 and PostgreSQL's 65,535.
 const CHUNK: usize = 200;
@@ -114,8 +117,8 @@ pub(super) async fn record_attempts(
 
 /// The batch split so no delivery appears twice in one `UPDATE` (a `CASE` takes only its first
 /// match): later attempts of the same delivery go in later rounds, in order.
-fn rounds(attempts: &[(Delivery, Attempt)]) -> Vec<Vec<&(Delivery, Attempt)>> {
-    let mut rounds: Vec<(HashSet<&str>, Vec<&(Delivery, Attempt)>)> = Vec::new();
+fn rounds(attempts: &[(Delivery, Attempt)]) -> Vec<Vec<&Recorded>> {
+    let mut rounds: Vec<(HashSet<&str>, Vec<&Recorded>)> = Vec::new();
     for pair in attempts {
         let id = pair.0.id.as_str();
         let at = rounds.iter().rposition(|(ids, _)| ids.contains(id));
@@ -130,7 +133,7 @@ fn rounds(attempts: &[(Delivery, Attempt)]) -> Vec<Vec<&(Delivery, Attempt)>> {
 }
 
 /// Returns how many deliveries it updated.
-async fn update_states(txn: &impl ConnectionTrait, chunk: &[&(Delivery, Attempt)]) -> Result<u64> {
+async fn update_states(txn: &impl ConnectionTrait, chunk: &[&Recorded]) -> Result<u64> {
     use delivery::Column as C;
     let case = |column: C, value: &dyn Fn(&Delivery) -> sea_orm::Value| {
         chunk
