@@ -368,6 +368,44 @@ mod postgres {
     }
 
     outbox_behaviours!(with);
+
+    /// A lease call waiting for work is woken by the commit (`LISTEN`/`NOTIFY`), not by its
+    /// next poll: with a poll interval as long as the call may wait, only the wake can make
+    /// it return the event published while it waits.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiting_lease_is_woken_by_the_commit_of_a_publish() {
+        with(async |store: SqlStore| {
+            let patient = SqlBackend::with_config(
+                store.connection().clone(),
+                SqlOutboxConfig {
+                    visibility_timeout: Duration::from_secs(120),
+                    poll_interval: Duration::from_secs(60),
+                    block: Duration::from_secs(60),
+                },
+            )
+            .unwrap();
+            let publisher = outbox(&store);
+            let mut waiting = tokio::spawn(async move { patient.lease(1).await.unwrap() });
+            // One commit a second (the first may come before the call listens), until the
+            // waiting call returns; a poll would take a minute.
+            let mut published = Vec::new();
+            let leased = loop {
+                let event = event(published.len());
+                let txn = store.connection().begin().await.unwrap();
+                publisher.publish_in(&txn, &event).await.unwrap();
+                txn.commit().await.unwrap();
+                published.push(Task::fanout(event));
+                match tokio::time::timeout(Duration::from_secs(1), &mut waiting).await {
+                    Ok(leased) => break leased.unwrap(),
+                    Err(_) if published.len() < 20 => continue,
+                    Err(_) => panic!("the waiting lease call was not woken by 20 commits"),
+                }
+            };
+            assert_eq!(leased.len(), 1);
+            assert!(published.contains(&leased[0].task));
+        })
+        .await;
+    }
 }
 
 #[cfg(feature = "mysql")]

@@ -18,8 +18,11 @@
 //! - Times come from the database clock, so sidecars with skewed clocks agree on when a retry is
 //!   due and when a lease expires.
 //!
-//! An empty outbox is polled (every [`SqlOutboxConfig::poll_interval`]); a busy one is leased
-//! back to back. Dead letters stay in the table (`dead = TRUE`, with their reason) beside the
+//! A busy outbox is leased back to back. An empty one is polled (every
+//! [`SqlOutboxConfig::poll_interval`]) — and on PostgreSQL a lease call waiting for work is woken
+//! as soon as a transaction that inserted rows commits (`LISTEN`/`NOTIFY`, through a trigger
+//! the store's migrations create), so an idle sidecar starts a delivery within milliseconds of
+//! the commit; polling stays as the fallback. Dead letters stay in the table (`dead = TRUE`, with their reason) beside the
 //! store's history; delete old ones with [`SqlBackend::prune_dead_letters`].
 //! `publish_in` does not check the payload size: [`Emitter`](crate::Emitter) does, for events
 //! published through it.
@@ -28,6 +31,7 @@ mod config;
 mod settle;
 mod statements;
 mod transient;
+mod wake;
 
 use std::time::{Duration, Instant};
 
@@ -80,6 +84,7 @@ pub struct SqlBackend {
     backend: DbBackend,
     config: SqlOutboxConfig,
     open: OpenFlag,
+    wake: wake::Wake,
 }
 
 impl std::fmt::Debug for SqlBackend {
@@ -100,6 +105,7 @@ impl SqlBackend {
             db,
             config: SqlOutboxConfig::default(),
             open: OpenFlag::default(),
+            wake: wake::Wake::new(),
         }
     }
 
@@ -336,7 +342,12 @@ impl Queue for SqlBackend {
     async fn lease(&self, max: usize) -> Result<Vec<Leased>> {
         let max = max.max(1);
         let started = Instant::now();
+        self.wake.listen(&self.db);
         loop {
+            // Listening before looking: a commit between the look and the wait still wakes it.
+            let committed = self.wake.notified();
+            tokio::pin!(committed);
+            committed.as_mut().enable();
             let leased = match self.lease_once(max).await {
                 Ok(leased) => leased,
                 // Rolled back whole: nothing was leased; look again.
@@ -346,12 +357,14 @@ impl Queue for SqlBackend {
                 }
                 Err(e) => return Err(e),
             };
-            if !leased.is_empty()
-                || started.elapsed() + self.config.poll_interval > self.config.block
-            {
+            let left = self.config.block.saturating_sub(started.elapsed());
+            if !leased.is_empty() || left.is_zero() {
                 return Ok(leased);
             }
-            tokio::time::sleep(self.config.poll_interval).await;
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.poll_interval.min(left)) => {}
+                _ = committed => {}
+            }
         }
     }
 

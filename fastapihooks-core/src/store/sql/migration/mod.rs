@@ -13,6 +13,7 @@ mod m20261202_000005_history_indexes;
 mod m20261202_000006_add_delivery_replays;
 mod m20261202_000007_add_subscription_health;
 mod m20261202_000008_prune_index;
+mod m20261202_000009_outbox_notify;
 
 use sea_orm_migration::prelude::*;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000006_add_delivery_replays::Migration),
             Box::new(m20261202_000007_add_subscription_health::Migration),
             Box::new(m20261202_000008_prune_index::Migration),
+            Box::new(m20261202_000009_outbox_notify::Migration),
         ]
     }
 
