@@ -274,6 +274,36 @@ mod behaviours {
         assert_eq!(outbox.depth().await.unwrap(), 1);
     }
 
+    /// No head-of-line blocking: the delivery tasks of an event fanned out now are leased
+    /// before the events queued after it, not behind the fan-out of the whole backlog.
+    pub(crate) async fn the_deliveries_of_a_fanned_out_event_go_before_later_events(
+        store: SqlStore,
+    ) {
+        let outbox = outbox(&store);
+        let events: Vec<Event> = (0..3).map(event).collect();
+        // One after the other, so the queue has an order (a batch shares one time).
+        for e in &events {
+            outbox.publish(e.clone()).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let first = outbox.lease(1).await.unwrap().remove(0);
+        assert_eq!(first.task, Task::fanout(events[0].clone()));
+        let deliveries = vec![
+            Task::deliver(events[0].clone(), SubscriptionId::new()),
+            Task::deliver(events[0].clone(), SubscriptionId::new()),
+        ];
+        assert!(outbox.replace(&first.receipt, &deliveries).await.unwrap());
+        let next: Vec<Task> = outbox
+            .lease(2)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.task)
+            .collect();
+        assert_eq!(next.len(), 2);
+        assert!(next.iter().all(|t| deliveries.contains(t)), "{next:?}");
+    }
+
     pub(crate) async fn concurrent_leases_take_disjoint_rows(store: SqlStore) {
         let a = outbox(&store);
         let b = outbox(&store);
@@ -312,6 +342,7 @@ macro_rules! outbox_behaviours {
             pruning_dead_letters_removes_only_those_dead_before_the_cut_off,
             concurrent_leases_take_disjoint_rows,
             a_batch_of_settlements_settles_each_lease_it_still_holds,
+            the_deliveries_of_a_fanned_out_event_go_before_later_events,
         );
     };
     (@each $with:ident: $($name:ident,)*) => {

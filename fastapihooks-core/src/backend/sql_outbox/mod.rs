@@ -147,7 +147,7 @@ impl SqlBackend {
     /// is published at once.)
     pub async fn publish_in<C: ConnectionTrait>(&self, conn: &C, event: &Event) -> Result<()> {
         self.open.check()?;
-        insert_tasks(conn, &[Task::fanout(event.clone())], "outbox.publish").await
+        insert_tasks(conn, &[Task::fanout(event.clone())], None, "outbox.publish").await
     }
 
     /// Publishes several events in one transaction: all of them or none.
@@ -156,7 +156,7 @@ impl SqlBackend {
         let what = "outbox.publish";
         let tasks: Vec<Task> = events.iter().cloned().map(Task::fanout).collect();
         let txn = self.db.begin().await.map_err(db(what))?;
-        insert_tasks(&txn, &tasks, what).await?;
+        insert_tasks(&txn, &tasks, None, what).await?;
         txn.commit().await.map_err(db(what))
     }
 
@@ -413,75 +413,85 @@ impl Queue for SqlBackend {
 
 impl SqlBackend {
     /// Deletes the leased row and inserts `next`, in one transaction, if the lease is held.
+    ///
+    /// `next` takes the deleted task's place in line: its rows are due from when that task was
+    /// first queued, so the deliveries of an event fanned out now go before the events queued
+    /// after it — they do not wait behind the fan-out of the whole backlog.
     async fn replace_once(&self, receipt: &Receipt, next: &[Task]) -> Result<bool> {
         let what = "outbox.settle";
         let (id, token) = split(receipt)?;
         let txn = self.db.begin().await.map_err(db(what))?;
         let deleted = txn
-            .execute_raw(statement(
+            .query_all_raw(statement(
                 self.backend,
-                &statements::delete_leased(),
+                &statements::delete_leased_returning_place(),
                 vec![id.into(), token.into()],
             ))
             .await
             .map_err(db(what))?;
-        if deleted.rows_affected() != 1 {
+        let Some(row) = deleted.first() else {
             txn.rollback().await.map_err(db(what))?;
             return Ok(false);
-        }
-        insert_tasks(&txn, next, what).await?;
+        };
+        let place: i64 = row.try_get("", "created_at_us").map_err(db(what))?;
+        insert_tasks(&txn, next, Some(place), what).await?;
         txn.commit().await.map_err(db(what))?;
         Ok(true)
     }
 }
 
-/// Inserts `tasks`, due at once, through `conn` (a transaction or a connection).
+/// Inserts `tasks` through `conn` (a transaction or a connection), due at once — in line at
+/// `place` (µs) when given, else after everything queued so far.
 async fn insert_tasks<C: ConnectionTrait>(
     conn: &C,
     tasks: &[Task],
+    place: Option<i64>,
     what: &'static str,
 ) -> Result<()> {
     let backend = conn.get_database_backend();
+    let per_row = if place.is_some() { 3 } else { 2 };
     let mut rows: Vec<Value> = Vec::new();
     let mut bytes = 0;
     for task in tasks {
         let json = task.encode()?;
         if !rows.is_empty()
-            && (rows.len() / 2 >= INSERT_BATCH || bytes + json.len() > INSERT_BATCH_BYTES)
+            && (rows.len() / per_row >= INSERT_BATCH || bytes + json.len() > INSERT_BATCH_BYTES)
         {
-            insert_rows(conn, backend, std::mem::take(&mut rows), what).await?;
+            insert_rows(conn, backend, std::mem::take(&mut rows), place, what).await?;
             bytes = 0;
         }
         bytes += json.len();
         rows.push(ulid::Ulid::new().to_string().into());
         rows.push(json.into());
+        if let Some(place) = place {
+            rows.push(place.into());
+        }
     }
     if !rows.is_empty() {
-        insert_rows(conn, backend, rows, what).await?;
+        insert_rows(conn, backend, rows, place, what).await?;
     }
     Ok(())
 }
 
-/// One multi-row `INSERT` of (id, task JSON) pairs.
+/// One multi-row `INSERT` of (id, task JSON) pairs, or (id, task JSON, due) triples when the
+/// rows have a `place`.
 async fn insert_rows<C: ConnectionTrait>(
     conn: &C,
     backend: DbBackend,
     values: Vec<Value>,
+    place: Option<i64>,
     what: &'static str,
 ) -> Result<()> {
-    let rows = values.len() / 2;
-    conn.execute_raw(statement(
-        backend,
-        &statements::insert(backend, rows),
-        values,
-    ))
-    .await
-    .map_err(db(what))?;
+    let sql = match place {
+        Some(_) => statements::insert_due_at(backend, values.len() / 3),
+        None => statements::insert(backend, values.len() / 2),
+    };
+    conn.execute_raw(statement(backend, &sql, values))
+        .await
+        .map_err(db(what))?;
     Ok(())
 }
 
-/// The outbox row of run `run` of a replayed delivery: a ULID of the delivery's time and a
-/// digest of (delivery, run), so the same run always has the same row.
 fn replay_row_id(delivery: &DeliveryId, run: u32) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::new()

@@ -48,7 +48,17 @@ pub(super) fn placeholders(n: usize) -> String {
 /// Inserts `rows` new tasks, due at once: values are (id, task JSON) pairs.
 pub(super) fn insert(backend: DbBackend, rows: usize) -> String {
     let now = now(backend);
-    let row = format!("(?, ?, FALSE, {now}, NULL, 0, NULL, {now})");
+    insert_rows(rows, &format!("(?, ?, FALSE, {now}, NULL, 0, NULL, {now})"))
+}
+
+/// Inserts `rows` new tasks due at a given time (µs; a time in the past puts them ahead of
+/// what was queued after it): values are (id, task JSON, due time) triples.
+pub(super) fn insert_due_at(backend: DbBackend, rows: usize) -> String {
+    let now = now(backend);
+    insert_rows(rows, &format!("(?, ?, FALSE, ?, NULL, 0, NULL, {now})"))
+}
+
+fn insert_rows(rows: usize, row: &str) -> String {
     let values = vec![row; rows].join(", ");
     format!(
         "INSERT INTO {TABLE} (id, task, dead, available_at_us, lease, leases, reason, created_at_us) VALUES {values}"
@@ -102,9 +112,10 @@ pub(super) fn extend(backend: DbBackend) -> String {
     format!("UPDATE {TABLE} SET available_at_us = {now} + ? WHERE id = ? AND lease = ?")
 }
 
-/// Settles a lease by removing its row. Values: id, lease token.
-pub(super) fn delete_leased() -> String {
-    format!("DELETE FROM {TABLE} WHERE id = ? AND lease = ?")
+/// Settles a lease by deleting its row, returning when the task was first queued
+/// (`created_at_us`). Values: id, lease token.
+pub(super) fn delete_leased_returning_place() -> String {
+    format!("DELETE FROM {TABLE} WHERE id = ? AND lease = ? RETURNING created_at_us")
 }
 
 /// Settles a lease by bringing the task back after a delay. Values: task JSON, delay in µs,
