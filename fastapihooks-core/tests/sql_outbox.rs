@@ -251,15 +251,25 @@ mod behaviours {
         assert_eq!(taken.len(), 1);
         assert_eq!(taken[0].task, leased[2].task);
 
+        let delivery = |l: &fastapihooks_core::backend::Leased| {
+            Task::deliver(l.task.event().clone(), SubscriptionId::new())
+        };
         let settlements = vec![
             Settlement::ack(leased[0].receipt.clone()),
-            Settlement::ack(leased[2].receipt.clone()),
+            // Lost: what would replace it is not inserted.
+            Settlement::Replace {
+                receipt: leased[2].receipt.clone(),
+                next: vec![delivery(&leased[2])],
+            },
             Settlement::RetryIn {
                 receipt: leased[1].receipt.clone(),
                 task: leased[1].task.clone(),
                 delay: Duration::from_secs(60),
             },
-            Settlement::ack(leased[3].receipt.clone()),
+            Settlement::Replace {
+                receipt: leased[3].receipt.clone(),
+                next: vec![delivery(&leased[3])],
+            },
         ];
         let settled: Vec<bool> = outbox
             .settle_many(&settlements)
@@ -268,10 +278,12 @@ mod behaviours {
             .map(Result::unwrap)
             .collect();
         assert_eq!(settled, [true, false, true, true]);
-        // Left: the retry, waiting, and the row the other consumer holds.
-        assert_eq!(outbox.depth().await.unwrap(), 2);
-        assert!(outbox.ack(&taken[0].receipt).await.unwrap());
-        assert_eq!(outbox.depth().await.unwrap(), 1);
+        // Left: the retry, waiting; the row the other consumer holds; the fourth's delivery.
+        assert_eq!(outbox.depth().await.unwrap(), 3);
+        let ready = outbox.lease(4).await.unwrap();
+        assert_eq!(ready.len(), 1);
+        assert_eq!(ready[0].task.event(), leased[3].task.event());
+        assert!(matches!(ready[0].task, Task::Deliver(_)));
     }
 
     /// No head-of-line blocking: the delivery tasks of an event fanned out now are leased

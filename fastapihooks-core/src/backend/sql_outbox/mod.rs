@@ -28,6 +28,7 @@
 //! published through it.
 
 mod config;
+mod insert;
 mod settle;
 mod statements;
 mod transient;
@@ -52,16 +53,9 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::id::DeliveryId;
 use crate::store::{SqlStore, SqlStoreOptions};
+use insert::insert_tasks;
 use statements::statement;
 use transient::{is_conflict, retry_conflicts};
-
-/// Rows per multi-row insert: far below every database's bound on bound parameters.
-const INSERT_BATCH: usize = 500;
-
-/// Task bytes per multi-row insert: far below MariaDB's default `max_allowed_packet` (16 MiB),
-/// so a big event fanned out to many subscriptions goes in several statements (one
-/// transaction) rather than one the server refuses every time.
-const INSERT_BATCH_BYTES: usize = 4 << 20;
 
 /// A durable queue in the application's SQL database. See the [module docs](self).
 ///
@@ -147,7 +141,8 @@ impl SqlBackend {
     /// is published at once.)
     pub async fn publish_in<C: ConnectionTrait>(&self, conn: &C, event: &Event) -> Result<()> {
         self.open.check()?;
-        insert_tasks(conn, &[Task::fanout(event.clone())], None, "outbox.publish").await
+        let task = Task::fanout(event.clone());
+        insert_tasks(conn, [(&task, None)], "outbox.publish").await
     }
 
     /// Publishes several events in one transaction: all of them or none.
@@ -156,7 +151,8 @@ impl SqlBackend {
         let what = "outbox.publish";
         let tasks: Vec<Task> = events.iter().cloned().map(Task::fanout).collect();
         let txn = self.db.begin().await.map_err(db(what))?;
-        insert_tasks(&txn, &tasks, None, what).await?;
+        let rows: Vec<(&Task, Option<i64>)> = tasks.iter().map(|t| (t, None)).collect();
+        insert_tasks(&txn, rows, what).await?;
         txn.commit().await.map_err(db(what))
     }
 
@@ -434,62 +430,11 @@ impl SqlBackend {
             return Ok(false);
         };
         let place: i64 = row.try_get("", "created_at_us").map_err(db(what))?;
-        insert_tasks(&txn, next, Some(place), what).await?;
+        let rows: Vec<(&Task, Option<i64>)> = next.iter().map(|t| (t, Some(place))).collect();
+        insert_tasks(&txn, rows, what).await?;
         txn.commit().await.map_err(db(what))?;
         Ok(true)
     }
-}
-
-/// Inserts `tasks` through `conn` (a transaction or a connection), due at once — in line at
-/// `place` (µs) when given, else after everything queued so far.
-async fn insert_tasks<C: ConnectionTrait>(
-    conn: &C,
-    tasks: &[Task],
-    place: Option<i64>,
-    what: &'static str,
-) -> Result<()> {
-    let backend = conn.get_database_backend();
-    let per_row = if place.is_some() { 3 } else { 2 };
-    let mut rows: Vec<Value> = Vec::new();
-    let mut bytes = 0;
-    for task in tasks {
-        let json = task.encode()?;
-        if !rows.is_empty()
-            && (rows.len() / per_row >= INSERT_BATCH || bytes + json.len() > INSERT_BATCH_BYTES)
-        {
-            insert_rows(conn, backend, std::mem::take(&mut rows), place, what).await?;
-            bytes = 0;
-        }
-        bytes += json.len();
-        rows.push(ulid::Ulid::new().to_string().into());
-        rows.push(json.into());
-        if let Some(place) = place {
-            rows.push(place.into());
-        }
-    }
-    if !rows.is_empty() {
-        insert_rows(conn, backend, rows, place, what).await?;
-    }
-    Ok(())
-}
-
-/// One multi-row `INSERT` of (id, task JSON) pairs, or (id, task JSON, due) triples when the
-/// rows have a `place`.
-async fn insert_rows<C: ConnectionTrait>(
-    conn: &C,
-    backend: DbBackend,
-    values: Vec<Value>,
-    place: Option<i64>,
-    what: &'static str,
-) -> Result<()> {
-    let sql = match place {
-        Some(_) => statements::insert_due_at(backend, values.len() / 3),
-        None => statements::insert(backend, values.len() / 2),
-    };
-    conn.execute_raw(statement(backend, &sql, values))
-        .await
-        .map_err(db(what))?;
-    Ok(())
 }
 
 fn replay_row_id(delivery: &DeliveryId, run: u32) -> String {

@@ -1,33 +1,38 @@
 //! The outbox's group-committed settling ([`Queue::settle_many`](crate::Queue::settle_many)):
-//! the acks of a batch in one fenced `DELETE … RETURNING id`; the rarer retries, dead letters
-//! and fan-outs through their own transactions, concurrently.
+//! the acks and fan-outs of a batch in one fenced `DELETE … RETURNING` (and, for fan-outs, one
+//! transaction that also inserts their delivery tasks); the rarer retries and dead letters
+//! through their own statements, concurrently.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
-use sea_orm::ConnectionTrait;
+use sea_orm::{ConnectionTrait, TransactionTrait};
 
+use super::insert::insert_tasks;
 use super::statements::{TABLE, statement};
 use super::transient::retry_conflicts;
 use super::{SqlBackend, db, split};
+use crate::backend::queue::Task;
 use crate::backend::settlement::{self, Settlement};
 use crate::error::Result;
 
-/// Acks per statement: two parameters each.
+/// Leases per `DELETE`: two parameters each.
 const CHUNK: usize = 500;
+
+const WHAT: &str = "outbox.settle";
 
 pub(super) async fn settle_many(
     outbox: &SqlBackend,
     settlements: &[Settlement],
 ) -> Vec<Result<bool>> {
-    let (acks, others): (Vec<usize>, Vec<usize>) =
-        (0..settlements.len()).partition(|&i| settlements[i].is_ack());
+    let (replaces, others): (Vec<usize>, Vec<usize>) =
+        (0..settlements.len()).partition(|&i| matches!(settlements[i], Settlement::Replace { .. }));
     let mut results: Vec<Option<Result<bool>>> = (0..settlements.len()).map(|_| None).collect();
     let rest: Vec<Settlement> = others.iter().map(|&i| settlements[i].clone()).collect();
-    let (acked, settled) = tokio::join!(
-        ack_all(outbox, acks.iter().map(|&i| &settlements[i])),
+    let (replaced, settled) = tokio::join!(
+        replace_all(outbox, replaces.iter().map(|&i| &settlements[i]).collect()),
         settlement::each(outbox, &rest)
     );
-    for (i, result) in acks.into_iter().zip(acked) {
+    for (i, result) in replaces.into_iter().zip(replaced) {
         results[i] = Some(result);
     }
     for (i, result) in others.into_iter().zip(settled) {
@@ -40,47 +45,68 @@ pub(super) async fn settle_many(
         .collect()
 }
 
-/// Deletes the rows still leased by these receipts; each result says whether its lease was
-/// still held (its row deleted).
-async fn ack_all<'a>(
-    outbox: &SqlBackend,
-    acks: impl Iterator<Item = &'a Settlement>,
-) -> Vec<Result<bool>> {
-    let receipts: Vec<Result<(String, String)>> = acks.map(|s| split(s.receipt())).collect();
-    let valid: Vec<&(String, String)> = receipts.iter().filter_map(|r| r.as_ref().ok()).collect();
-    let mut deleted: HashSet<String> = HashSet::new();
-    for chunk in valid.chunks(CHUNK) {
-        match delete_leased(outbox, chunk).await {
-            Ok(ids) => deleted.extend(ids),
-            Err(e) => {
-                let failed = crate::group_commit::fail_all("outbox.settle", receipts.len(), &e);
-                return failed;
+/// Deletes the rows still leased by these receipts and inserts what replaces each deleted one
+/// (in its place in line), all in one transaction; each result says whether its lease was
+/// still held.
+async fn replace_all(outbox: &SqlBackend, replaces: Vec<&Settlement>) -> Vec<Result<bool>> {
+    let leases: Vec<Result<(String, String)>> =
+        replaces.iter().map(|s| split(s.receipt())).collect();
+    let with_next = replaces.iter().any(|s| !s.is_ack());
+    let done = retry_conflicts(|| async {
+        if with_next {
+            let txn = outbox.db.begin().await.map_err(db(WHAT))?;
+            let places = delete_leased(&txn, outbox, &leases).await?;
+            let mut rows: Vec<(&Task, Option<i64>)> = Vec::new();
+            for (settlement, lease) in replaces.iter().zip(&leases) {
+                let (Settlement::Replace { next, .. }, Ok((id, _))) = (settlement, lease) else {
+                    continue;
+                };
+                if let Some(&place) = places.get(id) {
+                    rows.extend(next.iter().map(|t| (t, Some(place))));
+                }
             }
+            insert_tasks(&txn, rows, WHAT).await?;
+            txn.commit().await.map_err(db(WHAT))?;
+            Ok(places)
+        } else {
+            delete_leased(&outbox.db, outbox, &leases).await
         }
+    })
+    .await;
+    match done {
+        Ok(places) => leases
+            .into_iter()
+            .map(|lease| lease.map(|(id, _)| places.contains_key(&id)))
+            .collect(),
+        Err(e) => crate::group_commit::fail_all(WHAT, leases.len(), &e),
     }
-    receipts
-        .into_iter()
-        .map(|r| r.map(|(id, _)| deleted.contains(&id)))
-        .collect()
 }
 
-async fn delete_leased(outbox: &SqlBackend, rows: &[&(String, String)]) -> Result<Vec<String>> {
-    let condition = vec!["(id = ? AND lease = ?)"; rows.len()].join(" OR ");
-    let sql = format!("DELETE FROM {TABLE} WHERE {condition} RETURNING id");
-    let values = rows
-        .iter()
-        .flat_map(|(id, token)| [id.clone().into(), token.clone().into()])
-        .collect();
-    let delete = statement(outbox.backend, &sql, values);
-    retry_conflicts(|| async {
-        let rows = outbox
-            .db
-            .query_all_raw(delete.clone())
+/// Deletes the rows these leases still hold; returns each deleted row's place in line (when
+/// its task was first queued), by row id.
+async fn delete_leased(
+    conn: &impl ConnectionTrait,
+    outbox: &SqlBackend,
+    leases: &[Result<(String, String)>],
+) -> Result<HashMap<String, i64>> {
+    let valid: Vec<&(String, String)> = leases.iter().filter_map(|r| r.as_ref().ok()).collect();
+    let mut places = HashMap::with_capacity(valid.len());
+    for chunk in valid.chunks(CHUNK) {
+        let condition = vec!["(id = ? AND lease = ?)"; chunk.len()].join(" OR ");
+        let sql = format!("DELETE FROM {TABLE} WHERE {condition} RETURNING id, created_at_us");
+        let values = chunk
+            .iter()
+            .flat_map(|(id, token)| [id.clone().into(), token.clone().into()])
+            .collect();
+        for row in conn
+            .query_all_raw(statement(outbox.backend, &sql, values))
             .await
-            .map_err(db("outbox.settle"))?;
-        rows.iter()
-            .map(|row| row.try_get::<String>("", "id").map_err(db("outbox.settle")))
-            .collect()
-    })
-    .await
+            .map_err(db(WHAT))?
+        {
+            let id: String = row.try_get("", "id").map_err(db(WHAT))?;
+            let place: i64 = row.try_get("", "created_at_us").map_err(db(WHAT))?;
+            places.insert(id, place);
+        }
+    }
+    Ok(places)
 }
