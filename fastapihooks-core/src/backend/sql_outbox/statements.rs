@@ -8,9 +8,14 @@ pub(super) const TABLE: &str = "fastapihooks_outbox";
 
 /// Now, on the database's clock, in microseconds since the unix epoch: every sidecar and the
 /// application agree on it whatever their own clocks say.
+///
+/// On PostgreSQL the statement's start (`statement_timestamp()`, stable within a statement),
+/// not `clock_timestamp()`: a volatile clock cannot bound an index scan, and each lease then
+/// read every live row of the outbox (leased and waiting retries included) to find the due
+/// ones.
 pub(super) fn now(backend: DbBackend) -> &'static str {
     match backend {
-        DbBackend::Postgres => "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint",
+        DbBackend::Postgres => "(EXTRACT(EPOCH FROM statement_timestamp()) * 1000000)::bigint",
         DbBackend::MySql => "CAST(UNIX_TIMESTAMP(NOW(6)) * 1000000 AS SIGNED)",
         // `julianday` keeps sub-millisecond precision; SQLite has no finer clock before 3.42.
         _ => "CAST((julianday('now') - 2440587.5) * 86400000000.0 AS INTEGER)",
