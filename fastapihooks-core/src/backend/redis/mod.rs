@@ -1,7 +1,8 @@
 //! [`RedisBackend`]: a durable [`Queue`] on Redis Streams, shared by any number of sidecars.
 //!
-//! - `publish` is one `XADD` of a [`Task::Fanout`]; concurrent publishes are pipelined on one
-//!   multiplexed connection, and [`RedisBackend::publish_many`] sends a batch in one round trip.
+//! - `publish` is one `XADD` of a [`Task::Fanout`]; concurrent publishes are group-committed
+//!   (one pipeline, one round trip, per batch; each publish still awaits its own
+//!   acknowledgement), and [`RedisBackend::publish_many`] sends a batch in one round trip.
 //! - Sidecars lease through one consumer group (`XREADGROUP`); a lease is the entry's place in
 //!   the group's pending list.
 //! - Every settling step is one Lua script, so it is atomic and fenced: it acts only if this
@@ -19,6 +20,7 @@ mod durability;
 mod lease;
 mod scripts;
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -34,6 +36,7 @@ use super::{Backend, ShutdownReport};
 use crate::delivery::Delivery;
 use crate::error::{Error, Result};
 use crate::event::Event;
+use crate::group_commit::{Flush, GroupCommit, fail_all};
 
 /// How long a replayed run is remembered as queued: far longer than any retry schedule keeps a
 /// run pending, so queuing it again (a resumed bulk replay) is a no-op.
@@ -62,6 +65,8 @@ pub struct RedisBackend {
     group_ready: AtomicBool,
     reclaim: tokio::sync::Mutex<lease::ReclaimCursor>,
     open: OpenFlag,
+    /// Concurrent publishes, group-committed: one pipeline of `XADD`s per batch.
+    publishes: GroupCommit<String, ()>,
 }
 
 #[derive(Debug)]
@@ -103,7 +108,14 @@ impl RedisBackend {
             dead: config.dead_key(),
             replays: config.replays_key(),
         };
+        let publishes = GroupCommit::start(
+            "redis.publish",
+            PUBLISH_BATCH,
+            PUBLISH_PARALLEL,
+            publish_pipeline(conn.clone(), keys.tasks.clone()),
+        );
         Ok(Self {
+            publishes,
             keys,
             conn,
             reader: tokio::sync::Mutex::new(None),
@@ -180,18 +192,12 @@ impl RedisBackend {
 
 #[async_trait]
 impl Backend for RedisBackend {
+    /// Joins the next pipeline of `XADD`s (concurrent publishes share one round trip) and
+    /// returns once Redis has acknowledged this event's.
     async fn publish(&self, event: Event) -> Result<()> {
         self.open.check()?;
         let json = Task::fanout(event).encode()?;
-        let mut conn = self.conn.clone();
-        redis::cmd("XADD")
-            .arg(&self.keys.tasks)
-            .arg("*")
-            .arg("task")
-            .arg(json)
-            .query_async::<()>(&mut conn)
-            .await
-            .map_err(|e| Error::storage("redis.publish", e))
+        self.publishes.call(json).await
     }
 
     /// One script: the run is remembered in the replays set (30 days) and its task added to
@@ -298,6 +304,37 @@ impl Queue for RedisBackend {
             .await
             .map_err(|e| Error::storage("redis.dead_letters", e))
     }
+}
+
+/// Publishes per pipeline, and pipelines in flight at once.
+const PUBLISH_BATCH: usize = 256;
+const PUBLISH_PARALLEL: usize = 4;
+
+/// One pipeline of `XADD`s for a batch of publishes: every publish of the batch succeeds or
+/// fails with it (a failed pipeline may have added some: at-least-once, as a retried publish).
+fn publish_pipeline(conn: ConnectionManager, tasks: String) -> Flush<String, ()> {
+    Arc::new(move |batch: Vec<String>| {
+        let (mut conn, tasks) = (conn.clone(), tasks.clone());
+        Box::pin(async move {
+            let mut pipe = redis::pipe();
+            for json in &batch {
+                pipe.cmd("XADD")
+                    .arg(&tasks)
+                    .arg("*")
+                    .arg("task")
+                    .arg(json)
+                    .ignore();
+            }
+            match pipe.query_async::<()>(&mut conn).await {
+                Ok(()) => batch.iter().map(|_| Ok(())).collect(),
+                Err(e) => fail_all(
+                    "redis.publish",
+                    batch.len(),
+                    &Error::storage("redis.publish", e),
+                ),
+            }
+        })
+    })
 }
 
 async fn connection(
