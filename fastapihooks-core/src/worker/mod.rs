@@ -27,7 +27,7 @@ pub use report::WorkerReport;
 /// What stops a running [`Worker`]: cancel it (on SIGTERM, say) and `run` drains and returns.
 pub use tokio_util::sync::CancellationToken;
 
-use crate::backend::Queue;
+use crate::backend::{Queue, Settlement};
 use crate::engine::DeliveryEngine;
 use crate::error::{Error, Result};
 use crate::store::BatchedStore;
@@ -177,30 +177,31 @@ impl<Q: Queue> Worker<Q> {
         }
         let capacity = self.config.lease_batch.min(self.config.concurrency);
         let (buffer, mut prefetched) = mpsc::channel(capacity);
-        tokio::spawn(prefetch::lease_ahead(
+        let leaser = tokio::spawn(prefetch::lease_ahead(
             ctx.queue.clone(),
             capacity,
             buffer,
             shutdown.clone(),
             deadline_passed.clone(),
         ));
-        // Every leased task gets a permit before it runs; the leaser stops at shutdown, and
-        // what it leased before still runs.
+        // Every leased task gets a permit before it runs, and a permit is taken before a task
+        // leaves the buffer: leased tasks never exceed `concurrency` running plus one buffer.
+        // Nothing starts after shutdown is asked for.
         loop {
-            let next = tokio::select! {
-                biased;
-                _ = deadline_passed.cancelled() => break,
-                next = prefetched.recv() => next,
-            };
-            let Some(next) = next else { break };
             let permit = tokio::select! {
                 biased;
-                _ = deadline_passed.cancelled() => break,
+                _ = shutdown.cancelled() => break,
                 permit = permits.clone().acquire_owned() => match permit {
                     Ok(permit) => permit,
                     Err(_) => break, // never closed
                 },
             };
+            let next = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                next = prefetched.recv() => next,
+            };
+            let Some(next) = next else { break };
             let ctx = ctx.clone();
             let abort = abort.clone();
             tracker.spawn(async move {
@@ -213,12 +214,14 @@ impl<Q: Queue> Worker<Q> {
                 drop(permit);
             });
         }
-        // Leased but never started (the deadline passed first): their leases expire.
-        prefetched.close();
-        let mut never_started = 0;
-        while prefetched.try_recv().is_ok() {
-            never_started += 1;
+        // Leased but not started: given back to the queue, due at once, for whoever leases
+        // next — once the leaser has stopped (after the lease call in progress, if any).
+        let _ = leaser.await;
+        let mut unstarted = Vec::new();
+        while let Ok(next) = prefetched.try_recv() {
+            unstarted.push(next.leased);
         }
+        let not_given_back = give_back(&ctx, unstarted).await;
         tracker.close();
         let in_flight = self.config.concurrency - permits.available_permits();
         tracing::info!(in_flight, deadline = ?self.config.drain_deadline, "stopped leasing; draining");
@@ -241,8 +244,33 @@ impl<Q: Queue> Worker<Q> {
             tracker.wait().await;
             abandoned
         };
-        ctx.stats.report(abandoned + never_started)
+        ctx.stats.report(abandoned + not_given_back)
     }
+}
+
+/// Settles leased tasks that never started as due again at once (a retry after no delay,
+/// attempts unchanged), so they wait for no lease to expire. Returns how many could not be
+/// given back: their leases expire and they come back then.
+async fn give_back<Q: Queue>(ctx: &task::Ctx<Q>, unstarted: Vec<crate::backend::Leased>) -> usize {
+    if unstarted.is_empty() {
+        return 0;
+    }
+    let settlements: Vec<Settlement> = unstarted
+        .into_iter()
+        .map(|leased| Settlement::RetryIn {
+            receipt: leased.receipt,
+            task: leased.task,
+            delay: std::time::Duration::ZERO,
+        })
+        .collect();
+    let given = ctx.queue.settle_many(&settlements).await;
+    let kept = given.iter().filter(|r| !matches!(r, Ok(true))).count();
+    tracing::info!(
+        given_back = settlements.len() - kept,
+        kept,
+        "leased tasks not started before the stop given back to the queue"
+    );
+    kept
 }
 
 /// Slack between the HTTP timeout and the visibility timeout, for the store writes around an

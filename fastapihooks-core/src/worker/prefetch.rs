@@ -22,8 +22,8 @@ pub(super) struct Prefetched {
 }
 
 /// Leases whenever at least half the buffer (of `capacity`) is free, as many tasks as there is
-/// room for, until `shutdown`; then returns,
-/// closing the buffer (what it holds still runs). Queue errors are logged and retried with a
+/// room for, until `shutdown`; then returns (the worker gives what the buffer holds back to the
+/// queue). Queue errors are logged and retried with a
 /// backoff; they never end the loop.
 pub(super) async fn lease_ahead<Q: Queue>(
     queue: Arc<Q>,

@@ -12,7 +12,8 @@ use crate::error::{Error, Result};
 ///
 /// | key | type | holds |
 /// |---|---|---|
-/// | `{prefix}:tasks` | stream + consumer group `group` | tasks ready to run, and leased ones (the group's pending entries) |
+/// | `{prefix}:tasks` | stream + consumer group `group` | published events to fan out, ready or leased (the group's pending entries) |
+/// | `{prefix}:deliveries` | stream + consumer group `group` | delivery tasks (from fan-outs, due retries, replays), ready or leased: leased before `tasks`, so an event's deliveries never wait behind the fan-out of the whole backlog |
 /// | `{prefix}:retries` | sorted set | tasks waiting for a retry, scored by due time (ms, Redis clock) |
 /// | `{prefix}:dead` | stream (capped at `dead_letter_max_len`) | dead letters: `task`, `reason` |
 /// | `{prefix}:replays` | sorted set | the replayed runs queued (`delivery:run`), scored by time, kept 30 days: a run is queued once |
@@ -91,6 +92,11 @@ impl RedisConfig {
         format!("{{{}}}:tasks", self.key_prefix)
     }
 
+    /// The stream of ready and leased delivery tasks, leased before [`tasks_key`](Self::tasks_key)'s.
+    pub fn deliveries_key(&self) -> String {
+        format!("{{{}}}:deliveries", self.key_prefix)
+    }
+
     /// The sorted set of tasks waiting for a retry.
     pub fn retries_key(&self) -> String {
         format!("{{{}}}:retries", self.key_prefix)
@@ -107,9 +113,10 @@ impl RedisConfig {
     }
 
     /// Every key this queue may create, for cleanup and inspection.
-    pub fn keys(&self) -> [String; 4] {
+    pub fn keys(&self) -> [String; 5] {
         [
             self.tasks_key(),
+            self.deliveries_key(),
             self.retries_key(),
             self.dead_key(),
             self.replays_key(),
@@ -197,6 +204,7 @@ mod tests {
             c.keys(),
             [
                 "{app1}:tasks",
+                "{app1}:deliveries",
                 "{app1}:retries",
                 "{app1}:dead",
                 "{app1}:replays"

@@ -1,18 +1,20 @@
-//! Leasing from Redis: due retries back into the stream, crashed consumers' leases taken over,
-//! then new entries read through the consumer group.
+//! Leasing from Redis: due retries back into their stream, crashed consumers' leases taken
+//! over, then new entries read through the consumer group — delivery tasks (the `deliveries`
+//! stream) before published events to fan out (`tasks`), so the deliveries of an event fanned
+//! out now do not wait behind the fan-out of the whole backlog.
 
 use std::time::{Duration, Instant};
 
 use redis::Value;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 
-use super::{RedisBackend, connection, is_nogroup, scripts};
-use crate::backend::queue::{Leased, Receipt, Task};
+use super::{RedisBackend, Stream, connection, is_nogroup, scripts};
+use crate::backend::queue::{Leased, Task};
 use crate::error::{Error, Result};
 
-/// Where the last `XAUTOCLAIM` scan stopped, and when it ran.
+/// Where the last `XAUTOCLAIM` scan of each stream stopped, and when it ran.
 pub(super) struct ReclaimCursor {
-    next: String,
+    next: [String; 2],
     last: Option<Instant>,
     last_prune: Option<Instant>,
 }
@@ -20,12 +22,15 @@ pub(super) struct ReclaimCursor {
 impl ReclaimCursor {
     pub(super) fn new() -> Self {
         Self {
-            next: "0-0".to_owned(),
+            next: ["0-0".to_owned(), "0-0".to_owned()],
             last: None,
             last_prune: None,
         }
     }
 }
+
+/// An entry read from one of the two streams.
+type Entry = (Stream, StreamId);
 
 /// One lease call: at most `max` tasks, waiting at most the configured block time.
 pub(super) async fn lease(b: &RedisBackend, max: usize) -> Result<Vec<Leased>> {
@@ -40,7 +45,7 @@ pub(super) async fn lease(b: &RedisBackend, max: usize) -> Result<Vec<Leased>> {
     let block = next_due
         .map_or(b.config.block, |due| due.min(b.config.block))
         .max(Duration::from_millis(1));
-    let fresh = read_new(b, max, block).await?;
+    let fresh = read_ready(b, max, block).await?;
     // An entry read for the first time is leased for the first time.
     decode(b, fresh, |_| 1).await
 }
@@ -50,12 +55,12 @@ pub(super) async fn lease(b: &RedisBackend, max: usize) -> Result<Vec<Leased>> {
 /// the leases since the task was last settled.
 async fn delivery_counts(
     b: &RedisBackend,
-    entries: &[StreamId],
+    entries: &[Entry],
 ) -> Result<std::collections::HashMap<String, u32>> {
     let mut pipe = redis::pipe();
-    for entry in entries {
+    for (stream, entry) in entries {
         pipe.cmd("XPENDING")
-            .arg(&b.keys.tasks)
+            .arg(b.key(*stream))
             .arg(&b.config.group)
             .arg(&entry.id)
             .arg(&entry.id)
@@ -73,40 +78,43 @@ async fn delivery_counts(
         .collect())
 }
 
-/// Creates the consumer group (and the stream) unless this backend knows it exists. It reads
-/// from the start of the stream: settled entries are deleted, so whatever the stream holds is
+/// Creates the consumer group (and the streams) unless this backend knows it exists. It reads
+/// from the start of each stream: settled entries are deleted, so whatever a stream holds is
 /// unsettled work — after a data loss or a first start alike.
 async fn ensure_group(b: &RedisBackend) -> Result<()> {
     if b.group_ready.load(std::sync::atomic::Ordering::Acquire) {
         return Ok(());
     }
     let mut conn = b.conn.clone();
-    let created = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&b.keys.tasks)
-        .arg(&b.config.group)
-        .arg("0")
-        .arg("MKSTREAM")
-        .query_async::<()>(&mut conn)
-        .await;
-    match created {
-        Ok(()) => {
-            tracing::info!(stream = %b.keys.tasks, group = %b.config.group, "created consumer group")
+    for stream in Stream::BOTH {
+        let created = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(b.key(stream))
+            .arg(&b.config.group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async::<()>(&mut conn)
+            .await;
+        match created {
+            Ok(()) => {
+                tracing::info!(stream = %b.key(stream), group = %b.config.group, "created consumer group")
+            }
+            Err(e) if e.code() == Some("BUSYGROUP") => {}
+            Err(e) => return Err(Error::storage("redis.xgroup_create", e)),
         }
-        Err(e) if e.code() == Some("BUSYGROUP") => {}
-        Err(e) => return Err(Error::storage("redis.xgroup_create", e)),
     }
     b.group_ready
         .store(true, std::sync::atomic::Ordering::Release);
     Ok(())
 }
 
-/// Moves due retries into the stream; returns how long until the next one is due.
+/// Moves due retries back into their stream; returns how long until the next one is due.
 async fn promote_due(b: &RedisBackend, max: usize) -> Result<Option<Duration>> {
     let mut conn = b.conn.clone();
     let (moved, wait_ms): (u64, i64) = scripts::PROMOTE_DUE
         .key(&b.keys.tasks)
         .key(&b.keys.retries)
+        .key(&b.keys.deliveries)
         .arg(max.max(100))
         .invoke_async(&mut conn)
         .await
@@ -118,8 +126,8 @@ async fn promote_due(b: &RedisBackend, max: usize) -> Result<Option<Duration>> {
 }
 
 /// Takes over entries leased longer ago than the visibility timeout (their consumer crashed or
-/// stalled). Runs at most every quarter of the visibility timeout.
-async fn reclaim(b: &RedisBackend, max: usize) -> Result<Vec<StreamId>> {
+/// stalled), deliveries first. Runs at most every quarter of the visibility timeout.
+async fn reclaim(b: &RedisBackend, max: usize) -> Result<Vec<Entry>> {
     let visibility = b.config.visibility_timeout;
     let interval = (visibility / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
     let mut cursor = b.reclaim.lock().await;
@@ -134,54 +142,65 @@ async fn reclaim(b: &RedisBackend, max: usize) -> Result<Vec<StreamId>> {
         .is_none_or(|last| last.elapsed() >= forget_after / 4)
     {
         cursor.last_prune = Some(Instant::now());
-        let forgotten: u64 = scripts::PRUNE_CONSUMERS
-            .key(&b.keys.tasks)
-            .arg(&b.config.group)
-            .arg(u64::try_from(forget_after.as_millis()).unwrap_or(u64::MAX))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| Error::storage("redis.forget_consumers", e))?;
-        if forgotten > 0 {
-            tracing::info!(
-                forgotten,
-                "removed idle consumers without leases from the group"
-            );
-        }
-    }
-    let reply = redis::cmd("XAUTOCLAIM")
-        .arg(&b.keys.tasks)
-        .arg(&b.config.group)
-        .arg(&b.config.consumer)
-        .arg(u64::try_from(visibility.as_millis()).unwrap_or(u64::MAX))
-        .arg(&cursor.next)
-        .arg("COUNT")
-        .arg(max)
-        .query_async::<StreamAutoClaimReply>(&mut conn)
-        .await;
-    match reply {
-        Ok(reply) => {
-            cursor.next = reply.next_stream_id;
-            if !reply.claimed.is_empty() {
-                tracing::warn!(
-                    count = reply.claimed.len(),
-                    "took over leases older than the visibility timeout (a consumer crashed or stalled)"
+        for stream in Stream::BOTH {
+            let forgotten: u64 = scripts::PRUNE_CONSUMERS
+                .key(b.key(stream))
+                .arg(&b.config.group)
+                .arg(u64::try_from(forget_after.as_millis()).unwrap_or(u64::MAX))
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| Error::storage("redis.forget_consumers", e))?;
+            if forgotten > 0 {
+                tracing::info!(
+                    forgotten,
+                    stream = %b.key(stream),
+                    "removed idle consumers without leases from the group"
                 );
-                metrics::counter!("fastapihooks_queue_reclaimed_total")
-                    .increment(reply.claimed.len() as u64);
             }
-            Ok(reply.claimed)
         }
-        Err(e) if is_nogroup(&e) => {
-            cursor.next = "0-0".to_owned();
-            b.group_lost();
-            Ok(Vec::new())
-        }
-        Err(e) => Err(Error::storage("redis.xautoclaim", e)),
     }
+    let mut claimed = Vec::new();
+    for (i, stream) in Stream::BOTH.into_iter().enumerate() {
+        let left = max.saturating_sub(claimed.len());
+        if left == 0 {
+            break;
+        }
+        let reply = redis::cmd("XAUTOCLAIM")
+            .arg(b.key(stream))
+            .arg(&b.config.group)
+            .arg(&b.config.consumer)
+            .arg(u64::try_from(visibility.as_millis()).unwrap_or(u64::MAX))
+            .arg(&cursor.next[i])
+            .arg("COUNT")
+            .arg(left)
+            .query_async::<StreamAutoClaimReply>(&mut conn)
+            .await;
+        match reply {
+            Ok(reply) => {
+                cursor.next[i] = reply.next_stream_id;
+                claimed.extend(reply.claimed.into_iter().map(|id| (stream, id)));
+            }
+            Err(e) if is_nogroup(&e) => {
+                cursor.next[i] = "0-0".to_owned();
+                b.group_lost();
+            }
+            Err(e) => return Err(Error::storage("redis.xautoclaim", e)),
+        }
+    }
+    if !claimed.is_empty() {
+        tracing::warn!(
+            count = claimed.len(),
+            "took over leases older than the visibility timeout (a consumer crashed or stalled)"
+        );
+        metrics::counter!("fastapihooks_queue_reclaimed_total").increment(claimed.len() as u64);
+    }
+    Ok(claimed)
 }
 
-/// Reads never-delivered entries for this consumer, blocking up to `block`.
-async fn read_new(b: &RedisBackend, max: usize, block: Duration) -> Result<Vec<StreamId>> {
+/// Reads never-delivered entries for this consumer: ready deliveries first, without waiting;
+/// then events to fan out. When neither stream has anything, it waits on both (up to
+/// `block`), asking each for half the batch so the two together never exceed it.
+async fn read_ready(b: &RedisBackend, max: usize, block: Duration) -> Result<Vec<Entry>> {
     let mut reader = b.reader.lock().await;
     let conn = match reader.as_mut() {
         Some(conn) => conn,
@@ -190,22 +209,62 @@ async fn read_new(b: &RedisBackend, max: usize, block: Duration) -> Result<Vec<S
             reader.insert(connection(&b.client, timeout).await?)
         }
     };
-    let reply = redis::cmd("XREADGROUP")
-        .arg("GROUP")
+    let mut ready = read_group(b, conn, &[Stream::Deliveries], max, None).await?;
+    if ready.len() < max {
+        let left = max - ready.len();
+        ready.extend(read_group(b, conn, &[Stream::Tasks], left, None).await?);
+    }
+    if !ready.is_empty() {
+        return Ok(ready);
+    }
+    match max {
+        // Half of one is nothing: wait on the events alone, briefly, and look for deliveries
+        // again at the next call.
+        1 => read_group(b, conn, &[Stream::Tasks], 1, Some(block.min(SINGLE_WAIT))).await,
+        _ => read_group(b, conn, &Stream::BOTH, max / 2, Some(block)).await,
+    }
+}
+
+/// The longest a lease of one task waits on the events stream alone.
+const SINGLE_WAIT: Duration = Duration::from_millis(100);
+
+/// One `XREADGROUP` of up to `count` entries of each of `streams`, waiting up to `block` when
+/// given (returning at once otherwise).
+async fn read_group(
+    b: &RedisBackend,
+    conn: &mut redis::aio::ConnectionManager,
+    streams: &[Stream],
+    count: usize,
+    block: Option<Duration>,
+) -> Result<Vec<Entry>> {
+    let mut cmd = redis::cmd("XREADGROUP");
+    cmd.arg("GROUP")
         .arg(&b.config.group)
         .arg(&b.config.consumer)
         .arg("COUNT")
-        .arg(max)
-        .arg("BLOCK")
-        .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX))
-        .arg("STREAMS")
-        .arg(&b.keys.tasks)
-        .arg(">")
-        .query_async::<Option<StreamReadReply>>(conn)
-        .await;
-    match reply {
+        .arg(count.max(1));
+    if let Some(block) = block {
+        cmd.arg("BLOCK")
+            .arg(u64::try_from(block.as_millis()).unwrap_or(u64::MAX));
+    }
+    cmd.arg("STREAMS");
+    for stream in streams {
+        cmd.arg(b.key(*stream));
+    }
+    for _ in streams {
+        cmd.arg(">");
+    }
+    match cmd.query_async::<Option<StreamReadReply>>(conn).await {
         Ok(reply) => Ok(reply
-            .map(|r| r.keys.into_iter().flat_map(|k| k.ids).collect())
+            .map(|r| {
+                r.keys
+                    .into_iter()
+                    .flat_map(|k| {
+                        let stream = b.stream_named(&k.key);
+                        k.ids.into_iter().map(move |id| (stream, id))
+                    })
+                    .collect()
+            })
             .unwrap_or_default()),
         Err(e) if is_nogroup(&e) => {
             b.group_lost();
@@ -219,12 +278,12 @@ async fn read_new(b: &RedisBackend, max: usize, block: Duration) -> Result<Vec<S
 /// incompatible version) is moved to the dead-letter stream as it is, not retried forever.
 async fn decode(
     b: &RedisBackend,
-    entries: Vec<StreamId>,
+    entries: Vec<Entry>,
     leases: impl Fn(&str) -> u32,
 ) -> Result<Vec<Leased>> {
     let mut leased = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let receipt = Receipt::new(entry.id.as_str());
+    for (stream, entry) in entries {
+        let receipt = stream.receipt(&entry.id);
         let raw = match entry.map.get("task") {
             Some(Value::BulkString(bytes)) => bytes.as_slice(),
             _ => &[][..],

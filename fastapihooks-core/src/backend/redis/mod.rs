@@ -72,6 +72,7 @@ pub struct RedisBackend {
 #[derive(Debug)]
 struct Keys {
     tasks: String,
+    deliveries: String,
     retries: String,
     dead: String,
     replays: String,
@@ -104,6 +105,7 @@ impl RedisBackend {
         durability::warn_if_volatile(&conn, &config).await;
         let keys = Keys {
             tasks: config.tasks_key(),
+            deliveries: config.deliveries_key(),
             retries: config.retries_key(),
             dead: config.dead_key(),
             replays: config.replays_key(),
@@ -153,16 +155,35 @@ impl RedisBackend {
             .map_err(|e| Error::storage("redis.publish", e))
     }
 
+    /// The key of one of the two streams.
+    fn key(&self, stream: Stream) -> &str {
+        match stream {
+            Stream::Tasks => &self.keys.tasks,
+            Stream::Deliveries => &self.keys.deliveries,
+        }
+    }
+
+    /// The stream a key names (a reply names its stream by key).
+    fn stream_named(&self, key: &str) -> Stream {
+        if key == self.keys.deliveries {
+            Stream::Deliveries
+        } else {
+            Stream::Tasks
+        }
+    }
+
     /// Runs the settle script; `NOGROUP` (Redis lost our data) means the lease is gone.
     async fn settle(&self, receipt: &Receipt, mode: &str, args: Vec<Vec<u8>>) -> Result<bool> {
+        let (stream, entry) = Stream::of(receipt);
         let mut invocation = scripts::SETTLE.prepare_invoke();
         invocation
-            .key(&self.keys.tasks)
+            .key(self.key(stream))
             .key(&self.keys.retries)
             .key(&self.keys.dead)
+            .key(&self.keys.deliveries)
             .arg(&self.config.group)
             .arg(&self.config.consumer)
-            .arg(receipt.as_str())
+            .arg(entry)
             .arg(mode);
         for arg in args {
             invocation.arg(arg);
@@ -207,7 +228,7 @@ impl Backend for RedisBackend {
         let task = Task::from(DeliverTask::of(delivery.clone())).encode()?;
         let mut conn = self.conn.clone();
         let queued: i64 = scripts::QUEUE_ONCE
-            .key(&self.keys.tasks)
+            .key(&self.keys.deliveries)
             .key(&self.keys.replays)
             .arg(format!("{}:{}", delivery.id, delivery.replays))
             .arg(task)
@@ -258,12 +279,13 @@ impl Queue for RedisBackend {
     }
 
     async fn extend(&self, receipt: &Receipt) -> Result<bool> {
+        let (stream, entry) = Stream::of(receipt);
         let mut conn = self.conn.clone();
         let renewed = scripts::EXTEND
-            .key(&self.keys.tasks)
+            .key(self.key(stream))
             .arg(&self.config.group)
             .arg(&self.config.consumer)
-            .arg(receipt.as_str())
+            .arg(entry)
             .invoke_async::<i64>(&mut conn)
             .await;
         match renewed {
@@ -280,18 +302,20 @@ impl Queue for RedisBackend {
         self.config.visibility_timeout
     }
 
-    /// Tasks waiting in the stream (ready or leased) plus tasks waiting for a retry.
+    /// Tasks waiting in the streams (ready or leased) plus tasks waiting for a retry.
     async fn depth(&self) -> Result<u64> {
         let mut conn = self.conn.clone();
-        let (tasks, retries): (u64, u64) = redis::pipe()
+        let (tasks, deliveries, retries): (u64, u64, u64) = redis::pipe()
             .cmd("XLEN")
             .arg(&self.keys.tasks)
+            .cmd("XLEN")
+            .arg(&self.keys.deliveries)
             .cmd("ZCARD")
             .arg(&self.keys.retries)
             .query_async(&mut conn)
             .await
             .map_err(|e| Error::storage("redis.depth", e))?;
-        Ok(tasks + retries)
+        Ok(tasks + deliveries + retries)
     }
 
     /// Dead letters kept in the dead-letter stream (trimmed to about
@@ -336,6 +360,39 @@ fn publish_pipeline(conn: ConnectionManager, tasks: String) -> Flush<String, ()>
         })
     })
 }
+
+/// The two streams a sidecar leases from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stream {
+    /// Published events, to fan out.
+    Tasks,
+    /// Delivery tasks: leased first.
+    Deliveries,
+}
+
+impl Stream {
+    /// In the order they are leased.
+    const BOTH: [Stream; 2] = [Stream::Deliveries, Stream::Tasks];
+
+    /// The receipt of an entry: its id, marked for the deliveries stream (`d:` before it).
+    fn receipt(self, entry: &str) -> Receipt {
+        match self {
+            Stream::Tasks => Receipt::new(entry),
+            Stream::Deliveries => Receipt::new(format!("{DELIVERIES_RECEIPT}{entry}")),
+        }
+    }
+
+    /// The stream and entry id of a receipt.
+    fn of(receipt: &Receipt) -> (Stream, &str) {
+        match receipt.as_str().strip_prefix(DELIVERIES_RECEIPT) {
+            Some(entry) => (Stream::Deliveries, entry),
+            None => (Stream::Tasks, receipt.as_str()),
+        }
+    }
+}
+
+/// What marks a receipt of the deliveries stream.
+const DELIVERIES_RECEIPT: &str = "d:";
 
 async fn connection(
     client: &redis::Client,

@@ -9,8 +9,9 @@ use redis::Script;
 
 /// Settles one lease, only if this consumer still holds it.
 ///
-/// KEYS: tasks, retries, dead. ARGV: group, consumer, entry id, mode, mode arguments:
-/// - `replace`, task JSON…: XADD each task to `tasks`;
+/// KEYS: the entry's stream (tasks or deliveries), retries, dead, deliveries. ARGV: group,
+/// consumer, entry id, mode, mode arguments:
+/// - `replace`, task JSON…: XADD each task (a fan-out's delivery tasks) to `deliveries`;
 /// - `retry`, delay ms, task JSON: ZADD to `retries` at now + delay;
 /// - `dead`, task JSON, reason, max len: XADD to `dead` (trimmed).
 ///
@@ -26,7 +27,7 @@ end
 local mode = ARGV[4]
 if mode == 'replace' then
   for i = 5, #ARGV do
-    redis.call('XADD', KEYS[1], '*', 'task', ARGV[i])
+    redis.call('XADD', KEYS[4], '*', 'task', ARGV[i])
   end
 elseif mode == 'retry' then
   local t = redis.call('TIME')
@@ -48,7 +49,7 @@ return 1
 /// adds the task only if it was not there. Entries older than the retention are dropped first,
 /// so the set stays bounded.
 ///
-/// KEYS: tasks, replays. ARGV: `delivery:run`, task JSON, retention ms. Returns 1 when queued,
+/// KEYS: deliveries, replays. ARGV: `delivery:run`, task JSON, retention ms. Returns 1 when queued,
 /// 0 when that run was queued before.
 pub(super) static QUEUE_ONCE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -68,7 +69,8 @@ return 1
 /// Renews a lease: resets the entry's idle time by claiming it again for the same consumer,
 /// only if this consumer still holds it (`JUSTID`: the delivery count is not raised).
 ///
-/// KEYS: tasks. ARGV: group, consumer, entry id. Returns 1, or 0 when the lease is gone.
+/// KEYS: the entry's stream. ARGV: group, consumer, entry id. Returns 1, or 0 when the lease is
+/// gone.
 pub(super) static EXTEND: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -82,9 +84,10 @@ return 1
     )
 });
 
-/// Moves due retries back into the task stream.
+/// Moves due retries back into their stream: delivery tasks (their JSON starts with
+/// `{"type":"deliver"`, the tag first) into `deliveries`, fan-outs into `tasks`.
 ///
-/// KEYS: tasks, retries. ARGV: at most how many to move. Returns `{moved, ms until the next
+/// KEYS: tasks, retries, deliveries. ARGV: at most how many to move. Returns `{moved, ms until the next
 /// retry is due or -1 when none waits}`.
 pub(super) static PROMOTE_DUE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
@@ -93,7 +96,11 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
 for _, task in ipairs(due) do
-  redis.call('XADD', KEYS[1], '*', 'task', task)
+  local stream = KEYS[1]
+  if string.sub(task, 1, 17) == '{"type":"deliver"' then
+    stream = KEYS[3]
+  end
+  redis.call('XADD', stream, '*', 'task', task)
   redis.call('ZREM', KEYS[2], task)
 end
 local next_due = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
