@@ -348,3 +348,66 @@ async fn an_app_emitting_through_redis_is_delivered_by_the_sidecar() {
         "delivered under its stable id"
     );
 }
+
+/// Payload stored once: with a store that keeps events (the SQL store), a fan-out queues its
+/// delivery tasks by the event's id only; each attempt reads the payload back from the store
+/// and sends it whole.
+#[cfg(feature = "sqlite")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_store_that_keeps_events_the_payload_is_not_copied_into_the_queue() {
+    let Some(url) = redis_url("payload_once").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "payload-once");
+    // Every attempt fails, so the delivery tasks wait in the retries set where they can be read.
+    let receiver = Receiver::replying(Reply::status(503)).await;
+    let (_file, store) = fastapihooks_testkit::TempSqlite::store().await;
+    let store = Arc::new(store);
+    for _ in 0..3 {
+        store
+            .add_subscription(receiver.subscription("*", "/hook"))
+            .await
+            .unwrap();
+    }
+    let queue = keys.backend().await;
+    let marker = "a-payload-kept-once-".repeat(50);
+    let event = Event::new("order.created", &serde_json::json!({ "note": marker })).unwrap();
+    queue.publish(event.clone()).await.unwrap();
+    let worker = start(
+        queue.clone(),
+        engine(store.clone(), quick_retries(5, Duration::from_secs(5))),
+        8,
+    );
+
+    let sent = receiver.wait_for(3).await;
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let waiting: Vec<String> = eventually_async(WAIT, async || {
+        let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+        let waiting: Vec<String> = redis::cmd("ZRANGE")
+            .arg(keys.config.retries_key())
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        (waiting.len() == 3).then_some(waiting)
+    })
+    .await
+    .expect("the three deliveries wait for their retry");
+    worker.stop().await;
+
+    for task in &waiting {
+        assert!(
+            !task.contains(&marker),
+            "the payload was copied into the queue: {task}"
+        );
+        assert!(task.contains(event.id().as_str()), "{task}");
+    }
+    for request in &sent {
+        assert_eq!(
+            request.json()["note"],
+            marker.as_str(),
+            "sent without its payload"
+        );
+    }
+}

@@ -252,7 +252,7 @@ mod behaviours {
         assert_eq!(taken[0].task, leased[2].task);
 
         let delivery = |l: &fastapihooks_core::backend::Leased| {
-            Task::deliver(l.task.event().clone(), SubscriptionId::new())
+            Task::deliver(l.task.event().unwrap().clone(), SubscriptionId::new())
         };
         let settlements = vec![
             Settlement::ack(leased[0].receipt.clone()),
@@ -329,7 +329,7 @@ mod behaviours {
                     return ids;
                 }
                 for l in leased {
-                    ids.push(l.task.event().id().to_string());
+                    ids.push(l.task.event_id().to_string());
                     assert!(q.ack(&l.receipt).await.unwrap(), "a lease was lost");
                 }
             }

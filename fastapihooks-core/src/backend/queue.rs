@@ -18,14 +18,16 @@ use super::settlement::{self, Settlement};
 use crate::delivery::Delivery;
 use crate::error::Result;
 use crate::event::Event;
-use crate::id::{DeliveryId, SubscriptionId};
+use crate::id::{DeliveryId, EventId, SubscriptionId};
 
 /// One unit of queued work.
 ///
 /// Serialized (internally tagged by `type`) into the queue. A delivery task carries its event
-/// so it can be sent without reading the event back (the store may not keep payloads); the price
-/// is one copy of the payload per pending delivery in the queue. The subscription is looked up
-/// when the task runs, so a changed URL or secret applies and no secret is written to the queue.
+/// so it can be sent without reading the event back — unless the store keeps every event of a
+/// pending delivery ([`Store::keeps_events`](crate::Store::keeps_events), the SQL store): then the
+/// sidecar's fan-out queues it with the event's id only, and the payload is stored once per
+/// event, however many subscriptions receive it. The subscription is looked up when the task
+/// runs, so a changed URL or secret applies and no secret is written to the queue.
 ///
 /// ```
 /// use fastapihooks_core::{Event, backend::Task};
@@ -62,14 +64,34 @@ pub enum Task {
 /// assert_eq!(task.delivery_id(), &DeliveryId::for_event(event.id(), &subscription));
 /// assert_eq!(task.attempts(), 2);
 /// ```
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct DeliverTask {
     delivery_id: DeliveryId,
     subscription_id: SubscriptionId,
-    event: Event,
+    /// The event, or `None` when only its id travels (the store keeps it).
+    event: Option<Event>,
+    event_id: EventId,
     attempts: u32,
-    #[serde(skip_serializing_if = "is_zero")]
     replay: u32,
+}
+
+impl Serialize for DeliverTask {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let fields = 4 + usize::from(self.replay != 0);
+        let mut task = s.serialize_struct("DeliverTask", fields)?;
+        task.serialize_field("delivery_id", &self.delivery_id)?;
+        task.serialize_field("subscription_id", &self.subscription_id)?;
+        match &self.event {
+            Some(event) => task.serialize_field("event", event)?,
+            None => task.serialize_field("event_id", &self.event_id)?,
+        }
+        task.serialize_field("attempts", &self.attempts)?;
+        if self.replay != 0 {
+            task.serialize_field("replay", &self.replay)?;
+        }
+        task.end()
+    }
 }
 
 impl DeliverTask {
@@ -78,7 +100,8 @@ impl DeliverTask {
         Self {
             delivery_id: DeliveryId::for_event(event.id(), &subscription_id),
             subscription_id,
-            event,
+            event_id: event.id().clone(),
+            event: Some(event),
             attempts: 0,
             replay: 0,
         }
@@ -89,10 +112,28 @@ impl DeliverTask {
         Self {
             delivery_id: delivery.id,
             subscription_id: delivery.subscription_id,
-            event: delivery.event,
+            event_id: delivery.event.id().clone(),
+            event: Some(delivery.event),
             attempts: delivery.attempts,
             replay: delivery.replays,
         }
+    }
+
+    /// The same task with the event's id only, not the event: for a store that keeps the
+    /// event of every pending delivery, where the payload is then read back when the task
+    /// runs instead of copied into the queue once per subscription.
+    ///
+    /// ```
+    /// use fastapihooks_core::{Event, SubscriptionId, backend::DeliverTask};
+    /// let event = Event::new("order.created", &"a large payload").unwrap();
+    /// let task = DeliverTask::new(event.clone(), SubscriptionId::new()).without_event();
+    /// assert!(task.event().is_none());
+    /// assert_eq!(task.event_id(), event.id());
+    /// assert!(!serde_json::to_string(&task).unwrap().contains("a large payload"));
+    /// ```
+    pub fn without_event(mut self) -> Self {
+        self.event = None;
+        self
     }
 
     /// The same delivery with `attempts` attempts already made.
@@ -111,9 +152,15 @@ impl DeliverTask {
         &self.subscription_id
     }
 
-    /// What it carries.
-    pub fn event(&self) -> &Event {
-        &self.event
+    /// What it carries: the event, or `None` when it travels by id only
+    /// ([`without_event`](Self::without_event)).
+    pub fn event(&self) -> Option<&Event> {
+        self.event.as_ref()
+    }
+
+    /// The id of the event it delivers.
+    pub fn event_id(&self) -> &EventId {
+        &self.event_id
     }
 
     /// Attempts already made.
@@ -145,7 +192,8 @@ fn is_zero(n: &u32) -> bool {
 struct TaskWire {
     #[serde(rename = "type")]
     kind: TaskKind,
-    event: Event,
+    event: Option<Event>,
+    event_id: Option<EventId>,
     #[serde(default)]
     failures: u32,
     delivery_id: Option<DeliveryId>,
@@ -168,7 +216,7 @@ impl TryFrom<TaskWire> for Task {
     fn try_from(w: TaskWire) -> std::result::Result<Self, Self::Error> {
         Ok(match w.kind {
             TaskKind::Fanout => Task::Fanout {
-                event: w.event,
+                event: w.event.ok_or("a fanout task needs `event`")?,
                 failures: w.failures,
             },
             // The id is taken as written, not derived again: a task queued by any version
@@ -178,6 +226,11 @@ impl TryFrom<TaskWire> for Task {
                 subscription_id: w
                     .subscription_id
                     .ok_or("a deliver task needs `subscription_id`")?,
+                event_id: match (&w.event, w.event_id) {
+                    (Some(event), _) => event.id().clone(),
+                    (None, Some(id)) => id,
+                    (None, None) => return Err("a deliver task needs `event` or `event_id`"),
+                },
                 event: w.event,
                 attempts: w.attempts,
                 replay: w.replay,
@@ -205,11 +258,20 @@ impl Task {
         Task::Deliver(DeliverTask::new(event, subscription_id))
     }
 
-    /// The event the task is about.
-    pub fn event(&self) -> &Event {
+    /// The event the task carries: always for a fan-out; for a delivery, unless it travels by
+    /// id only ([`DeliverTask::without_event`]).
+    pub fn event(&self) -> Option<&Event> {
         match self {
-            Task::Fanout { event, .. } => event,
-            Task::Deliver(task) => &task.event,
+            Task::Fanout { event, .. } => Some(event),
+            Task::Deliver(task) => task.event.as_ref(),
+        }
+    }
+
+    /// The id of the event the task is about.
+    pub fn event_id(&self) -> &EventId {
+        match self {
+            Task::Fanout { event, .. } => event.id(),
+            Task::Deliver(task) => &task.event_id,
         }
     }
 
@@ -368,6 +430,29 @@ mod tests {
         };
         assert_eq!(read.attempts(), 0);
         assert_eq!(read.delivery_id(), &delivery);
+    }
+
+    #[test]
+    fn a_deliver_task_without_its_event_round_trips_by_the_event_id() {
+        let event = Event::new("order.created", &serde_json::json!({"id": 7})).unwrap();
+        let task =
+            Task::from(DeliverTask::new(event.clone(), SubscriptionId::new()).without_event());
+        let value = serde_json::to_value(&task).unwrap();
+        assert_eq!(value["event_id"], event.id().as_str());
+        assert!(value.get("event").is_none(), "{value}");
+        let back: Task = serde_json::from_value(value).unwrap();
+        assert_eq!(back, task);
+        assert_eq!(back.event_id(), event.id());
+        assert!(back.event().is_none());
+    }
+
+    #[test]
+    fn a_deliver_task_with_neither_event_nor_event_id_is_rejected() {
+        let task = Task::deliver(Event::new("a", &1).unwrap(), SubscriptionId::new());
+        let mut value = serde_json::to_value(&task).unwrap();
+        value.as_object_mut().unwrap().remove("event");
+        let err = serde_json::from_value::<Task>(value).unwrap_err();
+        assert!(err.to_string().contains("event_id"), "{err}");
     }
 
     #[test]

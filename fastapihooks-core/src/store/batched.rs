@@ -233,6 +233,9 @@ impl Store for BatchedStore {
     async fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>> {
         self.get_delivery.call(id.clone()).await
     }
+    fn keeps_events(&self) -> bool {
+        self.inner.keeps_events()
+    }
     async fn get_deliveries(&self, ids: &[DeliveryId]) -> Result<Vec<Delivery>> {
         self.inner.get_deliveries(ids).await
     }

@@ -143,6 +143,16 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Reopen>>;
     /// The delivery with this id, if any.
     async fn get_delivery(&self, id: &DeliveryId) -> Result<Option<Delivery>>;
+    /// Whether the event of every delivery that is not final stays readable through
+    /// [`get_delivery`](Self::get_delivery) (payload included) until that delivery is final.
+    /// When it does, the sidecar queues delivery tasks with the event's id only and reads the
+    /// payload back when it sends: the payload is stored once per event, not once per
+    /// subscription. The default says no (a store that forgets history under a bound, like
+    /// [`MemoryStore`], must); the SQL store keeps them (retention removes only delivered
+    /// deliveries and events none refers to).
+    fn keeps_events(&self) -> bool {
+        false
+    }
     /// The deliveries with these ids that exist, in any order: the sidecar reads the state of
     /// a batch of tasks at once. The default asks [`get_delivery`](Self::get_delivery) for
     /// each; a store that can read them in one query should.

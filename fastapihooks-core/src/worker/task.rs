@@ -142,7 +142,7 @@ async fn poison<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, task: &Task, leases: 
     );
     Stats::bump(&ctx.stats.dead_lettered);
     metrics::counter!("fastapihooks_poison_tasks_total", "kind" => task.kind()).increment(1);
-    tracing::error!(%receipt, kind = task.kind(), event = %task.event().id(), leases, "poison task dead-lettered");
+    tracing::error!(%receipt, kind = task.kind(), event = %task.event_id(), leases, "poison task dead-lettered");
     let dead = Settlement::DeadLetter {
         receipt: receipt.clone(),
         task: task.clone(),
@@ -216,9 +216,15 @@ async fn fan_out<Q: Queue>(
 ) -> Result<bool> {
     match ctx.engine.fan_out(&event).await {
         Ok(planned) => {
+            // The payload goes into the queue once per event at most: not at all when the
+            // store keeps it (each task then reads it back with its delivery).
+            let by_id = ctx.engine.store().keeps_events();
             let tasks: Vec<Task> = planned
                 .into_iter()
-                .map(|(delivery, _)| DeliverTask::of(delivery).into())
+                .map(|(delivery, _)| {
+                    let task = DeliverTask::of(delivery);
+                    if by_id { task.without_event() } else { task }.into()
+                })
                 .collect();
             let settled = ctx
                 .settle(Settlement::Replace {
@@ -273,7 +279,28 @@ async fn deliver<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, task: DeliverTask) -
         Stats::bump(&ctx.stats.skipped);
         return ctx.settle(Settlement::ack(receipt.clone())).await;
     }
-    let mut delivery = Delivery::new(task.event().clone(), task.subscription_id().clone());
+    // A task that travels by the event's id takes the payload from the store's copy.
+    let event = match (task.event(), &stored) {
+        (Some(event), _) => event.clone(),
+        (None, Some(stored)) => stored.event.clone(),
+        (None, None) => {
+            let reason = format!(
+                "nothing to send: delivery {} and its event {} are not in the store",
+                task.delivery_id(),
+                task.event_id()
+            );
+            tracing::error!(delivery = %task.delivery_id(), event = %task.event_id(), "a delivery task names a delivery the store does not hold; dead-lettered");
+            Stats::bump(&ctx.stats.dead_lettered);
+            return ctx
+                .settle(Settlement::DeadLetter {
+                    receipt: receipt.clone(),
+                    task: task.into(),
+                    reason,
+                })
+                .await;
+        }
+    };
+    let mut delivery = Delivery::new(event, task.subscription_id().clone());
     delivery.id = task.delivery_id().clone();
     delivery.attempts = task.attempts();
     delivery.replays = task.replay();

@@ -425,6 +425,12 @@ impl Store for SqlStore {
         }
     }
 
+    /// Yes: an event stays while any delivery refers to it, and retention removes delivered
+    /// deliveries only.
+    fn keeps_events(&self) -> bool {
+        true
+    }
+
     /// One `IN` query per 200 ids (and one for their events).
     async fn get_deliveries(&self, ids: &[DeliveryId]) -> Result<Vec<Delivery>> {
         batch::get_deliveries(&self.db, ids).await
