@@ -1,7 +1,7 @@
 //! The service under test: `POST /orders` answering the order as JSON, unhooked or hooked —
 //! through the in-process backend, or publishing to a durable queue (Redis, the PostgreSQL
 //! outbox) that a sidecar drains after the run. With `--postgres`, the handler writes each order
-//! as a row in the run's schema first ([`orders`](super::orders)).
+//! as a row in the run's schema first ([`super::orders`]).
 
 use std::sync::Arc;
 use std::time::Duration;
