@@ -67,14 +67,14 @@ pub use fastapihooks_core::{SqlBackend, SqlOutboxConfig, SqlStore, SqlStoreOptio
 /// Signature schemes, and verifying a delivery on the receiving side.
 pub mod signing {
     pub use fastapihooks_core::signing::{
-        DEFAULT_TOLERANCE, Sha256Hex, SignInput, SignatureScheme, Signer, StandardWebhooks,
+        DEFAULT_TOLERANCE, Sha256Hex, SignInput, SignatureScheme, Signer, StandardWebhooks, Stripe,
         Verifier, VerifyError, sign_sha256_hex, verify_sha256_hex,
     };
 }
 
 /// What a [`Queue`] of one's own works with: the tasks it carries and the leases it hands out.
 pub mod queue {
-    pub use fastapihooks_core::backend::{DeliverTask, Leased, Receipt, Task};
+    pub use fastapihooks_core::backend::{DeliverTask, Leased, Receipt, Settlement, Task};
 }
 
 /// The delivery engine's parts: the sidecar's [`Worker`](advanced::Worker) (most deployments

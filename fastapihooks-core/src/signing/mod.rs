@@ -1,13 +1,15 @@
 //! Signing deliveries and verifying them on the receiving side.
 //!
-//! One [`Signer`] per scheme: [`Sha256Hex`] (the default, fastapihooks- and GitHub-compatible)
-//! and [`StandardWebhooks`]. The same types verify, so senders, receivers, tests and the CLI share
+//! One [`Signer`] per scheme: [`Sha256Hex`] (the default, fastapihooks- and GitHub-compatible:
+//! GitHub's is `Sha256Hex` with the `X-Hub-Signature-256` header), [`StandardWebhooks`], and
+//! [`Stripe`] (`Stripe-Signature: t=…,v1=…`) for receiving Stripe's webhooks. The same types verify, so senders, receivers, tests and the CLI share
 //! one implementation ([`Verifier`]); every comparison is constant-time. A subscription can pick
 //! its own [`SignatureScheme`] over the emitter's signer.
 
 mod scheme;
 mod sha256_hex;
 mod standard_webhooks;
+mod stripe;
 mod verify;
 mod verify_error;
 
@@ -19,6 +21,7 @@ use http::HeaderMap;
 pub use scheme::SignatureScheme;
 pub use sha256_hex::{Sha256Hex, sign_sha256_hex, verify_sha256_hex};
 pub use standard_webhooks::StandardWebhooks;
+pub use stripe::Stripe;
 pub use verify::Verifier;
 pub use verify_error::VerifyError;
 

@@ -136,7 +136,8 @@ impl Signer for StandardWebhooks {
     }
 }
 
-fn check_timestamp(timestamp: i64, tolerance: Duration) -> Result<(), VerifyError> {
+/// `Ok` when a signed `timestamp` lies within `tolerance` of this machine's clock, either way.
+pub(super) fn check_timestamp(timestamp: i64, tolerance: Duration) -> Result<(), VerifyError> {
     let now = chrono::Utc::now().timestamp();
     let tol = i64::try_from(tolerance.as_secs()).unwrap_or(i64::MAX);
     if timestamp < now.saturating_sub(tol) {
