@@ -41,6 +41,7 @@
 //!   [`SqlBackend`] (the transactional outbox), [`RedisBackend`] (feature `redis`); [`queue`]
 //!   has what a queue of one's own needs.
 //! - [`signing`]: the signature schemes and the receiver-side [`signing::Verifier`].
+//! - [`receive`]: receiving webhooks — [`receive::Verified`] checks a signature before parsing.
 //! - [`advanced`]: the delivery engine's parts, for a sidecar or a backend of one's own.
 
 #[cfg(feature = "sql")]
@@ -70,6 +71,12 @@ pub mod signing {
         DEFAULT_TOLERANCE, Sha256Hex, SignInput, SignatureScheme, Signer, StandardWebhooks, Stripe,
         Verifier, VerifyError, sign_sha256_hex, verify_sha256_hex,
     };
+}
+
+/// Receiving webhooks: [`Verified<T>`](receive::Verified) checks the signature over the raw
+/// body before anything is parsed.
+pub mod receive {
+    pub use fastapihooks_axum::receive::{Verified, VerifyRejection, WebhookVerifier};
 }
 
 /// What a [`Queue`] of one's own works with: the tasks it carries and the leases it hands out.

@@ -21,6 +21,7 @@ mod hooks;
 mod layer;
 mod problem;
 mod publish;
+pub mod receive;
 #[cfg(feature = "sql")]
 mod transaction;
 

@@ -1,0 +1,136 @@
+//! `Verified<T>`: a webhook is parsed only once its signature over the raw body verifies.
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::routing::post;
+use axum::{Extension, Router};
+use fastapihooks::Secret;
+use fastapihooks::receive::{Verified, WebhookVerifier};
+use fastapihooks::signing::{SignInput, SignatureScheme, Verifier};
+use http::{HeaderMap, Request, StatusCode};
+use tower::ServiceExt;
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+type Seen = Arc<Mutex<Vec<serde_json::Value>>>;
+
+fn app(seen: Seen, verifier: Option<WebhookVerifier>) -> Router {
+    let handler = move |Verified(payload): Verified<serde_json::Value>| {
+        let seen = seen.clone();
+        async move {
+            seen.lock().unwrap().push(payload);
+            StatusCode::NO_CONTENT
+        }
+    };
+    let router = Router::new().route("/hook", post(handler));
+    match verifier {
+        Some(verifier) => router.layer(Extension(verifier)),
+        None => router,
+    }
+}
+
+fn standard_webhooks() -> WebhookVerifier {
+    WebhookVerifier::new(
+        Verifier::new(SignatureScheme::StandardWebhooks).secret(Secret::new(SECRET).unwrap()),
+    )
+}
+
+/// Headers of `body` signed now with `secret`, as this crate's sender signs.
+fn signed(secret: &str, body: &[u8]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    SignatureScheme::StandardWebhooks.signer().sign(
+        &SignInput {
+            delivery_id: "dlv_1",
+            event_name: "order.created",
+            timestamp: chrono::Utc::now().timestamp(),
+            body,
+        },
+        &[&Secret::new(secret).unwrap()],
+        &mut headers,
+    );
+    headers
+}
+
+async fn post_to(app: Router, headers: HeaderMap, body: &'static [u8]) -> StatusCode {
+    let mut request = Request::post("/hook").body(Body::from(body)).unwrap();
+    *request.headers_mut() = headers;
+    app.oneshot(request).await.unwrap().status()
+}
+
+#[tokio::test]
+async fn a_signed_webhook_reaches_the_handler_parsed() {
+    let seen = Seen::default();
+    let body = br#"{"id":7}"#;
+    let status = post_to(
+        app(seen.clone(), Some(standard_webhooks())),
+        signed(SECRET, body),
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(*seen.lock().unwrap(), [serde_json::json!({"id": 7})]);
+}
+
+#[tokio::test]
+async fn a_tampered_body_is_refused_with_401_and_never_parsed() {
+    let seen = Seen::default();
+    let headers = signed(SECRET, br#"{"id":7}"#);
+    let status = post_to(
+        app(seen.clone(), Some(standard_webhooks())),
+        headers,
+        br#"{"id":8}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(seen.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn another_secret_or_no_signature_is_refused_with_401() {
+    let body = br#"{"id":7}"#;
+    let other = signed("whsec_c2VjcmV0LW9mLXNvbWVvbmUtZWxzZQ==", body);
+    for headers in [other, HeaderMap::new()] {
+        let status = post_to(
+            app(Seen::default(), Some(standard_webhooks())),
+            headers,
+            body,
+        )
+        .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+}
+
+#[tokio::test]
+async fn a_signed_body_that_is_not_json_is_refused_with_400() {
+    let body = b"not json";
+    let status = post_to(
+        app(Seen::default(), Some(standard_webhooks())),
+        signed(SECRET, body),
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_with_413() {
+    let body = br#"{"padding":"0123456789012345678901234567890123456789"}"#;
+    let verifier = standard_webhooks().limit(16);
+    let status = post_to(
+        app(Seen::default(), Some(verifier)),
+        signed(SECRET, body),
+        body,
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn a_route_without_a_verifier_answers_500_not_the_payload() {
+    let seen = Seen::default();
+    let body = br#"{"id":7}"#;
+    let status = post_to(app(seen.clone(), None), signed(SECRET, body), body).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(seen.lock().unwrap().is_empty());
+}
