@@ -134,3 +134,38 @@ async fn a_route_without_a_verifier_answers_500_not_the_payload() {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(seen.lock().unwrap().is_empty());
 }
+
+/// GitHub's published example (docs: "Validating webhook deliveries"): its signature verifies
+/// under `X-Hub-Signature-256` — the body is then refused only for not being JSON — and a
+/// changed body does not.
+#[tokio::test]
+async fn githubs_published_vector_verifies_and_a_changed_body_does_not() {
+    let github = fastapihooks::signing::Sha256Hex::new()
+        .signature_header("X-Hub-Signature-256")
+        .unwrap();
+    let verifier = WebhookVerifier::new(
+        Verifier::with_signer(Arc::new(github))
+            .secret(Secret::new("It's a Secret to Everybody").unwrap()),
+    );
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "X-Hub-Signature-256",
+        "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+            .parse()
+            .unwrap(),
+    );
+    let verified = post_to(
+        app(Seen::default(), Some(verifier.clone())),
+        headers.clone(),
+        b"Hello, World!",
+    )
+    .await;
+    assert_eq!(verified, StatusCode::BAD_REQUEST, "verified, then not JSON");
+    let changed = post_to(
+        app(Seen::default(), Some(verifier)),
+        headers,
+        b"Hello, World?",
+    )
+    .await;
+    assert_eq!(changed, StatusCode::UNAUTHORIZED);
+}
