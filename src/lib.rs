@@ -76,7 +76,9 @@ pub mod signing {
 /// Receiving webhooks: [`Verified<T>`](receive::Verified) checks the signature over the raw
 /// body before anything is parsed.
 pub mod receive {
-    pub use fastapihooks_axum::receive::{Verified, VerifyRejection, WebhookVerifier};
+    pub use fastapihooks_axum::receive::{
+        Verified, VerifyLayer, VerifyRejection, VerifyService, WebhookVerifier,
+    };
 }
 
 /// What a [`Queue`] of one's own works with: the tasks it carries and the leases it hands out.

@@ -169,3 +169,70 @@ async fn githubs_published_vector_verifies_and_a_changed_body_does_not() {
     .await;
     assert_eq!(changed, StatusCode::UNAUTHORIZED);
 }
+
+/// A router behind `VerifyLayer`: only verified requests reach any route, whatever it extracts.
+#[tokio::test]
+async fn a_verify_layer_lets_only_signed_requests_reach_any_route() {
+    use fastapihooks::receive::VerifyLayer;
+    let seen = Seen::default();
+    let (typed, raw) = (seen.clone(), seen.clone());
+    let router = Router::new()
+        .route(
+            "/hook",
+            post(move |Verified(payload): Verified<serde_json::Value>| {
+                let typed = typed.clone();
+                async move {
+                    typed.lock().unwrap().push(payload);
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        )
+        .route(
+            "/raw",
+            post(move |body: bytes::Bytes| {
+                let raw = raw.clone();
+                async move {
+                    raw.lock()
+                        .unwrap()
+                        .push(serde_json::from_slice(&body).unwrap());
+                    StatusCode::NO_CONTENT
+                }
+            }),
+        )
+        .layer(VerifyLayer::new(standard_webhooks().limit(64)));
+    let call = |path: &'static str, headers: HeaderMap, body: &'static [u8]| {
+        let router = router.clone();
+        async move {
+            let mut request = Request::post(path).body(Body::from(body)).unwrap();
+            *request.headers_mut() = headers;
+            router.oneshot(request).await.unwrap().status()
+        }
+    };
+    let body: &'static [u8] = br#"{"id":7}"#;
+    assert_eq!(
+        call("/hook", signed(SECRET, body), body).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        call("/raw", signed(SECRET, body), body).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        call("/raw", HeaderMap::new(), body).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        call("/raw", signed(SECRET, body), br#"{"id":8}"#).await,
+        StatusCode::UNAUTHORIZED
+    );
+    let big: &'static [u8] = &[b' '; 100];
+    assert_eq!(
+        call("/raw", signed(SECRET, big), big).await,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    assert_eq!(
+        seen.lock().unwrap().len(),
+        2,
+        "only the two signed requests got through"
+    );
+}

@@ -64,7 +64,7 @@ impl WebhookVerifier {
 /// Rejections say as little as they can ([`VerifyRejection`]): 401 for a missing, malformed or
 /// wrong signature or a stale timestamp (the reason is logged, not answered), 413 over the
 /// body limit, 400 for a signed body that is not the JSON `T` expects, 500 when the route has no
-/// [`WebhookVerifier`].
+/// [`WebhookVerifier`] (nor a [`VerifyLayer`](super::VerifyLayer) in front of it).
 #[derive(Clone, Debug)]
 pub struct Verified<T>(pub T);
 
@@ -114,6 +114,10 @@ impl IntoResponse for VerifyRejection {
     }
 }
 
+/// Marks a request whose signature [`VerifyLayer`](super::VerifyLayer) verified.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct VerifiedRequest;
+
 impl<S, T> FromRequest<S> for Verified<T>
 where
     S: Send + Sync,
@@ -122,30 +126,47 @@ where
     type Rejection = VerifyRejection;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let Some(webhook) = request.extensions().get::<WebhookVerifier>().cloned() else {
-            tracing::error!(uri = %request.uri(), "Verified<T> on a route without a WebhookVerifier extension");
-            return Err(VerifyRejection::NoVerifier);
-        };
         let (parts, body) = request.into_parts();
-        let body = axum::body::to_bytes(body, webhook.limit)
-            .await
-            .map_err(|e| {
-                let over = std::error::Error::source(&e)
-                    .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-                if over {
-                    VerifyRejection::TooLarge
-                } else {
-                    tracing::warn!(error = %e, "webhook refused: its body could not be read");
-                    VerifyRejection::Malformed
-                }
-            })?;
-        if let Err(e) = webhook.verifier.verify(&parts.headers, &body) {
-            tracing::warn!(uri = %parts.uri, error = %e, "webhook refused: its signature did not verify");
-            return Err(VerifyRejection::Unauthorized);
-        }
+        let body = if parts.extensions.get::<VerifiedRequest>().is_some() {
+            // Verified by the layer already: the body is in memory, within its limit.
+            axum::body::to_bytes(body, usize::MAX)
+                .await
+                .map_err(|_| VerifyRejection::Malformed)?
+        } else {
+            let Some(webhook) = parts.extensions.get::<WebhookVerifier>().cloned() else {
+                tracing::error!(uri = %parts.uri, "Verified<T> on a route without a WebhookVerifier extension or a VerifyLayer");
+                return Err(VerifyRejection::NoVerifier);
+            };
+            read_and_verify(&webhook, &parts, body).await?
+        };
         serde_json::from_slice(&body).map(Verified).map_err(|e| {
             tracing::warn!(uri = %parts.uri, error = %e, "webhook refused: a signed body that is not the JSON expected");
             VerifyRejection::Malformed
         })
     }
+}
+
+/// Reads `body` within the verifier's limit and verifies it with the request's headers.
+pub(super) async fn read_and_verify(
+    webhook: &WebhookVerifier,
+    parts: &http::request::Parts,
+    body: axum::body::Body,
+) -> Result<bytes::Bytes, VerifyRejection> {
+    let body = axum::body::to_bytes(body, webhook.limit)
+        .await
+        .map_err(|e| {
+            let over = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if over {
+                VerifyRejection::TooLarge
+            } else {
+                tracing::warn!(error = %e, "webhook refused: its body could not be read");
+                VerifyRejection::Malformed
+            }
+        })?;
+    if let Err(e) = webhook.verifier.verify(&parts.headers, &body) {
+        tracing::warn!(uri = %parts.uri, error = %e, "webhook refused: its signature did not verify");
+        return Err(VerifyRejection::Unauthorized);
+    }
+    Ok(body)
 }
