@@ -89,38 +89,57 @@ impl BatchedStore {
 }
 
 fn get_deliveries(store: Arc<dyn Store>) -> Flush<DeliveryId, Option<Delivery>> {
-    Arc::new(move |ids: Vec<DeliveryId>| {
-        let store = store.clone();
-        Box::pin(async move {
-            let mut distinct = ids.clone();
-            distinct.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
-            distinct.dedup();
-            match store.get_deliveries(&distinct).await {
-                Ok(found) => {
-                    let by_id: HashMap<DeliveryId, Delivery> =
-                        found.into_iter().map(|d| (d.id.clone(), d)).collect();
-                    ids.iter().map(|id| Ok(by_id.get(id).cloned())).collect()
-                }
-                Err(e) => fail_all("store.get_deliveries", ids.len(), &e),
-            }
-        })
-    })
+    read_by_id(
+        "store.get_deliveries",
+        move |ids: Vec<DeliveryId>| {
+            let store = store.clone();
+            async move { store.get_deliveries(&ids).await }
+        },
+        |d: &Delivery| &d.id,
+    )
 }
 
 fn get_subscriptions(store: Arc<dyn Store>) -> Flush<SubscriptionId, Option<Subscription>> {
-    Arc::new(move |ids: Vec<SubscriptionId>| {
-        let store = store.clone();
+    read_by_id(
+        "store.get_subscriptions",
+        move |ids: Vec<SubscriptionId>| {
+            let store = store.clone();
+            async move { store.get_subscriptions(&ids).await }
+        },
+        |s: &Subscription| &s.id,
+    )
+}
+
+/// A batched read by id: each distinct id of the batch asked once, each caller answered with
+/// what has its id (`None` when the store has nothing under it).
+fn read_by_id<Id, T, F, Fut>(
+    what: &'static str,
+    read: F,
+    id_of: fn(&T) -> &Id,
+) -> Flush<Id, Option<T>>
+where
+    Id: Clone + Eq + std::hash::Hash + Send + Sync + 'static,
+    T: Clone + Send + 'static,
+    F: Fn(Vec<Id>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Vec<T>>> + Send + 'static,
+{
+    let read = Arc::new(read);
+    Arc::new(move |ids: Vec<Id>| {
+        let read = read.clone();
         Box::pin(async move {
-            let mut distinct = ids.clone();
-            distinct.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
-            distinct.dedup();
-            match store.get_subscriptions(&distinct).await {
+            let distinct: Vec<Id> = ids
+                .iter()
+                .cloned()
+                .collect::<std::collections::HashSet<_>>()
+                .into_iter()
+                .collect();
+            match read(distinct).await {
                 Ok(found) => {
-                    let by_id: HashMap<SubscriptionId, Subscription> =
-                        found.into_iter().map(|s| (s.id.clone(), s)).collect();
+                    let by_id: HashMap<Id, T> =
+                        found.into_iter().map(|t| (id_of(&t).clone(), t)).collect();
                     ids.iter().map(|id| Ok(by_id.get(id).cloned())).collect()
                 }
-                Err(e) => fail_all("store.get_subscriptions", ids.len(), &e),
+                Err(e) => fail_all(what, ids.len(), &e),
             }
         })
     })
