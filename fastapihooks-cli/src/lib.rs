@@ -80,6 +80,12 @@ pub enum Command {
     /// Remove delivered deliveries older than --older-than, their attempts and orphaned events
     /// (and the SQL outbox's old dead rows with --queue); failed and dead ones are kept.
     Prune(commands::prune::PruneArgs),
+    /// Check the signature of a saved webhook request (headers and body): exit code 0 when it
+    /// verifies, 1 when it does not (and why).
+    Verify(commands::verify::VerifyArgs),
+    /// A local webhook receiver for development: verify, print and answer (or forward) every
+    /// POST, until SIGTERM or SIGINT.
+    Listen(commands::listen::ListenArgs),
 }
 
 /// Runs a parsed command, writing its output to `out`.
@@ -91,6 +97,8 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Events(command) => commands::events::run(command, out).await,
         Command::Deliveries(command) => commands::deliveries::run(command, out).await,
         Command::Prune(args) => commands::prune::run(args, out).await,
+        Command::Verify(args) => commands::verify::run(args, out).await,
+        Command::Listen(args) => commands::listen::run(args, out).await,
     }
 }
 

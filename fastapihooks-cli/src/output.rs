@@ -7,6 +7,7 @@
 pub mod deliveries;
 pub mod events;
 pub mod replay;
+pub mod request;
 pub mod table;
 pub mod time;
 
