@@ -136,6 +136,12 @@ pub enum Error {
         /// The id looked up.
         id: String,
     },
+    /// An inbox id that the inbox does not know.
+    #[error("inbox entry {id} not found")]
+    InboxEntryNotFound {
+        /// The id looked up.
+        id: String,
+    },
     /// A replay was asked of a backend that has no way to queue a delivery again.
     #[error(
         "{backend} cannot replay deliveries: it does not implement `Backend::redeliver`; replay through a queue (Redis, the SQL outbox) or the in-process backend"

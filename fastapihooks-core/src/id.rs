@@ -115,6 +115,11 @@ typed_id!(
     AttemptId,
     "att"
 );
+typed_id!(
+    /// Identifies a received webhook in the [`Inbox`](crate::inbox::Inbox): `inb_…`.
+    InboxId,
+    "inb"
+);
 
 impl DeliveryId {
     /// The id of the delivery of `event` to `subscription`: the same every time it is computed,

@@ -29,6 +29,7 @@ pub mod event;
 pub mod fanout;
 mod group_commit;
 pub mod health;
+pub mod inbox;
 pub mod id;
 pub mod ops_events;
 pub mod publisher;
@@ -46,19 +47,19 @@ pub mod worker;
 #[cfg(feature = "redis")]
 pub use backend::redis::RedisPersistence;
 pub use backend::{
-    Backend, BackgroundConfig, BackgroundTaskBackend, DeliverTask, Leased, Queue, Receipt,
-    ShutdownReport, Task,
+    Backend, BackgroundConfig, BackgroundTaskBackend, DeliverTask, Leased, ProcessTask, Queue,
+    Receipt, ShutdownReport, Task,
 };
 #[cfg(feature = "redis")]
 pub use backend::{RedisBackend, RedisConfig};
 #[cfg(feature = "sql")]
-pub use backend::{SqlBackend, SqlOutboxConfig};
+pub use backend::{OutboxTable, SqlBackend, SqlOutboxConfig};
 pub use delivery::{Attempt, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryStatus};
 pub use dispatch::{AllowHint, HttpConfig};
 pub use emitter::{Emitter, EmitterBuilder};
 pub use error::{Error, Result};
 pub use event::{Event, EventName};
-pub use id::{AttemptId, DeliveryId, EventId, SubscriptionId};
+pub use id::{AttemptId, DeliveryId, EventId, InboxId, SubscriptionId};
 pub use publisher::PublisherBuilder;
 pub use replay::{Replay, ReplayOutcome, ReplaySummary};
 pub use retry::{RetryPolicy, Verdict};

@@ -6,7 +6,9 @@ use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
-use fastapihooks_core::backend::{Queue, Settlement, SqlBackend, SqlOutboxConfig, Task};
+use fastapihooks_core::backend::{
+    OutboxTable, Queue, Settlement, SqlBackend, SqlOutboxConfig, Task,
+};
 use fastapihooks_core::{Backend, Event, SqlStore, SqlStoreOptions, SubscriptionId};
 use futures_util::FutureExt;
 use sea_orm::{ConnectionTrait, TransactionTrait};
@@ -329,7 +331,7 @@ mod behaviours {
                     return ids;
                 }
                 for l in leased {
-                    ids.push(l.task.event_id().to_string());
+                    ids.push(l.task.event_id().unwrap().to_string());
                     assert!(q.ack(&l.receipt).await.unwrap(), "a lease was lost");
                 }
             }
@@ -338,6 +340,68 @@ mod behaviours {
         let all: HashSet<&String> = from_a.iter().chain(&from_b).collect();
         assert_eq!(from_a.len() + from_b.len(), 200, "a row was leased twice");
         assert_eq!(all.len(), 200);
+    }
+
+    /// Two tables of one database, two queues: a task queued into one is leased, settled,
+    /// counted, dead-lettered and pruned through a backend on that table only.
+    pub(crate) async fn the_inbox_table_and_the_events_table_are_separate_queues(store: SqlStore) {
+        let events = outbox(&store);
+        let inbox = outbox(&store).on_table(OutboxTable::Inbox);
+        assert_eq!(events.table(), OutboxTable::Events);
+        let received = event(1);
+        inbox.publish(received.clone()).await.unwrap();
+        assert!(
+            events.lease(10).await.unwrap().is_empty(),
+            "the events table leased an inbox task"
+        );
+        let published = vec![event(2), event(3)];
+        events.publish_many(&published).await.unwrap();
+        assert_eq!(inbox.depth().await.unwrap(), 1);
+        assert_eq!(events.depth().await.unwrap(), 2);
+
+        let from_inbox = inbox.lease(10).await.unwrap();
+        assert_eq!(from_inbox.len(), 1, "the inbox leased an events task");
+        assert_eq!(from_inbox[0].task, Task::fanout(received.clone()));
+        assert!(inbox.lease(10).await.unwrap().is_empty());
+        // A receipt of the inbox settles nothing in the events table.
+        assert!(!events.ack(&from_inbox[0].receipt).await.unwrap());
+        // What replaces a leased inbox task goes into the inbox.
+        let next = [Task::deliver(received, SubscriptionId::new())];
+        assert!(inbox.replace(&from_inbox[0].receipt, &next).await.unwrap());
+        assert_eq!(inbox.depth().await.unwrap(), 1);
+        assert_eq!(events.depth().await.unwrap(), 2);
+
+        let from_events = events.lease(10).await.unwrap();
+        let got: HashSet<String> = from_events
+            .iter()
+            .map(|l| l.task.event_id().unwrap().to_string())
+            .collect();
+        let want: HashSet<String> = published.iter().map(|e| e.id().to_string()).collect();
+        assert_eq!(got, want);
+        let again = inbox.lease(10).await.unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].task, next[0]);
+
+        // Dead letters are counted and pruned in their own table.
+        assert!(
+            inbox
+                .dead_letter(&again[0].receipt, &again[0].task, "refused for good")
+                .await
+                .unwrap()
+        );
+        assert_eq!(inbox.dead_letters().await.unwrap(), 1);
+        assert_eq!(events.dead_letters().await.unwrap(), 0);
+        assert_eq!(inbox.depth().await.unwrap(), 0);
+        assert_eq!(
+            events.depth().await.unwrap(),
+            2,
+            "the events table's leased rows"
+        );
+        let cut = chrono::Utc::now() + chrono::Duration::hours(1);
+        assert_eq!(events.prune_dead_letters(cut, 10).await.unwrap(), 0);
+        assert_eq!(inbox.dead_letters().await.unwrap(), 1);
+        assert_eq!(inbox.prune_dead_letters(cut, 10).await.unwrap(), 1);
+        assert_eq!(inbox.dead_letters().await.unwrap(), 0);
     }
 }
 
@@ -355,6 +419,7 @@ macro_rules! outbox_behaviours {
             concurrent_leases_take_disjoint_rows,
             a_batch_of_settlements_settles_each_lease_it_still_holds,
             the_deliveries_of_a_fanned_out_event_go_before_later_events,
+            the_inbox_table_and_the_events_table_are_separate_queues,
         );
     };
     (@each $with:ident: $($name:ident,)*) => {
@@ -417,37 +482,48 @@ mod postgres {
     /// it return the event published while it waits.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_waiting_lease_is_woken_by_the_commit_of_a_publish() {
-        with(async |store: SqlStore| {
-            let patient = SqlBackend::with_config(
-                store.connection().clone(),
-                SqlOutboxConfig {
-                    visibility_timeout: Duration::from_secs(120),
-                    poll_interval: Duration::from_secs(60),
-                    block: Duration::from_secs(60),
-                },
-            )
-            .unwrap();
-            let publisher = outbox(&store);
-            let mut waiting = tokio::spawn(async move { patient.lease(1).await.unwrap() });
-            // One commit a second (the first may come before the call listens), until the
-            // waiting call returns; a poll would take a minute.
-            let mut published = Vec::new();
-            let leased = loop {
-                let event = event(published.len());
-                let txn = store.connection().begin().await.unwrap();
-                publisher.publish_in(&txn, &event).await.unwrap();
-                txn.commit().await.unwrap();
-                published.push(Task::fanout(event));
-                match tokio::time::timeout(Duration::from_secs(1), &mut waiting).await {
-                    Ok(leased) => break leased.unwrap(),
-                    Err(_) if published.len() < 20 => continue,
-                    Err(_) => panic!("the waiting lease call was not woken by 20 commits"),
-                }
-            };
-            assert_eq!(leased.len(), 1);
-            assert!(published.contains(&leased[0].task));
-        })
-        .await;
+        with(async |store: SqlStore| woken_by_a_commit(store, OutboxTable::Events).await).await;
+    }
+
+    /// The same on the inbox table: its trigger notifies its own channel, the one a lease
+    /// call on it listens on.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_waiting_lease_on_the_inbox_table_is_woken_by_the_commit_of_a_publish_into_it() {
+        with(async |store: SqlStore| woken_by_a_commit(store, OutboxTable::Inbox).await).await;
+    }
+
+    /// Publishes into `table`, one commit a second, while a lease call on `table` waits; the
+    /// call must return one of them long before its next poll.
+    async fn woken_by_a_commit(store: SqlStore, table: OutboxTable) {
+        let patient = SqlBackend::with_config(
+            store.connection().clone(),
+            SqlOutboxConfig {
+                visibility_timeout: Duration::from_secs(120),
+                poll_interval: Duration::from_secs(60),
+                block: Duration::from_secs(60),
+            },
+        )
+        .unwrap()
+        .on_table(table);
+        let publisher = outbox(&store).on_table(table);
+        let mut waiting = tokio::spawn(async move { patient.lease(1).await.unwrap() });
+        // One commit a second (the first may come before the call listens), until the
+        // waiting call returns; a poll would take a minute.
+        let mut published = Vec::new();
+        let leased = loop {
+            let event = event(published.len());
+            let txn = store.connection().begin().await.unwrap();
+            publisher.publish_in(&txn, &event).await.unwrap();
+            txn.commit().await.unwrap();
+            published.push(Task::fanout(event));
+            match tokio::time::timeout(Duration::from_secs(1), &mut waiting).await {
+                Ok(leased) => break leased.unwrap(),
+                Err(_) if published.len() < 20 => continue,
+                Err(_) => panic!("the waiting lease call was not woken by 20 commits"),
+            }
+        };
+        assert_eq!(leased.len(), 1);
+        assert!(published.contains(&leased[0].task));
     }
 }
 

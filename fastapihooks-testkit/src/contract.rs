@@ -45,7 +45,9 @@ use serde_json::json;
 use crate::fixtures::{attempt, delivery, event, now, response, subscription};
 
 mod batch;
+mod inbox;
 pub use batch::*;
+pub use inbox::*;
 
 /// One `#[test]` per behaviour of the [`contract`](crate::contract), each run through
 /// `$harness` on a multi-thread runtime of its own (two workers).

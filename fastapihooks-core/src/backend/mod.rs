@@ -6,6 +6,7 @@
 //! outbox in the application's own database (feature `sql`).
 
 mod background;
+mod process_task;
 #[cfg(any(feature = "redis", feature = "sql"))]
 mod open;
 mod queue;
@@ -20,12 +21,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 pub use background::{BackgroundConfig, BackgroundTaskBackend};
+pub use process_task::ProcessTask;
 pub use queue::{DeliverTask, Leased, Queue, Receipt, Task};
 #[cfg(feature = "redis")]
 pub use redis::{RedisBackend, RedisConfig};
 pub use settlement::Settlement;
 #[cfg(feature = "sql")]
-pub use sql_outbox::{SqlBackend, SqlOutboxConfig};
+pub use sql_outbox::{OutboxTable, SqlBackend, SqlOutboxConfig};
 
 use crate::delivery::Delivery;
 use crate::error::Result;

@@ -14,11 +14,12 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::Backend;
+use super::process_task::ProcessTask;
 use super::settlement::{self, Settlement};
 use crate::delivery::Delivery;
 use crate::error::Result;
 use crate::event::Event;
-use crate::id::{DeliveryId, EventId, SubscriptionId};
+use crate::id::{DeliveryId, EventId, InboxId, SubscriptionId};
 
 /// One unit of queued work.
 ///
@@ -49,6 +50,9 @@ pub enum Task {
     },
     /// Make the next attempt of one delivery.
     Deliver(DeliverTask),
+    /// Make the next processing attempt of one received webhook (the [`Inbox`](crate::inbox::Inbox)'s
+    /// queue, drained by the application's own worker).
+    Process(ProcessTask),
 }
 
 /// The next attempt of one delivery: what a [`Task::Deliver`] carries.
@@ -202,6 +206,7 @@ struct TaskWire {
     attempts: u32,
     #[serde(default)]
     replay: u32,
+    inbox_id: Option<InboxId>,
 }
 
 #[derive(Deserialize)]
@@ -209,6 +214,7 @@ struct TaskWire {
 enum TaskKind {
     Fanout,
     Deliver,
+    Process,
 }
 
 impl TryFrom<TaskWire> for Task {
@@ -235,6 +241,10 @@ impl TryFrom<TaskWire> for Task {
                 attempts: w.attempts,
                 replay: w.replay,
             }),
+            TaskKind::Process => Task::Process(
+                ProcessTask::new(w.inbox_id.ok_or("a process task needs `inbox_id`")?)
+                    .with_attempts(w.attempts),
+            ),
         })
     }
 }
@@ -259,27 +269,40 @@ impl Task {
     }
 
     /// The event the task carries: always for a fan-out; for a delivery, unless it travels by
-    /// id only ([`DeliverTask::without_event`]).
+    /// id only ([`DeliverTask::without_event`]); never for processing a received webhook.
     pub fn event(&self) -> Option<&Event> {
         match self {
             Task::Fanout { event, .. } => Some(event),
             Task::Deliver(task) => task.event.as_ref(),
+            Task::Process(_) => None,
         }
     }
 
-    /// The id of the event the task is about.
-    pub fn event_id(&self) -> &EventId {
+    /// The id of the event the task is about: `None` for processing a received webhook.
+    pub fn event_id(&self) -> Option<&EventId> {
         match self {
-            Task::Fanout { event, .. } => event.id(),
-            Task::Deliver(task) => &task.event_id,
+            Task::Fanout { event, .. } => Some(event.id()),
+            Task::Deliver(task) => Some(&task.event_id),
+            Task::Process(_) => None,
         }
     }
 
-    /// `fanout` or `deliver`, for logs and metrics.
+    /// `fanout`, `deliver` or `process`, for logs and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
             Task::Fanout { .. } => "fanout",
             Task::Deliver(_) => "deliver",
+            Task::Process(_) => "process",
+        }
+    }
+
+    /// What the task works on, for logs: the event it fans out, the delivery it attempts, the
+    /// inbox entry it processes.
+    pub fn subject(&self) -> &str {
+        match self {
+            Task::Fanout { event, .. } => event.id().as_str(),
+            Task::Deliver(task) => task.delivery_id.as_str(),
+            Task::Process(task) => task.inbox_id().as_str(),
         }
     }
 }
@@ -385,6 +408,17 @@ pub trait Queue: Backend {
 
     /// Dead letters the queue keeps.
     async fn dead_letters(&self) -> Result<u64>;
+
+    /// Queues `tasks`, due at once, in one atomic step: how the inbox queues the processing of
+    /// a received webhook ([`Task::Process`]). The default refuses with
+    /// [`Error::Unsupported`](crate::Error::Unsupported) (`queue.enqueue`): a queue of one's own
+    /// that does not take arbitrary tasks says so.
+    async fn enqueue(&self, tasks: &[Task]) -> Result<()> {
+        let _ = tasks;
+        Err(crate::Error::Unsupported {
+            what: "queue.enqueue",
+        })
+    }
 }
 
 #[cfg(test)]
@@ -442,7 +476,7 @@ mod tests {
         assert!(value.get("event").is_none(), "{value}");
         let back: Task = serde_json::from_value(value).unwrap();
         assert_eq!(back, task);
-        assert_eq!(back.event_id(), event.id());
+        assert_eq!(back.event_id(), Some(event.id()));
         assert!(back.event().is_none());
     }
 

@@ -40,6 +40,8 @@ pub struct MemoryStore {
     subscriptions: RwLock<BTreeMap<SubscriptionId, Subscription>>,
     history: Mutex<BTreeMap<DeliveryId, Record>>,
     max_deliveries: usize,
+    /// Received webhooks (this store is also an [`Inbox`](crate::inbox::Inbox)).
+    inbox: crate::inbox::MemoryInbox,
 }
 
 #[derive(Debug)]
@@ -69,7 +71,13 @@ impl MemoryStore {
             subscriptions: RwLock::default(),
             history: Mutex::default(),
             max_deliveries: max.max(1),
+            inbox: crate::inbox::MemoryInbox::default(),
         }
+    }
+
+    /// Its inbox, which `impl Inbox for MemoryStore` forwards to.
+    pub(crate) fn memory_inbox(&self) -> &crate::inbox::MemoryInbox {
+        &self.inbox
     }
 
     fn subscriptions_mut(&self) -> RwLockWriteGuard<'_, BTreeMap<SubscriptionId, Subscription>> {

@@ -14,6 +14,7 @@
 //! group-committed: a busy worker makes a round trip per batch, not per delivery.
 
 mod prefetch;
+mod process;
 mod report;
 mod task;
 
@@ -30,6 +31,7 @@ pub use tokio_util::sync::CancellationToken;
 use crate::backend::{Queue, Settlement};
 use crate::engine::DeliveryEngine;
 use crate::error::{Error, Result};
+use crate::inbox::InboxProcessing;
 use crate::store::BatchedStore;
 
 /// Limits of a [`Worker`].
@@ -111,7 +113,8 @@ impl WorkerConfig {
 /// ```
 pub struct Worker<Q: Queue> {
     queue: Arc<Q>,
-    engine: DeliveryEngine,
+    engine: Option<DeliveryEngine>,
+    inbox: Option<InboxProcessing>,
     config: WorkerConfig,
 }
 
@@ -119,6 +122,8 @@ impl<Q: Queue> std::fmt::Debug for Worker<Q> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Worker")
             .field("config", &self.config)
+            .field("delivers", &self.engine.is_some())
+            .field("inbox", &self.inbox)
             .finish_non_exhaustive()
     }
 }
@@ -129,21 +134,44 @@ impl<Q: Queue> Worker<Q> {
     /// and the delivery be sent twice.
     pub fn new(queue: Arc<Q>, engine: DeliveryEngine, config: WorkerConfig) -> Result<Self> {
         config.validate()?;
-        let visibility = queue.visibility_timeout();
-        let attempt = engine.attempt_timeout();
-        if visibility <= attempt + VISIBILITY_MARGIN {
-            return Err(Error::InvalidConfig {
-                field: "queue.visibility_timeout",
-                reason: format!(
-                    "{visibility:?} must exceed the HTTP timeout {attempt:?} by more than {VISIBILITY_MARGIN:?}, or a delivery still in flight could be taken over and sent twice"
-                ),
-            });
-        }
+        check_visibility(&*queue, engine.attempt_timeout(), "the HTTP timeout")?;
         // The engine's operational events go onto the queue it drains, like any event.
         let sink: Arc<dyn crate::Backend> = queue.clone();
         Ok(Self {
-            engine: engine.with_ops_events(sink),
+            engine: Some(engine.with_ops_events(sink)),
+            inbox: None,
             queue,
+            config,
+        })
+    }
+
+    /// A worker that only processes received webhooks: the [`Task::Process`](crate::Task::Process)
+    /// tasks the inbox route queued on `queue` — a queue of the inbox's own (another Redis key
+    /// prefix, or the SQL outbox's `OutboxTable::Inbox`), drained in the application, since
+    /// processing re-enters it. It also queues, when it starts and every
+    /// [`stranded_after`](InboxProcessing::stranded_after), the entries stored without their
+    /// task. Fails if the visibility timeout does not exceed the processing timeout.
+    ///
+    /// ```no_run
+    /// # async fn app(queue: std::sync::Arc<fastapihooks_core::SqlBackend>, processing: fastapihooks_core::inbox::InboxProcessing) -> fastapihooks_core::Result<()> {
+    /// use fastapihooks_core::worker::{CancellationToken, Worker, WorkerConfig};
+    /// let shutdown = CancellationToken::new();
+    /// let worker = Worker::for_inbox(queue, processing, WorkerConfig::default())?;
+    /// tokio::spawn(worker.run(shutdown.clone()));
+    /// # Ok(()) }
+    /// ```
+    pub fn for_inbox(
+        queue: Arc<Q>,
+        processing: InboxProcessing,
+        config: WorkerConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        processing.validate()?;
+        check_visibility(&*queue, processing.timeout, "the processing timeout")?;
+        Ok(Self {
+            queue,
+            engine: None,
+            inbox: Some(processing),
             config,
         })
     }
@@ -153,9 +181,23 @@ impl<Q: Queue> Worker<Q> {
     /// they never end the loop.
     pub async fn run(self, shutdown: CancellationToken) -> WorkerReport {
         // The store's hot calls and the queue's settles are group-committed from here on.
-        let store: Arc<dyn crate::Store> = Arc::new(BatchedStore::new(self.engine.store().clone()));
-        let engine = self.engine.with_store(store);
-        let ctx = Arc::new(task::Ctx::new(self.queue, engine, self.config.max_leases));
+        let engine = self.engine.map(|engine| {
+            let store: Arc<dyn crate::Store> = Arc::new(BatchedStore::new(engine.store().clone()));
+            engine.with_store(store)
+        });
+        if let Some(processing) = &self.inbox {
+            tokio::spawn(process::sweep_stranded(
+                self.queue.clone(),
+                processing.clone(),
+                shutdown.clone(),
+            ));
+        }
+        let ctx = Arc::new(task::Ctx::new(
+            self.queue,
+            engine,
+            self.inbox,
+            self.config.max_leases,
+        ));
         let permits = Arc::new(Semaphore::new(self.config.concurrency));
         let tracker = TaskTracker::new();
         let abort = CancellationToken::new();
@@ -271,6 +313,21 @@ async fn give_back<Q: Queue>(ctx: &task::Ctx<Q>, unstarted: Vec<crate::backend::
         "leased tasks not started before the stop given back to the queue"
     );
     kept
+}
+
+/// A lease must outlast the longest task by [`VISIBILITY_MARGIN`], or a task still running
+/// could be taken over and run twice.
+fn check_visibility<Q: Queue>(queue: &Q, longest: Duration, what: &str) -> Result<()> {
+    let visibility = queue.visibility_timeout();
+    if visibility <= longest + VISIBILITY_MARGIN {
+        return Err(Error::InvalidConfig {
+            field: "queue.visibility_timeout",
+            reason: format!(
+                "{visibility:?} must exceed {what} {longest:?} by more than {VISIBILITY_MARGIN:?}, or a task still in flight could be taken over and run twice"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Slack between the HTTP timeout and the visibility timeout, for the store writes around an

@@ -9,9 +9,13 @@ pub struct WorkerReport {
     pub fanned_out: u64,
     /// Deliveries that got a 2xx.
     pub delivered: u64,
-    /// Attempts that failed and were scheduled again.
+    /// Received webhooks processed (an inbox worker).
+    pub processed: u64,
+    /// Attempts (deliveries, or processing received webhooks) that failed and were scheduled
+    /// again.
     pub retried: u64,
-    /// Deliveries moved to the dead letters (refused for good or out of retries).
+    /// Deliveries (or received webhooks) moved to the dead letters: refused for good, out of
+    /// retries, or a task this worker cannot run.
     pub dead_lettered: u64,
     /// Delivery tasks acked without an attempt: the store already had them final (a redelivered
     /// task), or their subscription was removed or disabled.
@@ -28,6 +32,7 @@ pub struct WorkerReport {
 pub(super) struct Stats {
     pub(super) fanned_out: AtomicU64,
     pub(super) delivered: AtomicU64,
+    pub(super) processed: AtomicU64,
     pub(super) retried: AtomicU64,
     pub(super) dead_lettered: AtomicU64,
     pub(super) skipped: AtomicU64,
@@ -45,6 +50,7 @@ impl Stats {
         WorkerReport {
             fanned_out: get(&self.fanned_out),
             delivered: get(&self.delivered),
+            processed: get(&self.processed),
             retried: get(&self.retried),
             dead_lettered: get(&self.dead_lettered),
             skipped: get(&self.skipped),

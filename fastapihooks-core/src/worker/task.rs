@@ -13,6 +13,7 @@ use crate::engine::{DeliveryEngine, NextStep};
 use crate::error::Result;
 use crate::event::Event;
 use crate::group_commit::{Flush, GroupCommit};
+use crate::inbox::InboxProcessing;
 
 /// Settlements per `settle_many` call, and such calls in flight at once.
 const SETTLE_BATCH: usize = 128;
@@ -21,7 +22,10 @@ const SETTLE_PARALLEL: usize = 2;
 /// What every task of one worker shares.
 pub(super) struct Ctx<Q> {
     pub(super) queue: Arc<Q>,
-    pub(super) engine: DeliveryEngine,
+    /// Delivers events: `None` in a worker that only processes received webhooks.
+    pub(super) engine: Option<DeliveryEngine>,
+    /// Processes received webhooks: `None` in the sidecar.
+    pub(super) inbox: Option<InboxProcessing>,
     pub(super) stats: Stats,
     max_leases: u32,
     /// The settles of concurrent tasks, group-committed through `Queue::settle_many`.
@@ -33,7 +37,12 @@ pub(super) struct Ctx<Q> {
 
 impl<Q: Queue> Ctx<Q> {
     /// Needs a tokio runtime: the settles are written by a task of their own.
-    pub(super) fn new(queue: Arc<Q>, engine: DeliveryEngine, max_leases: u32) -> Self {
+    pub(super) fn new(
+        queue: Arc<Q>,
+        engine: Option<DeliveryEngine>,
+        inbox: Option<InboxProcessing>,
+        max_leases: u32,
+    ) -> Self {
         let settle_many: Flush<Settlement, bool> = {
             let queue = queue.clone();
             Arc::new(move |batch: Vec<Settlement>| {
@@ -45,6 +54,7 @@ impl<Q: Queue> Ctx<Q> {
             settles: GroupCommit::start("queue.settle", SETTLE_BATCH, SETTLE_PARALLEL, settle_many),
             queue,
             engine,
+            inbox,
             max_leases,
             stats: Stats::default(),
             running: Mutex::default(),
@@ -52,7 +62,7 @@ impl<Q: Queue> Ctx<Q> {
     }
 
     /// Settles one lease, in the next group commit of settles.
-    async fn settle(&self, settlement: Settlement) -> Result<bool> {
+    pub(super) async fn settle(&self, settlement: Settlement) -> Result<bool> {
         self.settles.call(settlement).await
     }
 
@@ -62,13 +72,10 @@ impl<Q: Queue> Ctx<Q> {
     }
 }
 
-/// The work a task does, for [`Ctx::running`]: the delivery it attempts, or the event it fans
-/// out.
+/// The work a task does, for [`Ctx::running`]: the delivery it attempts, the event it fans
+/// out, the inbox entry it processes.
 fn work(task: &Task) -> String {
-    match task {
-        Task::Fanout { event, .. } => event.id().to_string(),
-        Task::Deliver(task) => task.delivery_id().to_string(),
-    }
+    task.subject().to_owned()
 }
 
 /// Runs `leased` and settles it, renewing its lease while it runs. An error leaves the lease as
@@ -110,9 +117,15 @@ pub(super) async fn run<Q: Queue>(ctx: &Ctx<Q>, prefetched: Prefetched) {
         return;
     };
     let settling = async {
-        match task {
-            Task::Fanout { event, failures } => fan_out(ctx, &receipt, event, failures).await,
-            Task::Deliver(task) => deliver(ctx, &receipt, task).await,
+        match (task, &ctx.engine, &ctx.inbox) {
+            (Task::Fanout { event, failures }, Some(engine), _) => {
+                fan_out(ctx, engine, &receipt, event, failures).await
+            }
+            (Task::Deliver(task), Some(engine), _) => deliver(ctx, engine, &receipt, task).await,
+            (Task::Process(task), _, Some(processing)) => {
+                super::process::process(ctx, processing, &receipt, task).await
+            }
+            (task, _, _) => cannot_run(ctx, &receipt, task).await,
         }
     };
     let settled = tokio::select! {
@@ -142,7 +155,7 @@ async fn poison<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, task: &Task, leases: 
     );
     Stats::bump(&ctx.stats.dead_lettered);
     metrics::counter!("fastapihooks_poison_tasks_total", "kind" => task.kind()).increment(1);
-    tracing::error!(%receipt, kind = task.kind(), event = %task.event_id(), leases, "poison task dead-lettered");
+    tracing::error!(%receipt, kind = task.kind(), subject = task.subject(), leases, "poison task dead-lettered");
     let dead = Settlement::DeadLetter {
         receipt: receipt.clone(),
         task: task.clone(),
@@ -152,6 +165,29 @@ async fn poison<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, task: &Task, leases: 
         Stats::bump(&ctx.stats.errors);
         tracing::error!(%receipt, error = %e, "could not dead-letter a poison task; it comes back when its lease expires");
     }
+}
+
+/// Dead-letters a task this worker was not built to run: a received webhook's processing
+/// leased by a sidecar (which cannot re-enter the application), or an event leased by a worker
+/// that only processes received webhooks — the two share a queue by mistake. Nothing is lost:
+/// the dead letter keeps the task, and an inbox entry stays in the inbox, replayable.
+async fn cannot_run<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, task: Task) -> Result<bool> {
+    let reason = match task {
+        Task::Process(_) => {
+            "a received webhook's processing reached a worker without an inbox processor (the sidecar?): the inbox's tasks belong on a queue of their own (another Redis key prefix, the SQL outbox's `OutboxTable::Inbox`), drained by the application's worker; `fastapihooks inbox replay` processes the entry"
+        }
+        _ => {
+            "an event reached a worker that only processes received webhooks: events belong on the sidecar's queue"
+        }
+    };
+    tracing::error!(%receipt, kind = task.kind(), subject = task.subject(), reason, "task dead-lettered");
+    Stats::bump(&ctx.stats.dead_lettered);
+    ctx.settle(Settlement::DeadLetter {
+        receipt: receipt.clone(),
+        task,
+        reason: reason.to_owned(),
+    })
+    .await
 }
 
 /// A work's place in [`Ctx::running`], given back when the run ends however it ends.
@@ -210,15 +246,16 @@ async fn renew<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, kind: &'static str) ->
 /// delivery in one atomic queue step. A store that is down delays the event; it never drops it.
 async fn fan_out<Q: Queue>(
     ctx: &Ctx<Q>,
+    engine: &DeliveryEngine,
     receipt: &Receipt,
     event: Event,
     failures: u32,
 ) -> Result<bool> {
-    match ctx.engine.fan_out(&event).await {
+    match engine.fan_out(&event).await {
         Ok(planned) => {
             // The payload goes into the queue once per event at most: not at all when the
             // store keeps it (each task then reads it back with its delivery).
-            let by_id = ctx.engine.store().keeps_events();
+            let by_id = engine.store().keeps_events();
             let tasks: Vec<Task> = planned
                 .into_iter()
                 .map(|(delivery, _)| {
@@ -239,7 +276,7 @@ async fn fan_out<Q: Queue>(
         }
         Err(e) => {
             let failures = failures.saturating_add(1);
-            let delay = ctx.engine.outage_delay(failures);
+            let delay = engine.outage_delay(failures);
             tracing::warn!(event = %event.id(), error = %e, failures, ?delay, "fan-out failed (store unreachable?); the event will be fanned out later");
             ctx.settle(Settlement::RetryIn {
                 receipt: receipt.clone(),
@@ -253,18 +290,23 @@ async fn fan_out<Q: Queue>(
 
 /// One attempt of one delivery — unless the store says it is already final, which is how a
 /// redelivered task never re-sends to a subscription that already got it.
-async fn deliver<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, task: DeliverTask) -> Result<bool> {
-    let store = ctx.engine.store();
+async fn deliver<Q: Queue>(
+    ctx: &Ctx<Q>,
+    engine: &DeliveryEngine,
+    receipt: &Receipt,
+    task: DeliverTask,
+) -> Result<bool> {
+    let store = engine.store();
     let looked_up = async {
         let stored = store.get_delivery(task.delivery_id()).await?;
-        let subscription = ctx.engine.subscription(task.subscription_id()).await?;
+        let subscription = engine.subscription(task.subscription_id()).await?;
         Ok::<_, crate::Error>((stored, subscription))
     }
     .await;
     let (stored, subscription) = match looked_up {
         Ok(found) => found,
         Err(e) => {
-            let delay = ctx.engine.outage_delay(1);
+            let delay = engine.outage_delay(1);
             tracing::warn!(delivery = %task.delivery_id(), error = %e, ?delay, "store unreachable before an attempt; trying later");
             return ctx.settle(retry(receipt, task.into(), delay)).await;
         }
@@ -311,17 +353,17 @@ async fn deliver<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, task: DeliverTask) -
     }
     // A disabled or removed subscription's delivery is kept as failed (not sent), replayable.
     let tried = match &subscription {
-        Some(subscription) => ctx.engine.attempt(&mut delivery, subscription).await,
+        Some(subscription) => engine.attempt(&mut delivery, subscription).await,
         None => {
             let why = "not sent: the subscription was removed";
-            ctx.engine.not_sent(&mut delivery, why).await
+            engine.not_sent(&mut delivery, why).await
         }
     };
     if !tried.recorded {
         // Never settle what the history does not show: the task runs again after the store's
         // outage delay, sends again under the same delivery id, and records then.
         Stats::bump(&ctx.stats.errors);
-        let delay = ctx.engine.outage_delay(1);
+        let delay = engine.outage_delay(1);
         tracing::warn!(delivery = %delivery.id, ?delay, "attempt not recorded: the delivery runs again later");
         return ctx.settle(retry(receipt, Task::from(task), delay)).await;
     }

@@ -7,3 +7,9 @@ async fn with_store(behaviour: impl AsyncFnOnce(&dyn Store)) {
 }
 
 fastapihooks_testkit::store_contract!(with_store);
+
+async fn with_inbox(behaviour: impl AsyncFnOnce(&dyn fastapihooks_core::inbox::Inbox)) {
+    behaviour(&MemoryStore::new()).await;
+}
+
+fastapihooks_testkit::inbox_contract!(with_inbox);

@@ -20,6 +20,8 @@ macro_rules! sql_store_behaviours {
             a_subscription_owner_longer_than_its_column_is_refused,
             an_event_of_a_long_owner_is_recorded,
             the_history_indexes_migration_can_be_undone_and_redone,
+            concurrent_copies_of_one_webhook_store_one_entry,
+            a_body_of_several_mebibytes_is_kept_byte_for_byte,
         );
     };
     (@each $harness:path; $($behaviour:ident),* $(,)?) => {
@@ -205,4 +207,109 @@ pub(crate) async fn the_history_indexes_migration_can_be_undone_and_redone(store
     assert_eq!(store.list_events(&query).await.unwrap(), [e]);
     let other_case = EventQuery::default().owner("t1");
     assert!(store.list_events(&other_case).await.unwrap().is_empty());
+}
+
+/// A webhook for the inbox: `source`'s `external_id`, with `body`.
+fn webhook(
+    source: &str,
+    external_id: &str,
+    body: bytes::Bytes,
+) -> fastapihooks_core::inbox::NewInboxEntry {
+    fastapihooks_core::inbox::NewInboxEntry {
+        source: source.to_owned(),
+        external_id: external_id.to_owned(),
+        headers: vec![("webhook-id".into(), external_id.to_owned())],
+        body,
+        ordering: None,
+    }
+}
+
+pub(crate) async fn concurrent_copies_of_one_webhook_store_one_entry(store: &SqlStore) {
+    use fastapihooks_core::inbox::{Inbox, Received};
+    const COPIES: usize = 20;
+    // Every copy waits for the others, then they all insert at once (separate connections of
+    // the pool, separate runtime threads).
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(COPIES));
+    let mut copies = tokio::task::JoinSet::new();
+    for _ in 0..COPIES {
+        let (store, start) = (store.clone(), start.clone());
+        copies.spawn(async move {
+            start.wait().await;
+            let body = bytes::Bytes::from_static(br#"{"id":"evt_1"}"#);
+            store.receive(webhook("partner", "evt_1", body)).await
+        });
+    }
+    let mut received = Vec::with_capacity(COPIES);
+    while let Some(done) = copies.join_next().await {
+        received.push(done.unwrap().unwrap());
+    }
+    let new: Vec<_> = received
+        .iter()
+        .filter_map(|r| match r {
+            Received::New(entry) => Some(entry),
+            Received::Duplicate(_) => None,
+        })
+        .collect();
+    assert_eq!(new.len(), 1, "{received:?}");
+    let duplicates = received
+        .iter()
+        .filter(|r| matches!(r, Received::Duplicate(_)))
+        .count();
+    assert_eq!(duplicates, COPIES - 1);
+    for r in &received {
+        assert_eq!(
+            r.entry(),
+            new[0],
+            "every copy answers with the one stored entry"
+        );
+    }
+    assert_eq!(count(store, "fastapihooks_inbox").await, 1);
+}
+
+pub(crate) async fn a_body_of_several_mebibytes_is_kept_byte_for_byte(store: &SqlStore) {
+    use fastapihooks_core::inbox::{Inbox, InboxQuery, Received};
+    // 4 MiB of every byte value in a scrambled order: not UTF-8, no repeating 256-byte run.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let body: Vec<u8> = (0..4 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[3]
+        })
+        .collect();
+    assert!(std::str::from_utf8(&body).is_err());
+    let body = bytes::Bytes::from(body);
+    let Received::New(entry) = store
+        .receive(webhook("bulk", "big-1", body.clone()))
+        .await
+        .unwrap()
+    else {
+        panic!("a new webhook")
+    };
+    let back = store.get_inbox_entry(&entry.id).await.unwrap().unwrap();
+    // Compared with `==`, not `assert_eq!`: a failure would print 4 MiB.
+    assert_eq!(back.body.len(), body.len());
+    assert!(back.body == body, "the body read back differs");
+    assert!(back == entry, "the entry read back differs");
+    let listed = store
+        .list_inbox(&InboxQuery::default().source("bulk"))
+        .await
+        .unwrap();
+    assert!(
+        listed.len() == 1 && listed[0] == entry,
+        "the listed entry differs"
+    );
+    let again = store
+        .receive(webhook(
+            "bulk",
+            "big-1",
+            bytes::Bytes::from_static(b"other"),
+        ))
+        .await
+        .unwrap();
+    assert!(
+        again == Received::Duplicate(entry),
+        "a copy is a duplicate, unchanged"
+    );
 }

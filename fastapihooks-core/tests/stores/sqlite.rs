@@ -2,6 +2,7 @@
 
 use std::panic::AssertUnwindSafe;
 
+use fastapihooks_core::inbox::Inbox;
 use fastapihooks_core::{SqlStore, SqlStoreOptions, Store};
 use futures_util::FutureExt;
 use sea_orm::{ConnectionTrait, Statement};
@@ -30,6 +31,12 @@ async fn with_store(behaviour: impl AsyncFnOnce(&dyn Store)) {
 }
 
 fastapihooks_testkit::store_contract!(with_store);
+
+async fn with_inbox(behaviour: impl AsyncFnOnce(&dyn Inbox)) {
+    with_sql_store(async |store: &SqlStore| behaviour(store).await).await;
+}
+
+fastapihooks_testkit::inbox_contract!(with_inbox);
 sql_store_behaviours!(with_sql_store);
 
 #[tokio::test]

@@ -139,9 +139,18 @@ impl RedisBackend {
     /// if receivers deduplicate — prefer it for bulk loads.
     pub async fn publish_many(&self, events: &[Event]) -> Result<()> {
         self.open.check()?;
+        let tasks = events
+            .iter()
+            .map(|event| Task::fanout(event.clone()).encode())
+            .collect::<Result<Vec<_>>>()?;
+        self.add_tasks(tasks, "redis.publish").await
+    }
+
+    /// `XADD`s encoded tasks to the tasks stream in one `MULTI`/`EXEC`: all or none.
+    async fn add_tasks(&self, tasks: Vec<String>, what: &'static str) -> Result<()> {
         let mut pipe = redis::pipe();
-        for event in events {
-            let json = Task::fanout(event.clone()).encode()?;
+        pipe.atomic();
+        for json in tasks {
             pipe.cmd("XADD")
                 .arg(&self.keys.tasks)
                 .arg("*")
@@ -152,7 +161,7 @@ impl RedisBackend {
         let mut conn = self.conn.clone();
         pipe.query_async::<()>(&mut conn)
             .await
-            .map_err(|e| Error::storage("redis.publish", e))
+            .map_err(|e| Error::storage(what, e))
     }
 
     /// The key of one of the two streams.
@@ -316,6 +325,13 @@ impl Queue for RedisBackend {
             .await
             .map_err(|e| Error::storage("redis.depth", e))?;
         Ok(tasks + deliveries + retries)
+    }
+
+    /// One `MULTI`/`EXEC` of `XADD`s to the tasks stream.
+    async fn enqueue(&self, tasks: &[Task]) -> Result<()> {
+        self.open.check()?;
+        let tasks = tasks.iter().map(Task::encode).collect::<Result<Vec<_>>>()?;
+        self.add_tasks(tasks, "redis.enqueue").await
     }
 
     /// Dead letters kept in the dead-letter stream (trimmed to about

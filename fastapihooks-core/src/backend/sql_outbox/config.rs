@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// How [`SqlBackend`](super::SqlBackend) leases from its outbox table.
+/// How [`SqlBackend`](super::SqlBackend) leases from its outbox table. (Which table is the
+/// backend's: [`SqlBackend::on_table`](super::SqlBackend::on_table).)
 ///
 /// ```
 /// use std::time::Duration;

@@ -2,8 +2,8 @@
 
 use sea_orm::{ConnectionTrait, Value};
 
-use super::db;
 use super::statements::{self, statement};
+use super::{OutboxTable, db};
 use crate::backend::queue::Task;
 use crate::error::Result;
 
@@ -15,11 +15,12 @@ const INSERT_BATCH: usize = 500;
 /// transaction) rather than one the server refuses every time.
 const INSERT_BATCH_BYTES: usize = 4 << 20;
 
-/// Inserts tasks through `conn` (a transaction or a connection), each due at once: in line at
-/// its place (µs since the epoch, when the task it replaces was first queued) when it has one,
+/// Inserts tasks into `table` through `conn` (a transaction or a connection), each due at
+/// once: in line at its place (µs since the epoch, when the task it replaces was first queued) when it has one,
 /// else after everything queued so far.
 pub(super) async fn insert_tasks<'a, C: ConnectionTrait>(
     conn: &C,
+    table: OutboxTable,
     tasks: impl IntoIterator<Item = (&'a Task, Option<i64>)>,
     what: &'static str,
 ) -> Result<()> {
@@ -32,7 +33,7 @@ pub(super) async fn insert_tasks<'a, C: ConnectionTrait>(
                 || rows.count >= INSERT_BATCH
                 || rows.bytes + json.len() > INSERT_BATCH_BYTES)
         {
-            std::mem::take(&mut rows).insert(conn, what).await?;
+            std::mem::take(&mut rows).insert(conn, table, what).await?;
         }
         rows.placed = place.is_some();
         rows.count += 1;
@@ -44,7 +45,7 @@ pub(super) async fn insert_tasks<'a, C: ConnectionTrait>(
         }
     }
     if rows.count > 0 {
-        rows.insert(conn, what).await?;
+        rows.insert(conn, table, what).await?;
     }
     Ok(())
 }
@@ -60,12 +61,17 @@ struct Rows {
 }
 
 impl Rows {
-    async fn insert<C: ConnectionTrait>(self, conn: &C, what: &'static str) -> Result<()> {
+    async fn insert<C: ConnectionTrait>(
+        self,
+        conn: &C,
+        table: OutboxTable,
+        what: &'static str,
+    ) -> Result<()> {
         let backend = conn.get_database_backend();
         let sql = if self.placed {
-            statements::insert_due_at(backend, self.count)
+            statements::insert_due_at(backend, table, self.count)
         } else {
-            statements::insert(backend, self.count)
+            statements::insert(backend, table, self.count)
         };
         conn.execute_raw(statement(backend, &sql, self.values))
             .await

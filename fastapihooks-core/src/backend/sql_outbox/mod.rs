@@ -26,11 +26,20 @@
 //! store's history; delete old ones with [`SqlBackend::prune_dead_letters`].
 //! `publish_in` does not check the payload size: [`Emitter`](crate::Emitter) does, for events
 //! published through it.
+//!
+//! The store has two outbox tables of the same shape, two separate queues ([`OutboxTable`]):
+//! `fastapihooks_outbox` ([`OutboxTable::Events`], the default) holds published events and
+//! their deliveries and is drained by `fastapihooks start`; `fastapihooks_inbox_queue`
+//! ([`OutboxTable::Inbox`]) holds the processing of received webhooks and is drained by the
+//! application's own worker. A backend ([`SqlBackend::on_table`]) writes, leases, settles,
+//! counts and prunes rows of its own table only, and on PostgreSQL is woken by commits into
+//! it only.
 
 mod config;
 mod insert;
 mod settle;
 mod statements;
+mod table;
 mod transient;
 mod wake;
 
@@ -43,6 +52,7 @@ use sea_orm::{
 };
 
 pub use config::SqlOutboxConfig;
+pub use table::OutboxTable;
 
 use super::open::OpenFlag;
 use super::queue::{DeliverTask, Leased, Queue, Receipt, Task};
@@ -77,6 +87,7 @@ pub struct SqlBackend {
     db: DatabaseConnection,
     backend: DbBackend,
     config: SqlOutboxConfig,
+    table: OutboxTable,
     open: OpenFlag,
     wake: wake::Wake,
 }
@@ -85,19 +96,22 @@ impl std::fmt::Debug for SqlBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SqlBackend")
             .field("backend", &self.backend)
+            .field("table", &self.table)
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
 }
 
 impl SqlBackend {
-    /// An outbox on `db` with the default [`SqlOutboxConfig`]. The table must exist: run the
-    /// store's migrations (e.g. through [`SqlStore::migrate`]) first.
+    /// An outbox on `db` with the default [`SqlOutboxConfig`], queueing into
+    /// [`OutboxTable::Events`]. The table must exist: run the store's migrations (e.g. through
+    /// [`SqlStore::migrate`]) first.
     pub fn new(db: DatabaseConnection) -> Self {
         Self {
             backend: db.get_database_backend(),
             db,
             config: SqlOutboxConfig::default(),
+            table: OutboxTable::default(),
             open: OpenFlag::default(),
             wake: wake::Wake::new(),
         }
@@ -130,6 +144,30 @@ impl SqlBackend {
         &self.config
     }
 
+    /// This outbox, queueing into `table` instead: publishing, leasing, settling, counting
+    /// and pruning then touch that table's rows only.
+    ///
+    /// ```no_run
+    /// # async fn demo(store: fastapihooks_core::SqlStore) {
+    /// use fastapihooks_core::backend::{OutboxTable, SqlBackend};
+    /// let inbox = SqlBackend::for_store(&store).on_table(OutboxTable::Inbox);
+    /// assert_eq!(inbox.table(), OutboxTable::Inbox);
+    /// # }
+    /// ```
+    pub fn on_table(self, table: OutboxTable) -> Self {
+        Self {
+            table,
+            // A fresh waker: one already listening listens on the former table's channel.
+            wake: wake::Wake::new(),
+            ..self
+        }
+    }
+
+    /// The table this outbox queues into.
+    pub fn table(&self) -> OutboxTable {
+        self.table
+    }
+
     /// The connection pool the outbox writes through (to begin a transaction that
     /// [`publish_in`](Self::publish_in) then joins).
     pub fn connection(&self) -> &DatabaseConnection {
@@ -142,7 +180,7 @@ impl SqlBackend {
     pub async fn publish_in<C: ConnectionTrait>(&self, conn: &C, event: &Event) -> Result<()> {
         self.open.check()?;
         let task = Task::fanout(event.clone());
-        insert_tasks(conn, [(&task, None)], "outbox.publish").await
+        insert_tasks(conn, self.table, [(&task, None)], "outbox.publish").await
     }
 
     /// Publishes several events in one transaction: all of them or none.
@@ -152,7 +190,7 @@ impl SqlBackend {
         let tasks: Vec<Task> = events.iter().cloned().map(Task::fanout).collect();
         let txn = self.db.begin().await.map_err(db(what))?;
         let rows: Vec<(&Task, Option<i64>)> = tasks.iter().map(|t| (t, None)).collect();
-        insert_tasks(&txn, rows, what).await?;
+        insert_tasks(&txn, self.table, rows, what).await?;
         txn.commit().await.map_err(db(what))
     }
 
@@ -171,7 +209,7 @@ impl SqlBackend {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let prune = statement(
             self.backend,
-            &statements::prune_dead(self.backend),
+            &statements::prune_dead(self.backend, self.table),
             vec![older_than.timestamp_micros().into(), limit.into()],
         );
         let done = self
@@ -189,7 +227,7 @@ impl SqlBackend {
             .db
             .query_one_raw(statement(
                 self.backend,
-                &statements::count(),
+                &statements::count(self.table),
                 vec![dead.into()],
             ))
             .await
@@ -219,7 +257,7 @@ impl SqlBackend {
                 let due = txn
                     .query_all_raw(statement(
                         self.backend,
-                        &statements::select_due_skip_locked(self.backend),
+                        &statements::select_due_skip_locked(self.backend, self.table),
                         vec![limit.into()],
                     ))
                     .await
@@ -231,7 +269,7 @@ impl SqlBackend {
                     }
                     txn.execute_raw(statement(
                         self.backend,
-                        &statements::take(self.backend, due.len()),
+                        &statements::take(self.backend, self.table, due.len()),
                         values,
                     ))
                     .await
@@ -244,7 +282,7 @@ impl SqlBackend {
                 .db
                 .query_all_raw(statement(
                     self.backend,
-                    &statements::lease_returning(self.backend),
+                    &statements::lease_returning(self.backend, self.table),
                     vec![token.clone().into(), visibility.into(), limit.into()],
                 ))
                 .await
@@ -266,7 +304,7 @@ impl SqlBackend {
                     let reason = format!("undecodable task: {e}");
                     self.settle_row(
                         &receipt,
-                        &statements::dead(self.backend),
+                        &statements::dead(self.backend, self.table),
                         vec![raw.into(), reason.into()],
                     )
                     .await?;
@@ -314,7 +352,7 @@ impl Backend for SqlBackend {
         let id = replay_row_id(&delivery.id, delivery.replays);
         let insert = statement(
             self.backend,
-            &statements::insert(self.backend, 1),
+            &statements::insert(self.backend, self.table, 1),
             vec![id.into(), task.into()],
         );
         match self.db.execute_raw(insert).await {
@@ -338,7 +376,7 @@ impl Queue for SqlBackend {
     async fn lease(&self, max: usize) -> Result<Vec<Leased>> {
         let max = max.max(1);
         let started = Instant::now();
-        self.wake.listen(&self.db);
+        self.wake.listen(&self.db, self.table);
         loop {
             // Listening before looking: a commit between the look and the wait still wakes it.
             let committed = self.wake.notified();
@@ -370,13 +408,17 @@ impl Queue for SqlBackend {
 
     async fn retry_in(&self, receipt: &Receipt, task: &Task, delay: Duration) -> Result<bool> {
         let values = vec![task.encode()?.into(), micros(delay).into()];
-        self.settle_row(receipt, &statements::retry(self.backend), values)
-            .await
+        self.settle_row(
+            receipt,
+            &statements::retry(self.backend, self.table),
+            values,
+        )
+        .await
     }
 
     async fn dead_letter(&self, receipt: &Receipt, task: &Task, reason: &str) -> Result<bool> {
         let values = vec![task.encode()?.into(), reason.into()];
-        self.settle_row(receipt, &statements::dead(self.backend), values)
+        self.settle_row(receipt, &statements::dead(self.backend, self.table), values)
             .await
     }
 
@@ -388,8 +430,12 @@ impl Queue for SqlBackend {
 
     async fn extend(&self, receipt: &Receipt) -> Result<bool> {
         let values = vec![micros(self.config.visibility_timeout).into()];
-        self.settle_row(receipt, &statements::extend(self.backend), values)
-            .await
+        self.settle_row(
+            receipt,
+            &statements::extend(self.backend, self.table),
+            values,
+        )
+        .await
     }
 
     fn visibility_timeout(&self) -> Duration {
@@ -404,6 +450,16 @@ impl Queue for SqlBackend {
     /// Dead rows kept in the outbox (`dead = TRUE`).
     async fn dead_letters(&self) -> Result<u64> {
         self.count(true).await
+    }
+
+    /// Inserts the tasks in one transaction, due at once.
+    async fn enqueue(&self, tasks: &[Task]) -> Result<()> {
+        self.open.check()?;
+        let what = "outbox.enqueue";
+        let txn = self.db.begin().await.map_err(db(what))?;
+        let rows: Vec<(&Task, Option<i64>)> = tasks.iter().map(|t| (t, None)).collect();
+        insert_tasks(&txn, self.table, rows, what).await?;
+        txn.commit().await.map_err(db(what))
     }
 }
 
@@ -420,7 +476,7 @@ impl SqlBackend {
         let deleted = txn
             .query_all_raw(statement(
                 self.backend,
-                &statements::delete_leased_returning_place(),
+                &statements::delete_leased_returning_place(self.table),
                 vec![id.into(), token.into()],
             ))
             .await
@@ -431,7 +487,7 @@ impl SqlBackend {
         };
         let place: i64 = row.try_get("", "created_at_us").map_err(db(what))?;
         let rows: Vec<(&Task, Option<i64>)> = next.iter().map(|t| (t, Some(place))).collect();
-        insert_tasks(&txn, rows, what).await?;
+        insert_tasks(&txn, self.table, rows, what).await?;
         txn.commit().await.map_err(db(what))?;
         Ok(true)
     }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use sea_orm::{ConnectionTrait, TransactionTrait};
 
 use super::insert::insert_tasks;
-use super::statements::{TABLE, statement};
+use super::statements::statement;
 use super::transient::retry_conflicts;
 use super::{SqlBackend, db, split};
 use crate::backend::queue::Task;
@@ -65,7 +65,7 @@ async fn replace_all(outbox: &SqlBackend, replaces: Vec<&Settlement>) -> Vec<Res
                     rows.extend(next.iter().map(|t| (t, Some(place))));
                 }
             }
-            insert_tasks(&txn, rows, WHAT).await?;
+            insert_tasks(&txn, outbox.table, rows, WHAT).await?;
             txn.commit().await.map_err(db(WHAT))?;
             Ok(places)
         } else {
@@ -93,7 +93,8 @@ async fn delete_leased(
     let mut places = HashMap::with_capacity(valid.len());
     for chunk in valid.chunks(CHUNK) {
         let condition = vec!["(id = ? AND lease = ?)"; chunk.len()].join(" OR ");
-        let sql = format!("DELETE FROM {TABLE} WHERE {condition} RETURNING id, created_at_us");
+        let table = outbox.table.name();
+        let sql = format!("DELETE FROM {table} WHERE {condition} RETURNING id, created_at_us");
         let values = chunk
             .iter()
             .flat_map(|(id, token)| [id.clone().into(), token.clone().into()])

@@ -1,10 +1,10 @@
 //! The outbox's SQL, per database: the database clock, placeholders, and leasing with
-//! `FOR UPDATE SKIP LOCKED` where the database has it.
+//! `FOR UPDATE SKIP LOCKED` where the database has it. Every statement names the
+//! [`OutboxTable`] it works on: a fixed name, never one of the application's strings.
 
 use sea_orm::{DbBackend, Statement, Value};
 
-/// The outbox table.
-pub(super) const TABLE: &str = "fastapihooks_outbox";
+use super::OutboxTable;
 
 /// Now, on the database's clock, in microseconds since the unix epoch: every sidecar and the
 /// application agree on it whatever their own clocks say.
@@ -51,22 +51,30 @@ pub(super) fn placeholders(n: usize) -> String {
 }
 
 /// Inserts `rows` new tasks, due at once: values are (id, task JSON) pairs.
-pub(super) fn insert(backend: DbBackend, rows: usize) -> String {
+pub(super) fn insert(backend: DbBackend, table: OutboxTable, rows: usize) -> String {
     let now = now(backend);
-    insert_rows(rows, &format!("(?, ?, FALSE, {now}, NULL, 0, NULL, {now})"))
+    insert_rows(
+        table,
+        rows,
+        &format!("(?, ?, FALSE, {now}, NULL, 0, NULL, {now})"),
+    )
 }
 
 /// Inserts `rows` new tasks due at a given time (µs; a time in the past puts them ahead of
 /// what was queued after it): values are (id, task JSON, due time) triples.
-pub(super) fn insert_due_at(backend: DbBackend, rows: usize) -> String {
+pub(super) fn insert_due_at(backend: DbBackend, table: OutboxTable, rows: usize) -> String {
     let now = now(backend);
-    insert_rows(rows, &format!("(?, ?, FALSE, ?, NULL, 0, NULL, {now})"))
+    insert_rows(
+        table,
+        rows,
+        &format!("(?, ?, FALSE, ?, NULL, 0, NULL, {now})"),
+    )
 }
 
-fn insert_rows(rows: usize, row: &str) -> String {
+fn insert_rows(table: OutboxTable, rows: usize, row: &str) -> String {
     let values = vec![row; rows].join(", ");
     format!(
-        "INSERT INTO {TABLE} (id, task, dead, available_at_us, lease, leases, reason, created_at_us) VALUES {values}"
+        "INSERT INTO {table} (id, task, dead, available_at_us, lease, leases, reason, created_at_us) VALUES {values}"
     )
 }
 
@@ -75,7 +83,7 @@ fn insert_rows(rows: usize, row: &str) -> String {
 ///
 /// On PostgreSQL the rows are picked `FOR UPDATE SKIP LOCKED`, so concurrent sidecars take
 /// disjoint rows without waiting for each other; SQLite runs one writer at a time.
-pub(super) fn lease_returning(backend: DbBackend) -> String {
+pub(super) fn lease_returning(backend: DbBackend, table: OutboxTable) -> String {
     let now = now(backend);
     let skip_locked = if backend == DbBackend::Postgres {
         " FOR UPDATE SKIP LOCKED"
@@ -83,8 +91,8 @@ pub(super) fn lease_returning(backend: DbBackend) -> String {
         ""
     };
     format!(
-        "UPDATE {TABLE} SET lease = ?, leases = leases + 1, available_at_us = {now} + ? \
-         WHERE id IN (SELECT id FROM {TABLE} WHERE dead = FALSE AND available_at_us <= {now} \
+        "UPDATE {table} SET lease = ?, leases = leases + 1, available_at_us = {now} + ? \
+         WHERE id IN (SELECT id FROM {table} WHERE dead = FALSE AND available_at_us <= {now} \
          ORDER BY available_at_us, id LIMIT ?{skip_locked}) \
          RETURNING id, task, leases"
     )
@@ -92,52 +100,52 @@ pub(super) fn lease_returning(backend: DbBackend) -> String {
 
 /// MySQL/MariaDB step one of leasing, in a transaction: the due rows, locked, skipping rows
 /// another sidecar holds. Value: the batch size.
-pub(super) fn select_due_skip_locked(backend: DbBackend) -> String {
+pub(super) fn select_due_skip_locked(backend: DbBackend, table: OutboxTable) -> String {
     let now = now(backend);
     format!(
-        "SELECT id, task, leases + 1 AS leases FROM {TABLE} WHERE dead = FALSE AND available_at_us <= {now} \
+        "SELECT id, task, leases + 1 AS leases FROM {table} WHERE dead = FALSE AND available_at_us <= {now} \
          ORDER BY available_at_us, id LIMIT ? FOR UPDATE SKIP LOCKED"
     )
 }
 
 /// MySQL/MariaDB step two: take the selected rows. Values: the lease token, the visibility
 /// timeout in µs, then the `rows` ids.
-pub(super) fn take(backend: DbBackend, rows: usize) -> String {
+pub(super) fn take(backend: DbBackend, table: OutboxTable, rows: usize) -> String {
     let now = now(backend);
     format!(
-        "UPDATE {TABLE} SET lease = ?, leases = leases + 1, available_at_us = {now} + ? WHERE id IN {}",
+        "UPDATE {table} SET lease = ?, leases = leases + 1, available_at_us = {now} + ? WHERE id IN {}",
         placeholders(rows)
     )
 }
 
 /// Renews a lease: pushes the row's due time a visibility timeout past now, if the lease is
 /// still held. Values: the visibility timeout in µs, id, lease token.
-pub(super) fn extend(backend: DbBackend) -> String {
+pub(super) fn extend(backend: DbBackend, table: OutboxTable) -> String {
     let now = now(backend);
-    format!("UPDATE {TABLE} SET available_at_us = {now} + ? WHERE id = ? AND lease = ?")
+    format!("UPDATE {table} SET available_at_us = {now} + ? WHERE id = ? AND lease = ?")
 }
 
 /// Settles a lease by deleting its row, returning when the task was first queued
 /// (`created_at_us`). Values: id, lease token.
-pub(super) fn delete_leased_returning_place() -> String {
-    format!("DELETE FROM {TABLE} WHERE id = ? AND lease = ? RETURNING created_at_us")
+pub(super) fn delete_leased_returning_place(table: OutboxTable) -> String {
+    format!("DELETE FROM {table} WHERE id = ? AND lease = ? RETURNING created_at_us")
 }
 
 /// Settles a lease by bringing the task back after a delay. Values: task JSON, delay in µs,
 /// id, lease token.
-pub(super) fn retry(backend: DbBackend) -> String {
+pub(super) fn retry(backend: DbBackend, table: OutboxTable) -> String {
     let now = now(backend);
     format!(
-        "UPDATE {TABLE} SET task = ?, lease = NULL, leases = 0, available_at_us = {now} + ? WHERE id = ? AND lease = ?"
+        "UPDATE {table} SET task = ?, lease = NULL, leases = 0, available_at_us = {now} + ? WHERE id = ? AND lease = ?"
     )
 }
 
 /// Settles a lease by keeping the task as a dead letter. Values: task JSON, reason, id, lease
 /// token.
-pub(super) fn dead(backend: DbBackend) -> String {
+pub(super) fn dead(backend: DbBackend, table: OutboxTable) -> String {
     let now = now(backend);
     format!(
-        "UPDATE {TABLE} SET task = ?, reason = ?, dead = TRUE, lease = NULL, available_at_us = {now} WHERE id = ? AND lease = ?"
+        "UPDATE {table} SET task = ?, reason = ?, dead = TRUE, lease = NULL, available_at_us = {now} WHERE id = ? AND lease = ?"
     )
 }
 
@@ -147,18 +155,18 @@ pub(super) fn dead(backend: DbBackend) -> String {
 /// MySQL/MariaDB delete with `ORDER BY … LIMIT` (they refuse a `LIMIT` in an `IN` subquery);
 /// PostgreSQL and SQLite delete the rows a subquery picks. Either way through the
 /// `(dead, available_at_us)` index.
-pub(super) fn prune_dead(backend: DbBackend) -> String {
+pub(super) fn prune_dead(backend: DbBackend, table: OutboxTable) -> String {
     let oldest_dead = "dead = TRUE AND available_at_us < ? ORDER BY available_at_us LIMIT ?";
     if backend == DbBackend::MySql {
-        format!("DELETE FROM {TABLE} WHERE {oldest_dead}")
+        format!("DELETE FROM {table} WHERE {oldest_dead}")
     } else {
-        format!("DELETE FROM {TABLE} WHERE id IN (SELECT id FROM {TABLE} WHERE {oldest_dead})")
+        format!("DELETE FROM {table} WHERE id IN (SELECT id FROM {table} WHERE {oldest_dead})")
     }
 }
 
 /// Counts rows: live (`dead = FALSE`) or dead letters. Value: the flag.
-pub(super) fn count() -> String {
-    format!("SELECT COUNT(*) AS n FROM {TABLE} WHERE dead = ?")
+pub(super) fn count(table: OutboxTable) -> String {
+    format!("SELECT COUNT(*) AS n FROM {table} WHERE dead = ?")
 }
 
 #[cfg(test)]
@@ -185,8 +193,37 @@ mod tests {
 
     #[test]
     fn only_postgresql_leases_in_one_statement_with_skip_locked() {
-        assert!(lease_returning(DbBackend::Postgres).contains("SKIP LOCKED"));
-        assert!(!lease_returning(DbBackend::Sqlite).contains("SKIP LOCKED"));
-        assert!(select_due_skip_locked(DbBackend::MySql).contains("SKIP LOCKED"));
+        let events = OutboxTable::Events;
+        assert!(lease_returning(DbBackend::Postgres, events).contains("SKIP LOCKED"));
+        assert!(!lease_returning(DbBackend::Sqlite, events).contains("SKIP LOCKED"));
+        assert!(select_due_skip_locked(DbBackend::MySql, events).contains("SKIP LOCKED"));
+    }
+
+    #[test]
+    fn every_statement_works_on_its_own_table_only() {
+        for backend in [DbBackend::Sqlite, DbBackend::Postgres, DbBackend::MySql] {
+            for (table, other) in [
+                (OutboxTable::Events, OutboxTable::Inbox),
+                (OutboxTable::Inbox, OutboxTable::Events),
+            ] {
+                let all = [
+                    insert(backend, table, 2),
+                    insert_due_at(backend, table, 2),
+                    lease_returning(backend, table),
+                    select_due_skip_locked(backend, table),
+                    take(backend, table, 2),
+                    extend(backend, table),
+                    delete_leased_returning_place(table),
+                    retry(backend, table),
+                    dead(backend, table),
+                    prune_dead(backend, table),
+                    count(table),
+                ];
+                for sql in all {
+                    assert!(sql.contains(&format!(" {} ", table.name())), "{sql}");
+                    assert!(!sql.contains(other.name()), "{sql}");
+                }
+            }
+        }
     }
 }

@@ -23,6 +23,7 @@ mod batch;
 #[allow(unreachable_pub)]
 mod entity;
 mod history;
+mod inbox;
 pub mod migration;
 mod options;
 mod query;

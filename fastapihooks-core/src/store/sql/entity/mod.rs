@@ -6,4 +6,5 @@
 pub(crate) mod attempt;
 pub(crate) mod delivery;
 pub(crate) mod event;
+pub(crate) mod inbox;
 pub(crate) mod subscription;

@@ -1,29 +1,18 @@
 //! Wake on commit (PostgreSQL only; a no-op elsewhere): a statement trigger on the outbox that
 //! sends `NOTIFY fastapihooks_outbox` when rows are inserted. PostgreSQL delivers it when the
 //! inserting transaction commits, so a sidecar listening on the channel leases at once instead
-//! of at its next poll (see `backend::sql_outbox`).
+//! of at its next poll (see `backend::sql_outbox`). The trigger SQL is every outbox table's
+//! ([`notify_trigger`]).
 
 use sea_orm::DbBackend;
 use sea_orm_migration::prelude::*;
 
+use super::outbox_shape::{drop_notify_trigger, notify_trigger};
+
 #[derive(DeriveMigrationName)]
 pub(super) struct Migration;
 
-const UP: &str = r#"
-CREATE OR REPLACE FUNCTION fastapihooks_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM pg_notify('fastapihooks_outbox', '');
-  RETURN NULL;
-END
-$$;
-CREATE TRIGGER fastapihooks_outbox_notify AFTER INSERT ON fastapihooks_outbox
-  FOR EACH STATEMENT EXECUTE FUNCTION fastapihooks_outbox_notify();
-"#;
-
-const DOWN: &str = r#"
-DROP TRIGGER IF EXISTS fastapihooks_outbox_notify ON fastapihooks_outbox;
-DROP FUNCTION IF EXISTS fastapihooks_outbox_notify();
-"#;
+const TABLE: &str = "fastapihooks_outbox";
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -31,7 +20,10 @@ impl MigrationTrait for Migration {
         if manager.get_database_backend() != DbBackend::Postgres {
             return Ok(());
         }
-        manager.get_connection().execute_unprepared(UP).await?;
+        manager
+            .get_connection()
+            .execute_unprepared(&notify_trigger(TABLE))
+            .await?;
         Ok(())
     }
 
@@ -39,7 +31,10 @@ impl MigrationTrait for Migration {
         if manager.get_database_backend() != DbBackend::Postgres {
             return Ok(());
         }
-        manager.get_connection().execute_unprepared(DOWN).await?;
+        manager
+            .get_connection()
+            .execute_unprepared(&drop_notify_trigger(TABLE))
+            .await?;
         Ok(())
     }
 }

@@ -14,6 +14,9 @@ mod m20261202_000006_add_delivery_replays;
 mod m20261202_000007_add_subscription_health;
 mod m20261202_000008_prune_index;
 mod m20261202_000009_outbox_notify;
+mod m20261202_000010_create_inbox_queue;
+mod m20261202_000011_create_inbox;
+mod outbox_shape;
 
 use sea_orm_migration::prelude::*;
 
@@ -39,6 +42,8 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000007_add_subscription_health::Migration),
             Box::new(m20261202_000008_prune_index::Migration),
             Box::new(m20261202_000009_outbox_notify::Migration),
+            Box::new(m20261202_000010_create_inbox_queue::Migration),
+            Box::new(m20261202_000011_create_inbox::Migration),
         ]
     }
 

@@ -1,0 +1,182 @@
+//! The shape of an outbox table, shared by the store's two queues of that shape:
+//! `fastapihooks_outbox` (migrations 3 and 9) and `fastapihooks_inbox_queue` (migration 10).
+//! The table, its leasing index, and on PostgreSQL the insert trigger that wakes lessees on the
+//! channel named after the table.
+//!
+//! Applied migrations are never edited: for `fastapihooks_outbox` these build, byte for byte,
+//! the statements migrations 3 and 9 always ran (the tests below hold them to it).
+
+use sea_orm::DbBackend;
+use sea_orm_migration::prelude::*;
+
+use super::columns::{id, index, long_text, micros};
+
+/// The columns of an outbox table.
+#[derive(DeriveIden)]
+enum Outbox {
+    Id,
+    Task,
+    Dead,
+    AvailableAtUs,
+    Lease,
+    Leases,
+    Reason,
+    CreatedAtUs,
+}
+
+/// Creates the outbox table `table` and its leasing index.
+pub(super) async fn create(manager: &SchemaManager<'_>, table: &'static str) -> Result<(), DbErr> {
+    let backend = manager.get_database_backend();
+    manager.create_table(create_table(backend, table)).await?;
+    manager.create_index(leasing_index(table)).await?;
+    Ok(())
+}
+
+/// Drops the outbox table `table` (its index with it).
+pub(super) async fn drop(manager: &SchemaManager<'_>, table: &'static str) -> Result<(), DbErr> {
+    manager.drop_table(drop_table(table)).await
+}
+
+/// `DROP TABLE table`.
+fn drop_table(table: &'static str) -> TableDropStatement {
+    Table::drop().table(table).to_owned()
+}
+
+/// `CREATE TABLE IF NOT EXISTS table …`: tasks waiting, leased, waiting for a retry, or dead.
+fn create_table(backend: DbBackend, table: &'static str) -> TableCreateStatement {
+    use Outbox as O;
+    Table::create()
+        .table(table)
+        .if_not_exists()
+        // A ULID: rows of equal due time are taken oldest first.
+        .col(id(O::Id).primary_key())
+        .col(long_text(backend, O::Task))
+        .col(ColumnDef::new(O::Dead).boolean().not_null())
+        // When the row may be leased: at once, when a retry is due, or when the current lease
+        // expires (database clock, µs since the epoch).
+        .col(micros(O::AvailableAtUs))
+        .col(ColumnDef::new(O::Lease).string_len(32).null())
+        .col(ColumnDef::new(O::Leases).big_integer().not_null())
+        .col(ColumnDef::new(O::Reason).text().null())
+        .col(micros(O::CreatedAtUs))
+        .to_owned()
+}
+
+/// Leasing: live rows that are due, soonest first. Dead letters by time.
+fn leasing_index(table: &'static str) -> IndexCreateStatement {
+    index(
+        &format!("{table}_dead_available"),
+        table,
+        [Outbox::Dead, Outbox::AvailableAtUs],
+    )
+}
+
+/// PostgreSQL: the function and statement trigger that send `NOTIFY table` (the channel is
+/// the table's name) when rows are inserted into `table`; delivered when the inserting
+/// transaction commits.
+pub(super) fn notify_trigger(table: &str) -> String {
+    format!(
+        r#"
+CREATE OR REPLACE FUNCTION {table}_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('{table}', '');
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER {table}_notify AFTER INSERT ON {table}
+  FOR EACH STATEMENT EXECUTE FUNCTION {table}_notify();
+"#
+    )
+}
+
+/// PostgreSQL: drops what [`notify_trigger`] creates.
+pub(super) fn drop_notify_trigger(table: &str) -> String {
+    format!(
+        r#"
+DROP TRIGGER IF EXISTS {table}_notify ON {table};
+DROP FUNCTION IF EXISTS {table}_notify();
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OUTBOX: &str = "fastapihooks_outbox";
+
+    fn sql(backend: DbBackend, statement: &impl sea_orm::StatementBuilder) -> String {
+        backend.build(statement).sql
+    }
+
+    /// What migration 3 ran before the shape was shared, on each database.
+    #[test]
+    fn the_outbox_table_is_created_and_dropped_as_migration_3_always_did() {
+        for (backend, want) in [
+            (DbBackend::Sqlite, SQLITE),
+            (DbBackend::Postgres, POSTGRES),
+            (DbBackend::MySql, MYSQL),
+        ] {
+            let got = [
+                sql(backend, &create_table(backend, OUTBOX)),
+                sql(backend, &leasing_index(OUTBOX)),
+                sql(backend, &drop_table(OUTBOX)),
+            ];
+            assert_eq!(got, want, "{backend:?}");
+        }
+    }
+
+    #[test]
+    fn the_outbox_trigger_is_the_one_migration_9_always_created() {
+        assert_eq!(notify_trigger(OUTBOX), MIGRATION_9_UP);
+        assert_eq!(drop_notify_trigger(OUTBOX), MIGRATION_9_DOWN);
+    }
+
+    #[test]
+    fn another_table_gets_its_own_index_trigger_and_channel() {
+        let inbox = "fastapihooks_inbox_queue";
+        let index = sql(DbBackend::Postgres, &leasing_index(inbox));
+        assert!(
+            index.contains(r#""fastapihooks_inbox_queue_dead_available""#),
+            "{index}"
+        );
+        let trigger = notify_trigger(inbox);
+        assert!(trigger.contains("pg_notify('fastapihooks_inbox_queue', '')"));
+        assert!(!trigger.contains(OUTBOX), "{trigger}");
+        assert!(!drop_notify_trigger(inbox).contains(OUTBOX));
+    }
+
+    const SQLITE: [&str; 3] = [
+        r#"CREATE TABLE IF NOT EXISTS "fastapihooks_outbox" ( "id" varchar(32) NOT NULL PRIMARY KEY, "task" text NOT NULL, "dead" boolean NOT NULL, "available_at_us" integer NOT NULL, "lease" varchar(32) NULL, "leases" integer NOT NULL, "reason" text NULL, "created_at_us" integer NOT NULL )"#,
+        r#"CREATE INDEX IF NOT EXISTS "fastapihooks_outbox_dead_available" ON "fastapihooks_outbox" ("dead", "available_at_us")"#,
+        r#"DROP TABLE "fastapihooks_outbox""#,
+    ];
+
+    const POSTGRES: [&str; 3] = [
+        r#"CREATE TABLE IF NOT EXISTS "fastapihooks_outbox" ( "id" varchar(32) NOT NULL PRIMARY KEY, "task" text NOT NULL, "dead" bool NOT NULL, "available_at_us" bigint NOT NULL, "lease" varchar(32) NULL, "leases" bigint NOT NULL, "reason" text NULL, "created_at_us" bigint NOT NULL )"#,
+        r#"CREATE INDEX IF NOT EXISTS "fastapihooks_outbox_dead_available" ON "fastapihooks_outbox" ("dead", "available_at_us")"#,
+        r#"DROP TABLE "fastapihooks_outbox""#,
+    ];
+
+    const MYSQL: [&str; 3] = [
+        "CREATE TABLE IF NOT EXISTS `fastapihooks_outbox` ( `id` varchar(32) NOT NULL PRIMARY KEY, `task` longtext NOT NULL, `dead` bool NOT NULL, `available_at_us` bigint NOT NULL, `lease` varchar(32) NULL, `leases` bigint NOT NULL, `reason` text NULL, `created_at_us` bigint NOT NULL )",
+        "CREATE INDEX `fastapihooks_outbox_dead_available` ON `fastapihooks_outbox` (`dead`, `available_at_us`)",
+        "DROP TABLE `fastapihooks_outbox`",
+    ];
+
+    const MIGRATION_9_UP: &str = r#"
+CREATE OR REPLACE FUNCTION fastapihooks_outbox_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify('fastapihooks_outbox', '');
+  RETURN NULL;
+END
+$$;
+CREATE TRIGGER fastapihooks_outbox_notify AFTER INSERT ON fastapihooks_outbox
+  FOR EACH STATEMENT EXECUTE FUNCTION fastapihooks_outbox_notify();
+"#;
+
+    const MIGRATION_9_DOWN: &str = r#"
+DROP TRIGGER IF EXISTS fastapihooks_outbox_notify ON fastapihooks_outbox;
+DROP FUNCTION IF EXISTS fastapihooks_outbox_notify();
+"#;
+}
