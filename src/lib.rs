@@ -41,7 +41,10 @@
 //!   [`SqlBackend`] (the transactional outbox), [`RedisBackend`] (feature `redis`); [`queue`]
 //!   has what a queue of one's own needs.
 //! - [`signing`]: the signature schemes and the receiver-side [`signing::Verifier`].
-//! - [`receive`]: receiving webhooks — [`receive::Verified`] checks a signature before parsing.
+//! - [`receive`] and [`inbox`]: receiving webhooks — [`receive::Verified`] checks a signature
+//!   before parsing; [`receive::InboxRoute`] stores each webhook once and acknowledges at once;
+//!   a [`Worker::for_inbox`](advanced::Worker::for_inbox) in the app processes it through a
+//!   queue, re-dispatching it into the router ([`receive::Redispatch`]).
 //! - [`advanced`]: the delivery engine's parts, for a sidecar or a backend of one's own.
 
 #[cfg(feature = "sql")]
@@ -53,17 +56,17 @@ pub use fastapihooks_core::{
     AllowHint, Attempt, AttemptErrorKind, AttemptId, AttemptOutcome, Auth, Backend,
     BackgroundConfig, BackgroundTaskBackend, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus,
     Emitter, EmitterBuilder, Error, Event, EventFilter, EventId, EventName, EventQuery, HttpConfig,
-    MemoryStore, PreviousSecret, Pruned, PublisherBuilder, Queue, Replay, ReplayOutcome,
+    InboxId, MemoryStore, PreviousSecret, Pruned, PublisherBuilder, Queue, Replay, ReplayOutcome,
     ReplaySummary, Result, RetryPolicy, Secret, ShutdownReport, Store, Subscription,
     SubscriptionId, SubscriptionQuery,
     health::{Disabled, EndpointHealth, HealthPolicy},
     prune_history,
     replay::Reopen,
 };
+#[cfg(feature = "sql")]
+pub use fastapihooks_core::{OutboxTable, SqlBackend, SqlOutboxConfig, SqlStore, SqlStoreOptions};
 #[cfg(feature = "redis")]
 pub use fastapihooks_core::{RedisBackend, RedisConfig, RedisPersistence};
-#[cfg(feature = "sql")]
-pub use fastapihooks_core::{SqlBackend, SqlOutboxConfig, SqlStore, SqlStoreOptions};
 
 /// Signature schemes, and verifying a delivery on the receiving side.
 pub mod signing {
@@ -74,16 +77,30 @@ pub mod signing {
 }
 
 /// Receiving webhooks: [`Verified<T>`](receive::Verified) checks the signature over the raw
-/// body before anything is parsed.
+/// body before anything is parsed; [`InboxRoute`](receive::InboxRoute) stores each webhook once
+/// and acknowledges at once; [`Redispatch`](receive::Redispatch) processes it by re-entering the
+/// application's router, behind [`Redispatched`](receive::Redispatched).
 pub mod receive {
     pub use fastapihooks_axum::receive::{
-        Verified, VerifyLayer, VerifyRejection, VerifyService, WebhookVerifier,
+        InboxRoute, Redispatch, Redispatched, Verified, VerifyLayer, VerifyRejection,
+        VerifyService, WebhookVerifier,
+    };
+}
+
+/// The inbox of received webhooks: stored once per (source, id), processed through a queue
+/// with retries and dead letters, replayable. See [`receive`] for the axum side.
+pub mod inbox {
+    pub use fastapihooks_core::inbox::{
+        Inbox, InboxEntry, InboxOutcome, InboxProcessing, InboxProcessor, InboxQuery, InboxReplay,
+        InboxStatus, NewInboxEntry, OrderingKey, ProcessError, Received, key, replay_entry,
     };
 }
 
 /// What a [`Queue`] of one's own works with: the tasks it carries and the leases it hands out.
 pub mod queue {
-    pub use fastapihooks_core::backend::{DeliverTask, Leased, Receipt, Settlement, Task};
+    pub use fastapihooks_core::backend::{
+        DeliverTask, Leased, ProcessTask, Receipt, Settlement, Task,
+    };
 }
 
 /// The delivery engine's parts: the sidecar's [`Worker`](advanced::Worker) (most deployments

@@ -8,6 +8,12 @@ pub mod custom_backend;
 #[path = "../examples/custom_store.rs"]
 #[allow(dead_code, reason = "the example's `main` is not called here")]
 pub mod custom_store;
+#[path = "../examples/receive_github.rs"]
+#[allow(dead_code, reason = "the example's `main` is not called here")]
+pub mod receive_github;
+#[path = "../examples/receive_own_webhooks.rs"]
+#[allow(dead_code, reason = "the example's `main` is not called here")]
+pub mod receive_own_webhooks;
 #[path = "../examples/sidecar.rs"]
 #[allow(dead_code, reason = "the example's `main` is not called here")]
 pub mod sidecar;
@@ -194,4 +200,87 @@ mod custom_store_contract {
     }
 
     fastapihooks_testkit::store_contract!(with_store);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receive_github_processes_a_signed_push_once_and_hides_its_internal_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("github.db").display()
+    );
+    let retry = fastapihooks::RetryPolicy::schedule([Duration::from_millis(20)]);
+    let receiving = receive_github::receiving(&database, retry).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = receiving.app.clone();
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let shutdown = CancellationToken::new();
+    let worker = tokio::spawn(receiving.worker.run(shutdown.clone()));
+    let body = r#"{"ref":"refs/heads/main","pusher":{"name":"octocat"}}"#;
+    let signature =
+        fastapihooks::signing::sign_sha256_hex(receive_github::SECRET.as_bytes(), body.as_bytes());
+    let client = reqwest::Client::new();
+    let push = || {
+        client
+            .post(format!("{base}/webhooks/github"))
+            .header("X-Hub-Signature-256", &signature)
+            .header("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958")
+            .header("X-GitHub-Event", "push")
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    assert_eq!(push().await.unwrap().status(), 200);
+    assert_eq!(
+        push().await.unwrap().status(),
+        200,
+        "a redelivery is acknowledged"
+    );
+    let pushes = receiving.state.pushes.clone();
+    let processed = fastapihooks_testkit::eventually(Duration::from_secs(20), || {
+        pushes.lock().unwrap().len() == 1
+    })
+    .await;
+    assert!(processed, "the push was processed");
+    let forged = client
+        .post(format!("{base}/webhooks/github"))
+        .header("X-Hub-Signature-256", "sha256=00")
+        .header("X-GitHub-Delivery", "another")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    let internal = client
+        .post(format!("{base}/internal/github/process"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(internal.status(), 404, "the processing route is internal");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pushes = pushes.lock().unwrap().clone();
+    assert_eq!(pushes.len(), 1, "processed once: {pushes:?}");
+    assert_eq!(pushes[0].0, "72d3162e-cc78-11e3-81ab-4c9367dc0958");
+    assert_eq!(pushes[0].1.pusher.name, "octocat");
+    shutdown.cancel();
+    let report = worker.await.unwrap();
+    assert_eq!(report.processed, 1);
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receive_own_webhooks_keeps_the_newer_version_of_an_order_and_skips_the_stale_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("receiver.db").display()
+    );
+    let outcome = receive_own_webhooks::demo(&database).await.unwrap();
+    let order = outcome.known.get(&7).expect("order 7 known");
+    assert_eq!((order.version, order.status.as_str()), (2, "shipped"));
+    let skipped: Vec<i64> = outcome.skipped.iter().map(|o| o.version).collect();
+    assert_eq!(skipped, [1]);
 }
