@@ -42,23 +42,33 @@ enum Database {
 }
 
 impl Database {
-    async fn open(&self) -> SqlStore {
+    /// The URL and PostgreSQL schema to open it with (another process can open it too).
+    fn location(&self) -> (String, Option<String>) {
         match self {
-            Database::Sqlite(dir) => {
-                let url = format!(
+            Database::Sqlite(dir) => (
+                format!(
                     "sqlite://{}?mode=rwc",
                     dir.path().join("inbox.db").display()
-                );
-                SqlStore::connect(&url).await.unwrap()
-            }
+                ),
+                None,
+            ),
             #[cfg(feature = "postgres")]
-            Database::Postgres(schema) => SqlStoreOptions::new(schema.url())
-                .postgres_schema(schema.name())
-                .connect()
-                .await
-                .unwrap(),
+            Database::Postgres(schema) => (schema.url().to_owned(), Some(schema.name().to_owned())),
         }
     }
+
+    async fn open(&self) -> SqlStore {
+        let (url, schema) = self.location();
+        open(&url, schema.as_deref()).await
+    }
+}
+
+async fn open(url: &str, schema: Option<&str>) -> SqlStore {
+    let mut options = SqlStoreOptions::new(url);
+    if let Some(schema) = schema {
+        options = options.postgres_schema(schema);
+    }
+    options.connect().await.unwrap()
 }
 
 async fn sqlite(_test: &str) -> Option<Database> {
@@ -72,10 +82,11 @@ async fn postgres(test: &str) -> Option<Database> {
     ))
 }
 
-/// What the internal route does: fail while `broken`, or for the first `fail_first` attempts;
-/// count what it processed, by the sender's id.
+/// What the internal route does: hang (as a process about to be killed), fail while `broken`,
+/// or for the first `fail_first` attempts; count what it processed, by the sender's id.
 #[derive(Clone, Default)]
 struct Script {
+    hang: Arc<AtomicBool>,
     broken: Arc<AtomicBool>,
     fail_first: Arc<AtomicU32>,
     processed: Arc<Mutex<HashMap<String, u32>>>,
@@ -97,6 +108,9 @@ async fn process(
     hook: Redispatched,
     Json(_order): Json<serde_json::Value>,
 ) -> StatusCode {
+    if script.hang.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
     if script.broken.load(Ordering::SeqCst) {
         return StatusCode::INTERNAL_SERVER_ERROR;
     }
@@ -131,7 +145,11 @@ impl Receiving {
     /// Starts the receiver on `db`; with `work`, its inbox worker too (retries: 2, 20 ms apart),
     /// sweeping for stranded entries this often.
     async fn start(db: &Database, script: Script, work: Option<Duration>) -> Self {
-        let inbox = Arc::new(db.open().await);
+        Self::start_on(db.open().await, script, work).await
+    }
+
+    async fn start_on(inbox: SqlStore, script: Script, work: Option<Duration>) -> Self {
+        let inbox = Arc::new(inbox);
         let queue = Arc::new(
             SqlBackend::with_config(
                 inbox.connection().clone(),
@@ -218,11 +236,14 @@ struct Sending {
 
 impl Sending {
     fn to(receiver: &Receiving) -> Self {
+        Self::to_url(&receiver.url)
+    }
+
+    fn to_url(receiver: &str) -> Self {
         let store = Arc::new(MemoryStore::new());
-        let subscription =
-            Subscription::new("order.updated", &format!("{}/webhooks/shop", receiver.url))
-                .unwrap()
-                .with_signature_scheme(SignatureScheme::StandardWebhooks);
+        let subscription = Subscription::new("order.updated", &format!("{receiver}/webhooks/shop"))
+            .unwrap()
+            .with_signature_scheme(SignatureScheme::StandardWebhooks);
         let backend = Emitter::builder()
             .shared_store(store.clone())
             .subscriber(subscription)
@@ -424,6 +445,89 @@ async fn a_webhook_signed_with_another_secret_is_refused_and_not_stored(db: Data
     receiver.stop().await;
 }
 
+/// The receiver process of the kill test: opens the database the test names, serves with a
+/// processing route that hangs, prints its URL, and waits to be killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "the receiver process of `a_receiver_killed_after_acknowledging_…`, started by it"]
+async fn receiver_process_that_hangs_while_processing() {
+    let Ok(url) = std::env::var("FASTAPIHOOKS_TEST_INBOX_URL") else {
+        return;
+    };
+    let schema = std::env::var("FASTAPIHOOKS_TEST_INBOX_SCHEMA").ok();
+    let script = Script::default();
+    script.hang.store(true, Ordering::SeqCst);
+    let receiver = Receiving::start_on(open(&url, schema.as_deref()).await, script, WORKS).await;
+    println!("receiver {}", receiver.url);
+    tokio::time::sleep(Duration::from_secs(120)).await;
+}
+
+/// Kills the child on drop, whatever happens to the test.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the receiver process on `db` and returns it with its URL.
+async fn receiver_process(db: &Database) -> (Killed, String) {
+    use std::io::BufRead;
+    let (url, schema) = db.location();
+    let mut command = std::process::Command::new(std::env::current_exe().unwrap());
+    command
+        .args([
+            "--exact",
+            "receiver_process_that_hangs_while_processing",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("FASTAPIHOOKS_TEST_INBOX_URL", &url)
+        .stdout(std::process::Stdio::piped());
+    if let Some(schema) = &schema {
+        command.env("FASTAPIHOOKS_TEST_INBOX_SCHEMA", schema);
+    }
+    let mut child = Killed(command.spawn().unwrap());
+    let stdout = child.0.stdout.take().unwrap();
+    let base = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| line.strip_prefix("receiver ").map(str::to_owned))
+    })
+    .await
+    .unwrap()
+    .expect("the receiver process printed its URL");
+    (child, base)
+}
+
+async fn a_receiver_killed_after_acknowledging_is_processed_after_a_restart(db: Database) {
+    let (mut child, url) = receiver_process(&db).await;
+    // The child acknowledges the sender's webhook, then its processing hangs.
+    let observer = Receiving::start(&db, Script::default(), None).await;
+    let sender = Sending::to_url(&url);
+    let id = sender.send(1).await;
+    observer
+        .until(|e| e.len() == 1 && e[0].status == InboxStatus::Processing)
+        .await;
+    observer.stop().await;
+    // kill -9 mid-processing: nothing it held is settled.
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    // A new receiver on the same database processes it once the dead one's lease expires.
+    let restarted = Receiving::start(&db, Script::default(), WORKS).await;
+    let entries = restarted
+        .until(|e| e.len() == 1 && e[0].status == InboxStatus::Processed)
+        .await;
+    assert_eq!(
+        entries[0].attempts, 2,
+        "the killed attempt and the one after the restart"
+    );
+    assert_eq!(restarted.script.processed(&id), 1);
+    restarted.stop().await;
+}
+
 /// One test per behaviour and database.
 macro_rules! on {
     ($db:ident: $($behaviour:ident),+ $(,)?) => {
@@ -446,6 +550,7 @@ macro_rules! every_behaviour {
             a_processing_failure_is_retried_then_succeeds,
             a_route_that_keeps_failing_ends_dead_and_a_replay_processes_it_once_fixed,
             a_webhook_acknowledged_before_the_receiver_stopped_is_processed_after_it_restarts,
+            a_receiver_killed_after_acknowledging_is_processed_after_a_restart,
             a_webhook_stored_without_its_task_is_queued_by_the_stranded_sweep,
             the_internal_route_is_not_found_from_the_network,
             a_webhook_signed_with_another_secret_is_refused_and_not_stored,
