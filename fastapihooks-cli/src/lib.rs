@@ -9,12 +9,14 @@
 //! unless `NO_COLOR` is set), or JSON with `--json` for scripts. History lists are newest first,
 //! filtered by flags (`--status dead --event 'order.*' --since 2h`), and page with `--before`
 //! the last id of the previous page. `prune --older-than 30d` (or `start --retain 30d`) removes
-//! old delivered history.
+//! old delivered history. `inbox list|show|replay` reads the application's received webhooks
+//! and processes dead ones again through the inbox's own queue.
 //!
 //! Exit codes: 0 success; 1 the command failed (the store cannot be reached, an id is not
 //! found: `delivery dlv_… not found`); 2 the command line is wrong (an unknown flag, a bad
-//! `--since`); 3 `deliveries replay` (or `subscriptions enable --replay`) was partly done (an id
-//! not found, a subscription disabled); 130 a second signal aborted the sidecar's drain.
+//! `--since`); 3 `deliveries replay` (or `subscriptions enable --replay`, `inbox replay`) was
+//! partly done (an id not found, a subscription disabled); 130 a second signal aborted the
+//! sidecar's drain.
 //!
 //! ```text
 //! fastapihooks migrate --database sqlite://fastapihooks.db?mode=rwc
@@ -77,6 +79,9 @@ pub enum Command {
     /// List and show deliveries and their attempts.
     #[command(subcommand)]
     Deliveries(commands::deliveries::DeliveriesCommand),
+    /// List and show received webhooks (the application's inbox), and process them again.
+    #[command(subcommand)]
+    Inbox(commands::inbox::InboxCommand),
     /// Remove delivered deliveries older than --older-than, their attempts and orphaned events
     /// (and the SQL outbox's old dead rows with --queue); failed and dead ones are kept.
     Prune(commands::prune::PruneArgs),
@@ -96,6 +101,7 @@ pub async fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         Command::Subscriptions(command) => commands::subscriptions::run(command, out).await,
         Command::Events(command) => commands::events::run(command, out).await,
         Command::Deliveries(command) => commands::deliveries::run(command, out).await,
+        Command::Inbox(command) => commands::inbox::run(command, out).await,
         Command::Prune(args) => commands::prune::run(args, out).await,
         Command::Verify(args) => commands::verify::run(args, out).await,
         Command::Listen(args) => commands::listen::run(args, out).await,

@@ -6,6 +6,7 @@
 
 pub mod deliveries;
 pub mod events;
+pub mod inbox;
 pub mod replay;
 pub mod request;
 pub mod table;

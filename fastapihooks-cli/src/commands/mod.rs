@@ -4,6 +4,7 @@ pub mod database;
 pub mod deliveries;
 pub mod events;
 pub mod history_flags;
+pub mod inbox;
 pub mod listen;
 pub mod migrate;
 pub mod prune;

@@ -1,6 +1,6 @@
-//! What the replaying commands (`deliveries replay`, `subscriptions enable --replay`) share:
-//! opening the store and the queue, a bulk replay with its progress bar, and the error of a
-//! replay that was partly done (exit code 3).
+//! What the replaying commands (`deliveries replay`, `subscriptions enable --replay`, `inbox
+//! replay`) share: opening the store and the queue, a bulk replay with its progress bar, and the
+//! error of a replay that was partly done (exit code 3).
 
 use std::io::IsTerminal as _;
 use std::sync::Arc;
@@ -80,17 +80,19 @@ pub(crate) async fn replay_matching(
     })
 }
 
-/// A replay that left part of what it was asked: ids that name no delivery, or deliveries
-/// whose subscription is disabled. What was replayed is printed; the process exits with
-/// [`Partial::EXIT_CODE`].
+/// A replay that left part of what it was asked: ids that name no delivery (or no inbox
+/// entry), or deliveries whose subscription is disabled. What was replayed is printed; the
+/// process exits with [`Partial::EXIT_CODE`].
 #[derive(Debug)]
 pub struct Partial {
-    /// Ids that named no delivery.
+    /// Ids that named nothing.
     pub not_found: u64,
     /// Deliveries left alone because their subscription is disabled.
     pub subscription_disabled: u64,
     /// Whether this was a dry run (which would have been partial).
     pub dry_run: bool,
+    /// What the ids name: `delivery`, `inbox entry`.
+    pub named: &'static str,
 }
 
 impl Partial {
@@ -103,6 +105,18 @@ impl Partial {
             not_found: summary.not_found,
             subscription_disabled: summary.subscription_disabled,
             dry_run,
+            named: "delivery",
+        })
+    }
+
+    /// The error of a replay of ids of what `named` names (`inbox entry`) when `not_found` of
+    /// them named nothing, if any did.
+    pub(crate) fn not_found(named: &'static str, not_found: u64, dry_run: bool) -> Option<Self> {
+        (not_found > 0).then_some(Self {
+            not_found,
+            subscription_disabled: 0,
+            dry_run,
+            named,
         })
     }
 }
@@ -111,7 +125,7 @@ impl std::fmt::Display for Partial {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut parts = Vec::new();
         if self.not_found > 0 {
-            parts.push(format!("{} id(s) named no delivery", self.not_found));
+            parts.push(format!("{} id(s) named no {}", self.not_found, self.named));
         }
         if self.subscription_disabled > 0 {
             parts.push(format!(

@@ -135,8 +135,9 @@ pub fn request(out: &mut dyn Write, view: &RequestView<'_>, colour: bool) -> io:
     writeln!(out)
 }
 
-/// The body as printed: JSON re-indented, text as it is, else a size and a hex dump.
-fn body(body: &[u8]) -> String {
+/// The body as printed (here and by `inbox show`): JSON re-indented, text as it is, else a size
+/// and a hex dump.
+pub fn body(body: &[u8]) -> String {
     if body.is_empty() {
         return "(no body)".to_owned();
     }
@@ -218,8 +219,9 @@ fn hex_dump(body: &[u8]) -> String {
     out
 }
 
-/// `text` with its control characters but newlines and tabs escaped (`\u{1b}`).
-fn clean(text: &str) -> String {
+/// `text` with its control characters but newlines and tabs escaped (`\u{1b}`): what a sender
+/// controls, printed (here and by `inbox show`).
+pub fn clean(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         if c.is_control() && c != '\n' && c != '\t' {
