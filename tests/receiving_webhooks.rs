@@ -15,8 +15,7 @@ use axum::routing::{post, post_service};
 use axum::{Json, Router};
 use fastapihooks::advanced::{CancellationToken, Worker, WorkerConfig};
 use fastapihooks::inbox::{
-    Inbox, InboxEntry, InboxProcessing, InboxQuery, InboxReplay, InboxStatus, NewInboxEntry,
-    Received, key, replay_entry,
+    Inbox, InboxEntry, InboxProcessing, InboxQuery, InboxStatus, NewInboxEntry, Received, key,
 };
 use fastapihooks::receive::{InboxRoute, Redispatch, Redispatched, WebhookVerifier};
 use fastapihooks::signing::{SignatureScheme, Verifier};
@@ -350,12 +349,25 @@ async fn a_route_that_keeps_failing_ends_dead_and_a_replay_processes_it_once_fix
         "{error}"
     );
     assert_eq!(receiver.queue.dead_letters().await.unwrap(), 1);
-    // Fixed, then replayed (what `fastapihooks inbox replay` does).
+    // Fixed, then replayed with `fastapihooks inbox replay <id>`.
     receiver.script.broken.store(false, Ordering::SeqCst);
-    let replayed = replay_entry(&*receiver.inbox, &*receiver.queue, &dead.id, false)
-        .await
-        .unwrap();
-    assert!(matches!(replayed, InboxReplay::Queued(_)), "{replayed:?}");
+    let (url, schema) = db.location();
+    let mut args = vec![
+        "fastapihooks".to_owned(),
+        "inbox".into(),
+        "replay".into(),
+        "--database".into(),
+        url,
+        dead.id.to_string(),
+    ];
+    if let Some(schema) = schema {
+        args.extend(["--postgres-schema".into(), schema]);
+    }
+    let mut out = Vec::new();
+    let cli = <fastapihooks_cli::Cli as clap::Parser>::try_parse_from(args).unwrap();
+    fastapihooks_cli::run(cli, &mut out).await.unwrap();
+    let printed = String::from_utf8_lossy(&out);
+    assert!(printed.contains("queued 1"), "{printed}");
     let entries = receiver
         .until(|e| e[0].status == InboxStatus::Processed)
         .await;
