@@ -110,7 +110,9 @@ pub mod advanced {
     pub use fastapihooks_core::dispatch::{AddressPolicy, Dispatcher};
     pub use fastapihooks_core::engine::{Attempted, DeliveryEngine, NextStep};
     pub use fastapihooks_core::fanout::fan_out;
-    pub use fastapihooks_core::worker::{CancellationToken, Worker, WorkerConfig, WorkerReport};
+    pub use fastapihooks_core::worker::{
+        CancellationToken, Worker, WorkerConfig, WorkerReport, WorkerStatus,
+    };
 }
 
 /// The names most applications need.

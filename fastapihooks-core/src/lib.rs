@@ -71,4 +71,4 @@ pub use store::{
 #[cfg(feature = "sql")]
 pub use store::{SqlStore, SqlStoreOptions};
 pub use subscription::{Auth, EventFilter, Subscription};
-pub use worker::{Worker, WorkerConfig, WorkerReport};
+pub use worker::{Worker, WorkerConfig, WorkerReport, WorkerStatus};

@@ -16,6 +16,7 @@
 mod prefetch;
 mod process;
 mod report;
+mod status;
 mod task;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::task::TaskTracker;
 
 pub use report::WorkerReport;
+pub use status::WorkerStatus;
 /// What stops a running [`Worker`]: cancel it (on SIGTERM, say) and `run` drains and returns.
 pub use tokio_util::sync::CancellationToken;
 
@@ -116,6 +118,7 @@ pub struct Worker<Q: Queue> {
     engine: Option<DeliveryEngine>,
     inbox: Option<InboxProcessing>,
     config: WorkerConfig,
+    status: WorkerStatus,
 }
 
 impl<Q: Queue> std::fmt::Debug for Worker<Q> {
@@ -142,6 +145,7 @@ impl<Q: Queue> Worker<Q> {
             inbox: None,
             queue,
             config,
+            status: WorkerStatus::new(),
         })
     }
 
@@ -173,7 +177,14 @@ impl<Q: Queue> Worker<Q> {
             engine: None,
             inbox: Some(processing),
             config,
+            status: WorkerStatus::new(),
         })
+    }
+
+    /// A handle that reads this worker's counts and progress while it runs (for a readiness
+    /// probe, a periodic log line).
+    pub fn status(&self) -> WorkerStatus {
+        self.status.clone()
     }
 
     /// Runs until `shutdown` is cancelled, then stops leasing and drains in-flight tasks within
@@ -197,7 +208,9 @@ impl<Q: Queue> Worker<Q> {
             engine,
             self.inbox,
             self.config.max_leases,
+            self.status.clone(),
         ));
+        self.status.progress.tick();
         let permits = Arc::new(Semaphore::new(self.config.concurrency));
         let tracker = TaskTracker::new();
         let abort = CancellationToken::new();
@@ -223,6 +236,7 @@ impl<Q: Queue> Worker<Q> {
             ctx.queue.clone(),
             capacity,
             buffer,
+            self.status.progress.clone(),
             shutdown.clone(),
             deadline_passed.clone(),
         ));

@@ -29,6 +29,7 @@ pub(super) async fn lease_ahead<Q: Queue>(
     queue: Arc<Q>,
     capacity: usize,
     buffer: mpsc::Sender<Prefetched>,
+    progress: Arc<super::status::Progress>,
     shutdown: CancellationToken,
     deadline_passed: CancellationToken,
 ) {
@@ -59,6 +60,8 @@ pub(super) async fn lease_ahead<Q: Queue>(
                 return;
             }
         };
+        // Returned, with tasks, empty or failed: the loop is alive.
+        progress.tick();
         let leased = match leasing {
             Ok(leased) => {
                 failures = 0;

@@ -26,7 +26,8 @@ pub(super) struct Ctx<Q> {
     pub(super) engine: Option<DeliveryEngine>,
     /// Processes received webhooks: `None` in the sidecar.
     pub(super) inbox: Option<InboxProcessing>,
-    pub(super) stats: Stats,
+    pub(super) stats: Arc<Stats>,
+    progress: Arc<super::status::Progress>,
     max_leases: u32,
     /// The settles of concurrent tasks, group-committed through `Queue::settle_many`.
     settles: GroupCommit<Settlement, bool>,
@@ -42,6 +43,7 @@ impl<Q: Queue> Ctx<Q> {
         engine: Option<DeliveryEngine>,
         inbox: Option<InboxProcessing>,
         max_leases: u32,
+        status: super::WorkerStatus,
     ) -> Self {
         let settle_many: Flush<Settlement, bool> = {
             let queue = queue.clone();
@@ -56,7 +58,8 @@ impl<Q: Queue> Ctx<Q> {
             engine,
             inbox,
             max_leases,
-            stats: Stats::default(),
+            stats: status.stats,
+            progress: status.progress,
             running: Mutex::default(),
         }
     }
@@ -132,6 +135,7 @@ pub(super) async fn run<Q: Queue>(ctx: &Ctx<Q>, prefetched: Prefetched) {
         settled = settling => settled,
         never = renew(ctx, &receipt, kind) => match never {},
     };
+    ctx.progress.tick();
     match settled {
         Ok(true) => {}
         Ok(false) => {
