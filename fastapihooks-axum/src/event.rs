@@ -18,6 +18,8 @@ pub(crate) struct SeenRequest {
     method: http::Method,
     uri: http::Uri,
     headers: Option<Map<String, Value>>,
+    /// The caller's W3C trace context (`traceparent`), which the event continues.
+    trace: Option<fastapihooks_core::trace::TraceParent>,
 }
 
 impl SeenRequest {
@@ -27,6 +29,11 @@ impl SeenRequest {
             method: parts.method.clone(),
             uri: parts.uri.clone(),
             headers: hook.include_headers.then(|| headers_json(&parts.headers)),
+            trace: parts
+                .headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok()),
         }
     }
 }
@@ -80,6 +87,10 @@ pub(crate) fn build_event(
         Ok(Err(e)) => return not_emitted(&hook.name, "not_json", &e.to_string()),
         Err(reason) => return not_emitted(&hook.name, "no_payload", reason),
     };
+    let event = match seen.trace {
+        Some(trace) => event.with_trace(trace),
+        None => event,
+    };
     Built::Event(match seen.owner {
         Some(owner) => event.with_owner(owner),
         None => event,
@@ -119,13 +130,14 @@ fn payload_from_context(hook: &Hook, ctx: &HookContext) -> Result<Bytes, &'stati
 
 /// Logs and counts a body that was not captured.
 pub(crate) fn skipped(name: &EventName, part: &'static str, skip: Skip) {
-    metrics::counter!("fastapihooks_hook_capture_skipped_total", "part" => part, "reason" => skip.as_str())
+    metrics::counter!(fastapihooks_core::metrics::HOOK_CAPTURE_SKIPPED_TOTAL, "part" => part, "reason" => skip.as_str())
         .increment(1);
     tracing::warn!(event = %name, part, reason = skip.as_str(), "body not captured for the event");
 }
 
 fn not_emitted(name: &EventName, reason: &'static str, detail: &str) -> Built {
-    metrics::counter!("fastapihooks_hook_not_emitted_total", "reason" => reason).increment(1);
+    metrics::counter!(fastapihooks_core::metrics::HOOK_NOT_EMITTED_TOTAL, "reason" => reason)
+        .increment(1);
     tracing::warn!(event = %name, reason, detail, "response not emitted as an event (add a transform to emit it)");
     Built::NotEmitted
 }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
 use fastapihooks_core::SqlBackend;
+use fastapihooks_core::metrics::{EVENTS_PUBLISHED_TOTAL, HOOK_TRANSACTION_FAILED_TOTAL};
 use http::StatusCode;
 use http::request::Parts;
 use sea_orm::{DatabaseTransaction, TransactionTrait};
@@ -131,6 +132,8 @@ pub(crate) async fn finish(
         return response;
     }
     let (built, response) = build(response).await;
+    // The event written to the outbox: published once the transaction commits.
+    let mut written = None;
     match built {
         Built::Filtered => {}
         Built::NotEmitted => {
@@ -144,6 +147,7 @@ pub(crate) async fn finish(
             .into_response();
         }
         Built::Event(event) => {
+            let event = hook.emitter.traced(event);
             if let Err(e) = hook.emitter.check(&event) {
                 rollback(txn).await;
                 failed("event check", &e);
@@ -158,14 +162,19 @@ pub(crate) async fn finish(
             if let Err(e) = outbox.publish_in(&txn, &event).await {
                 rollback(txn).await;
                 tracing::error!(event_id = %event.id(), event = %event.name(), size = event.payload().len(), error = %e, "outbox write failed: the transaction is rolled back");
-                metrics::counter!("fastapihooks_hook_transaction_failed_total", "step" => "outbox")
-                    .increment(1);
+                metrics::counter!(HOOK_TRANSACTION_FAILED_TOTAL, "step" => "outbox").increment(1);
                 return unavailable();
             }
+            written = Some(event.name().clone());
         }
     }
     match txn.commit().await {
-        Ok(()) => response,
+        Ok(()) => {
+            if let Some(name) = written {
+                metrics::counter!(EVENTS_PUBLISHED_TOTAL, "event" => name.to_string()).increment(1);
+            }
+            response
+        }
         Err(e) => {
             failed("commit", &e);
             unavailable()
@@ -182,7 +191,7 @@ async fn rollback(txn: DatabaseTransaction) {
 
 fn failed(step: &'static str, error: &dyn std::fmt::Display) {
     tracing::error!(step, error = %error, "hook transaction failed: nothing was committed");
-    metrics::counter!("fastapihooks_hook_transaction_failed_total", "step" => step).increment(1);
+    metrics::counter!(HOOK_TRANSACTION_FAILED_TOTAL, "step" => step).increment(1);
 }
 
 fn unavailable() -> Response {

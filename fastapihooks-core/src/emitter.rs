@@ -1,7 +1,7 @@
 //! [`Emitter`]: the publishing front — validates and sizes events, hands them to the backend.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -18,6 +18,7 @@ use crate::secret::Secret;
 use crate::signing::{Sha256Hex, Signer};
 use crate::store::{MemoryStore, Store};
 use crate::subscription::Subscription;
+use crate::trace::{TraceContext, TraceParent};
 
 /// The default maximum serialized payload: 256 KiB.
 pub const DEFAULT_MAX_PAYLOAD_BYTES: usize = 256 * 1024;
@@ -41,6 +42,7 @@ pub struct Emitter {
     backend: Arc<dyn Backend>,
     store: Arc<dyn Store>,
     max_payload_bytes: usize,
+    trace_context: Option<Arc<dyn TraceContext>>,
 }
 
 impl std::fmt::Debug for Emitter {
@@ -74,11 +76,13 @@ impl Emitter {
         backend: Arc<dyn Backend>,
         store: Arc<dyn Store>,
         max_payload_bytes: usize,
+        trace_context: Option<Arc<dyn TraceContext>>,
     ) -> Self {
         Self {
             backend,
             store,
             max_payload_bytes,
+            trace_context,
         }
     }
 
@@ -102,12 +106,42 @@ impl Emitter {
         Ok(())
     }
 
-    /// Publishes a ready event, after checking its size.
-    #[tracing::instrument(level = "debug", skip_all, fields(event = %event.id(), name = %event.name()))]
+    /// The event with its trace context, unless it has one already: the current one of the
+    /// [`TraceContext`] if any, else a new trace. Every publish goes through this.
+    pub fn traced(&self, event: Event) -> Event {
+        if event.trace().is_some() {
+            return event;
+        }
+        let trace = self
+            .trace_context
+            .as_ref()
+            .and_then(|context| context.current())
+            .unwrap_or_else(TraceParent::new_root);
+        event.with_trace(trace)
+    }
+
+    /// Publishes a ready event, after checking its size, with its trace context
+    /// ([`traced`](Self::traced)): the `fastapihooks.publish` span carries the event's id and
+    /// trace id, as its deliveries' attempt spans do.
+    #[tracing::instrument(name = "fastapihooks.publish", level = "info", skip_all, fields(event = %event.id(), name = %event.name(), trace_id = tracing::field::Empty))]
     pub async fn publish(&self, event: Event) -> Result<()> {
-        self.check(&event)?;
-        self.backend.publish(event).await?;
-        metrics::counter!("fastapihooks_events_published_total").increment(1);
+        if let Err(e) = self.check(&event) {
+            return Err(publish_failed(e));
+        }
+        let event = self.traced(event);
+        if let Some(trace) = event.trace() {
+            tracing::Span::current().record("trace_id", trace.trace_id());
+        }
+        let name = event.name().clone();
+        let started = Instant::now();
+        let published = self.backend.publish(event).await;
+        metrics::histogram!(crate::metrics::PUBLISH_DURATION_SECONDS)
+            .record(started.elapsed().as_secs_f64());
+        if let Err(e) = published {
+            return Err(publish_failed(e));
+        }
+        metrics::counter!(crate::metrics::EVENTS_PUBLISHED_TOTAL, "event" => name.to_string())
+            .increment(1);
         Ok(())
     }
 
@@ -127,6 +161,13 @@ impl Emitter {
     }
 }
 
+/// Counts a publish that failed, by its reason, and hands the error back.
+fn publish_failed(error: Error) -> Error {
+    let reason = crate::metrics::publish_error_reason(&error);
+    metrics::counter!(crate::metrics::PUBLISH_ERRORS_TOTAL, "reason" => reason).increment(1);
+    error
+}
+
 /// Configures an [`Emitter`]: where subscriptions live, how deliveries are signed, retried and
 /// sent. Every setting has a working default but the signing secret (see
 /// [`unsigned`](Self::unsigned)).
@@ -143,6 +184,8 @@ pub struct EmitterBuilder {
     on_failure: Option<OnFailure>,
     max_payload_bytes: Option<usize>,
     health: HealthPolicy,
+    metrics_per_subscription: bool,
+    trace_context: Option<Arc<dyn TraceContext>>,
 }
 
 impl std::fmt::Debug for EmitterBuilder {
@@ -157,6 +200,7 @@ impl std::fmt::Debug for EmitterBuilder {
             .field("background", &self.background)
             .field("on_failure", &self.on_failure.is_some())
             .field("max_payload_bytes", &self.max_payload_bytes)
+            .field("metrics_per_subscription", &self.metrics_per_subscription)
             .finish_non_exhaustive()
     }
 }
@@ -231,12 +275,38 @@ impl EmitterBuilder {
         self
     }
 
+    /// Adds a `subscription` label (the subscription's id) to the delivery and attempt metrics:
+    /// `fastapihooks_deliveries_total`, `fastapihooks_retries_total` and
+    /// `fastapihooks_attempt_duration_seconds` (see [`metrics`](crate::metrics)). Default: off.
+    ///
+    /// Off by default because of cardinality: every subscription becomes time series of its own
+    /// — one per outcome, and fifteen for the attempt duration histogram (buckets, sum, count) —
+    /// and subscriptions are data, added at run time by the application's users, not bounded by
+    /// its code. A few thousand subscriptions make tens of thousands of series in every scrape,
+    /// and the series of removed subscriptions linger in the exporter. Turn it on when the
+    /// subscriptions are few and long-lived (tens, not thousands); otherwise the delivery history
+    /// in the store answers per-subscription questions (`fastapihooks deliveries list`). The
+    /// sidecar's flag for it is `--metrics-per-subscription`.
+    pub fn metrics_per_subscription(mut self, on: bool) -> Self {
+        self.metrics_per_subscription = on;
+        self
+    }
+
     /// Sends deliveries to subscriptions without a secret of their own **unsigned**. Without
     /// this or a [`secret`](Self::secret), building fails with [`Error::NoSigningSecret`]:
     /// nothing goes out unsigned unless asked for. Subscriptions with a secret of their own are
     /// signed either way.
     pub fn unsigned(mut self) -> Self {
         self.unsigned = true;
+        self
+    }
+
+    /// Bridges traces to a tracing system (OpenTelemetry, say): events take the current
+    /// context when published, and attempt spans get the event's context as their parent. Without
+    /// it, an event takes the `traceparent` of the request that emitted it (the axum hook) or a
+    /// new trace, and spans carry the trace id as a field.
+    pub fn trace_context(mut self, context: Arc<dyn TraceContext>) -> Self {
+        self.trace_context = Some(context);
         self
     }
 
@@ -269,7 +339,9 @@ impl EmitterBuilder {
             self.retry.clone(),
             self.on_failure.clone(),
         )
-        .with_health(self.health))
+        .with_health(self.health)
+        .with_metrics_per_subscription(self.metrics_per_subscription)
+        .with_trace_context(self.trace_context.clone()))
     }
 
     fn store_or_default(&self) -> Arc<dyn Store> {
@@ -298,6 +370,7 @@ impl EmitterBuilder {
             backend,
             store,
             max_payload_bytes: self.max_payload_bytes.unwrap_or(DEFAULT_MAX_PAYLOAD_BYTES),
+            trace_context: self.trace_context.clone(),
         })
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
@@ -15,6 +15,7 @@ use crate::event::Event;
 use crate::fanout::fan_out;
 use crate::health::{Disabled, EndpointHealth, HealthPolicy};
 use crate::id::{AttemptId, SubscriptionId};
+use crate::metrics::delivery::Outcome;
 use crate::ops_events::OpsEvents;
 use crate::retry::{RetryPolicy, Verdict};
 use crate::store::Store;
@@ -61,6 +62,9 @@ pub struct DeliveryEngine {
     /// Subscriptions this engine disabled: attempts already planned for them are not sent.
     disabled: Arc<IdSet>,
     ops: Option<OpsEvents>,
+    /// Whether the delivery and attempt metrics carry a `subscription` label.
+    metrics_per_subscription: bool,
+    trace_context: Option<Arc<dyn crate::trace::TraceContext>>,
 }
 
 impl std::fmt::Debug for DeliveryEngine {
@@ -92,6 +96,45 @@ impl DeliveryEngine {
             failing: Arc::default(),
             disabled: Arc::default(),
             ops: None,
+            metrics_per_subscription: false,
+            trace_context: None,
+        }
+    }
+
+    /// Adds a `subscription` label (the subscription's id) to the delivery and attempt metrics
+    /// (`fastapihooks_deliveries_total`, `fastapihooks_retries_total`,
+    /// `fastapihooks_attempt_duration_seconds`). Off by default: see
+    /// [`EmitterBuilder::metrics_per_subscription`](crate::EmitterBuilder::metrics_per_subscription)
+    /// for why.
+    pub fn with_metrics_per_subscription(mut self, on: bool) -> Self {
+        self.metrics_per_subscription = on;
+        self
+    }
+
+    /// The `subscription` label of the delivery and attempt metrics, if they carry one.
+    fn metric_subscription<'a>(&self, id: &'a SubscriptionId) -> Option<&'a SubscriptionId> {
+        self.metrics_per_subscription.then_some(id)
+    }
+
+    /// Attaches each attempt span to its event's trace through `context` (OpenTelemetry,
+    /// say); without one, spans carry the trace id as a field only.
+    pub fn with_trace_context(
+        mut self,
+        context: Option<Arc<dyn crate::trace::TraceContext>>,
+    ) -> Self {
+        self.trace_context = context;
+        self
+    }
+
+    /// Records the event's trace id on the current span, and gives it the event's context as
+    /// its parent when a [`TraceContext`](crate::trace::TraceContext) is set.
+    fn join_trace(&self, event: &Event) {
+        if let Some(trace) = event.trace() {
+            let span = tracing::Span::current();
+            span.record("trace_id", trace.trace_id());
+            if let Some(context) = &self.trace_context {
+                context.attach(&span, trace);
+            }
         }
     }
 
@@ -153,11 +196,30 @@ impl DeliveryEngine {
 
     /// The deliveries of `event`, recorded in the store before any attempt. A store that fails
     /// here fails the fan-out: nothing is attempted that was not recorded.
-    #[tracing::instrument(level = "debug", skip_all, fields(event = %event.id(), name = %event.name()))]
+    #[tracing::instrument(name = "fastapihooks.fan_out", level = "info", skip_all, fields(event = %event.id(), name = %event.name(), trace_id = tracing::field::Empty))]
     ///
     /// Each delivery comes with its subscription shared (`Arc`): a subscriber kept in code is
     /// never copied per delivery.
     pub async fn fan_out(&self, event: &Event) -> Result<Vec<(Delivery, Arc<Subscription>)>> {
+        self.join_trace(event);
+        let started = Instant::now();
+        let planned = match self.plan(event).await {
+            Ok(planned) => planned,
+            Err(e) => {
+                metrics::counter!(crate::metrics::STORE_ERRORS_TOTAL, "op" => "fan_out")
+                    .increment(1);
+                return Err(e);
+            }
+        };
+        metrics::histogram!(crate::metrics::FANOUT_DURATION_SECONDS)
+            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!(crate::metrics::FANOUT_SUBSCRIPTIONS).record(planned.len() as f64);
+        metrics::counter!(crate::metrics::DELIVERIES_PLANNED_TOTAL).increment(planned.len() as u64);
+        Ok(planned)
+    }
+
+    /// The deliveries of `event`, recorded: [`fan_out`](Self::fan_out) without its metrics.
+    async fn plan(&self, event: &Event) -> Result<Vec<(Delivery, Arc<Subscription>)>> {
         let stored: Vec<Arc<Subscription>> = self
             .store
             .matching(event.name(), event.owner())
@@ -174,14 +236,14 @@ impl DeliveryEngine {
             let deliveries: Vec<Delivery> = planned.iter().map(|(d, _)| d.clone()).collect();
             self.store.record_deliveries(&deliveries).await?;
         }
-        metrics::counter!("fastapihooks_deliveries_planned_total").increment(planned.len() as u64);
         Ok(planned)
     }
 
     /// Makes one attempt of `delivery`, updates it, records the attempt, and says what comes
     /// next. Dead letters go to the `on_failure` callback; a 410 disables the subscription.
-    #[tracing::instrument(level = "debug", skip_all, fields(delivery = %delivery.id, attempt = delivery.attempts + 1))]
+    #[tracing::instrument(name = "fastapihooks.attempt", level = "info", skip_all, fields(event = %delivery.event.id(), delivery = %delivery.id, subscription = %subscription.id, attempt = delivery.attempts + 1, trace_id = tracing::field::Empty))]
     pub async fn attempt(&self, delivery: &mut Delivery, subscription: &Subscription) -> Attempted {
+        self.join_trace(&delivery.event);
         if !subscription.enabled || !self.still_enabled(&subscription.id).await {
             return self
                 .not_sent(delivery, "not sent: the subscription is disabled")
@@ -194,8 +256,8 @@ impl DeliveryEngine {
             attempt.started_at,
         )
         .await;
-        metrics::histogram!("fastapihooks_attempt_duration_seconds")
-            .record(attempt.duration.as_secs_f64());
+        let labelled = self.metric_subscription(&subscription.id);
+        crate::metrics::delivery::attempted(attempt.duration.as_secs_f64(), labelled);
         delivery.attempts = attempt.number;
         delivery.updated_at = Utc::now();
         let next = match verdict {
@@ -225,21 +287,21 @@ impl DeliveryEngine {
             NextStep::Done(status) => {
                 delivery.status = status;
                 delivery.next_attempt_at = None;
-                metrics::counter!("fastapihooks_deliveries_total", "outcome" => status.as_str())
-                    .increment(1);
+                crate::metrics::delivery::finished(Outcome::Final(status), labelled);
             }
             NextStep::RetryIn(delay) => {
                 delivery.status = DeliveryStatus::Pending;
                 delivery.next_attempt_at =
                     Some(Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default());
-                metrics::counter!("fastapihooks_retries_total").increment(1);
+                crate::metrics::delivery::retry_scheduled(labelled);
             }
         }
         let recorded = match self.store.record_attempt(delivery, &attempt).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::error!(delivery = %delivery.id, error = %e, "could not record attempt");
-                metrics::counter!("fastapihooks_store_errors_total").increment(1);
+                metrics::counter!(crate::metrics::STORE_ERRORS_TOTAL, "op" => "record_attempt")
+                    .increment(1);
                 false
             }
         };
@@ -276,13 +338,15 @@ impl DeliveryEngine {
         delivery.status = DeliveryStatus::Failed;
         delivery.next_attempt_at = None;
         delivery.updated_at = now;
-        metrics::counter!("fastapihooks_deliveries_total", "outcome" => "not_sent").increment(1);
+        let labelled = self.metric_subscription(&delivery.subscription_id);
+        crate::metrics::delivery::finished(Outcome::NotSent, labelled);
         tracing::warn!(delivery = %delivery.id, subscription = %delivery.subscription_id, why, "delivery kept as failed, not sent; replay it once the subscription is enabled");
         let recorded = match self.store.record_attempt(delivery, &attempt).await {
             Ok(()) => true,
             Err(e) => {
                 tracing::error!(delivery = %delivery.id, error = %e, "could not record attempt");
-                metrics::counter!("fastapihooks_store_errors_total").increment(1);
+                metrics::counter!(crate::metrics::STORE_ERRORS_TOTAL, "op" => "record_attempt")
+                    .increment(1);
                 false
             }
         };
@@ -345,7 +409,8 @@ impl DeliveryEngine {
             Ok(_) => {}
             Err(e) => {
                 tracing::warn!(subscription = %subscription.id, error = %e, "could not record endpoint health");
-                metrics::counter!("fastapihooks_store_errors_total").increment(1);
+                metrics::counter!(crate::metrics::STORE_ERRORS_TOTAL, "op" => "record_health")
+                    .increment(1);
             }
         }
     }
@@ -366,7 +431,7 @@ impl DeliveryEngine {
             .await
         {
             Ok(true) => {
-                metrics::counter!("fastapihooks_subscriptions_disabled_total", "cause" => cause)
+                metrics::counter!(crate::metrics::SUBSCRIPTIONS_DISABLED_TOTAL, "cause" => cause)
                     .increment(1);
                 tracing::warn!(subscription = %subscription.id, url = %subscription.url, reason = %disabled.reason, "subscription disabled; its deliveries are kept as failed and can be replayed once it is enabled again");
                 if let Some(ops) = &self.ops {

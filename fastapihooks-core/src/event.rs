@@ -11,6 +11,7 @@ use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
 use crate::id::EventId;
+use crate::trace::TraceParent;
 
 /// The name of an event, such as `order.created`.
 ///
@@ -129,13 +130,26 @@ impl<'de> serde::Deserialize<'de> for EventName {
 /// assert_eq!(event.name().as_str(), "order.created");
 /// assert_eq!(&event.payload()[..], br#"{"id":42}"#);
 /// ```
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Event {
     id: EventId,
     name: EventName,
     owner: Option<Arc<str>>,
     payload: Bytes,
     created_at: DateTime<Utc>,
+    trace: Option<TraceParent>,
+}
+
+/// Events are equal when they are the same event with the same content; the trace context
+/// they travel with is not part of it (a store does not keep it).
+impl PartialEq for Event {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+            && self.name == other.name
+            && self.owner == other.owner
+            && self.payload == other.payload
+            && self.created_at == other.created_at
+    }
 }
 
 impl Event {
@@ -162,6 +176,7 @@ impl Event {
             owner: None,
             payload,
             created_at: Utc::now(),
+            trace: None,
         }
     }
 
@@ -181,6 +196,7 @@ impl Event {
             owner: owner.map(Into::into),
             payload,
             created_at,
+            trace: None,
         }
     }
 
@@ -215,6 +231,20 @@ impl Event {
     pub fn created_at(&self) -> DateTime<Utc> {
         self.created_at
     }
+
+    /// The event with the trace context of the request that emitted it: its deliveries'
+    /// attempts, in any process, carry that trace id. The publish path sets it (from a
+    /// [`TraceContext`](crate::trace::TraceContext), the request's `traceparent`, or a new
+    /// trace) unless it is set already.
+    pub fn with_trace(mut self, trace: TraceParent) -> Self {
+        self.trace = Some(trace);
+        self
+    }
+
+    /// The trace context the event travels with, if any.
+    pub fn trace(&self) -> Option<&TraceParent> {
+        self.trace.as_ref()
+    }
 }
 
 /// The wire form of an [`Event`] in a queue: the payload is embedded as raw JSON, byte for byte,
@@ -227,6 +257,8 @@ struct EventRef<'a> {
     owner: Option<&'a str>,
     payload: &'a RawValue,
     created_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    traceparent: Option<&'a TraceParent>,
 }
 
 #[derive(serde::Deserialize)]
@@ -237,9 +269,11 @@ struct EventOwned {
     owner: Option<String>,
     payload: Box<RawValue>,
     created_at: DateTime<Utc>,
+    #[serde(default)]
+    traceparent: Option<TraceParent>,
 }
 
-/// Serializes as `{"id", "name", "owner"?, "payload", "created_at"}` with the payload embedded as
+/// Serializes as `{"id", "name", "owner"?, "payload", "created_at", "traceparent"?}` with the payload embedded as
 /// the JSON it is (not a string), so a queue entry stays readable and the bytes subscribers
 /// receive are exactly the ones emitted.
 ///
@@ -264,6 +298,7 @@ impl Serialize for Event {
             owner: self.owner.as_deref(),
             payload,
             created_at: self.created_at,
+            traceparent: self.trace.as_ref(),
         }
         .serialize(s)
     }
@@ -273,13 +308,17 @@ impl<'de> serde::Deserialize<'de> for Event {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let e = EventOwned::deserialize(d)?;
         let payload: Box<str> = e.payload.into();
-        Ok(Event::restore(
+        let event = Event::restore(
             e.id,
             e.name,
             e.owner,
             Bytes::from(String::from(payload)),
             e.created_at,
-        ))
+        );
+        Ok(match e.traceparent {
+            Some(trace) => event.with_trace(trace),
+            None => event,
+        })
     }
 }
 
@@ -357,6 +396,19 @@ mod tests {
             Utc::now(),
         );
         assert!(serde_json::to_vec(&event).is_err());
+    }
+
+    #[test]
+    fn the_trace_context_travels_through_the_queue_form() {
+        let trace = crate::trace::TraceParent::new_root();
+        let event = Event::new("a", &1).unwrap().with_trace(trace);
+        let json = serde_json::to_string(&event).unwrap();
+        assert!(
+            json.contains(&format!(r#""traceparent":"{trace}""#)),
+            "{json}"
+        );
+        let back: Event = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.trace(), Some(&trace));
     }
 
     #[test]

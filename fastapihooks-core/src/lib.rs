@@ -31,6 +31,7 @@ mod group_commit;
 pub mod health;
 pub mod inbox;
 pub mod id;
+pub mod metrics;
 pub mod ops_events;
 pub mod publisher;
 pub mod query;
@@ -41,6 +42,7 @@ pub mod secret;
 pub mod signing;
 pub mod store;
 pub mod subscription;
+pub mod trace;
 mod webhook_url;
 pub mod worker;
 

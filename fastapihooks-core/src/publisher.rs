@@ -32,6 +32,7 @@ pub struct PublisherBuilder {
     backend: Arc<dyn Backend>,
     store: Option<Arc<dyn Store>>,
     max_payload_bytes: usize,
+    trace_context: Option<Arc<dyn crate::trace::TraceContext>>,
 }
 
 impl std::fmt::Debug for PublisherBuilder {
@@ -48,6 +49,7 @@ impl PublisherBuilder {
             backend,
             store: None,
             max_payload_bytes: DEFAULT_MAX_PAYLOAD_BYTES,
+            trace_context: None,
         }
     }
 
@@ -70,6 +72,13 @@ impl PublisherBuilder {
         self
     }
 
+    /// Bridges traces to a tracing system: events published take its current context (see
+    /// [`EmitterBuilder::trace_context`](crate::EmitterBuilder::trace_context)).
+    pub fn trace_context(mut self, context: Arc<dyn crate::trace::TraceContext>) -> Self {
+        self.trace_context = Some(context);
+        self
+    }
+
     /// Builds the emitter.
     pub fn build(self) -> crate::Result<Emitter> {
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
@@ -77,6 +86,7 @@ impl PublisherBuilder {
             self.backend,
             store,
             self.max_payload_bytes,
+            self.trace_context,
         ))
     }
 }

@@ -77,12 +77,15 @@ pub struct DeliverTask {
     event_id: EventId,
     attempts: u32,
     replay: u32,
+    /// The event's trace context: travels with a task that does not carry its event.
+    trace: Option<crate::trace::TraceParent>,
 }
 
 impl Serialize for DeliverTask {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let fields = 4 + usize::from(self.replay != 0);
+        let slim_trace = self.trace.filter(|_| self.event.is_none());
+        let fields = 4 + usize::from(self.replay != 0) + usize::from(slim_trace.is_some());
         let mut task = s.serialize_struct("DeliverTask", fields)?;
         task.serialize_field("delivery_id", &self.delivery_id)?;
         task.serialize_field("subscription_id", &self.subscription_id)?;
@@ -93,6 +96,9 @@ impl Serialize for DeliverTask {
         task.serialize_field("attempts", &self.attempts)?;
         if self.replay != 0 {
             task.serialize_field("replay", &self.replay)?;
+        }
+        if let Some(trace) = &slim_trace {
+            task.serialize_field("traceparent", trace)?;
         }
         task.end()
     }
@@ -105,6 +111,7 @@ impl DeliverTask {
             delivery_id: DeliveryId::for_event(event.id(), &subscription_id),
             subscription_id,
             event_id: event.id().clone(),
+            trace: event.trace().copied(),
             event: Some(event),
             attempts: 0,
             replay: 0,
@@ -117,6 +124,7 @@ impl DeliverTask {
             delivery_id: delivery.id,
             subscription_id: delivery.subscription_id,
             event_id: delivery.event.id().clone(),
+            trace: delivery.event.trace().copied(),
             event: Some(delivery.event),
             attempts: delivery.attempts,
             replay: delivery.replays,
@@ -167,6 +175,11 @@ impl DeliverTask {
         &self.event_id
     }
 
+    /// The trace context of the event it delivers, if it travels with one.
+    pub fn trace(&self) -> Option<&crate::trace::TraceParent> {
+        self.trace.as_ref()
+    }
+
     /// Attempts already made.
     pub fn attempts(&self) -> u32 {
         self.attempts
@@ -207,6 +220,7 @@ struct TaskWire {
     #[serde(default)]
     replay: u32,
     inbox_id: Option<InboxId>,
+    traceparent: Option<crate::trace::TraceParent>,
 }
 
 #[derive(Deserialize)]
@@ -237,6 +251,9 @@ impl TryFrom<TaskWire> for Task {
                     (None, Some(id)) => id,
                     (None, None) => return Err("a deliver task needs `event` or `event_id`"),
                 },
+                trace: w
+                    .traceparent
+                    .or_else(|| w.event.as_ref().and_then(|e| e.trace().copied())),
                 event: w.event,
                 attempts: w.attempts,
                 replay: w.replay,
@@ -408,6 +425,14 @@ pub trait Queue: Backend {
 
     /// Dead letters the queue keeps.
     async fn dead_letters(&self) -> Result<u64>;
+
+    /// How long the oldest task that is ready to run — due, and not leased — has been
+    /// waiting, on the queue's own clock: the lag an operator alerts on (a sidecar that keeps
+    /// up keeps it near zero). `None` when no task is ready, or when the queue cannot tell:
+    /// the default, for a queue of one's own that does not override it.
+    async fn oldest_pending_age(&self) -> Result<Option<Duration>> {
+        Ok(None)
+    }
 
     /// Queues `tasks`, due at once, in one atomic step: how the inbox queues the processing of
     /// a received webhook ([`Task::Process`]). The default refuses with

@@ -44,6 +44,10 @@ pub struct HttpConfig {
     pub https_only: bool,
     /// Which addresses deliveries may connect to. Default: global addresses only.
     pub address_policy: AddressPolicy,
+    /// Send a W3C `traceparent` header with each attempt (the event's trace, a new span id),
+    /// so a receiver that traces joins the sender's trace. Default `false`: a trace id tells a
+    /// receiver something about the sender it may not need to know.
+    pub send_traceparent: bool,
     resolver: Option<Arc<dyn Resolve>>,
 }
 
@@ -57,6 +61,7 @@ impl fmt::Debug for HttpConfig {
             .field("user_agent", &self.user_agent)
             .field("https_only", &self.https_only)
             .field("address_policy", &self.address_policy)
+            .field("send_traceparent", &self.send_traceparent)
             .field("custom_resolver", &self.resolver.is_some())
             .finish()
     }
@@ -72,6 +77,7 @@ impl Default for HttpConfig {
             user_agent: concat!("fastapihooks/", env!("CARGO_PKG_VERSION")).to_owned(),
             https_only: false,
             address_policy: AddressPolicy::default(),
+            send_traceparent: false,
             resolver: None,
         }
     }

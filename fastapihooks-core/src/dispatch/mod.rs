@@ -121,6 +121,12 @@ impl Dispatcher {
             &secrets,
             &mut headers,
         );
+        if self.http.send_traceparent
+            && let Some(trace) = event.trace()
+            && let Ok(value) = HeaderValue::from_str(&trace.child().to_string())
+        {
+            headers.insert("traceparent", value);
+        }
         let mut response = self
             .client
             .post(sub.url.as_url().clone())

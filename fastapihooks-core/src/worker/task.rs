@@ -144,7 +144,7 @@ pub(super) async fn run<Q: Queue>(ctx: &Ctx<Q>, prefetched: Prefetched) {
         }
         Err(e) => {
             Stats::bump(&ctx.stats.errors);
-            metrics::counter!("fastapihooks_queue_errors_total").increment(1);
+            metrics::counter!(crate::metrics::QUEUE_ERRORS_TOTAL).increment(1);
             tracing::error!(%receipt, kind, error = %e, "task failed; it runs again when its lease expires");
         }
     }
@@ -158,7 +158,7 @@ async fn poison<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, task: &Task, leases: 
         ctx.max_leases
     );
     Stats::bump(&ctx.stats.dead_lettered);
-    metrics::counter!("fastapihooks_poison_tasks_total", "kind" => task.kind()).increment(1);
+    metrics::counter!(crate::metrics::POISON_TASKS_TOTAL, "kind" => task.kind()).increment(1);
     tracing::error!(%receipt, kind = task.kind(), subject = task.subject(), leases, "poison task dead-lettered");
     let dead = Settlement::DeadLetter {
         receipt: receipt.clone(),
@@ -235,11 +235,11 @@ async fn renew<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, kind: &'static str) ->
             Ok(false) => {
                 held = false;
                 Stats::bump(&ctx.stats.leases_lost);
-                metrics::counter!("fastapihooks_leases_lost_total").increment(1);
+                metrics::counter!(crate::metrics::LEASES_LOST_TOTAL).increment(1);
                 tracing::warn!(%receipt, kind, "lease lost while its task runs (the queue was unreachable for longer than the visibility timeout?); another worker may run it too");
             }
             Err(e) => {
-                metrics::counter!("fastapihooks_queue_errors_total").increment(1);
+                metrics::counter!(crate::metrics::QUEUE_ERRORS_TOTAL).increment(1);
                 tracing::warn!(%receipt, kind, error = %e, "could not renew a lease; trying again");
             }
         }
@@ -328,7 +328,11 @@ async fn deliver<Q: Queue>(
     // A task that travels by the event's id takes the payload from the store's copy.
     let event = match (task.event(), &stored) {
         (Some(event), _) => event.clone(),
-        (None, Some(stored)) => stored.event.clone(),
+        // The store keeps no trace context: the task's goes with it.
+        (None, Some(stored)) => match task.trace() {
+            Some(trace) => stored.event.clone().with_trace(*trace),
+            None => stored.event.clone(),
+        },
         (None, None) => {
             let reason = format!(
                 "nothing to send: delivery {} and its event {} are not in the store",
