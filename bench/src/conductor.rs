@@ -9,13 +9,16 @@ use crate::durable::Services;
 use crate::report::{Machine, Report, load_average};
 use crate::scenario::part::{LOAD_CORE, Pinning, taskset_works};
 use crate::scenario::receiver::Receiver;
-use crate::scenario::{Sizes, delivery, fan_out, idle_latency, route_cost, sidecar};
+use crate::scenario::{Sizes, delivery, fan_out, idle_latency, receive, route_cost, sidecar};
 
 /// Which measurements to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Measurement {
     /// Hooked vs unhooked route.
     RouteCost,
+    /// The receive route (`InboxRoute`): webhooks acknowledged/s, the inbox in SQLite and
+    /// PostgreSQL (`--postgres`), beside a route that only verifies.
+    Receive,
     /// Deliveries/s against the raw loop.
     Delivery,
     /// 1 event → 1,000 subscribers.
@@ -47,8 +50,8 @@ pub struct RunArgs {
     /// The services of the durable path (the sidecar, the route-cost rows in PostgreSQL).
     #[command(flatten)]
     services: Services,
-    /// Skip everything that needs PostgreSQL or Redis (the sidecar rows and the route-cost
-    /// rows in PostgreSQL).
+    /// Skip everything that needs PostgreSQL or Redis (the sidecar rows, the route-cost rows
+    /// in PostgreSQL and the receive row in PostgreSQL).
     #[arg(long)]
     without_services: bool,
 }
@@ -90,6 +93,7 @@ async fn conduct(args: RunArgs) -> anyhow::Result<()> {
         sizes: sizes.clone(),
         quick: args.quick,
         route_cost: Vec::new(),
+        receive: Vec::new(),
         delivery: Vec::new(),
         fan_out: Vec::new(),
         sidecar: Vec::new(),
@@ -100,6 +104,9 @@ async fn conduct(args: RunArgs) -> anyhow::Result<()> {
     let measured = async {
         if wanted(Measurement::RouteCost) {
             report.route_cost = route_cost::measure(&receiver, pinning, &sizes, services).await?;
+        }
+        if wanted(Measurement::Receive) {
+            report.receive = receive::measure(pinning, &sizes, services, &scratch).await?;
         }
         if wanted(Measurement::Delivery) {
             report.delivery = delivery::measure(&receiver, pinning, &sizes, &scratch).await?;
@@ -138,7 +145,7 @@ async fn conduct(args: RunArgs) -> anyhow::Result<()> {
             eprintln!("COUNT FAILURE: {f}");
         }
         bail!(
-            "{} count failure(s): deliveries lost or requests failed",
+            "{} count failure(s): deliveries lost, requests failed or inbox rows miscounted",
             failures.len()
         );
     }

@@ -15,6 +15,9 @@
 //!   in process, or publishing to Redis or the PostgreSQL outbox (its orders then written to
 //!   PostgreSQL, unhooked likewise, for a fair comparison);
 //! - `emit`: a process that emits events through the hooks (delivery throughput, fan-out);
+//! - `inbox-app`: the receiving side under test, `POST /webhooks/shop` as `InboxRoute` (verify,
+//!   store in the inbox in SQLite or the run's PostgreSQL schema, queue, 200), or only
+//!   verifying (`--only receive`; no inbox worker runs);
 //! - `raw-loop`: a plain reqwest keep-alive POST loop, the physical limit;
 //! - `receive`: the fast receiver, verifying signatures and counting deliveries by id;
 //! - `load`: the HTTP/1.1 load generator;
@@ -50,6 +53,9 @@ enum Part {
     /// The axum service under test (started by the conductor).
     #[command(hide = true)]
     App(roles::app::AppArgs),
+    /// The receiving side under test (started by the conductor).
+    #[command(hide = true)]
+    InboxApp(roles::inbox_app::InboxAppArgs),
     /// Emits events through the hooks (started by the conductor).
     #[command(hide = true)]
     Emit(roles::emitter::EmitArgs),
@@ -79,6 +85,7 @@ fn main() -> anyhow::Result<()> {
     match cli.part {
         None => conductor::run(cli.run),
         Some(Part::App(args)) => roles::app::run(args),
+        Some(Part::InboxApp(args)) => roles::inbox_app::run(args),
         Some(Part::Emit(args)) => roles::emitter::run(args),
         Some(Part::RawLoop(args)) => roles::raw_loop::run(args),
         Some(Part::Receive(args)) => roles::receiver::run(args),

@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::scenario::{Sizes, delivery, fan_out, idle_latency, route_cost, sidecar};
 
 mod durable;
+mod receive;
 
 /// What the run ran on.
 #[derive(Clone, Debug, Serialize)]
@@ -83,6 +84,8 @@ pub struct Report {
     pub quick: bool,
     /// Route cost rows.
     pub route_cost: Vec<route_cost::RowResult>,
+    /// Receiving rows: the receive route's cost, the inbox in SQLite and PostgreSQL.
+    pub receive: Vec<crate::scenario::receive::RowResult>,
     /// Delivery throughput rows.
     pub delivery: Vec<delivery::RowResult>,
     /// Fan-out results.
@@ -170,6 +173,7 @@ impl Report {
                 }
             }
         }
+        self.receive_failures(&mut failures);
         for row in &self.delivery {
             for (side, runs) in [("ours", &row.ours_runs), ("raw loop", &row.raw_runs)] {
                 for run in runs {
@@ -239,6 +243,7 @@ impl Report {
         if !self.route_cost.is_empty() {
             self.route_cost_table(&mut md);
         }
+        self.receive_table(&mut md);
         if !self.delivery.is_empty() {
             self.delivery_table(&mut md);
         }

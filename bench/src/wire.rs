@@ -28,6 +28,18 @@ pub struct AppDone {
     pub abandoned: usize,
 }
 
+/// The receiving side under test (`inbox-app`), once it has stopped serving.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InboxAppDone {
+    /// User + system CPU time of the whole process, from start to the end of serving.
+    pub cpu_ms: f64,
+    /// Of that, before it listened: the runtime, the pool's first connection, the check that
+    /// the migrations are applied.
+    pub startup_cpu_ms: f64,
+    /// Peak resident set size (VmHWM).
+    pub peak_rss_kib: u64,
+}
+
 /// The emitting process, once its deliveries have drained.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct EmitDone {
@@ -184,6 +196,14 @@ impl Signature {
 
 /// The benchmark's signing secret (loopback only; not a secret).
 pub const SECRET: &str = "bench-secret";
+
+/// The secret the receive rows' webhooks are signed with (Standard Webhooks form: `whsec_` and
+/// base64; loopback only, not a secret).
+pub const INBOX_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+/// The sender the receive rows' webhooks come from: the inbox's source.
+pub const INBOX_SOURCE: &str = "shop";
+/// Where the receive rows' webhooks are posted.
+pub const INBOX_PATH: &str = "/webhooks/shop";
 
 /// The JSON body the route receives and the payload the emitter emits: an order as the
 /// quickstart makes them (about 80 bytes).

@@ -1,9 +1,11 @@
 //! `fastapihooks-bench --quick` as a test: every part starts, every measurement completes, and
-//! the counts are exact (no delivery lost or badly signed, no request failed). No timing is
-//! asserted: the quick sizes are too small for the figures to mean anything.
+//! the counts are exact (no delivery lost or badly signed, no request failed, one inbox row and
+//! one inbox-queue row per webhook acknowledged). No timing is asserted: the quick sizes are
+//! too small for the figures to mean anything.
 //!
-//! It includes the durable path (the sidecar rows, the route-cost rows in PostgreSQL), so it
-//! needs PostgreSQL and Redis (`--postgres`, `--redis`: 127.0.0.1 by default).
+//! It includes the durable path (the sidecar rows, the route-cost and receive rows in
+//! PostgreSQL), so it needs PostgreSQL and Redis (`--postgres`, `--redis`: 127.0.0.1 by
+//! default).
 
 use std::process::Command;
 
@@ -34,6 +36,41 @@ fn the_quick_benchmark_completes_with_exact_counts() {
     assert_eq!(json["fan_out"][0]["accounting"]["delivered"], 1000);
     // Unhooked and background × 2; in PostgreSQL: unhooked, Redis, outbox.
     assert_eq!(json["route_cost"].as_array().map(Vec::len), Some(6));
+
+    // Receiving: verify only; the inbox in SQLite (new webhooks, duplicates) and PostgreSQL.
+    let receive = json["receive"].as_array().expect("receive rows");
+    let storage: Vec<_> = receive
+        .iter()
+        .map(|r| (r["row"]["storage"].as_str(), r["row"]["same_id"].as_bool()))
+        .collect();
+    assert_eq!(
+        storage,
+        [
+            (Some("verify-only"), Some(false)),
+            (Some("sqlite"), Some(false)),
+            (Some("sqlite"), Some(true)),
+            (Some("postgres"), Some(false)),
+        ]
+    );
+    for row in receive {
+        for run in row["runs"].as_array().expect("receive runs") {
+            let acknowledged = run["acknowledged"].as_u64();
+            assert!(acknowledged.is_some_and(|n| n > 0), "{row}");
+            assert_eq!(run["failed"], 0, "{row}");
+            if row["row"]["storage"] == "verify-only" {
+                assert!(run["inbox_rows"].is_null(), "{row}");
+                continue;
+            }
+            let expected = if row["row"]["same_id"] == true {
+                Some(1)
+            } else {
+                acknowledged
+            };
+            assert_eq!(run["expected_rows"].as_u64(), expected, "{row}");
+            assert_eq!(run["inbox_rows"].as_u64(), expected, "{row}");
+            assert_eq!(run["queue_rows"].as_u64(), expected, "{row}");
+        }
+    }
 
     let sidecar = json["sidecar"].as_array().expect("sidecar rows");
     assert_eq!(

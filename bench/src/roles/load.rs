@@ -4,16 +4,26 @@
 //! It is written against raw sockets (the request is pre-encoded, answers are parsed with
 //! `httparse`) so that it costs less per request than the server it measures: on the shared
 //! 2-core machine it must not be the limit. Its CPU time is reported so the conductor can tell.
+//!
+//! With `--webhooks SECRET` it sends webhooks instead (the receive rows): each request signed
+//! with Standard Webhooks as it is encoded, under a `webhook-id` of its own (`--same-id`: all
+//! under one), so that every request is a new webhook. The signing is in its reported CPU, and
+//! happens before the request's latency clock starts.
 
-use std::time::{Duration, Instant};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
+use fastapihooks::Secret;
+use fastapihooks::signing::{SignInput, SignatureScheme};
 use hdrhistogram::Histogram;
+use http::HeaderMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::proc_stats::own_cpu_ms;
-use crate::wire::{LoadDone, order};
+use crate::wire::{EVENT_NAME, LoadDone, order};
 
 /// Arguments of the `load` part.
 #[derive(Debug, Args)]
@@ -33,6 +43,85 @@ pub struct LoadArgs {
     /// A bound on the requests each connection sends, whatever the duration.
     #[arg(long, default_value_t = 2_000_000)]
     max_requests_per_connection: u64,
+    /// The path requests are posted to.
+    #[arg(long, default_value = "/orders")]
+    path: String,
+    /// Send Standard Webhooks signed with this secret: each request signed as it is encoded,
+    /// under a `webhook-id` of its own.
+    #[arg(long)]
+    webhooks: Option<String>,
+    /// With `--webhooks`: every request under the same `webhook-id` (the duplicate path).
+    #[arg(long, requires = "webhooks")]
+    same_id: bool,
+}
+
+/// What the connections send.
+#[derive(Clone, Debug)]
+enum Requests {
+    /// The same pre-encoded request, every time.
+    Fixed(Arc<[u8]>),
+    /// Webhooks, each encoded and signed as it is sent.
+    Webhooks(Arc<Webhooks>),
+}
+
+/// The parts of every webhook request; each request adds its id, timestamp and signature.
+#[derive(Debug)]
+struct Webhooks {
+    /// The request line and the headers every request shares (`content-length` included).
+    head: Vec<u8>,
+    body: Vec<u8>,
+    secret: Secret,
+    same_id: bool,
+}
+
+/// A connection's buffers for encoding webhooks, reused from one request to the next.
+#[derive(Debug, Default)]
+struct Encoding {
+    id: String,
+    headers: HeaderMap,
+    request: Vec<u8>,
+}
+
+impl Webhooks {
+    /// Request `n` of `connection`, signed now, encoded into `encoding.request`.
+    fn encode<'a>(&self, connection: usize, n: u64, encoding: &'a mut Encoding) -> &'a [u8] {
+        let Encoding {
+            id,
+            headers,
+            request,
+        } = encoding;
+        id.clear();
+        if self.same_id {
+            id.push_str("msg_same");
+        } else {
+            let _ = write!(id, "msg_{connection}_{n}");
+        }
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        headers.clear();
+        SignatureScheme::StandardWebhooks.signer().sign(
+            &SignInput {
+                delivery_id: id,
+                event_name: EVENT_NAME,
+                timestamp,
+                body: &self.body,
+            },
+            &[&self.secret],
+            headers,
+        );
+        request.clear();
+        request.extend_from_slice(&self.head);
+        for (name, value) in headers.iter() {
+            request.extend_from_slice(name.as_str().as_bytes());
+            request.extend_from_slice(b": ");
+            request.extend_from_slice(value.as_bytes());
+            request.extend_from_slice(b"\r\n");
+        }
+        request.extend_from_slice(b"\r\n");
+        request.extend_from_slice(&self.body);
+        request
+    }
 }
 
 #[derive(Debug)]
@@ -52,25 +141,47 @@ pub fn run(args: LoadArgs) -> anyhow::Result<()> {
 }
 
 async fn load(args: LoadArgs) -> anyhow::Result<()> {
-    let body = serde_json::to_vec(&order(1)["order"])?;
-    let mut request = format!(
-        "POST /orders HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-        args.addr,
-        body.len()
-    )
-    .into_bytes();
-    request.extend_from_slice(&body);
-    let request: std::sync::Arc<[u8]> = request.into();
+    let requests = match &args.webhooks {
+        None => {
+            let body = serde_json::to_vec(&order(1)["order"])?;
+            let mut request = format!(
+                "POST {} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+                args.path,
+                args.addr,
+                body.len()
+            )
+            .into_bytes();
+            request.extend_from_slice(&body);
+            Requests::Fixed(request.into())
+        }
+        Some(secret) => {
+            // The whole order, as the emitter's payload.
+            let body = serde_json::to_vec(&order(1))?;
+            let head = format!(
+                "POST {} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+                args.path,
+                args.addr,
+                body.len()
+            )
+            .into_bytes();
+            Requests::Webhooks(Arc::new(Webhooks {
+                head,
+                body,
+                secret: Secret::new(secret.as_str())?,
+                same_id: args.same_id,
+            }))
+        }
+    };
     let cpu_before = own_cpu_ms();
     let start = Instant::now();
     let measure_from = start + Duration::from_millis(args.warmup_ms);
     let measure_until = measure_from + Duration::from_millis(args.duration_ms);
     let mut connections = tokio::task::JoinSet::new();
-    for _ in 0..args.connections {
-        let (addr, request) = (args.addr.clone(), request.clone());
+    for index in 0..args.connections {
+        let (addr, requests) = (args.addr.clone(), requests.clone());
         let max = args.max_requests_per_connection;
         connections.spawn(async move {
-            connection(&addr, &request, measure_from, measure_until, max).await
+            connection(&addr, index, &requests, measure_from, measure_until, max).await
         });
     }
     let mut all = Tally::new()?;
@@ -106,10 +217,12 @@ impl Tally {
     }
 }
 
-/// One keep-alive connection in a closed loop until `until` (or `max` requests).
+/// One keep-alive connection (number `index`) in a closed loop until `until` (or `max`
+/// requests).
 async fn connection(
     addr: &str,
-    request: &[u8],
+    index: usize,
+    requests: &Requests,
     measure_from: Instant,
     until: Instant,
     max: u64,
@@ -118,7 +231,12 @@ async fn connection(
     let mut stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let mut buf = Vec::with_capacity(4096);
-    for _ in 0..max {
+    let mut encoding = Encoding::default();
+    for n in 0..max {
+        let request: &[u8] = match requests {
+            Requests::Fixed(request) => request,
+            Requests::Webhooks(webhooks) => webhooks.encode(index, n, &mut encoding),
+        };
         let sent_at = Instant::now();
         if sent_at >= until {
             break;

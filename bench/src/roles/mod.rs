@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod emitter;
+pub mod inbox_app;
 pub mod load;
 pub mod orders;
 pub mod raw_loop;

@@ -6,6 +6,7 @@ pub mod delivery;
 pub mod fan_out;
 pub mod idle_latency;
 pub mod part;
+pub mod receive;
 pub mod receiver;
 pub mod route_cost;
 pub mod sidecar;
