@@ -52,6 +52,7 @@ pub use fastapihooks_axum::HookTransaction;
 pub use fastapihooks_axum::{
     Hook, HookContext, HookService, Hooks, HooksBuilder, HooksPublisherBuilder, Problem,
 };
+pub use fastapihooks_core::metrics;
 pub use fastapihooks_core::{
     AllowHint, Attempt, AttemptErrorKind, AttemptId, AttemptOutcome, Auth, Backend,
     BackgroundConfig, BackgroundTaskBackend, Delivery, DeliveryId, DeliveryQuery, DeliveryStatus,

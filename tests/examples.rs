@@ -8,6 +8,9 @@ pub mod custom_backend;
 #[path = "../examples/custom_store.rs"]
 #[allow(dead_code, reason = "the example's `main` is not called here")]
 pub mod custom_store;
+#[path = "../examples/metrics.rs"]
+#[allow(dead_code, reason = "the example's `main` is not called here")]
+pub mod metrics_example;
 #[path = "../examples/receive_github.rs"]
 #[allow(dead_code, reason = "the example's `main` is not called here")]
 pub mod receive_github;
@@ -283,4 +286,41 @@ async fn receive_own_webhooks_keeps_the_newer_version_of_an_order_and_skips_the_
     assert_eq!((order.version, order.status.as_str()), (2, "shipped"));
     let skipped: Vec<i64> = outcome.skipped.iter().map(|o| o.version).collect();
     assert_eq!(skipped, [1]);
+}
+
+/// On a current-thread runtime every task runs on the test's thread, so the example's recorder
+/// is set for this thread only: no global recorder for the other tests of this binary.
+#[tokio::test]
+async fn metrics_example_serves_the_hook_metrics_after_a_hooked_request() {
+    let recorder = metrics_example::prometheus().unwrap().build_recorder();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    let scrape = metrics_example::demo(recorder.handle()).await.unwrap();
+    for line in [
+        r#"fastapihooks_events_published_total{event="order.created"} 1"#,
+        r#"fastapihooks_deliveries_total{outcome="delivered"} 1"#,
+        "fastapihooks_deliveries_planned_total 1",
+        "# TYPE fastapihooks_attempt_duration_seconds histogram",
+        "fastapihooks_attempt_duration_seconds_count 1",
+        "# TYPE fastapihooks_fanout_subscriptions histogram",
+        r#"fastapihooks_fanout_subscriptions_bucket{le="1"} 1"#,
+        "fastapihooks_publish_duration_seconds_count 1",
+    ] {
+        assert!(
+            scrape.lines().any(|l| l == line),
+            "no `{line}` in:\n{scrape}"
+        );
+    }
+    // What is served is what the catalogue says: type and help text of each metric.
+    for spec in fastapihooks::metrics::ALL {
+        if !scrape.contains(&format!("\n{} ", spec.name))
+            && !scrape.contains(&format!("\n{}{{", spec.name))
+            && !scrape.contains(&format!("\n{}_count", spec.name))
+        {
+            continue; // not recorded by this exchange
+        }
+        let kind = format!("# TYPE {} {}", spec.name, spec.kind.as_str());
+        let help = format!("# HELP {} {}", spec.name, spec.description);
+        assert!(scrape.contains(&kind), "no `{kind}` in:\n{scrape}");
+        assert!(scrape.contains(&help), "no `{help}` in:\n{scrape}");
+    }
 }

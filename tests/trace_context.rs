@@ -19,9 +19,12 @@ use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::registry::LookupSpan;
 
-/// The spans seen: name and the fields recorded on them, by span.
+/// A span seen: its name and the fields recorded on it.
+type Seen = (String, HashMap<String, String>);
+
+/// The spans seen, by span id.
 #[derive(Default)]
-struct Spans(Mutex<HashMap<u64, (String, HashMap<String, String>)>>);
+struct Spans(Mutex<HashMap<u64, Seen>>);
 
 impl Spans {
     fn with_field(&self, name: &str, field: &str, value: &str) -> usize {

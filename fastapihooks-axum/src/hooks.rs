@@ -228,6 +228,12 @@ impl HooksBuilder {
         self.map(|b| b.max_payload_bytes(limit))
     }
 
+    /// Adds a `subscription` label to the delivery and attempt metrics. Off by default
+    /// (cardinality): see [`EmitterBuilder::metrics_per_subscription`].
+    pub fn metrics_per_subscription(self, on: bool) -> Self {
+        self.map(|b| b.metrics_per_subscription(on))
+    }
+
     /// Called by a hooked route with each event it could not publish (after brief retries),
     /// so the application can keep it itself. See [`Hook`] for what the client gets.
     pub fn on_publish_error(mut self, f: impl Fn(&Event, &Error) + Send + Sync + 'static) -> Self {

@@ -37,7 +37,7 @@ pub(crate) async fn publish(hook: &Hook, event: Event) -> bool {
 /// Surfaces an event that was not published: a metric, an error log naming the event, and the
 /// application's `on_publish_error` callback (through which it can keep the event itself).
 pub(crate) fn publish_failed(hook: &Hook, event: &Event, error: &Error, tries: u32) {
-    metrics::counter!("fastapihooks_publish_failed_total", "event" => event.name().to_string())
+    metrics::counter!(fastapihooks_core::metrics::PUBLISH_FAILED_TOTAL, "event" => event.name().to_string())
         .increment(1);
     tracing::error!(
         event_id = %event.id(),

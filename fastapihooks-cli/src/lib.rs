@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod commands;
+mod http;
 pub mod logging;
 pub mod output;
 pub mod retention;

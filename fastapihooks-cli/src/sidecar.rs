@@ -17,7 +17,9 @@
 //! ```
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use fastapihooks_core::health::HealthPolicy;
@@ -25,7 +27,9 @@ use fastapihooks_core::signing::Signer;
 use fastapihooks_core::worker::CancellationToken;
 use fastapihooks_core::{
     Emitter, HttpConfig, Queue, RetryPolicy, Secret, Store, Worker, WorkerConfig, WorkerReport,
+    WorkerStatus,
 };
+pub use metrics_exporter_prometheus::PrometheusHandle;
 
 pub use crate::retention::Retention;
 
@@ -55,6 +59,23 @@ pub struct SidecarConfig {
     /// How long delivered history is kept: pruned in the background while the sidecar runs
     /// (`fastapihooks start --retain`). `None` (the default): kept for ever.
     pub retention: Option<Retention>,
+    /// The operator port: `/metrics`, `/healthz` and `/readyz` on this address while the
+    /// sidecar runs (`fastapihooks start --metrics-addr`); port 0 picks a free port, logged as
+    /// `operator port listening on http://ADDR`. `None` (the default): no port.
+    pub metrics_addr: Option<SocketAddr>,
+    /// What `/metrics` renders: the handle of the Prometheus recorder the program installed
+    /// (`fastapihooks start --metrics-addr` installs one). `None`: `/metrics` answers 404 —
+    /// this library never installs a global recorder —, `/healthz` and `/readyz` still answer.
+    pub prometheus: Option<PrometheusHandle>,
+    /// How often a progress line is logged while the sidecar works (what it delivered,
+    /// retried and dead-lettered since the last line, per second, and the queue depth);
+    /// nothing while it is idle but one `idle` line. `None` (the default) or zero: never
+    /// (`fastapihooks start --progress-every`, 60 s there).
+    pub progress_every: Option<Duration>,
+    /// Adds a `subscription` label to the delivery and attempt metrics (`fastapihooks start
+    /// --metrics-per-subscription`); off by default for cardinality, see
+    /// [`EmitterBuilder::metrics_per_subscription`](fastapihooks_core::EmitterBuilder::metrics_per_subscription).
+    pub metrics_per_subscription: bool,
 }
 
 impl SidecarConfig {
@@ -75,6 +96,21 @@ impl SidecarConfig {
     /// sidecar runs ([`Retention`]).
     pub fn retention(mut self, retention: Retention) -> Self {
         self.retention = Some(retention);
+        self
+    }
+
+    /// Serves the operator port on `addr` ([`metrics_addr`](Self::metrics_addr)), rendering
+    /// `/metrics` from `prometheus` when given.
+    pub fn operator_port(mut self, addr: SocketAddr, prometheus: Option<PrometheusHandle>) -> Self {
+        self.metrics_addr = Some(addr);
+        self.prometheus = prometheus;
+        self
+    }
+
+    /// Logs a progress line every `every` while the sidecar works
+    /// ([`progress_every`](Self::progress_every)).
+    pub fn progress_every(mut self, every: Duration) -> Self {
+        self.progress_every = Some(every);
         self
     }
 
@@ -154,7 +190,8 @@ pub async fn run_sidecar_until<Q: Queue>(
         .shared_store(store)
         .http(config.http)
         .retry(config.retry)
-        .endpoint_health(config.health);
+        .endpoint_health(config.health)
+        .metrics_per_subscription(config.metrics_per_subscription);
     if let Some(secret) = config.secret {
         builder = builder.secret(secret);
     }
@@ -167,18 +204,148 @@ pub async fn run_sidecar_until<Q: Queue>(
     let engine = builder
         .build_engine()
         .context("cannot build the delivery engine")?;
-    let worker =
-        Worker::new(queue, engine, config.worker).context("cannot start the sidecar worker")?;
+    let worker = Worker::new(Arc::clone(&queue), engine, config.worker)
+        .context("cannot start the sidecar worker")?;
+    let status = worker.status();
+    // Before the worker runs, so a probe answers from the start.
+    let operator = match config.metrics_addr {
+        Some(addr) => {
+            let operator = crate::http::Operator {
+                stall_limit: crate::http::stall_limit(queue.visibility_timeout()),
+                queue: Arc::clone(&queue),
+                store: Arc::clone(&retention_store),
+                worker: status.clone(),
+                prometheus: config.prometheus,
+            };
+            Some(crate::http::serve(addr, operator, shutdown.clone()).await?)
+        }
+        None => None,
+    };
+    let progress = config
+        .progress_every
+        .filter(|every| !every.is_zero())
+        .map(|every| tokio::spawn(log_progress(queue, status, every, shutdown.clone())));
     tracing::info!("sidecar started");
     let retention = config
         .retention
         .map(|r| crate::retention::spawn(r, retention_store, shutdown.clone()));
     let report = worker.run(shutdown).await;
-    if let Some(retention) = retention {
-        // It stops at the shutdown by itself; never waited for.
-        retention.abort();
+    // Each stops at the shutdown by itself; never waited for.
+    for task in [retention, operator, progress].into_iter().flatten() {
+        task.abort();
     }
     Ok(report)
+}
+
+/// Every `every` until `shutdown`, one info line of what the worker did since the last one
+/// ([`Progress`]) — only when it did something; the first time it did nothing, one `idle` line.
+async fn log_progress<Q: Queue>(
+    queue: Arc<Q>,
+    status: WorkerStatus,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last = (status.report(), tokio::time::Instant::now());
+    let mut idle = false;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let now = (status.report(), tokio::time::Instant::now());
+        let progress = Progress::between(&last.0, &now.0, now.1 - last.1);
+        last = now;
+        if progress.is_idle() {
+            if !idle {
+                tracing::info!(
+                    "idle: nothing delivered, retried or dead-lettered since the last line"
+                );
+                idle = true;
+            }
+            continue;
+        }
+        idle = false;
+        let depth = tokio::time::timeout(Duration::from_secs(2), queue.depth())
+            .await
+            .ok()
+            .and_then(Result::ok);
+        progress.log(depth);
+    }
+}
+
+/// What the worker did between two of its reports, `over` apart.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Progress {
+    delivered: u64,
+    retried: u64,
+    dead_lettered: u64,
+    fanned_out: u64,
+    skipped: u64,
+    errors: u64,
+    over: Duration,
+}
+
+impl Progress {
+    fn between(before: &WorkerReport, after: &WorkerReport, over: Duration) -> Self {
+        Self {
+            delivered: after.delivered.saturating_sub(before.delivered),
+            retried: after.retried.saturating_sub(before.retried),
+            dead_lettered: after.dead_lettered.saturating_sub(before.dead_lettered),
+            fanned_out: after.fanned_out.saturating_sub(before.fanned_out),
+            skipped: after.skipped.saturating_sub(before.skipped),
+            errors: after.errors.saturating_sub(before.errors),
+            over,
+        }
+    }
+
+    fn is_idle(&self) -> bool {
+        self.delivered == 0
+            && self.retried == 0
+            && self.dead_lettered == 0
+            && self.fanned_out == 0
+            && self.skipped == 0
+            && self.errors == 0
+    }
+
+    /// `n` per second over the interval, to two decimals.
+    fn per_second(&self, n: u64) -> f64 {
+        let seconds = self.over.as_secs_f64();
+        if seconds <= 0.0 {
+            return 0.0;
+        }
+        (n as f64 / seconds * 100.0).round() / 100.0
+    }
+
+    /// The line itself: the counts as fields too (`fields.delivered`, … in JSON logs).
+    fn log(&self, queue_depth: Option<u64>) {
+        let depth = queue_depth.map_or_else(|| "unknown".to_owned(), |n| n.to_string());
+        tracing::info!(
+            delivered = self.delivered,
+            delivered_per_second = self.per_second(self.delivered),
+            retried = self.retried,
+            retried_per_second = self.per_second(self.retried),
+            dead_lettered = self.dead_lettered,
+            dead_lettered_per_second = self.per_second(self.dead_lettered),
+            fanned_out = self.fanned_out,
+            skipped = self.skipped,
+            errors = self.errors,
+            queue_depth,
+            interval_seconds = self.over.as_secs_f64().round(),
+            "progress: delivered {} ({}/s), retried {} ({}/s), dead-lettered {} ({}/s), fanned out {}, skipped {}, errors {}, queue depth {depth} in the last {}",
+            self.delivered,
+            self.per_second(self.delivered),
+            self.retried,
+            self.per_second(self.retried),
+            self.dead_lettered,
+            self.per_second(self.dead_lettered),
+            self.fanned_out,
+            self.skipped,
+            self.errors,
+            humantime::format_duration(Duration::from_secs(self.over.as_secs_f64().round() as u64)),
+        );
+    }
 }
 
 /// Cancels `shutdown` on the first SIGTERM or SIGINT; on the second, sends its name through the
@@ -233,5 +400,33 @@ fn shutdown_on_signal(
             }
         });
         Ok((task, aborted))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn progress_counts_what_happened_between_two_reports_and_per_second() {
+        let before = WorkerReport {
+            delivered: 10,
+            retried: 1,
+            ..WorkerReport::default()
+        };
+        let after = WorkerReport {
+            delivered: 130,
+            retried: 4,
+            dead_lettered: 1,
+            ..WorkerReport::default()
+        };
+        let progress = Progress::between(&before, &after, Duration::from_secs(60));
+        assert_eq!(progress.delivered, 120);
+        assert_eq!(progress.retried, 3);
+        assert_eq!(progress.dead_lettered, 1);
+        assert_eq!(progress.per_second(progress.delivered), 2.0);
+        assert_eq!(progress.per_second(progress.retried), 0.05);
+        assert!(!progress.is_idle());
+        assert!(Progress::between(&after, &after, Duration::from_secs(60)).is_idle());
     }
 }

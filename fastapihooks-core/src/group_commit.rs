@@ -126,7 +126,7 @@ async fn flusher<Req: Send + 'static, Out: Send + 'static>(
                     })
                     .collect();
             }
-            metrics::histogram!("fastapihooks_group_commit_batch_size", "op" => what)
+            metrics::histogram!(crate::metrics::GROUP_COMMIT_BATCH_REQUESTS, "op" => what)
                 .record(asked as f64);
             for (reply, output) in replies.into_iter().zip(outputs) {
                 // A caller that gave up is not waiting; its write still happened.

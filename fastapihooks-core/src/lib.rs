@@ -29,8 +29,8 @@ pub mod event;
 pub mod fanout;
 mod group_commit;
 pub mod health;
-pub mod inbox;
 pub mod id;
+pub mod inbox;
 pub mod metrics;
 pub mod ops_events;
 pub mod publisher;
@@ -52,10 +52,10 @@ pub use backend::{
     Backend, BackgroundConfig, BackgroundTaskBackend, DeliverTask, Leased, ProcessTask, Queue,
     Receipt, ShutdownReport, Task,
 };
-#[cfg(feature = "redis")]
-pub use backend::{RedisBackend, RedisConfig};
 #[cfg(feature = "sql")]
 pub use backend::{OutboxTable, SqlBackend, SqlOutboxConfig};
+#[cfg(feature = "redis")]
+pub use backend::{RedisBackend, RedisConfig};
 pub use delivery::{Attempt, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryStatus};
 pub use dispatch::{AllowHint, HttpConfig};
 pub use emitter::{Emitter, EmitterBuilder};

@@ -114,12 +114,12 @@ impl OpsEvents {
         let id = event.id().clone();
         match self.sink.publish(event).await {
             Ok(()) => {
-                metrics::counter!("fastapihooks_ops_events_total", "name" => name.to_owned())
+                metrics::counter!(crate::metrics::OPS_EVENTS_TOTAL, "event" => name.to_owned())
                     .increment(1);
             }
             // Not silent: logged and counted, and what it reports is in the store regardless.
             Err(e) => {
-                metrics::counter!("fastapihooks_ops_events_failed_total", "name" => name.to_owned())
+                metrics::counter!(crate::metrics::OPS_EVENTS_FAILED_TOTAL, "event" => name.to_owned())
                     .increment(1);
                 tracing::error!(name, event = %id, error = %e, "operational event not published");
             }

@@ -233,3 +233,61 @@ async fn a_stopped_consumer_without_leases_is_forgotten() {
         "not before it was idle for about the configured 600 ms"
     );
 }
+
+#[tokio::test]
+async fn the_oldest_pending_age_grows_while_a_task_waits_and_is_none_when_empty() {
+    let Some(url) = redis_url("the_oldest_pending_age_grows_while_a_task_waits").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "lag");
+    let queue = keys.backend().await;
+    assert_eq!(queue.oldest_pending_age().await.unwrap(), None, "empty");
+    // Before any sidecar made the consumer group, every entry waits.
+    queue.publish(event()).await.unwrap();
+    let first = queue
+        .oldest_pending_age()
+        .await
+        .unwrap()
+        .expect("a task waits");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let later = queue
+        .oldest_pending_age()
+        .await
+        .unwrap()
+        .expect("it still waits");
+    assert!(
+        later >= first + Duration::from_millis(250),
+        "{first:?}, then {later:?}"
+    );
+    assert!(later < Duration::from_secs(30), "{later:?}");
+
+    let leased = lease_one(&*queue).await;
+    assert_eq!(
+        queue.oldest_pending_age().await.unwrap(),
+        None,
+        "a leased task is not waiting"
+    );
+    let delay = Duration::from_millis(200);
+    assert!(
+        queue
+            .retry_in(&leased.receipt, &leased.task, delay)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        queue.oldest_pending_age().await.unwrap(),
+        None,
+        "a retry not yet due is not waiting"
+    );
+    tokio::time::sleep(delay + Duration::from_millis(300)).await;
+    let due = queue
+        .oldest_pending_age()
+        .await
+        .unwrap()
+        .expect("a due retry waits, before a lease call moves it back into its stream");
+    assert!(due >= Duration::from_millis(200), "{due:?}");
+    let again = lease_one(&*queue).await;
+    assert_eq!(again.task, leased.task);
+    assert!(queue.ack(&again.receipt).await.unwrap());
+    assert_eq!(queue.oldest_pending_age().await.unwrap(), None, "drained");
+}

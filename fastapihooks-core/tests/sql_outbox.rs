@@ -177,6 +177,49 @@ mod behaviours {
         assert_eq!(back[0].task, retried, "the updated task comes back");
     }
 
+    pub(crate) async fn the_oldest_pending_age_grows_while_a_task_waits_and_is_none_when_empty(
+        store: SqlStore,
+    ) {
+        let outbox = outbox(&store);
+        assert_eq!(outbox.oldest_pending_age().await.unwrap(), None, "empty");
+        outbox.publish(event(1)).await.unwrap();
+        let first = outbox
+            .oldest_pending_age()
+            .await
+            .unwrap()
+            .expect("a task waits");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let later = outbox
+            .oldest_pending_age()
+            .await
+            .unwrap()
+            .expect("it still waits");
+        assert!(
+            later >= first + Duration::from_millis(250),
+            "{first:?}, then {later:?}"
+        );
+        assert!(later < Duration::from_secs(30), "{later:?}");
+
+        let leased = outbox.lease(1).await.unwrap().remove(0);
+        assert_eq!(
+            outbox.oldest_pending_age().await.unwrap(),
+            None,
+            "a leased task is not waiting"
+        );
+        let later_retry = Duration::from_secs(3600);
+        assert!(
+            outbox
+                .retry_in(&leased.receipt, &leased.task, later_retry)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            outbox.oldest_pending_age().await.unwrap(),
+            None,
+            "a retry not yet due is not waiting"
+        );
+    }
+
     pub(crate) async fn a_dead_letter_is_kept_and_never_leased_again(store: SqlStore) {
         let outbox = outbox(&store);
         outbox.publish(event(1)).await.unwrap();
@@ -415,6 +458,7 @@ macro_rules! outbox_behaviours {
             replace_swaps_the_event_for_its_delivery_tasks,
             a_retry_comes_back_after_its_delay_and_not_before,
             a_dead_letter_is_kept_and_never_leased_again,
+            the_oldest_pending_age_grows_while_a_task_waits_and_is_none_when_empty,
             pruning_dead_letters_removes_only_those_dead_before_the_cut_off,
             concurrent_leases_take_disjoint_rows,
             a_batch_of_settlements_settles_each_lease_it_still_holds,

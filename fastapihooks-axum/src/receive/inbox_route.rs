@@ -184,11 +184,11 @@ impl InboxRoute {
                         tracing::error!(inbox = %entry.id, source = %entry.source, error = %e, "webhook stored but its processing not queued; the inbox worker's sweep of stranded entries queues it")
                     }
                 }
-                metrics::counter!("fastapihooks_inbox_received_total", "source" => self.source.to_string()).increment(1);
+                metrics::counter!(fastapihooks_core::metrics::INBOX_RECEIVED_TOTAL, "source" => self.source.to_string()).increment(1);
             }
             Received::Duplicate(entry) => {
                 tracing::info!(inbox = %entry.id, source = %entry.source, external_id = %entry.external_id, status = %entry.status, "duplicate webhook acknowledged, not processed again");
-                metrics::counter!("fastapihooks_inbox_duplicates_total", "source" => self.source.to_string()).increment(1);
+                metrics::counter!(fastapihooks_core::metrics::INBOX_DUPLICATES_TOTAL, "source" => self.source.to_string()).increment(1);
             }
         }
         StatusCode::OK.into_response()

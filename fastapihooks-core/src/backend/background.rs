@@ -201,7 +201,7 @@ impl Backend for BackgroundTaskBackend {
         match self.tx.send_timeout(event, self.publish_timeout).await {
             Ok(()) => Ok(()),
             Err(mpsc::error::SendTimeoutError::Timeout(event)) => {
-                metrics::counter!("fastapihooks_publish_rejected_total", "reason" => "queue_full")
+                metrics::counter!(crate::metrics::PUBLISH_REJECTED_TOTAL, "reason" => "queue_full")
                     .increment(1);
                 tracing::error!(event = %event.id(), name = %event.name(), "queue full: event not accepted");
                 Err(Error::QueueFull {
@@ -417,7 +417,7 @@ async fn fan_out_through_outages(
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = pool.abort.cancelled() => {
-                        metrics::counter!("fastapihooks_fanout_abandoned_total").increment(1);
+                        metrics::counter!(crate::metrics::FANOUT_ABANDONED_TOTAL).increment(1);
                         tracing::error!(event = %event.id(), name = %event.name(), failures, "shutdown deadline passed while the store was unreachable: event abandoned before fan-out");
                         return None;
                     }
@@ -452,7 +452,7 @@ async fn deliver(
             if pool.abort.is_cancelled() {
                 return abandoned();
             }
-            metrics::gauge!("fastapihooks_attempts_in_flight").increment(1.0);
+            metrics::gauge!(crate::metrics::ATTEMPTS_IN_FLIGHT).increment(1.0);
             // Raced against the abort: past the shutdown deadline an attempt in flight is
             // dropped (its request with it) rather than outliving `shutdown`.
             let step = tokio::select! {
@@ -461,7 +461,7 @@ async fn deliver(
                 step = pool.engine.attempt(&mut delivery, &subscription) => Some(step.next),
                 _ = pool.abort.cancelled() => None,
             };
-            metrics::gauge!("fastapihooks_attempts_in_flight").decrement(1.0);
+            metrics::gauge!(crate::metrics::ATTEMPTS_IN_FLIGHT).decrement(1.0);
             match step {
                 Some(step) => step,
                 None => return abandoned(),

@@ -6,9 +6,9 @@
 //! outbox in the application's own database (feature `sql`).
 
 mod background;
-mod process_task;
 #[cfg(any(feature = "redis", feature = "sql"))]
 mod open;
+mod process_task;
 mod queue;
 #[cfg(feature = "redis")]
 pub mod redis;

@@ -261,12 +261,12 @@ impl<Q: Queue> Worker<Q> {
             let ctx = ctx.clone();
             let abort = abort.clone();
             tracker.spawn(async move {
-                metrics::gauge!("fastapihooks_worker_tasks_in_flight").increment(1.0);
+                metrics::gauge!(crate::metrics::WORKER_TASKS_IN_FLIGHT).increment(1.0);
                 tokio::select! {
                     _ = abort.cancelled() => {}
                     _ = task::run(&ctx, next) => {}
                 }
-                metrics::gauge!("fastapihooks_worker_tasks_in_flight").decrement(1.0);
+                metrics::gauge!(crate::metrics::WORKER_TASKS_IN_FLIGHT).decrement(1.0);
                 drop(permit);
             });
         }

@@ -71,7 +71,7 @@ pub(super) async fn lease_ahead<Q: Queue>(
                 failures += 1;
                 let pause = backoff(failures);
                 tracing::error!(error = %e, ?pause, "leasing failed; retrying");
-                metrics::counter!("fastapihooks_queue_errors_total").increment(1);
+                metrics::counter!(crate::metrics::QUEUE_ERRORS_TOTAL).increment(1);
                 drop(room);
                 tokio::select! {
                     _ = shutdown.cancelled() => return,

@@ -12,6 +12,7 @@
 //! ```
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -185,6 +186,24 @@ pub struct StartArgs {
         env = "FASTAPIHOOKS_STORE_CONNECTIONS"
     )]
     pub store_connections: u32,
+    /// Serve the operator port on this address: `/metrics` (Prometheus text), `/healthz` (200
+    /// while the process is up) and `/readyz` (200 when the queue and the store answer and the
+    /// worker makes progress, else 503 naming what does not). It serves no secret and changes
+    /// nothing, so it may listen where Prometheus scrapes it from another host (`0.0.0.0:9464`);
+    /// port 0 picks a free port, logged as `operator port listening on http://ADDR`. Default:
+    /// off.
+    #[arg(long, value_name = "ADDR", env = "FASTAPIHOOKS_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// While deliveries happen, log one info line this often: delivered, retried and
+    /// dead-lettered since the last line and per second, and the queue depth. An idle sidecar
+    /// logs `idle` once and then nothing. `0` turns it off.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration, env = "FASTAPIHOOKS_PROGRESS_EVERY")]
+    pub progress_every: Duration,
+    /// Label the delivery and attempt metrics with the subscription's id (`subscription`).
+    /// Off by default: every subscription becomes time series of its own; turn it on when
+    /// subscriptions are tens, not thousands.
+    #[arg(long, env = "FASTAPIHOOKS_METRICS_PER_SUBSCRIPTION")]
+    pub metrics_per_subscription: bool,
     /// Log filter, e.g. `info` or `fastapihooks_core=debug`. Default: `RUST_LOG`, else `info`.
     #[arg(long, value_name = "FILTER", env = "FASTAPIHOOKS_LOG_LEVEL")]
     pub log_level: Option<String>,
@@ -270,6 +289,11 @@ impl StartArgs {
             },
             health: self.health_policy(),
             retention: self.retain.map(Retention::new),
+            metrics_addr: self.metrics_addr,
+            // Installed by `run` (the binary's start path), not here.
+            prometheus: None,
+            progress_every: Some(self.progress_every).filter(|every| !every.is_zero()),
+            metrics_per_subscription: self.metrics_per_subscription,
         })
     }
 
@@ -289,7 +313,12 @@ impl StartArgs {
 /// Runs the sidecar until SIGTERM or SIGINT, then prints what it did.
 pub async fn run(args: StartArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     logging::init(args.log_level.as_deref(), args.log_format);
-    let config = args.sidecar_config()?;
+    let mut config = args.sidecar_config()?;
+    if args.metrics_addr.is_some() {
+        // The one global recorder (with the metrics' descriptions), installed by the binary
+        // only: the library crates never install one.
+        config.prometheus = Some(crate::http::install_prometheus()?);
+    }
     let report = match args.queue.kind()? {
         QueueKind::Redis => run_redis(&args, config).await?,
         QueueKind::Sql => run_outbox(&args, config).await?,
@@ -459,6 +488,34 @@ mod tests {
             "redis://127.0.0.1:6379",
             "--retain",
             "0s",
+        ])
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn the_operator_port_is_off_and_progress_lines_every_minute_unless_asked() {
+        let config = parse(&["--unsigned"]).sidecar_config().unwrap();
+        assert_eq!(config.metrics_addr, None);
+        assert_eq!(config.progress_every, Some(Duration::from_secs(60)));
+        let config = parse(&[
+            "--unsigned",
+            "--metrics-addr",
+            "0.0.0.0:9464",
+            "--progress-every",
+            "0",
+        ])
+        .sidecar_config()
+        .unwrap();
+        assert_eq!(config.metrics_addr, Some("0.0.0.0:9464".parse().unwrap()));
+        assert_eq!(config.progress_every, None);
+        let err = crate::Cli::try_parse_from([
+            "fastapihooks",
+            "start",
+            "--queue",
+            "redis://127.0.0.1:6379",
+            "--metrics-addr",
+            "9464",
         ])
         .unwrap_err();
         assert_eq!(err.exit_code(), 2);

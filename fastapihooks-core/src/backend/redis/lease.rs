@@ -192,7 +192,7 @@ async fn reclaim(b: &RedisBackend, max: usize) -> Result<Vec<Entry>> {
             count = claimed.len(),
             "took over leases older than the visibility timeout (a consumer crashed or stalled)"
         );
-        metrics::counter!("fastapihooks_queue_reclaimed_total").increment(claimed.len() as u64);
+        metrics::counter!(crate::metrics::QUEUE_RECLAIMED_TOTAL).increment(claimed.len() as u64);
     }
     Ok(claimed)
 }
@@ -296,7 +296,7 @@ async fn decode(
             }),
             Err(e) => {
                 tracing::error!(entry = %entry.id, error = %e, "queue entry is not a task; moving it to the dead-letter stream");
-                metrics::counter!("fastapihooks_queue_undecodable_total").increment(1);
+                metrics::counter!(crate::metrics::QUEUE_UNDECODABLE_TOTAL).increment(1);
                 let reason = format!("undecodable task: {e}");
                 b.settle(
                     &receipt,

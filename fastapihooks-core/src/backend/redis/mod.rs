@@ -215,7 +215,7 @@ impl RedisBackend {
                 group = %self.config.group,
                 "consumer group is gone (Redis restarted without persistence or keys deleted); recreating it"
             );
-            metrics::counter!("fastapihooks_queue_group_recreated_total").increment(1);
+            metrics::counter!(crate::metrics::QUEUE_GROUP_RECREATED_TOTAL).increment(1);
         }
     }
 }
@@ -325,6 +325,22 @@ impl Queue for RedisBackend {
             .await
             .map_err(|e| Error::storage("redis.depth", e))?;
         Ok(tasks + deliveries + retries)
+    }
+
+    /// One script, on the server's clock: the oldest entry of either stream not yet delivered
+    /// to the group (a stream entry's id is the millisecond it was added), or the oldest retry
+    /// due but not yet moved back into its stream, whichever has waited longer.
+    async fn oldest_pending_age(&self) -> Result<Option<Duration>> {
+        let mut conn = self.conn.clone();
+        let age_ms: i64 = scripts::OLDEST_PENDING
+            .key(&self.keys.tasks)
+            .key(&self.keys.deliveries)
+            .key(&self.keys.retries)
+            .arg(&self.config.group)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| Error::storage("redis.oldest_pending_age", e))?;
+        Ok(u64::try_from(age_ms).ok().map(Duration::from_millis))
     }
 
     /// One `MULTI`/`EXEC` of `XADD`s to the tasks stream.

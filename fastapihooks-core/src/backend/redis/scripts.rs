@@ -140,3 +140,53 @@ return deleted
 "#,
     )
 });
+
+/// How long the oldest task ready to run has waited, in ms on the server's clock: the oldest
+/// entry of either stream not yet delivered to the group (after its `last-delivered-id`; every
+/// entry when the group does not exist yet — an entry id starts with the ms it was added at),
+/// and the oldest retry already due but not yet moved back into its stream (its score is when
+/// it became due). Leased entries and retries not yet due are not waiting.
+///
+/// KEYS: tasks, deliveries, retries. ARGV: group. Returns the age in ms, or -1 when no task is
+/// ready.
+pub(super) static OLDEST_PENDING: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local oldest = nil
+for i = 1, 2 do
+  if redis.call('EXISTS', KEYS[i]) == 1 then
+    local start = '-'
+    for _, g in ipairs(redis.call('XINFO', 'GROUPS', KEYS[i])) do
+      local info = {}
+      for j = 1, #g, 2 do
+        info[g[j]] = g[j + 1]
+      end
+      if info['name'] == ARGV[1] then
+        start = '(' .. info['last-delivered-id']
+      end
+    end
+    local first = redis.call('XRANGE', KEYS[i], start, '+', 'COUNT', 1)
+    if #first > 0 then
+      local ms = tonumber(string.match(first[1][1], '^(%d+)'))
+      if oldest == nil or ms < oldest then
+        oldest = ms
+      end
+    end
+  end
+end
+local due = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'WITHSCORES', 'LIMIT', 0, 1)
+if #due == 2 then
+  local at = tonumber(due[2])
+  if oldest == nil or at < oldest then
+    oldest = at
+  end
+end
+if oldest == nil then
+  return -1
+end
+return math.max(0, now - oldest)
+"#,
+    )
+});

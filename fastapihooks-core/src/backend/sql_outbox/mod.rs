@@ -300,7 +300,7 @@ impl SqlBackend {
                 }),
                 Err(e) => {
                     tracing::error!(row = %id, error = %e, "outbox row is not a task; keeping it as a dead letter");
-                    metrics::counter!("fastapihooks_queue_undecodable_total").increment(1);
+                    metrics::counter!(crate::metrics::QUEUE_UNDECODABLE_TOTAL).increment(1);
                     let reason = format!("undecodable task: {e}");
                     self.settle_row(
                         &receipt,
@@ -450,6 +450,27 @@ impl Queue for SqlBackend {
     /// Dead rows kept in the outbox (`dead = TRUE`).
     async fn dead_letters(&self) -> Result<u64> {
         self.count(true).await
+    }
+
+    /// One statement on the database clock: the earliest `available_at_us` of the live rows
+    /// that are due (ready, due for a retry, or whose lease expired), through the
+    /// `(dead, available_at_us)` index.
+    async fn oldest_pending_age(&self) -> Result<Option<Duration>> {
+        let what = "outbox.oldest_pending_age";
+        let row = self
+            .db
+            .query_one_raw(statement(
+                self.backend,
+                &statements::oldest_pending_age(self.backend, self.table),
+                vec![],
+            ))
+            .await
+            .map_err(db(what))?;
+        let age_us: Option<i64> = match row {
+            Some(row) => row.try_get("", "age_us").map_err(db(what))?,
+            None => None,
+        };
+        Ok(age_us.map(|us| Duration::from_micros(u64::try_from(us).unwrap_or(0))))
     }
 
     /// Inserts the tasks in one transaction, due at once.

@@ -164,6 +164,19 @@ pub(super) fn prune_dead(backend: DbBackend, table: OutboxTable) -> String {
     }
 }
 
+/// How long the oldest live row that is due and not leased has waited, in µs on the database
+/// clock (`age_us`, NULL when none is): a due row's `available_at_us` is when it became ready —
+/// queued, due for its retry, or its lease expired — and a leased row's lies in the future.
+/// `MIN` over `dead = FALSE AND available_at_us <= now` reads the first entry of the
+/// `(dead, available_at_us)` index.
+pub(super) fn oldest_pending_age(backend: DbBackend, table: OutboxTable) -> String {
+    let now = now(backend);
+    format!(
+        "SELECT {now} - MIN(available_at_us) AS age_us FROM {table} \
+         WHERE dead = FALSE AND available_at_us <= {now}"
+    )
+}
+
 /// Counts rows: live (`dead = FALSE`) or dead letters. Value: the flag.
 pub(super) fn count(table: OutboxTable) -> String {
     format!("SELECT COUNT(*) AS n FROM {table} WHERE dead = ?")
@@ -217,6 +230,7 @@ mod tests {
                     retry(backend, table),
                     dead(backend, table),
                     prune_dead(backend, table),
+                    oldest_pending_age(backend, table),
                     count(table),
                 ];
                 for sql in all {

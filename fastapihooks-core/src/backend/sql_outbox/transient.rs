@@ -21,7 +21,7 @@ where
         match step().await {
             Err(e) if tries < TRIES && is_conflict(&e) => {
                 tracing::debug!(error = %e, tries, "transaction conflict; trying again");
-                metrics::counter!("fastapihooks_queue_conflicts_total").increment(1);
+                metrics::counter!(crate::metrics::QUEUE_CONFLICTS_TOTAL).increment(1);
                 tries += 1;
                 tokio::time::sleep(Duration::from_millis(fastrand::u64(1..=20))).await;
             }
