@@ -7,9 +7,13 @@
 //!   `fastapihooks_queue_oldest_pending_seconds`.
 //! - `GET /healthz`: `200 ok` while the process is up (a liveness probe).
 //! - `GET /readyz`: `200` when the queue answers, the store answers (each within 2 s) and the
-//!   worker's lease loop makes progress; `503` otherwise. Either way a JSON body names each
-//!   check and what is wrong with it:
+//!   worker's lease loop makes progress; `503` otherwise — also while the sidecar drains after
+//!   SIGTERM (`"worker":"draining: …"`). Either way a JSON body names each check and what is
+//!   wrong with it:
 //!   `{"status":"unready","checks":{"queue":"ok","store":"…error…","worker":"ok"}}`.
+//!
+//! The port stays open while the sidecar drains (so a last scrape sees the final counts) and
+//! closes once the worker has stopped.
 //!
 //! It serves no secret and changes nothing (no subscription, no payload, no signing secret),
 //! so it may listen where a Prometheus on another host scrapes it.
@@ -68,6 +72,8 @@ pub(crate) struct Operator<Q> {
     pub(crate) stall_limit: Duration,
     /// What `/metrics` renders; `None`: no recorder, `/metrics` says so with a 404.
     pub(crate) prometheus: Option<PrometheusHandle>,
+    /// The sidecar's shutdown: once cancelled, the worker drains and `/readyz` says so.
+    pub(crate) draining: CancellationToken,
 }
 
 /// The longest a working sidecar goes without progress — a lease call returning (it waits
@@ -143,7 +149,11 @@ async fn readyz<Q: Queue>(State(operator): State<Arc<Operator<Q>>>) -> Response 
         answers(operator.queue.depth()),
         answers(operator.store.list_subscriptions(&store_probe)),
     );
-    let worker = progressing(&operator.worker, operator.stall_limit);
+    let worker = if operator.draining.is_cancelled() {
+        Err("draining: finishing the tasks in flight, leasing no more".to_owned())
+    } else {
+        progressing(&operator.worker, operator.stall_limit)
+    };
     let checks = [
         ("queue", queue.map(drop)),
         ("store", store.map(drop)),

@@ -207,7 +207,9 @@ pub async fn run_sidecar_until<Q: Queue>(
     let worker = Worker::new(Arc::clone(&queue), engine, config.worker)
         .context("cannot start the sidecar worker")?;
     let status = worker.status();
-    // Before the worker runs, so a probe answers from the start.
+    // Before the worker runs, so a probe answers from the start; closed after the drain, so
+    // a probe reads `draining` and a last scrape sees the final counts.
+    let port_closed = CancellationToken::new();
     let operator = match config.metrics_addr {
         Some(addr) => {
             let operator = crate::http::Operator {
@@ -216,8 +218,9 @@ pub async fn run_sidecar_until<Q: Queue>(
                 store: Arc::clone(&retention_store),
                 worker: status.clone(),
                 prometheus: config.prometheus,
+                draining: shutdown.clone(),
             };
-            Some(crate::http::serve(addr, operator, shutdown.clone()).await?)
+            Some(crate::http::serve(addr, operator, port_closed.clone()).await?)
         }
         None => None,
     };
@@ -230,8 +233,13 @@ pub async fn run_sidecar_until<Q: Queue>(
         .retention
         .map(|r| crate::retention::spawn(r, retention_store, shutdown.clone()));
     let report = worker.run(shutdown).await;
+    port_closed.cancel();
+    if let Some(port) = operator {
+        // Gracefully, within a second (a scraper's keep-alive connection may linger).
+        let _ = tokio::time::timeout(Duration::from_secs(1), port).await;
+    }
     // Each stops at the shutdown by itself; never waited for.
-    for task in [retention, operator, progress].into_iter().flatten() {
+    for task in [retention, progress].into_iter().flatten() {
         task.abort();
     }
     Ok(report)

@@ -9,7 +9,7 @@ mod support;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use fastapihooks_testkit::{Receiver, events, eventually, eventually_async};
+use fastapihooks_testkit::{Receiver, Reply, events, eventually, eventually_async};
 use serde_json::Value;
 use support::{Sidecar, SqliteApp, WAIT};
 
@@ -430,4 +430,55 @@ async fn metrics_served_are_the_catalogues_names_types_help_and_labels() {
         "--metrics-per-subscription labels the deliveries: {text}"
     );
     drop(sidecar);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_draining_while_the_sidecar_drains_and_metrics_still_answer() {
+    // A receiver slow enough that the drain lasts while the test looks.
+    let receiver = Receiver::replying(Reply::ok().after(Duration::from_secs(4))).await;
+    let app = SqliteApp::with_subscriber(&receiver.url("a")).await;
+    let args = [
+        "--queue",
+        &app.url,
+        "--http-timeout",
+        "30s",
+        "--drain-deadline",
+        "60s",
+        "--poll-interval",
+        "50ms",
+        "--signing-secret",
+        "test-secret",
+        "--allow-loopback",
+    ]
+    .map(String::from)
+    .to_vec();
+    let (sidecar, base) = with_operator_port(args).await;
+    app.publish(&events(1)).await;
+    assert!(
+        eventually(WAIT, || receiver.in_flight() == 1).await,
+        "the delivery reached the receiver"
+    );
+    let (status, ready) = readyz(&base).await;
+    assert_eq!(status, 200, "{ready}");
+
+    sidecar.terminate();
+    let (status, ready) = readyz_until(&base, 503).await;
+    assert_eq!(status, 503, "{ready}");
+    let worker = ready["checks"]["worker"].as_str().unwrap_or_default();
+    assert!(worker.starts_with("draining"), "{ready}");
+    assert_eq!(receiver.answered(), 0, "still draining: {ready}");
+    let (status, _) = get(&format!("{base}/metrics")).await;
+    assert_eq!(status, 200, "/metrics answers during the drain");
+
+    let (exit, _, stderr) = sidecar.exit_capturing(WAIT).await;
+    assert!(
+        exit.success(),
+        "exits once drained: {exit}: {}",
+        String::from_utf8_lossy(&stderr)
+    );
+    assert_eq!(
+        receiver.distinct(),
+        1,
+        "the delivery in flight was finished"
+    );
 }
