@@ -265,7 +265,9 @@ async fn log_progress<Q: Queue>(
         let now = (status.report(), tokio::time::Instant::now());
         let progress = Progress::between(&last.0, &now.0, now.1 - last.1);
         last = now;
-        if progress.is_idle() {
+        let in_flight = status.in_flight();
+        // Tasks still running (slow receivers) are work, not idleness.
+        if progress.is_idle() && in_flight == 0 {
             if !idle {
                 tracing::info!(
                     "idle: nothing delivered, retried or dead-lettered since the last line"
@@ -279,7 +281,7 @@ async fn log_progress<Q: Queue>(
             .await
             .ok()
             .and_then(Result::ok);
-        progress.log(depth);
+        progress.log(depth, in_flight);
     }
 }
 
@@ -327,7 +329,7 @@ impl Progress {
     }
 
     /// The line itself: the counts as fields too (`fields.delivered`, … in JSON logs).
-    fn log(&self, queue_depth: Option<u64>) {
+    fn log(&self, queue_depth: Option<u64>, in_flight: usize) {
         let depth = queue_depth.map_or_else(|| "unknown".to_owned(), |n| n.to_string());
         tracing::info!(
             delivered = self.delivered,
@@ -340,8 +342,9 @@ impl Progress {
             skipped = self.skipped,
             errors = self.errors,
             queue_depth,
+            in_flight,
             interval_seconds = self.over.as_secs_f64().round(),
-            "progress: delivered {} ({}/s), retried {} ({}/s), dead-lettered {} ({}/s), fanned out {}, skipped {}, errors {}, queue depth {depth} in the last {}",
+            "progress: delivered {} ({}/s), retried {} ({}/s), dead-lettered {} ({}/s), fanned out {}, skipped {}, errors {}, in flight {in_flight}, queue depth {depth} in the last {}",
             self.delivered,
             self.per_second(self.delivered),
             self.retried,

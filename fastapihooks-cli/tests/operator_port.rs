@@ -357,6 +357,7 @@ async fn a_json_progress_line_parses_with_the_counts_delivered() {
         "delivered_per_second",
         "retried",
         "dead_lettered",
+        "in_flight",
         "queue_depth",
     ] {
         assert!(line[field].is_number(), "{field} in {line}");
@@ -481,4 +482,64 @@ async fn readyz_is_503_draining_while_the_sidecar_drains_and_metrics_still_answe
         1,
         "the delivery in flight was finished"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sidecar_waiting_on_a_slow_receiver_logs_its_tasks_in_flight_not_idle() {
+    let receiver = Receiver::replying(Reply::ok().after(Duration::from_secs(4))).await;
+    let app = SqliteApp::with_subscriber(&receiver.url("a")).await;
+    let args = [
+        "--queue",
+        &app.url,
+        "--http-timeout",
+        "30s",
+        "--poll-interval",
+        "50ms",
+        "--signing-secret",
+        "test-secret",
+        "--allow-loopback",
+        "--log-format",
+        "json",
+        "--log-level",
+        "info",
+        "--progress-every",
+        "500ms",
+    ]
+    .map(String::from)
+    .to_vec();
+    let sidecar = Sidecar::start_capturing(&args);
+    app.publish(&events(1)).await;
+    // Each line from the first one that counts the delivery in flight, until its answer.
+    let lines_since_in_flight = |stderr: &[u8]| -> Vec<Value> {
+        let lines: Vec<Value> = String::from_utf8_lossy(stderr)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .collect();
+        let first = lines.iter().position(|l| l["fields"]["in_flight"] == 1);
+        first.map_or_else(Vec::new, |at| lines[at..].to_vec())
+    };
+    let two_ticks = eventually(WAIT, || {
+        lines_since_in_flight(&sidecar.stderr())
+            .iter()
+            .filter(|l| l["fields"]["in_flight"] == 1)
+            .count()
+            >= 2
+    })
+    .await;
+    let lines = lines_since_in_flight(&sidecar.stderr());
+    assert!(
+        two_ticks,
+        "no two progress lines with 1 in flight: {lines:#?}"
+    );
+    assert_eq!(receiver.answered(), 0, "still waiting on the receiver");
+    let idle = lines.iter().find(|l| {
+        l["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("idle"))
+    });
+    assert!(
+        idle.is_none(),
+        "idle while a delivery is in flight: {idle:?}"
+    );
+    drop(sidecar);
 }

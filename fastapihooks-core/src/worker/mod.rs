@@ -260,13 +260,16 @@ impl<Q: Queue> Worker<Q> {
             let Some(next) = next else { break };
             let ctx = ctx.clone();
             let abort = abort.clone();
+            let in_flight = Arc::clone(&self.status.in_flight);
             tracker.spawn(async move {
+                in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 metrics::gauge!(crate::metrics::WORKER_TASKS_IN_FLIGHT).increment(1.0);
                 tokio::select! {
                     _ = abort.cancelled() => {}
                     _ = task::run(&ctx, next) => {}
                 }
                 metrics::gauge!(crate::metrics::WORKER_TASKS_IN_FLIGHT).decrement(1.0);
+                in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                 drop(permit);
             });
         }

@@ -2,7 +2,7 @@
 //! lease loop still makes progress (for a readiness probe and a periodic log line).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::WorkerReport;
@@ -24,6 +24,7 @@ use super::report::Stats;
 pub struct WorkerStatus {
     pub(super) stats: Arc<Stats>,
     pub(super) progress: Arc<Progress>,
+    pub(super) in_flight: Arc<AtomicUsize>,
 }
 
 impl WorkerStatus {
@@ -31,12 +32,19 @@ impl WorkerStatus {
         Self {
             stats: Arc::default(),
             progress: Arc::new(Progress::new()),
+            in_flight: Arc::default(),
         }
     }
 
     /// What the worker did so far (`abandoned` is 0 until it has stopped).
     pub fn report(&self) -> WorkerReport {
         self.stats.report(0)
+    }
+
+    /// Tasks the worker is running now (fan-outs, deliveries, inbox processing): never more
+    /// than its concurrency.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     /// How long since the worker last made progress — a lease call returned (with tasks or

@@ -195,7 +195,8 @@ pub struct StartArgs {
     #[arg(long, value_name = "ADDR", env = "FASTAPIHOOKS_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
     /// While deliveries happen, log one info line this often: delivered, retried and
-    /// dead-lettered since the last line and per second, and the queue depth. An idle sidecar
+    /// dead-lettered since the last line and per second, the tasks in flight and the queue
+    /// depth. An idle sidecar (nothing done, nothing in flight)
     /// logs `idle` once and then nothing. `0` turns it off.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration, env = "FASTAPIHOOKS_PROGRESS_EVERY")]
     pub progress_every: Duration,
