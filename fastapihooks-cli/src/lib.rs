@@ -36,6 +36,7 @@
 pub mod commands;
 mod http;
 pub mod logging;
+pub mod otlp;
 pub mod output;
 pub mod retention;
 pub mod sidecar;

@@ -5,6 +5,9 @@ use std::io::{IsTerminal as _, Write as _};
 use std::sync::OnceLock;
 
 use clap::ValueEnum;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer};
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -19,22 +22,31 @@ pub enum LogFormat {
 /// The format installed by [`init`], for [`print_error`].
 static FORMAT: OnceLock<LogFormat> = OnceLock::new();
 
+/// The subscriber the log lines and any [`ExtraLayer`] sit on: the registry, filtered by the
+/// log filter.
+pub type Filtered = tracing_subscriber::layer::Layered<EnvFilter, tracing_subscriber::Registry>;
+
+/// A layer beside the log lines, e.g. the OTLP span export of [`crate::otlp::TraceExport`].
+pub type ExtraLayer = Box<dyn Layer<Filtered> + Send + Sync>;
+
 /// Installs the global logger: stderr, filtered by `filter` (e.g. `info`,
-/// `fastapihooks_core=debug`), else `RUST_LOG`, else `info`. Does nothing if a logger is already
-/// installed.
-pub fn init(filter: Option<&str>, format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
+/// `fastapihooks_core=debug`), else `RUST_LOG`, else `info`, with `extra` beside it (seeing the
+/// same spans). Does nothing if a logger is already installed.
+pub fn init(filter: Option<&str>, format: LogFormat, extra: Option<ExtraLayer>) {
     let filter = match filter {
         Some(filter) => EnvFilter::new(filter),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let installed = match format {
-        LogFormat::Text => builder.with_ansi(colour()).try_init(),
-        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    let lines = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let lines: ExtraLayer = match format {
+        LogFormat::Text => Box::new(lines.with_ansi(colour())),
+        LogFormat::Json => Box::new(lines.json().with_ansi(false)),
     };
+    let layers: Vec<ExtraLayer> = std::iter::once(lines).chain(extra).collect();
+    let installed = tracing_subscriber::registry()
+        .with(filter)
+        .with(layers)
+        .try_init();
     if installed.is_ok() {
         let _ = FORMAT.set(format);
     }

@@ -24,6 +24,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use fastapihooks_core::health::HealthPolicy;
 use fastapihooks_core::signing::Signer;
+use fastapihooks_core::trace::TraceContext;
 use fastapihooks_core::worker::CancellationToken;
 use fastapihooks_core::{
     Emitter, HttpConfig, Queue, RetryPolicy, Secret, Store, Worker, WorkerConfig, WorkerReport,
@@ -76,6 +77,10 @@ pub struct SidecarConfig {
     /// --metrics-per-subscription`); off by default for cardinality, see
     /// [`EmitterBuilder::metrics_per_subscription`](fastapihooks_core::EmitterBuilder::metrics_per_subscription).
     pub metrics_per_subscription: bool,
+    /// Joins each attempt span to its event's trace in a tracing system (`fastapihooks start
+    /// --otlp-endpoint` sets OpenTelemetry's). `None` (the default): spans carry the trace id as
+    /// a field only.
+    pub trace_context: Option<Arc<dyn TraceContext>>,
 }
 
 impl SidecarConfig {
@@ -192,6 +197,9 @@ pub async fn run_sidecar_until<Q: Queue>(
         .retry(config.retry)
         .endpoint_health(config.health)
         .metrics_per_subscription(config.metrics_per_subscription);
+    if let Some(context) = config.trace_context {
+        builder = builder.trace_context(context);
+    }
     if let Some(secret) = config.secret {
         builder = builder.secret(secret);
     }

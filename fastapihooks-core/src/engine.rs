@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use tracing::Instrument as _;
 
 use crate::delivery::{Attempt, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryStatus};
 use crate::dispatch::Dispatcher;
@@ -126,14 +127,14 @@ impl DeliveryEngine {
         self
     }
 
-    /// Records the event's trace id on the current span, and gives it the event's context as
-    /// its parent when a [`TraceContext`](crate::trace::TraceContext) is set.
-    fn join_trace(&self, event: &Event) {
+    /// Records the event's trace id on `span`, and gives it the event's context as its parent
+    /// when a [`TraceContext`](crate::trace::TraceContext) is set — before the span is entered,
+    /// as a tracing system needs.
+    fn join_trace(&self, span: &tracing::Span, event: &Event) {
         if let Some(trace) = event.trace() {
-            let span = tracing::Span::current();
             span.record("trace_id", trace.trace_id());
             if let Some(context) = &self.trace_context {
-                context.attach(&span, trace);
+                context.attach(span, trace);
             }
         }
     }
@@ -196,12 +197,22 @@ impl DeliveryEngine {
 
     /// The deliveries of `event`, recorded in the store before any attempt. A store that fails
     /// here fails the fan-out: nothing is attempted that was not recorded.
-    #[tracing::instrument(name = "fastapihooks.fan_out", level = "info", skip_all, fields(event = %event.id(), name = %event.name(), trace_id = tracing::field::Empty))]
     ///
     /// Each delivery comes with its subscription shared (`Arc`): a subscriber kept in code is
-    /// never copied per delivery.
+    /// never copied per delivery. Runs in a `fastapihooks.fan_out` span joined to the event's
+    /// trace.
     pub async fn fan_out(&self, event: &Event) -> Result<Vec<(Delivery, Arc<Subscription>)>> {
-        self.join_trace(event);
+        let span = tracing::info_span!(
+            "fastapihooks.fan_out",
+            event = %event.id(),
+            name = %event.name(),
+            trace_id = tracing::field::Empty,
+        );
+        self.join_trace(&span, event);
+        self.fan_out_in_span(event).instrument(span).await
+    }
+
+    async fn fan_out_in_span(&self, event: &Event) -> Result<Vec<(Delivery, Arc<Subscription>)>> {
         let started = Instant::now();
         let planned = match self.plan(event).await {
             Ok(planned) => planned,
@@ -241,9 +252,27 @@ impl DeliveryEngine {
 
     /// Makes one attempt of `delivery`, updates it, records the attempt, and says what comes
     /// next. Dead letters go to the `on_failure` callback; a 410 disables the subscription.
-    #[tracing::instrument(name = "fastapihooks.attempt", level = "info", skip_all, fields(event = %delivery.event.id(), delivery = %delivery.id, subscription = %subscription.id, attempt = delivery.attempts + 1, trace_id = tracing::field::Empty))]
+    /// Runs in a `fastapihooks.attempt` span joined to the event's trace.
     pub async fn attempt(&self, delivery: &mut Delivery, subscription: &Subscription) -> Attempted {
-        self.join_trace(&delivery.event);
+        let span = tracing::info_span!(
+            "fastapihooks.attempt",
+            event = %delivery.event.id(),
+            delivery = %delivery.id,
+            subscription = %subscription.id,
+            attempt = delivery.attempts + 1,
+            trace_id = tracing::field::Empty,
+        );
+        self.join_trace(&span, &delivery.event);
+        self.attempt_in_span(delivery, subscription)
+            .instrument(span)
+            .await
+    }
+
+    async fn attempt_in_span(
+        &self,
+        delivery: &mut Delivery,
+        subscription: &Subscription,
+    ) -> Attempted {
         if !subscription.enabled || !self.still_enabled(&subscription.id).await {
             return self
                 .not_sent(delivery, "not sent: the subscription is disabled")

@@ -63,6 +63,37 @@ impl TraceParent {
     pub fn sampled(&self) -> bool {
         self.sampled
     }
+
+    /// A context from a tracing system's ids (an OpenTelemetry `SpanContext`'s, say): `None` if
+    /// the trace or span id is all zeros (invalid in W3C trace context).
+    ///
+    /// ```
+    /// use fastapihooks_core::trace::TraceParent;
+    /// let parent = TraceParent::from_ids([0x4b; 16], [0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7], true)
+    ///     .expect("non-zero ids");
+    /// assert_eq!(parent.parent_id(), "00f067aa0ba902b7");
+    /// assert_eq!(parent.trace_id_bytes(), [0x4b; 16]);
+    /// assert!(TraceParent::from_ids([0; 16], [1; 8], true).is_none());
+    /// ```
+    pub fn from_ids(trace_id: [u8; 16], parent_id: [u8; 8], sampled: bool) -> Option<Self> {
+        let trace_id = u128::from_be_bytes(trace_id);
+        let parent_id = u64::from_be_bytes(parent_id);
+        (trace_id != 0 && parent_id != 0).then_some(Self {
+            trace_id,
+            parent_id,
+            sampled,
+        })
+    }
+
+    /// The trace id as 16 bytes (big-endian, as OpenTelemetry's `TraceId::from_bytes` takes it).
+    pub fn trace_id_bytes(&self) -> [u8; 16] {
+        self.trace_id.to_be_bytes()
+    }
+
+    /// The parent span id as 8 bytes (as OpenTelemetry's `SpanId::from_bytes` takes it).
+    pub fn parent_id_bytes(&self) -> [u8; 8] {
+        self.parent_id.to_be_bytes()
+    }
 }
 
 fn nonzero<T: PartialEq + Default>(mut make: impl FnMut() -> T) -> T {
@@ -154,7 +185,8 @@ pub trait TraceContext: fmt::Debug + Send + Sync + 'static {
     /// carries it.
     fn current(&self) -> Option<TraceParent>;
 
-    /// Makes `parent` (an event's context, from another process) the parent of `span`.
+    /// Makes `parent` (an event's context, from another process) the parent of `span`. Called
+    /// before `span` is first entered.
     fn attach(&self, span: &tracing::Span, parent: &TraceParent);
 }
 

@@ -31,6 +31,7 @@ use super::database::{Migrations, SqlConnect, redacted};
 use super::queue::{QueueArgs, QueueKind};
 use super::retry::retry_policy;
 use crate::logging::{self, LogFormat};
+use crate::otlp::{OtlpArgs, TraceExport};
 use crate::sidecar::{Retention, SidecarConfig, run_sidecar};
 
 /// `--disable-after`: how long an endpoint may fail before its subscription is disabled.
@@ -217,6 +218,9 @@ pub struct StartArgs {
         env = "FASTAPIHOOKS_LOG_FORMAT"
     )]
     pub log_format: LogFormat,
+    /// Trace export over OTLP.
+    #[command(flatten)]
+    pub otlp: OtlpArgs,
 }
 
 /// Parses `500ms`, `10s`, `1m`, `1h 30m`.
@@ -295,6 +299,8 @@ impl StartArgs {
             prometheus: None,
             progress_every: Some(self.progress_every).filter(|every| !every.is_zero()),
             metrics_per_subscription: self.metrics_per_subscription,
+            // Set by `run` when it exports traces.
+            trace_context: None,
         })
     }
 
@@ -313,18 +319,28 @@ impl StartArgs {
 
 /// Runs the sidecar until SIGTERM or SIGINT, then prints what it did.
 pub async fn run(args: StartArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    logging::init(args.log_level.as_deref(), args.log_format);
+    let export = TraceExport::start(&args.otlp)?;
+    logging::init(
+        args.log_level.as_deref(),
+        args.log_format,
+        export.as_ref().map(TraceExport::layer),
+    );
     let mut config = args.sidecar_config()?;
+    config.trace_context = export.as_ref().map(TraceExport::trace_context);
     if args.metrics_addr.is_some() {
         // The one global recorder (with the metrics' descriptions), installed by the binary
         // only: the library crates never install one.
         config.prometheus = Some(crate::http::install_prometheus()?);
     }
     let report = match args.queue.kind()? {
-        QueueKind::Redis => run_redis(&args, config).await?,
-        QueueKind::Sql => run_outbox(&args, config).await?,
+        QueueKind::Redis => run_redis(&args, config).await,
+        QueueKind::Sql => run_outbox(&args, config).await,
     };
-    writeln!(out, "stopped: {}", summary(&report))?;
+    // The spans still batched leave before the process does, whatever the sidecar ended with.
+    if let Some(export) = export {
+        export.shutdown().await;
+    }
+    writeln!(out, "stopped: {}", summary(&report?))?;
     Ok(())
 }
 
