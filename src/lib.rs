@@ -45,10 +45,14 @@
 //!   before parsing; [`receive::InboxRoute`] stores each webhook once and acknowledges at once;
 //!   a [`Worker::for_inbox`](advanced::Worker::for_inbox) in the app processes it through a
 //!   queue, re-dispatching it into the router ([`receive::Redispatch`]).
+//! - [`admin`] (feature `admin`): the management API — a router of subscriptions, events,
+//!   deliveries and replay with its OpenAPI document, to nest behind the application's auth.
 //! - [`advanced`]: the delivery engine's parts, for a sidecar or a backend of one's own.
 
 #[cfg(feature = "sql")]
 pub use fastapihooks_axum::HookTransaction;
+#[cfg(feature = "admin")]
+pub use fastapihooks_axum::admin;
 pub use fastapihooks_axum::{
     Hook, HookContext, HookService, Hooks, HooksBuilder, HooksPublisherBuilder, Problem,
 };

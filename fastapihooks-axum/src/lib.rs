@@ -14,6 +14,8 @@
 //! (`application/problem+json`).
 #![warn(missing_docs)]
 
+#[cfg(feature = "admin")]
+pub mod admin;
 mod capture;
 mod context;
 mod event;

@@ -10,6 +10,7 @@ use serde::Serialize;
 /// `code` is stable (clients may match on it); `title` is for a human; `detail` says what
 /// happened without revealing internals.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "admin", derive(utoipa::ToSchema))]
 pub struct Problem {
     #[serde(skip)]
     status: StatusCode,
