@@ -33,6 +33,7 @@
 //! is a new file, a variant of [`Command`] and one arm in [`run`].
 #![warn(missing_docs)]
 
+pub mod admin;
 pub mod commands;
 mod http;
 pub mod logging;

@@ -25,6 +25,8 @@ use anyhow::Context as _;
 use fastapihooks_core::health::HealthPolicy;
 use fastapihooks_core::signing::Signer;
 use fastapihooks_core::trace::TraceContext;
+
+use crate::admin::AdminPort;
 use fastapihooks_core::worker::CancellationToken;
 use fastapihooks_core::{
     Emitter, HttpConfig, Queue, RetryPolicy, Secret, Store, Worker, WorkerConfig, WorkerReport,
@@ -81,6 +83,10 @@ pub struct SidecarConfig {
     /// --otlp-endpoint` sets OpenTelemetry's). `None` (the default): spans carry the trace id as
     /// a field only.
     pub trace_context: Option<Arc<dyn TraceContext>>,
+    /// The management API ([`AdminPort`]: subscriptions, deliveries, replay) on its own
+    /// address while the sidecar runs (`fastapihooks start --admin-addr --admin-token`).
+    /// `None` (the default): not served.
+    pub admin: Option<AdminPort>,
 }
 
 impl SidecarConfig {
@@ -232,6 +238,14 @@ pub async fn run_sidecar_until<Q: Queue>(
         }
         None => None,
     };
+    let admin = match config.admin {
+        Some(port) => {
+            let backend: Arc<dyn fastapihooks_core::Backend> = queue.clone();
+            let store = Arc::clone(&retention_store);
+            Some(crate::admin::serve(port, store, backend, port_closed.clone()).await?)
+        }
+        None => None,
+    };
     let progress = config
         .progress_every
         .filter(|every| !every.is_zero())
@@ -242,8 +256,8 @@ pub async fn run_sidecar_until<Q: Queue>(
         .map(|r| crate::retention::spawn(r, retention_store, shutdown.clone()));
     let report = worker.run(shutdown).await;
     port_closed.cancel();
-    if let Some(port) = operator {
-        // Gracefully, within a second (a scraper's keep-alive connection may linger).
+    for port in [operator, admin].into_iter().flatten() {
+        // Gracefully, within a second (a client's keep-alive connection may linger).
         let _ = tokio::time::timeout(Duration::from_secs(1), port).await;
     }
     // Each stops at the shutdown by itself; never waited for.

@@ -22,25 +22,8 @@ async fn with_operator_port(args: Vec<String>) -> (Sidecar, String) {
     let mut args = args;
     args.extend(["--metrics-addr", "127.0.0.1:0", "--log-level", "info"].map(String::from));
     let sidecar = Sidecar::start_capturing(&args);
-    let addr = eventually(WAIT, || listening_on(&sidecar.stderr())).await;
-    let Some(addr) = addr else {
-        panic!(
-            "no `{LISTENING}…` line: {}",
-            String::from_utf8_lossy(&sidecar.stderr())
-        );
-    };
-    (sidecar, format!("http://{addr}"))
-}
-
-/// The address of the `operator port listening on http://ADDR` line, once it is there.
-fn listening_on(stderr: &[u8]) -> Option<SocketAddr> {
-    let text = String::from_utf8_lossy(stderr);
-    let (_, after) = text.split_once(LISTENING)?;
-    let addr: String = after
-        .chars()
-        .take_while(|c| c.is_ascii_hexdigit() || ".:[]".contains(*c))
-        .collect();
-    addr.parse().ok()
+    let base = sidecar.listening(LISTENING).await;
+    (sidecar, base)
 }
 
 /// `GET url`: the status and the body.

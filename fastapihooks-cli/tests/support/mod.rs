@@ -139,6 +139,20 @@ impl Sidecar {
         Self { child, stderr }
     }
 
+    /// The base URL (`http://ADDR`) of the port the sidecar logs as `<line>ADDR` (e.g.
+    /// `operator port listening on http://`), once it is there; its stderr must be captured.
+    pub(crate) async fn listening(&self, line: &str) -> String {
+        let addr =
+            fastapihooks_testkit::eventually(WAIT, || listening_on(&self.stderr(), line)).await;
+        match addr {
+            Some(addr) => format!("http://{addr}"),
+            None => panic!(
+                "no `{line}…` line: {}",
+                String::from_utf8_lossy(&self.stderr())
+            ),
+        }
+    }
+
     /// What a [`start_capturing`](Self::start_capturing) sidecar wrote to stderr so far.
     pub(crate) fn stderr(&self) -> Vec<u8> {
         let (buffer, _) = self.stderr.as_ref().expect("started with start_capturing");
@@ -330,4 +344,15 @@ impl SqliteApp {
         .map(|s| s.to_string())
         .collect()
     }
+}
+
+/// The address after `line` in `stderr`, once it is there.
+fn listening_on(stderr: &[u8], line: &str) -> Option<std::net::SocketAddr> {
+    let text = String::from_utf8_lossy(stderr);
+    let (_, after) = text.split_once(line)?;
+    let addr: String = after
+        .chars()
+        .take_while(|c| c.is_ascii_hexdigit() || ".:[]".contains(*c))
+        .collect();
+    addr.parse().ok()
 }

@@ -30,6 +30,7 @@ pub use self::signing::SignatureSchemeArg;
 use super::database::{Migrations, SqlConnect, redacted};
 use super::queue::{QueueArgs, QueueKind};
 use super::retry::retry_policy;
+use crate::admin::AdminPort;
 use crate::logging::{self, LogFormat};
 use crate::otlp::{OtlpArgs, TraceExport};
 use crate::sidecar::{Retention, SidecarConfig, run_sidecar};
@@ -195,6 +196,21 @@ pub struct StartArgs {
     /// off.
     #[arg(long, value_name = "ADDR", env = "FASTAPIHOOKS_METRICS_ADDR")]
     pub metrics_addr: Option<SocketAddr>,
+    /// Serve the management API on this address (subscriptions, events, deliveries, replay and
+    /// `/openapi.json`, as JSON): every request must bear `--admin-token`. Refused on an
+    /// address other than a loopback one without a token. Default: off.
+    #[arg(long, value_name = "ADDR", env = "FASTAPIHOOKS_ADMIN_ADDR")]
+    pub admin_addr: Option<SocketAddr>,
+    /// The bearer token of the management API (`Authorization: Bearer <token>`), at least 16
+    /// characters.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "FASTAPIHOOKS_ADMIN_TOKEN",
+        hide_env_values = true,
+        requires = "admin_addr"
+    )]
+    pub admin_token: Option<String>,
     /// While deliveries happen, log one info line this often: delivered, retried and
     /// dead-lettered since the last line and per second, the tasks in flight and the queue
     /// depth. An idle sidecar (nothing done, nothing in flight)
@@ -301,7 +317,20 @@ impl StartArgs {
             metrics_per_subscription: self.metrics_per_subscription,
             // Set by `run` when it exports traces.
             trace_context: None,
+            admin: self.admin_port()?,
         })
+    }
+
+    /// The management port of `--admin-addr` and `--admin-token`, checked.
+    fn admin_port(&self) -> anyhow::Result<Option<AdminPort>> {
+        let Some(addr) = self.admin_addr else {
+            return Ok(None);
+        };
+        let token = match &self.admin_token {
+            Some(token) => Some(Secret::new(token.clone()).context("--admin-token")?),
+            None => None,
+        };
+        AdminPort::new(addr, token).map(Some)
     }
 
     /// How the store and the outbox are connected: `--store-connections`, `--postgres-schema`,
