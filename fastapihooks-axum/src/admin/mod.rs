@@ -1,6 +1,6 @@
 //! The management API (feature `admin`): subscriptions, events, deliveries and replay as a JSON
 //! API the application nests under its own path, behind its own authentication — with its
-//! OpenAPI 3.1 document at `/openapi.json`.
+//! OpenAPI 3.1 document at `/openapi.json`, and a web console at `/console/`.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -26,6 +26,7 @@
 //! - **Lists** are newest first (subscriptions: oldest first) and page by cursor: pass the
 //!   `next` of a page as `before` (`after` for subscriptions); the filters are the CLI's.
 
+mod console;
 mod extract;
 mod handlers;
 mod openapi;
@@ -90,9 +91,14 @@ impl AdminApi {
 
     /// The router: nest it under a path of the application's (`Router::nest`), behind its
     /// authentication.
+    ///
+    /// It serves the web console too, at `console/` under the same path: a page of its own
+    /// over this API, embedded in the binary.
     pub fn router<S: Clone + Send + Sync + 'static>(self) -> axum::Router<S> {
         let (router, _) = openapi::routes().split_for_parts();
-        router.with_state(AdminState(Arc::new(self)))
+        router
+            .with_state(AdminState(Arc::new(self)))
+            .merge(console::routes())
     }
 }
 

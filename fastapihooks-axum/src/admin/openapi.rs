@@ -12,7 +12,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::AdminState;
-use super::handlers::{deliveries, events, replay, subscriptions};
+use super::handlers::{deliveries, events, replay, stats, subscriptions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -27,6 +27,7 @@ use super::handlers::{deliveries, events, replay, subscriptions};
         (name = "events", description = "What happened"),
         (name = "deliveries", description = "Each event's way to each subscription, and its attempts"),
         (name = "replay", description = "Send failed deliveries again"),
+        (name = "stats", description = "Summaries of the history: deliveries by status, over time and by subscription; the event names seen"),
     ),
     components(schemas(crate::Problem))
 )]
@@ -53,6 +54,8 @@ pub(crate) fn routes() -> OpenApiRouter<AdminState> {
         .routes(routes!(replay::delivery))
         .routes(routes!(replay::event))
         .routes(routes!(replay::matching))
+        .routes(routes!(stats::summary))
+        .routes(routes!(stats::event_types))
         .route("/openapi.json", axum::routing::get(serve))
 }
 

@@ -4,6 +4,7 @@
 pub(crate) mod deliveries;
 pub(crate) mod events;
 pub(crate) mod replay;
+pub(crate) mod stats;
 pub(crate) mod subscriptions;
 
 use super::AdminState;
