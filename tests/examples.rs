@@ -2,6 +2,10 @@
 //! the examples show is what works.
 #![cfg(feature = "sqlite")]
 
+#[cfg(feature = "admin")]
+#[path = "../examples/admin.rs"]
+#[allow(dead_code, reason = "the example's `main` is not called here")]
+pub mod admin;
 #[path = "../examples/custom_backend.rs"]
 #[allow(dead_code, reason = "the example's `main` is not called here")]
 pub mod custom_backend;
@@ -323,4 +327,28 @@ async fn metrics_example_serves_the_hook_metrics_after_a_hooked_request() {
         assert!(scrape.contains(&kind), "no `{kind}` in:\n{scrape}");
         assert!(scrape.contains(&help), "no `{help}` in:\n{scrape}");
     }
+}
+
+#[cfg(feature = "admin")]
+#[tokio::test]
+async fn admin_scopes_the_management_api_to_the_tenant_the_apps_auth_found() {
+    let hooks = Hooks::builder()
+        .secret(Secret::new(SECRET).unwrap())
+        .build()
+        .unwrap();
+    let seen = admin::demo(&hooks).await.unwrap();
+    assert!(seen.created.starts_with("sub_"), "{seen:?}");
+    assert_eq!(seen.acme_lists, std::slice::from_ref(&seen.created));
+    assert!(seen.globex_lists.is_empty(), "{seen:?}");
+    assert_eq!(seen.globex_reads_acmes, reqwest::StatusCode::NOT_FOUND);
+    let stored = hooks
+        .store()
+        .list_subscriptions(&Default::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        stored[0].owner.as_deref(),
+        Some("acme"),
+        "owned by the tenant"
+    );
 }

@@ -150,6 +150,12 @@ impl Emitter {
         &self.store
     }
 
+    /// The backend events are published through: the one replays are queued on too
+    /// ([`Replay`](crate::Replay), the management API).
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
     /// The largest payload accepted, in bytes.
     pub fn max_payload_bytes(&self) -> usize {
         self.max_payload_bytes

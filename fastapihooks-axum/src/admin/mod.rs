@@ -3,17 +3,17 @@
 //! OpenAPI 3.1 document at `/openapi.json`, and a web console at `/console/`.
 //!
 //! ```no_run
-//! use std::sync::Arc;
 //! use axum::Router;
+//! use fastapihooks_axum::Hooks;
 //! use fastapihooks_axum::admin::AdminApi;
-//! # async fn app(store: Arc<dyn fastapihooks_core::Store>, backend: Arc<dyn fastapihooks_core::Backend>) {
+//! # fn app(hooks: &Hooks) {
 //! #[derive(Clone)]
-//! struct Tenant(String); // set by the application's auth layer
+//! struct Tenant(String); // put into the request by the application's auth layer
 //!
-//! let admin = AdminApi::new(store, backend)
-//!     .owner_from(|parts| parts.extensions.get::<Tenant>().map(|t| t.0.clone()))
+//! let admin = AdminApi::for_hooks(hooks)
+//!     .owner_from(|req| req.extensions.get::<Tenant>().map(|t| t.0.clone()))
 //!     .router();
-//! let app: Router = Router::new().nest("/webhooks-admin", admin); // .layer(your_auth_layer)
+//! let app: Router = Router::new().nest("/webhooks", admin); // .layer(your_auth_layer)
 //! # }
 //! ```
 //!
@@ -77,6 +77,15 @@ impl AdminApi {
             backend,
             owner: None,
         }
+    }
+
+    /// The API over what `hooks` delivers with: its store, and its backend for replays and
+    /// test events.
+    pub fn for_hooks(hooks: &crate::Hooks) -> Self {
+        Self::new(
+            Arc::clone(hooks.store()),
+            Arc::clone(hooks.emitter().backend()),
+        )
     }
 
     /// Scopes every request to the owner `resolve` finds in it; a request it finds none in is

@@ -28,9 +28,16 @@ async function api(method, path, body) {
     credentials: "same-origin",
   });
   const text = await response.text();
-  const json = text ? JSON.parse(text) : null;
+  let json = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    json = { detail: text.slice(0, 200) };
+  }
   if (!response.ok) {
-    if (response.status === 401 && json && json.code === "unauthorized") askToken();
+    // Whoever answered 401 wants credentials (the sidecar's token, an app's API key), unless
+    // the request was authenticated but carried no owner.
+    if (response.status === 401 && !(json && json.code === "owner_required")) askToken();
     throw new ApiError(response.status, json);
   }
   return json;
