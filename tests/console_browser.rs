@@ -11,7 +11,6 @@
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -19,7 +18,7 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use fastapihooks::admin::AdminApi;
 use fastapihooks::prelude::*;
 use fastapihooks::{Emitter, Store};
-use fastapihooks_testkit::{Receiver, Reply, SECRET, TempSqlite, in_ci};
+use fastapihooks_testkit::{Receiver, SECRET, TempSqlite, in_ci};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -144,16 +143,7 @@ async fn a_failed_delivery_is_watched_and_replayed_from_the_console() {
         return;
     }
     // The receiver fails until it is fixed.
-    let fixed = Arc::new(AtomicBool::new(false));
-    let flag = fixed.clone();
-    let receiver = Receiver::scripted(move |_, _| {
-        if flag.load(Ordering::SeqCst) {
-            Reply::ok()
-        } else {
-            Reply::status(503)
-        }
-    })
-    .await;
+    let (receiver, fix) = Receiver::broken(503).await;
     // The application: the API and console under /admin, delivering in-process, no retries.
     let (_guard, store) = TempSqlite::store().await;
     let store: Arc<dyn Store> = Arc::new(store);
@@ -224,7 +214,7 @@ async fn a_failed_delivery_is_watched_and_replayed_from_the_console() {
     let delivery = row.attr("data-delivery").await.unwrap().unwrap();
 
     // Fix the receiver, open the delivery, replay it (confirming), and see it delivered.
-    fixed.store(true, Ordering::SeqCst);
+    fix.apply();
     click(&browser, &format!("a[href='#/deliveries/{delivery}']")).await;
     let attempt = browser
         .wait()

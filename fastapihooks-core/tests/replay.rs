@@ -5,14 +5,13 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use fastapihooks_core::{
     Backend, BackgroundConfig, BackgroundTaskBackend, Delivery, DeliveryQuery, DeliveryStatus,
     Queue, Replay, ReplayOutcome, RetryPolicy, Store, Subscription, Worker, WorkerConfig,
 };
-use fastapihooks_testkit::{Receiver, Reply, TempSqlite, events, eventually_async, outbox};
+use fastapihooks_testkit::{Fix, Receiver, TempSqlite, events, eventually_async, outbox};
 use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -21,26 +20,17 @@ const EVENTS: usize = 40;
 /// A receiver that answers 503 until it is switched on: an endpoint that is down, then up.
 struct Endpoint {
     receiver: Receiver,
-    up: Arc<AtomicBool>,
+    up: Fix,
 }
 
 impl Endpoint {
     async fn down() -> Self {
-        let up = Arc::new(AtomicBool::new(false));
-        let flag = up.clone();
-        let receiver = Receiver::scripted(move |_, _| {
-            if flag.load(Ordering::SeqCst) {
-                Reply::ok()
-            } else {
-                Reply::status(503)
-            }
-        })
-        .await;
+        let (receiver, up) = Receiver::broken(503).await;
         Self { receiver, up }
     }
 
     fn come_up(&self) {
-        self.up.store(true, Ordering::SeqCst);
+        self.up.apply();
     }
 
     /// Requests per delivery id: each id in `ids` exactly `n` times, and no other id.

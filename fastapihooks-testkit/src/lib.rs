@@ -47,7 +47,7 @@ pub use delivery::{
 };
 pub use eventually::{Outcome, eventually, eventually_async};
 pub use http::{client, post, serve};
-pub use receiver::{NO_ID, Received, Receiver, Reply, url_of};
+pub use receiver::{Fix, NO_ID, Received, Receiver, Reply, url_of};
 #[cfg(feature = "redis")]
 pub use redis_keys::TestKeys;
 #[cfg(feature = "mysql")]

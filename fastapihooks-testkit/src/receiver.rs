@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -203,6 +203,22 @@ impl Receiver {
             .await
             .expect("bind 127.0.0.1:0");
         Self::serve(listener, Box::new(script))
+    }
+
+    /// Answers `status` to everything until the returned [`Fix`] is applied, then 200: an
+    /// endpoint that is broken, then repaired (for replay tests).
+    pub async fn broken(status: u16) -> (Self, Fix) {
+        let fixed = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&fixed);
+        let receiver = Self::scripted(move |_, _| {
+            if flag.load(Ordering::SeqCst) {
+                Reply::ok()
+            } else {
+                Reply::status(status)
+            }
+        })
+        .await;
+        (receiver, Fix(fixed))
     }
 
     /// A port on 127.0.0.1 nothing listens on yet — a receiver that is down — to start later
@@ -407,4 +423,15 @@ async fn handle(state: Arc<State>, req: Request) -> Response {
             .append(name, value.parse().expect("a valid header value"));
     }
     response
+}
+
+/// Repairs a [`Receiver::broken`] endpoint: from [`apply`](Self::apply) on, it answers 200.
+#[derive(Clone, Debug)]
+pub struct Fix(Arc<AtomicBool>);
+
+impl Fix {
+    /// Makes the endpoint answer 200 from now on.
+    pub fn apply(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }

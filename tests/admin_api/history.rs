@@ -1,12 +1,10 @@
 //! Events and deliveries: found, paged, filtered, and replayed.
 
 use super::support::*;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use fastapihooks::prelude::*;
 use fastapihooks::{Delivery, SqlStore};
-use fastapihooks_testkit::{Receiver, Reply, eventually_async};
+use fastapihooks_testkit::{Receiver, eventually_async};
 use http::StatusCode;
 use serde_json::{Value, json};
 
@@ -14,16 +12,7 @@ pub(crate) async fn a_failed_delivery_is_found_replayed_and_delivered_through_th
     store: &SqlStore,
 ) {
     let api = delivering(store);
-    let fixed = Arc::new(AtomicBool::new(false));
-    let flag = fixed.clone();
-    let receiver = Receiver::scripted(move |_, _| {
-        if flag.load(Ordering::SeqCst) {
-            Reply::ok()
-        } else {
-            Reply::status(500)
-        }
-    })
-    .await;
+    let (receiver, fix) = Receiver::broken(500).await;
     let (sub, _) = api.subscribe(&receiver.url("/hooks"), None).await;
     let (status, queued) = api
         .post(&format!("/subscriptions/{sub}/test"), None, json!({}))
@@ -43,7 +32,7 @@ pub(crate) async fn a_failed_delivery_is_found_replayed_and_delivered_through_th
         .await;
     assert_eq!(attempts[0]["status_code"], 500, "{attempts}");
 
-    fixed.store(true, Ordering::SeqCst);
+    fix.apply();
     let (status, replayed) = api
         .post(&format!("/deliveries/{delivery}/replay"), None, json!({}))
         .await;
