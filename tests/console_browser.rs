@@ -23,6 +23,8 @@ use fastapihooks_testkit::{Receiver, SECRET, TempSqlite, in_ci};
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const WAIT: Duration = Duration::from_secs(30);
+/// WebDriver's Enter key.
+const ENTER: &str = "\u{E007}";
 
 /// chromedriver, on a port of its own; killed when dropped.
 struct Driver {
@@ -176,8 +178,11 @@ async fn a_failed_delivery_is_watched_and_replayed_from_the_console() {
         .for_element(Locator::Css(&format!("{form} input[name=url]")))
         .await
         .unwrap();
-    url_input.send_keys(&receiver.url("/hooks")).await.unwrap();
-    click(&browser, &format!("{form} button[type=submit]")).await;
+    // By keyboard: the URL, then Enter submits the form.
+    url_input
+        .send_keys(&format!("{}{ENTER}", receiver.url("/hooks")))
+        .await
+        .unwrap();
     let secret = browser
         .wait()
         .at_most(WAIT)
@@ -230,7 +235,19 @@ async fn a_failed_delivery_is_watched_and_replayed_from_the_console() {
         "the failed attempt is listed: {attempt}"
     );
     click(&browser, "#replay-one").await;
-    click(&browser, "#confirm[open] #confirm-ok").await;
+    // The confirmation takes the focus on its Confirm button: Enter confirms.
+    browser
+        .wait()
+        .at_most(WAIT)
+        .for_element(Locator::Css("#confirm[open]"))
+        .await
+        .unwrap();
+    let focused = browser.active_element().await.unwrap();
+    assert_eq!(
+        focused.attr("id").await.unwrap().as_deref(),
+        Some("confirm-ok")
+    );
+    focused.send_keys(ENTER).await.unwrap();
     receiver.wait_for(2).await;
     until_shown(
         &browser,
