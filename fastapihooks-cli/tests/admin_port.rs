@@ -148,3 +148,26 @@ fn serving_it_on_a_public_address_without_a_token_is_refused() {
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(stderr.contains("without --admin-token"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_test_event_sent_through_the_management_port_is_delivered_by_the_sidecar() {
+    let receiver = Receiver::ok().await;
+    let app = SqliteApp::with_subscriber(&receiver.url("a")).await;
+    let (sidecar, base) = with_admin_port(&app).await;
+    let id = app.subscription().id.to_string();
+    let (status, queued) = call(
+        reqwest::Method::POST,
+        &format!("{base}/subscriptions/{id}/test"),
+        Some(TOKEN),
+        None,
+    )
+    .await;
+    assert_eq!(status, 202, "{queued}");
+    let received = receiver.wait_for(1).await;
+    assert_eq!(received[0].id(), queued["delivery_id"].as_str().unwrap());
+    assert_eq!(
+        received[0].header("x-fastapihooks-event"),
+        "fastapihooks.test"
+    );
+    drop(sidecar);
+}
