@@ -15,7 +15,7 @@ use crate::id::{AttemptId, DeliveryId, SubscriptionId};
 ///
 /// `Failed` and `Dead` are both dead letters (kept, replayable): `Failed` was refused for good by
 /// the receiver or the guard (a 4xx, a 3xx, a blocked address), `Dead` ran out of retries.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     /// Waiting for its first or next attempt.

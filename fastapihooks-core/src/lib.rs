@@ -21,6 +21,7 @@
 
 pub mod backend;
 pub mod delivery;
+pub mod delivery_counts;
 pub mod dispatch;
 pub mod emitter;
 pub mod engine;
@@ -57,6 +58,7 @@ pub use backend::{OutboxTable, SqlBackend, SqlOutboxConfig};
 #[cfg(feature = "redis")]
 pub use backend::{RedisBackend, RedisConfig};
 pub use delivery::{Attempt, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryStatus};
+pub use delivery_counts::{CountBy, CountGroup, DeliveryCount};
 pub use dispatch::{AllowHint, HttpConfig};
 pub use emitter::{Emitter, EmitterBuilder};
 pub use error::{Error, Result};

@@ -45,8 +45,10 @@ use serde_json::json;
 use crate::fixtures::{attempt, delivery, event, now, response, subscription};
 
 mod batch;
+mod counts;
 mod inbox;
 pub use batch::*;
+pub use counts::*;
 pub use inbox::*;
 
 /// One `#[test]` per behaviour of the [`contract`](crate::contract), each run through
@@ -149,6 +151,8 @@ macro_rules! store_contract {
             subscriptions_read_in_a_batch_are_those_that_exist,
             a_batch_of_attempts_records_each_as_one_attempt_would,
             a_batch_may_hold_two_attempts_of_one_delivery,
+            deliveries_are_counted_as_listed_per_hour_and_per_subscription,
+            counting_in_buckets_of_a_fraction_of_a_second_is_refused,
         );
     };
     (@each $harness:path; $($behaviour:ident),* $(,)?) => {

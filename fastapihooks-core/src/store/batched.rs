@@ -267,6 +267,13 @@ impl Store for BatchedStore {
     async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>> {
         self.inner.list_deliveries(query).await
     }
+    async fn count_deliveries(
+        &self,
+        query: &DeliveryQuery,
+        by: crate::delivery_counts::CountBy,
+    ) -> Result<Vec<crate::delivery_counts::DeliveryCount>> {
+        self.inner.count_deliveries(query, by).await
+    }
     async fn list_attempts(&self, delivery: &DeliveryId) -> Result<Vec<Attempt>> {
         self.inner.list_attempts(delivery).await
     }

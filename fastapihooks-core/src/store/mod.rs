@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 pub use crate::query::{DeliveryQuery, EventQuery};
 
 use crate::delivery::{Attempt, Delivery};
+use crate::delivery_counts::{CountBy, DeliveryCount};
 use crate::error::Result;
 use crate::event::{Event, EventName};
 use crate::health::{Disabled, EndpointHealth};
@@ -187,6 +188,28 @@ pub trait Store: Send + Sync + 'static {
     /// A page of the deliveries passing every filter of `query` and older than its cursor,
     /// newest first (by id): the deliveries [`DeliveryQuery::matches`] accepts.
     async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>>;
+    /// The deliveries passing every filter of `query` (its cursor and page size aside),
+    /// counted by status per bucket of time or per subscription ([`CountBy`]), sorted by group
+    /// then status. The default reads them all page by page; the SQL store counts with one
+    /// `GROUP BY`.
+    async fn count_deliveries(
+        &self,
+        query: &DeliveryQuery,
+        by: CountBy,
+    ) -> Result<Vec<DeliveryCount>> {
+        by.bucket_micros()?;
+        let mut page = query.clone();
+        page.before = None;
+        page.limit = 500;
+        let mut all = Vec::new();
+        loop {
+            let found = self.list_deliveries(&page).await?;
+            let Some(last) = found.last() else { break };
+            page.before = Some(last.id.clone());
+            all.extend(found);
+        }
+        crate::delivery_counts::count(&all, by)
+    }
     /// The attempts of a delivery, in order.
     async fn list_attempts(&self, delivery: &DeliveryId) -> Result<Vec<Attempt>>;
     /// The event with this id, if it is stored (events are stored with their deliveries).

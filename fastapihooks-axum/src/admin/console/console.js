@@ -144,7 +144,7 @@ async function overview() {
         el("span", {}, el("i", { style: "background:var(--ok)" }), "delivered"),
         el("span", {}, el("i", { style: "background:var(--bad)" }), "failed or dead"),
         el("span", {}, el("i", { style: "background:var(--wait)" }), "pending"))),
-    stats.truncated ? el("p", { class: "muted" }, `Counted from the ${stats.examined} newest deliveries.`) : null,
+    el("p", { class: "muted" }, `${stats.total} deliveries made in these 24 hours.`),
   );
 }
 

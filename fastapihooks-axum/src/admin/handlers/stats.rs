@@ -1,7 +1,7 @@
 //! `/stats` and `/event-types`: what a dashboard summarizes — deliveries counted by status,
-//! over time and by subscription, and the event names seen. Both are computed from the
-//! history by paging the store (no aggregate query), bounded: an answer says how many objects
-//! it read (`examined`) and whether it stopped at the bound (`truncated`).
+//! over time and by subscription (counted by the store, exactly), and the event names seen
+//! (read from the newest events, bounded: the answer says how many it read, `examined`, and
+//! whether it stopped at the bound, `truncated`).
 
 use std::collections::BTreeMap;
 
@@ -9,7 +9,9 @@ use crate::admin::extract::Params;
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, TimeDelta, Utc};
-use fastapihooks_core::{DeliveryQuery, DeliveryStatus, EventQuery, SubscriptionId};
+use fastapihooks_core::{
+    CountBy, CountGroup, DeliveryQuery, DeliveryStatus, EventQuery, SubscriptionId,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -20,8 +22,6 @@ use crate::admin::scope::Scope;
 
 /// The page size both read the store with.
 const PAGE: usize = 500;
-/// The most deliveries `GET /stats` reads.
-const MAX_DELIVERIES: usize = 20_000;
 /// The most events `GET /event-types` reads.
 const MAX_EVENTS: usize = 10_000;
 /// The longest range `GET /stats` counts in hourly buckets.
@@ -81,12 +81,12 @@ pub(crate) struct StatusCounts {
 }
 
 impl StatusCounts {
-    fn add(&mut self, status: DeliveryStatus) {
+    fn add(&mut self, status: DeliveryStatus, n: u64) {
         match status {
-            DeliveryStatus::Pending => self.pending += 1,
-            DeliveryStatus::Delivered => self.delivered += 1,
-            DeliveryStatus::Failed => self.failed += 1,
-            DeliveryStatus::Dead => self.dead += 1,
+            DeliveryStatus::Pending => self.pending += n,
+            DeliveryStatus::Delivered => self.delivered += n,
+            DeliveryStatus::Failed => self.failed += n,
+            DeliveryStatus::Dead => self.dead += n,
         }
     }
 }
@@ -123,10 +123,8 @@ pub(crate) struct SubscriptionStats {
 /// Deliveries made in a range of time, counted by status, by bucket of time and by
 /// subscription.
 ///
-/// Computed from the delivery history by paging the store, newest first, and bounded: at
-/// most 20,000 deliveries are read (`examined`). When the range holds more, the counts are
-/// those of its newest 20,000 and `truncated` is `true`: narrow the range, or filter by
-/// `subscription`, for exact numbers.
+/// Counted by the store (`Store::count_deliveries`: one `GROUP BY` per grouping on the SQL
+/// stores), exact however many deliveries the range holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
     "since": "2026-12-01T10:00:00Z", "until": "2026-12-01T12:00:00Z", "bucket_seconds": 3600,
@@ -140,7 +138,7 @@ pub(crate) struct SubscriptionStats {
         {"subscription_id": "sub_01JE6Y0V3K8Q2M4N6P8R0T2V4W", "delivered": 6, "failed": 2,
          "pending": 1, "success_rate": 0.75}
     ],
-    "examined": 9, "truncated": false
+    "total": 9
 }))]
 pub(crate) struct Stats {
     /// The start of the range, included.
@@ -159,11 +157,8 @@ pub(crate) struct Stats {
     pub(crate) buckets: Vec<StatsBucket>,
     /// One per subscription with deliveries in the range, by subscription id.
     pub(crate) subscriptions: Vec<SubscriptionStats>,
-    /// How many deliveries were read.
-    pub(crate) examined: u64,
-    /// Whether reading stopped at the bound (20,000) with deliveries of the range left unread:
-    /// the counts then leave out the oldest of the range.
-    pub(crate) truncated: bool,
+    /// The deliveries counted: every one made in the range (of the subscription, if asked).
+    pub(crate) total: u64,
 }
 
 /// `part / whole`, or `None` when `whole` is 0.
@@ -210,8 +205,7 @@ fn truncate(time: DateTime<Utc>, seconds: i64) -> DateTime<Utc> {
 /// Delivery statistics over a range of time: counts by status, by bucket and by
 /// subscription, and the success rate.
 ///
-/// Computed from the delivery history by paging the store (500 at a time), bounded at 20,000
-/// deliveries; `truncated` says when the bound was hit.
+/// Counted by the store, exactly: two aggregate queries (per bucket, per subscription).
 #[utoipa::path(get, path = "/stats", tag = "stats", params(StatsQuery),
     responses((status = 200, body = Stats), (status = 400, body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn summary(
@@ -241,47 +235,41 @@ pub(crate) async fn summary(
         pending: 0,
     })
     .collect();
+    // Counted by the store: one aggregate per grouping, however many deliveries there are.
+    let width_std = std::time::Duration::from_secs(width.unsigned_abs());
     let mut counts = StatusCounts::default();
-    let mut per_subscription: BTreeMap<String, StatusCounts> = BTreeMap::new();
-    let mut examined = 0usize;
-    let mut truncated = false;
-    loop {
-        let room = MAX_DELIVERIES - examined;
-        if room == 0 {
-            // At the bound: whether the range holds more than was read.
-            truncated = !state
-                .store
-                .list_deliveries(&query.clone().limit(1))
-                .await?
-                .is_empty();
-            break;
-        }
-        let asked = room.min(PAGE);
-        let page = state
-            .store
-            .list_deliveries(&query.clone().limit(asked))
-            .await?;
-        examined += page.len();
-        for d in &page {
-            counts.add(d.status);
-            per_subscription
-                .entry(d.subscription_id.to_string())
-                .or_default()
-                .add(d.status);
-            let index = (d.created_at - first).num_seconds().div_euclid(width);
-            if let Some(b) = usize::try_from(index).ok().and_then(|i| buckets.get_mut(i)) {
-                match d.status {
-                    DeliveryStatus::Pending => b.pending += 1,
-                    DeliveryStatus::Delivered => b.delivered += 1,
-                    DeliveryStatus::Failed | DeliveryStatus::Dead => b.failed += 1,
-                }
+    for c in state
+        .store
+        .count_deliveries(&query, CountBy::Time(width_std))
+        .await?
+    {
+        counts.add(c.status, c.count);
+        let CountGroup::Bucket(start) = c.group else {
+            continue;
+        };
+        let index = (start - first).num_seconds().div_euclid(width);
+        if let Some(b) = usize::try_from(index).ok().and_then(|i| buckets.get_mut(i)) {
+            match c.status {
+                DeliveryStatus::Pending => b.pending += c.count,
+                DeliveryStatus::Delivered => b.delivered += c.count,
+                DeliveryStatus::Failed | DeliveryStatus::Dead => b.failed += c.count,
             }
         }
-        match page.last() {
-            Some(last) if page.len() == asked => query.before = Some(last.id.clone()),
-            _ => break,
+    }
+    let mut per_subscription: BTreeMap<String, StatusCounts> = BTreeMap::new();
+    for c in state
+        .store
+        .count_deliveries(&query, CountBy::Subscription)
+        .await?
+    {
+        if let CountGroup::Subscription(id) = c.group {
+            per_subscription
+                .entry(id.to_string())
+                .or_default()
+                .add(c.status, c.count);
         }
     }
+    let examined = counts.pending + counts.delivered + counts.failed + counts.dead;
     let subscriptions = per_subscription
         .into_iter()
         .map(|(subscription_id, c)| {
@@ -306,8 +294,7 @@ pub(crate) async fn summary(
         counts,
         buckets,
         subscriptions,
-        examined: examined as u64,
-        truncated,
+        total: examined,
     }))
 }
 

@@ -20,6 +20,7 @@
 // sea-orm's entity derives expect `pub` items (and generate more); the module itself is
 // private to this store, so none of them is reachable from outside.
 mod batch;
+mod counts;
 #[allow(unreachable_pub)]
 mod entity;
 mod history;
@@ -458,6 +459,15 @@ impl Store for SqlStore {
             .await
             .map_err(db(what))?;
         history::with_events(&self.db, rows, what).await
+    }
+
+    /// One `GROUP BY` ([`counts`]).
+    async fn count_deliveries(
+        &self,
+        q: &DeliveryQuery,
+        by: crate::delivery_counts::CountBy,
+    ) -> Result<Vec<crate::delivery_counts::DeliveryCount>> {
+        counts::count_deliveries(self, q, by).await
     }
 
     async fn list_attempts(&self, delivery: &DeliveryId) -> Result<Vec<Attempt>> {
