@@ -27,8 +27,12 @@ fn history() -> (Vec<Delivery>, SubscriptionId, SubscriptionId) {
     ];
     let made = (0..10)
         .map(|i: u32| {
-            let owner = if i % 3 == 0 { "acme" } else { "globex" };
-            let sub = if i % 2 == 0 { &a } else { &b };
+            let owner = if i.is_multiple_of(3) {
+                "acme"
+            } else {
+                "globex"
+            };
+            let sub = if i.is_multiple_of(2) { &a } else { &b };
             let mut d = delivery(&event("order.created", Some(owner)), sub);
             d.created_at = Utc.with_ymd_and_hms(2026, 12, 1, 10, 0, 0).unwrap()
                 + chrono::Duration::minutes(i64::from(i) * 15);
