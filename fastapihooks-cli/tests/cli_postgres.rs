@@ -47,3 +47,58 @@ fn migrate_then_add_then_list_work_against_postgresql() {
         .stdout(predicate::str::contains(id))
         .stdout(predicate::str::contains("invoice.*"));
 }
+
+#[test]
+fn every_store_command_works_in_the_postgres_schema_it_is_given() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // One database for two schemas: what is made in one is not seen from the other.
+    let Some(database) = rt.block_on(TempDatabase::postgres("cli in a PostgreSQL schema")) else {
+        return;
+    };
+    let in_schema = |schema: &str| {
+        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin!("fastapihooks"));
+        cmd.env("FASTAPIHOOKS_DATABASE_URL", database.url())
+            .env("FASTAPIHOOKS_POSTGRES_SCHEMA", schema);
+        cmd
+    };
+    let url = database.url().to_owned();
+    rt.block_on(async {
+        use sea_orm::ConnectionTrait as _;
+        let db = sea_orm::Database::connect(url.as_str()).await.unwrap();
+        for schema in ["tenant_a", "tenant_b"] {
+            db.execute_unprepared(&format!("CREATE SCHEMA {schema}"))
+                .await
+                .unwrap();
+        }
+    });
+    for schema in ["tenant_a", "tenant_b"] {
+        in_schema(schema).arg("migrate").assert().success();
+    }
+    let added = in_schema("tenant_a")
+        .args(["subscriptions", "add", "--event", "order.*"])
+        .args(["--url", "https://a.example/hooks", "--json"])
+        .assert()
+        .success();
+    let added: serde_json::Value = serde_json::from_slice(&added.get_output().stdout).unwrap();
+    let id = added["id"].as_str().unwrap();
+    in_schema("tenant_a")
+        .args(["subscriptions", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(id));
+    in_schema("tenant_b")
+        .args(["subscriptions", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(id).not());
+    for listing in [
+        ["deliveries", "list"],
+        ["events", "list"],
+        ["inbox", "list"],
+    ] {
+        in_schema("tenant_a").args(listing).assert().success();
+    }
+}

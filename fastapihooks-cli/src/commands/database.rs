@@ -23,6 +23,10 @@ pub struct DatabaseArgs {
     /// Seconds to wait for the database to answer.
     #[arg(long, value_name = "SECONDS", default_value_t = 10)]
     pub connect_timeout: u64,
+    /// PostgreSQL only: the schema the tables live in (its `search_path`), for the store and
+    /// any outbox in the same database — as `fastapihooks start --postgres-schema`.
+    #[arg(long, value_name = "SCHEMA", env = "FASTAPIHOOKS_POSTGRES_SCHEMA")]
+    pub postgres_schema: Option<String>,
 }
 
 impl DatabaseArgs {
@@ -45,6 +49,7 @@ impl DatabaseArgs {
     pub fn options(&self, max_connections: u32) -> SqlConnect {
         SqlConnect {
             connect_timeout: Some(Duration::from_secs(self.connect_timeout)),
+            postgres_schema: self.postgres_schema.clone(),
             ..SqlConnect::new(max_connections)
         }
     }

@@ -140,10 +140,7 @@ impl From<Pruned> for PrunedView {
 /// rows with `--queue`, and prints what went.
 pub async fn run(args: PruneArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let cut_off = cut_off(args.older_than).context("--older-than: the cut-off is out of range")?;
-    let sql = args
-        .database
-        .options(1)
-        .postgres_schema(args.queue.postgres_schema.clone());
+    let sql = args.database.options(1);
     let store = sql.connect("--database", &args.database.url).await?;
     let dead_letters = match args.queue.queue.as_deref() {
         None => DeadLetters::NotAsked,

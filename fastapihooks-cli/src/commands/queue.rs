@@ -31,10 +31,6 @@ pub struct QueueArgs {
         env = "FASTAPIHOOKS_REDIS_KEY_PREFIX"
     )]
     pub key_prefix: String,
-    /// PostgreSQL only: the schema the tables live in (its `search_path`), for the queue and the
-    /// store alike.
-    #[arg(long, value_name = "SCHEMA", env = "FASTAPIHOOKS_POSTGRES_SCHEMA")]
-    pub postgres_schema: Option<String>,
 }
 
 /// What kind of queue a `--queue` URL names.
@@ -132,7 +128,6 @@ mod tests {
         QueueArgs {
             queue: Some(url.into()),
             key_prefix: "fastapihooks".into(),
-            postgres_schema: None,
         }
     }
 

@@ -29,9 +29,7 @@ pub(crate) async fn open(
     database: &DatabaseArgs,
     queue: &QueueArgs,
 ) -> anyhow::Result<(SqlStore, Replay)> {
-    let sql = database
-        .options(CONNECTIONS)
-        .postgres_schema(queue.postgres_schema.clone());
+    let sql = database.options(CONNECTIONS);
     let store = sql.connect("--database", &database.url).await?;
     let backend = queue.open(&store, &database.url, &sql).await?;
     let replay = Replay::new(Arc::new(store.clone()), backend).concurrency(CONCURRENCY);

@@ -70,10 +70,6 @@ pub struct InboxQueueArgs {
         env = "FASTAPIHOOKS_INBOX_QUEUE_PREFIX"
     )]
     pub queue_prefix: String,
-    /// PostgreSQL only: the schema the tables live in (its `search_path`), for the store and the
-    /// queue alike.
-    #[arg(long, value_name = "SCHEMA", env = "FASTAPIHOOKS_POSTGRES_SCHEMA")]
-    pub postgres_schema: Option<String>,
 }
 
 impl InboxQueueArgs {
@@ -96,7 +92,6 @@ impl InboxQueueArgs {
         let queue = QueueArgs {
             queue: Some(url.to_owned()),
             key_prefix: self.queue_prefix.clone(),
-            postgres_schema: self.postgres_schema.clone(),
         };
         match queue.kind()? {
             QueueKind::Redis => open_redis(&queue).await,
@@ -167,10 +162,7 @@ pub async fn run(args: ReplayArgs, out: &mut dyn Write) -> anyhow::Result<()> {
              --source, --external-id, --since, --until), or --all to replay every dead entry"
         );
     }
-    let sql = args
-        .database
-        .options(CONNECTIONS)
-        .postgres_schema(args.queue.postgres_schema.clone());
+    let sql = args.database.options(CONNECTIONS);
     let store = sql.connect("--database", &args.database.url).await?;
     // Opened for a dry run too: it then tells whether the replay itself could run.
     let queue = args.queue.open(&store, &args.database.url, &sql).await?;

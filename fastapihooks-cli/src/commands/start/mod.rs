@@ -234,6 +234,10 @@ pub struct StartArgs {
         env = "FASTAPIHOOKS_LOG_FORMAT"
     )]
     pub log_format: LogFormat,
+    /// PostgreSQL only: the schema the tables live in (its `search_path`), for the queue and the
+    /// store alike.
+    #[arg(long, value_name = "SCHEMA", env = "FASTAPIHOOKS_POSTGRES_SCHEMA")]
+    pub postgres_schema: Option<String>,
     /// Trace export over OTLP.
     #[command(flatten)]
     pub otlp: OtlpArgs,
@@ -337,7 +341,7 @@ impl StartArgs {
     /// and pending migrations applied with `--migrate`, otherwise refused.
     fn sql(&self) -> SqlConnect {
         SqlConnect::new(self.store_connections)
-            .postgres_schema(self.queue.postgres_schema.clone())
+            .postgres_schema(self.postgres_schema.clone())
             .migrations(if self.migrate {
                 Migrations::Apply
             } else {

@@ -91,7 +91,6 @@ pub async fn run(args: EnableArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         let store = args
             .database
             .options(1)
-            .postgres_schema(args.queue.postgres_schema.clone())
             .connect("--database", &args.database.url)
             .await?;
         (store, None)
