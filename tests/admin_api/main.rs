@@ -45,6 +45,7 @@ on_each_store!(
     subscriptions::subscriptions_page_by_cursor_without_skipping_or_repeating,
     subscriptions::a_subscription_is_changed_disabled_enabled_and_deleted,
     subscriptions::rotating_a_secret_shows_the_new_one_once_and_keeps_the_old_for_the_grace,
+    subscriptions::a_secret_rotated_without_a_body_keeps_the_old_one_for_a_day,
     tenancy::owner_a_can_neither_read_nor_change_nor_replay_owner_bs_objects,
     history::a_failed_delivery_is_found_replayed_and_delivered_through_the_api,
     history::a_bulk_replay_dry_run_counts_and_changes_nothing,

@@ -172,6 +172,31 @@ pub(crate) async fn rotating_a_secret_shows_the_new_one_once_and_keeps_the_old_f
     assert_eq!(signing, [new, old.as_str()], "both sign during the grace");
 }
 
+pub(crate) async fn a_secret_rotated_without_a_body_keeps_the_old_one_for_a_day(store: &SqlStore) {
+    let api = queued(store, false);
+    let (id, _) = api.subscribe("https://example.com/hooks", None).await;
+    let (status, rotated) = api
+        .call(
+            Method::POST,
+            &format!("/subscriptions/{id}/rotate-secret"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let expires: chrono::DateTime<chrono::Utc> =
+        rotated["subscription"]["previous_secret_expires_at"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+    let grace = expires - chrono::Utc::now();
+    assert!(
+        grace > chrono::Duration::hours(23) && grace <= chrono::Duration::hours(24),
+        "{grace}"
+    );
+}
+
 pub(crate) async fn a_test_event_reaches_that_subscription_alone(store: &SqlStore) {
     let api = delivering(store);
     let receiver = Receiver::ok().await;

@@ -183,14 +183,15 @@ async fn set_enabled(
 /// Replaces the signing secret; the old one keeps signing for the grace period. The new
 /// secret is in the answer, once.
 #[utoipa::path(post, path = "/subscriptions/{id}/rotate-secret", tag = "subscriptions", params(("id" = String, Path, description = "`sub_…`")),
-    request_body = RotateSecret,
+    request_body(content = Option<RotateSecret>, description = "Optional; `{}` by default"),
     responses((status = 200, body = CreatedSubscription), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn rotate_secret(
     State(state): State<AdminState>,
     scope: Scope,
     Path(id): Path<String>,
-    Body(rotate): Body<RotateSecret>,
+    body: Option<Body<RotateSecret>>,
 ) -> Result<Json<CreatedSubscription>, Problem> {
+    let rotate = body.map(|Body(r)| r).unwrap_or_default();
     let (_, mut subscription) = visible_subscription(&state, &scope, &id).await?;
     let secret = match rotate.secret {
         Some(secret) => Secret::new(secret)?,
