@@ -1,8 +1,10 @@
 //! [`DeliveryCount`]: deliveries counted by status, per bucket of time or per subscription —
-//! what a dashboard draws — computed by the store ([`Store::count_deliveries`]: one `GROUP BY`
-//! on the SQL stores), so a busy history is counted exactly without being read.
+//! what a dashboard draws — and [`EventNameCount`], the event names seen; computed by the store
+//! ([`Store::count_deliveries`], [`Store::count_events`]: one `GROUP BY` on the SQL stores), so a
+//! busy history is counted exactly without being read.
 //!
 //! [`Store::count_deliveries`]: crate::Store::count_deliveries
+//! [`Store::count_events`]: crate::Store::count_events
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -11,6 +13,7 @@ use chrono::{DateTime, Utc};
 
 use crate::delivery::{Delivery, DeliveryStatus};
 use crate::error::{Error, Result};
+use crate::event::{Event, EventName};
 use crate::id::SubscriptionId;
 
 /// How deliveries are grouped before they are counted by status.
@@ -93,6 +96,33 @@ pub fn count<'a>(
         .collect())
 }
 
+/// The stored events of one name: how many, and when the newest was made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventNameCount {
+    /// The name.
+    pub name: EventName,
+    /// How many stored events bear it.
+    pub events: u64,
+    /// When the newest of them was made.
+    pub last_seen: DateTime<Utc>,
+}
+
+/// Counts `events` by name, sorted by name: the one definition, for stores that keep their
+/// history in memory (and the default of [`Store::count_events`](crate::Store::count_events)).
+pub fn count_names<'a>(events: impl IntoIterator<Item = &'a Event>) -> Vec<EventNameCount> {
+    let mut names: BTreeMap<&EventName, EventNameCount> = BTreeMap::new();
+    for e in events {
+        let seen = names.entry(e.name()).or_insert_with(|| EventNameCount {
+            name: e.name().clone(),
+            events: 0,
+            last_seen: e.created_at(),
+        });
+        seen.events += 1;
+        seen.last_seen = seen.last_seen.max(e.created_at());
+    }
+    names.into_values().collect()
+}
+
 /// The time of a bucket start in microseconds since the epoch.
 pub(crate) fn bucket_start(micros: i64) -> DateTime<Utc> {
     DateTime::from_timestamp_micros(micros).unwrap_or_default()
@@ -101,7 +131,6 @@ pub(crate) fn bucket_start(micros: i64) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Event;
 
     #[test]
     fn deliveries_are_counted_in_epoch_aligned_buckets_by_status() {

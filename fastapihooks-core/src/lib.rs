@@ -58,7 +58,7 @@ pub use backend::{OutboxTable, SqlBackend, SqlOutboxConfig};
 #[cfg(feature = "redis")]
 pub use backend::{RedisBackend, RedisConfig};
 pub use delivery::{Attempt, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryStatus};
-pub use delivery_counts::{CountBy, CountGroup, DeliveryCount};
+pub use delivery_counts::{CountBy, CountGroup, DeliveryCount, EventNameCount};
 pub use dispatch::{AllowHint, HttpConfig};
 pub use emitter::{Emitter, EmitterBuilder};
 pub use error::{Error, Result};

@@ -153,6 +153,7 @@ macro_rules! store_contract {
             a_batch_may_hold_two_attempts_of_one_delivery,
             deliveries_are_counted_as_listed_per_hour_and_per_subscription,
             counting_in_buckets_of_a_fraction_of_a_second_is_refused,
+            event_names_are_counted_as_listed,
         );
     };
     (@each $harness:path; $($behaviour:ident),* $(,)?) => {

@@ -274,6 +274,12 @@ impl Store for BatchedStore {
     ) -> Result<Vec<crate::delivery_counts::DeliveryCount>> {
         self.inner.count_deliveries(query, by).await
     }
+    async fn count_events(
+        &self,
+        query: &EventQuery,
+    ) -> Result<Vec<crate::delivery_counts::EventNameCount>> {
+        self.inner.count_events(query).await
+    }
     async fn list_attempts(&self, delivery: &DeliveryId) -> Result<Vec<Attempt>> {
         self.inner.list_attempts(delivery).await
     }

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 pub use crate::query::{DeliveryQuery, EventQuery};
 
 use crate::delivery::{Attempt, Delivery};
-use crate::delivery_counts::{CountBy, DeliveryCount};
+use crate::delivery_counts::{CountBy, DeliveryCount, EventNameCount};
 use crate::error::Result;
 use crate::event::{Event, EventName};
 use crate::health::{Disabled, EndpointHealth};
@@ -209,6 +209,22 @@ pub trait Store: Send + Sync + 'static {
             all.extend(found);
         }
         crate::delivery_counts::count(&all, by)
+    }
+    /// The names of the stored events passing every filter of `query` (its cursor and page
+    /// size aside), each with how many events bear it and when the newest was made, sorted by
+    /// name. The default reads them all page by page; the SQL store counts with one `GROUP BY`.
+    async fn count_events(&self, query: &EventQuery) -> Result<Vec<EventNameCount>> {
+        let mut page = query.clone();
+        page.before = None;
+        page.limit = 500;
+        let mut all = Vec::new();
+        loop {
+            let found = self.list_events(&page).await?;
+            let Some(last) = found.last() else { break };
+            page.before = Some(last.id().clone());
+            all.extend(found);
+        }
+        Ok(crate::delivery_counts::count_names(&all))
     }
     /// The attempts of a delivery, in order.
     async fn list_attempts(&self, delivery: &DeliveryId) -> Result<Vec<Attempt>>;

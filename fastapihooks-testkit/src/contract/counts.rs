@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use chrono::{TimeZone as _, Utc};
-use fastapihooks_core::delivery_counts::count;
+use fastapihooks_core::delivery_counts::{count, count_names};
 use fastapihooks_core::{
-    CountBy, CountGroup, Delivery, DeliveryCount, DeliveryQuery, DeliveryStatus, Store,
+    CountBy, CountGroup, Delivery, DeliveryCount, DeliveryQuery, DeliveryStatus, EventQuery, Store,
     SubscriptionId,
 };
 
@@ -96,4 +96,53 @@ pub async fn counting_in_buckets_of_a_fraction_of_a_second_is_refused(store: &dy
         )
         .await;
     assert!(refused.is_err());
+}
+
+/// A behaviour of the contract: the event names counted are those of the events a query lists
+/// — an event delivered to two subscriptions once — with when the newest was made.
+pub async fn event_names_are_counted_as_listed(store: &dyn Store) {
+    let (a, b) = (SubscriptionId::new(), SubscriptionId::new());
+    let at = |m| Utc.with_ymd_and_hms(2026, 12, 1, 10, m, 0).unwrap();
+    let mut made = Vec::new();
+    for (name, owner, minute) in [
+        ("order.created", "acme", 0),
+        ("order.created", "globex", 5),
+        ("invoice.paid", "acme", 10),
+        ("order.created", "acme", 20),
+    ] {
+        let e = fastapihooks_core::Event::restore(
+            fastapihooks_core::EventId::new(),
+            fastapihooks_core::EventName::new(name).unwrap(),
+            Some(owner.to_owned()),
+            bytes::Bytes::from_static(b"{}"),
+            at(minute),
+        );
+        for sub in [&a, &b] {
+            made.push(delivery(&e, sub));
+        }
+    }
+    store.record_deliveries(&made).await.unwrap();
+    let all = store.count_events(&EventQuery::default()).await.unwrap();
+    let figures: Vec<(&str, u64, _)> = all
+        .iter()
+        .map(|c| (c.name.as_str(), c.events, c.last_seen))
+        .collect();
+    assert_eq!(
+        figures,
+        [("invoice.paid", 1, at(10)), ("order.created", 3, at(20))]
+    );
+    for query in [
+        EventQuery::default().owner("acme"),
+        EventQuery::default().since(at(5)),
+        EventQuery::default().name("order.*").unwrap(),
+    ] {
+        let mut listed_query = query.clone();
+        listed_query.limit = 1_000;
+        let listed = store.list_events(&listed_query).await.unwrap();
+        assert_eq!(
+            store.count_events(&query).await.unwrap(),
+            count_names(&listed),
+            "{query:?}"
+        );
+    }
 }

@@ -1,7 +1,6 @@
 //! `/stats` and `/event-types`: what a dashboard summarizes — deliveries counted by status,
-//! over time and by subscription (counted by the store, exactly), and the event names seen
-//! (read from the newest events, bounded: the answer says how many it read, `examined`, and
-//! whether it stopped at the bound, `truncated`).
+//! over time and by subscription, and the event names seen — counted by the store, exactly
+//! (`Store::count_deliveries`, `Store::count_events`).
 
 use std::collections::BTreeMap;
 
@@ -20,10 +19,6 @@ use crate::admin::AdminState;
 use crate::admin::problems::invalid;
 use crate::admin::scope::Scope;
 
-/// The page size both read the store with.
-const PAGE: usize = 500;
-/// The most events `GET /event-types` reads.
-const MAX_EVENTS: usize = 10_000;
 /// The longest range `GET /stats` counts in hourly buckets.
 const MAX_HOURLY_DAYS: i64 = 31;
 /// The longest range `GET /stats` counts.
@@ -311,39 +306,28 @@ pub(crate) struct EventTypesQuery {
 pub(crate) struct EventType {
     /// The event name, e.g. `order.created`.
     pub(crate) name: String,
-    /// How many of the events read bear it.
+    /// How many stored events bear it.
     pub(crate) events: u64,
     /// When the newest of them happened.
     pub(crate) last_seen: DateTime<Utc>,
 }
 
-/// The event names seen in the newest stored events, each once.
-///
-/// Computed from the event history by paging the store, newest first, and bounded: at most
-/// 10,000 events are read (`examined`); `truncated` is `true` when older ones were left
-/// unread, so a name only they bear is missing and the counts are of the newest 10,000.
+/// The event names of the stored events, each once, counted by the store
+/// (`Store::count_events`: one `GROUP BY` on the SQL stores).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
     "data": [
         {"name": "invoice.paid", "events": 12, "last_seen": "2026-12-01T11:58:02Z"},
         {"name": "order.created", "events": 40, "last_seen": "2026-12-01T12:00:00Z"}
-    ],
-    "examined": 52, "truncated": false
+    ]
 }))]
 pub(crate) struct EventTypes {
     /// The names, sorted.
     pub(crate) data: Vec<EventType>,
-    /// How many events were read.
-    pub(crate) examined: u64,
-    /// Whether reading stopped at the bound (10,000) with older events left unread.
-    pub(crate) truncated: bool,
 }
 
-/// The event names seen, each once, with how many events bear it and when the newest
-/// happened.
-///
-/// Computed from the newest stored events by paging the store (500 at a time), bounded at
-/// 10,000 events; `truncated` says when the bound was hit.
+/// The event names seen, each once, with how many stored events bear it and when the newest
+/// happened; counted by the store.
 #[utoipa::path(get, path = "/event-types", tag = "stats", params(EventTypesQuery),
     responses((status = 200, body = EventTypes), (status = 400, body = Problem, content_type = "application/problem+json")))]
 pub(crate) async fn event_types(
@@ -351,45 +335,20 @@ pub(crate) async fn event_types(
     scope: Scope,
     Params(q): Params<EventTypesQuery>,
 ) -> Result<Json<EventTypes>, Problem> {
-    let mut query = EventQuery {
+    let query = EventQuery {
         owner: scope.owner_filter(q.owner),
         ..EventQuery::default()
     };
-    let mut names: BTreeMap<String, EventType> = BTreeMap::new();
-    let mut examined = 0usize;
-    let mut truncated = false;
-    loop {
-        let room = MAX_EVENTS - examined;
-        if room == 0 {
-            truncated = !state
-                .store
-                .list_events(&query.clone().limit(1))
-                .await?
-                .is_empty();
-            break;
-        }
-        let asked = room.min(PAGE);
-        let page = state.store.list_events(&query.clone().limit(asked)).await?;
-        examined += page.len();
-        for e in &page {
-            let seen = names
-                .entry(e.name().as_str().to_owned())
-                .or_insert_with(|| EventType {
-                    name: e.name().as_str().to_owned(),
-                    events: 0,
-                    last_seen: e.created_at(),
-                });
-            seen.events += 1;
-            seen.last_seen = seen.last_seen.max(e.created_at());
-        }
-        match page.last() {
-            Some(last) if page.len() == asked => query.before = Some(last.id().clone()),
-            _ => break,
-        }
-    }
-    Ok(Json(EventTypes {
-        data: names.into_values().collect(),
-        examined: examined as u64,
-        truncated,
-    }))
+    let data: Vec<EventType> = state
+        .store
+        .count_events(&query)
+        .await?
+        .into_iter()
+        .map(|c| EventType {
+            name: c.name.as_str().to_owned(),
+            events: c.events,
+            last_seen: c.last_seen,
+        })
+        .collect();
+    Ok(Json(EventTypes { data }))
 }

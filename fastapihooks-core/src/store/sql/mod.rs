@@ -461,6 +461,14 @@ impl Store for SqlStore {
         history::with_events(&self.db, rows, what).await
     }
 
+    /// One `GROUP BY name` ([`counts`]).
+    async fn count_events(
+        &self,
+        q: &EventQuery,
+    ) -> Result<Vec<crate::delivery_counts::EventNameCount>> {
+        counts::count_events(self, q).await
+    }
+
     /// One `GROUP BY` ([`counts`]).
     async fn count_deliveries(
         &self,
