@@ -97,7 +97,7 @@ pub mod receive {
 pub mod inbox {
     pub use fastapihooks_core::inbox::{
         Inbox, InboxEntry, InboxOutcome, InboxProcessing, InboxProcessor, InboxQuery, InboxReplay,
-        InboxStatus, NewInboxEntry, OrderingKey, ProcessError, Received, key, replay_entry,
+        InboxStatus, Intake, NewInboxEntry, OrderingKey, ProcessError, Received, key, replay_entry,
     };
 }
 

@@ -149,9 +149,10 @@ impl Receiving {
 
     async fn start_on(inbox: SqlStore, script: Script, work: Option<Duration>) -> Self {
         let inbox = Arc::new(inbox);
+        // The store's own outbox: a webhook and its task are committed together.
         let queue = Arc::new(
-            SqlBackend::with_config(
-                inbox.connection().clone(),
+            SqlBackend::for_store_with_config(
+                &inbox,
                 fastapihooks::SqlOutboxConfig {
                     visibility_timeout: Duration::from_secs(5),
                     poll_interval: Duration::from_millis(20),
@@ -457,6 +458,66 @@ async fn a_webhook_signed_with_another_secret_is_refused_and_not_stored(db: Data
     receiver.stop().await;
 }
 
+async fn a_webhook_whose_task_cannot_be_queued_is_not_stored_either(db: Database) {
+    let receiver = Receiving::start(&db, Script::default(), None).await;
+    // The inbox queue refuses every row (a trigger of the test's own): the entry and its task
+    // are one transaction, so the entry is not kept either, and the sender is told to retry.
+    let refuse = match &db {
+        Database::Sqlite(_) => vec![
+            "CREATE TRIGGER refuse_tasks BEFORE INSERT ON fastapihooks_inbox_queue \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+                .to_owned(),
+        ],
+        #[cfg(feature = "postgres")]
+        Database::Postgres(_) => vec![
+            "CREATE FUNCTION refuse_tasks() RETURNS trigger AS $$ \
+             BEGIN RAISE EXCEPTION 'refused by the test'; END $$ LANGUAGE plpgsql"
+                .to_owned(),
+            "CREATE TRIGGER refuse_tasks BEFORE INSERT ON fastapihooks_inbox_queue \
+             FOR EACH ROW EXECUTE FUNCTION refuse_tasks()"
+                .to_owned(),
+        ],
+    };
+    for statement in refuse {
+        use sea_orm::ConnectionTrait as _;
+        receiver
+            .inbox
+            .connection()
+            .execute_unprepared(&statement)
+            .await
+            .unwrap();
+    }
+    let body = br#"{"order":1}"#;
+    let mut headers = http::HeaderMap::new();
+    SignatureScheme::StandardWebhooks.signer().sign(
+        &fastapihooks::signing::SignInput {
+            delivery_id: "msg_not_queued",
+            event_name: "order.updated",
+            timestamp: chrono::Utc::now().timestamp(),
+            body,
+        },
+        &[&Secret::new(SECRET).unwrap()],
+        &mut headers,
+    );
+    let response = reqwest::Client::new()
+        .post(format!("{}/webhooks/shop", receiver.url))
+        .headers(headers)
+        .body(&body[..])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        503,
+        "the sender is told to send it again"
+    );
+    assert!(
+        receiver.entries().await.is_empty(),
+        "no entry without its task"
+    );
+    receiver.stop().await;
+}
+
 /// The receiver process of the kill test: opens the database the test names, serves with a
 /// processing route that hangs, prints its URL, and waits to be killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -566,6 +627,7 @@ macro_rules! every_behaviour {
             a_webhook_stored_without_its_task_is_queued_by_the_stranded_sweep,
             the_internal_route_is_not_found_from_the_network,
             a_webhook_signed_with_another_secret_is_refused_and_not_stored,
+            a_webhook_whose_task_cannot_be_queued_is_not_stored_either,
         );
     };
 }

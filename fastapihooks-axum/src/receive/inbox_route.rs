@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
-use fastapihooks_core::backend::{ProcessTask, Queue, Task};
+use fastapihooks_core::backend::Queue;
 use fastapihooks_core::inbox::key::InboxKey;
 use fastapihooks_core::inbox::{Inbox, NewInboxEntry, OrderingKey, Received};
 use futures_util::future::BoxFuture;
@@ -160,8 +160,8 @@ impl InboxRoute {
                 .and_then(|f| f(&parts.headers, &body)),
             body,
         };
-        let received = match self.inbox.receive(entry).await {
-            Ok(received) => received,
+        let intake = match self.inbox.receive_and_queue(entry, &*self.queue).await {
+            Ok(intake) => intake,
             Err(e) => {
                 tracing::error!(source = %self.source, error = %e, "webhook not stored: the inbox is unreachable; answered 503 so the sender retries");
                 return Problem::new(
@@ -173,14 +173,13 @@ impl InboxRoute {
                 .into_response();
             }
         };
-        match received {
+        match intake.received {
             Received::New(entry) => {
-                let task = Task::from(ProcessTask::new(entry.id.clone()));
-                match self.queue.enqueue(&[task]).await {
-                    Ok(()) => {
+                match intake.not_queued {
+                    None => {
                         tracing::debug!(inbox = %entry.id, source = %entry.source, external_id = %entry.external_id, "webhook received")
                     }
-                    Err(e) => {
+                    Some(e) => {
                         tracing::error!(inbox = %entry.id, source = %entry.source, error = %e, "webhook stored but its processing not queued; the inbox worker's sweep of stranded entries queues it")
                     }
                 }

@@ -434,6 +434,14 @@ pub trait Queue: Backend {
         Ok(None)
     }
 
+    /// The SQL store this queue is the outbox of, and its table: set by
+    /// `SqlBackend::for_store`, so the store can write a task in its own transaction.
+    #[doc(hidden)]
+    #[cfg(feature = "sql")]
+    fn store_outbox(&self) -> Option<StoreOutbox<'_>> {
+        None
+    }
+
     /// Queues `tasks`, due at once, in one atomic step: how the inbox queues the processing of
     /// a received webhook ([`Task::Process`]). The default refuses with
     /// [`Error::Unsupported`](crate::Error::Unsupported) (`queue.enqueue`): a queue of one's own
@@ -533,4 +541,14 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<Task>(&reordered).unwrap(), task);
     }
+}
+
+/// Which store an outbox made with `SqlBackend::for_store` belongs to, and its table
+/// ([`Queue::store_outbox`]).
+#[cfg(feature = "sql")]
+#[doc(hidden)]
+#[derive(Clone, Copy, Debug)]
+pub struct StoreOutbox<'a> {
+    pub(crate) store: &'a std::sync::Arc<()>,
+    pub(crate) table: crate::backend::OutboxTable,
 }

@@ -44,6 +44,21 @@ pub trait Inbox: Send + Sync + 'static {
     /// source sent that id before — however many copies arrive at once, one is new.
     async fn receive(&self, entry: NewInboxEntry) -> Result<Received>;
 
+    /// Stores a received webhook as [`receive`](Self::receive) does and, when it is new,
+    /// queues its processing on `queue` ([`ProcessTask`](crate::ProcessTask)). The SQL store
+    /// does both in one transaction when `queue` is its own outbox
+    /// (`SqlBackend::for_store(store)`): the entry and its task are committed together or not
+    /// at all. Otherwise, one after the other ([`receive_then_queue`]): an entry stored whose
+    /// task could not be queued is answered with the queue's error beside it, and the inbox
+    /// worker's sweep of stranded entries queues it later.
+    async fn receive_and_queue(
+        &self,
+        entry: NewInboxEntry,
+        queue: &dyn crate::Queue,
+    ) -> Result<Intake> {
+        receive_then_queue(self, entry, queue).await
+    }
+
     /// The entry with this id, if any.
     async fn get_inbox_entry(&self, id: &InboxId) -> Result<Option<InboxEntry>>;
 
@@ -79,4 +94,35 @@ pub trait Inbox: Send + Sync + 'static {
     /// `limit`: webhooks stored whose processing task was never queued (the process stopped
     /// between the two). The inbox's worker queues them again.
     async fn stranded(&self, before: DateTime<Utc>, limit: usize) -> Result<Vec<InboxEntry>>;
+}
+
+/// What [`Inbox::receive_and_queue`] did: the entry as stored, and the error of queueing its
+/// processing if that failed after the entry was stored.
+#[derive(Debug)]
+pub struct Intake {
+    /// New or duplicate, with the stored entry.
+    pub received: Received,
+    /// Why the processing of a new entry was not queued (it is stored: the stranded sweep
+    /// queues it); `None` when it was queued, or when the entry was a duplicate.
+    pub not_queued: Option<crate::Error>,
+}
+
+/// [`Inbox::receive_and_queue`] in two steps: store, then queue the processing of a new entry.
+pub async fn receive_then_queue<I: Inbox + ?Sized>(
+    inbox: &I,
+    entry: NewInboxEntry,
+    queue: &dyn crate::Queue,
+) -> Result<Intake> {
+    let received = inbox.receive(entry).await?;
+    let not_queued = match &received {
+        Received::New(entry) => {
+            let task = crate::backend::Task::from(crate::ProcessTask::new(entry.id.clone()));
+            queue.enqueue(&[task]).await.err()
+        }
+        Received::Duplicate(_) => None,
+    };
+    Ok(Intake {
+        received,
+        not_queued,
+    })
 }

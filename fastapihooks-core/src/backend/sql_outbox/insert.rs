@@ -18,7 +18,7 @@ const INSERT_BATCH_BYTES: usize = 4 << 20;
 /// Inserts tasks into `table` through `conn` (a transaction or a connection), each due at
 /// once: in line at its place (µs since the epoch, when the task it replaces was first queued) when it has one,
 /// else after everything queued so far.
-pub(super) async fn insert_tasks<'a, C: ConnectionTrait>(
+pub(crate) async fn insert_tasks<'a, C: ConnectionTrait>(
     conn: &C,
     table: OutboxTable,
     tasks: impl IntoIterator<Item = (&'a Task, Option<i64>)>,

@@ -37,6 +37,7 @@
 
 mod config;
 mod insert;
+pub(crate) use insert::insert_tasks;
 mod settle;
 mod statements;
 mod table;
@@ -63,7 +64,6 @@ use crate::error::{Error, Result};
 use crate::event::Event;
 use crate::id::DeliveryId;
 use crate::store::{SqlStore, SqlStoreOptions};
-use insert::insert_tasks;
 use statements::statement;
 use transient::{is_conflict, retry_conflicts};
 
@@ -90,6 +90,8 @@ pub struct SqlBackend {
     table: OutboxTable,
     open: OpenFlag,
     wake: wake::Wake,
+    /// The store it was made for (`for_store`), whose transactions may write to it.
+    store: Option<std::sync::Arc<()>>,
 }
 
 impl std::fmt::Debug for SqlBackend {
@@ -114,6 +116,7 @@ impl SqlBackend {
             table: OutboxTable::default(),
             open: OpenFlag::default(),
             wake: wake::Wake::new(),
+            store: None,
         }
     }
 
@@ -126,9 +129,24 @@ impl SqlBackend {
         })
     }
 
-    /// The outbox in the store's database, sharing its connection pool.
+    /// The outbox in the store's database, sharing its connection pool. The store knows it as
+    /// its own: a received webhook and its processing task are then written in one transaction
+    /// ([`Inbox::receive_and_queue`](crate::inbox::Inbox::receive_and_queue)).
     pub fn for_store(store: &SqlStore) -> Self {
-        Self::new(store.connection().clone())
+        Self {
+            store: Some(std::sync::Arc::clone(store.identity())),
+            ..Self::new(store.connection().clone())
+        }
+    }
+
+    /// [`for_store`](Self::for_store), leasing as `config` says; fails if `config` does not
+    /// validate.
+    pub fn for_store_with_config(store: &SqlStore, config: SqlOutboxConfig) -> Result<Self> {
+        config.validate()?;
+        Ok(Self {
+            config,
+            ..Self::for_store(store)
+        })
     }
 
     /// Connects to `url` and applies the store's pending migrations (the outbox table is one
@@ -373,6 +391,15 @@ impl Backend for SqlBackend {
 
 #[async_trait]
 impl Queue for SqlBackend {
+    fn store_outbox(&self) -> Option<crate::backend::queue::StoreOutbox<'_>> {
+        self.store
+            .as_ref()
+            .map(|store| crate::backend::queue::StoreOutbox {
+                store,
+                table: self.table,
+            })
+    }
+
     async fn lease(&self, max: usize) -> Result<Vec<Leased>> {
         let max = max.max(1);
         let started = Instant::now();

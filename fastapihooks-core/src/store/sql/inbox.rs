@@ -12,15 +12,20 @@ use sea_orm::ActiveValue::Set;
 use sea_orm::sea_query::{Expr, ExprTrait as _, Func};
 use sea_orm::{
     ColumnTrait, Condition, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect, SqlErr,
+    TransactionTrait as _,
 };
 
 use super::entity::inbox::{self, Column as C};
 use super::rows::micros;
 use super::{SqlStore, db, page_size};
+use crate::ProcessTask;
+use crate::backend::Task;
+use crate::backend::sql_outbox::insert_tasks;
 use crate::error::{Error, Result};
 use crate::id::InboxId;
 use crate::inbox::{
-    Inbox, InboxEntry, InboxOutcome, InboxQuery, InboxStatus, NewInboxEntry, OrderingKey, Received,
+    Inbox, InboxEntry, InboxOutcome, InboxQuery, InboxStatus, Intake, NewInboxEntry, OrderingKey,
+    Received, receive_then_queue,
 };
 
 /// The width of the source, external id and ordering object columns, in characters.
@@ -69,6 +74,52 @@ impl Inbox for SqlStore {
                 entry.source, entry.external_id
             )),
         ))
+    }
+
+    /// With its own outbox (`SqlBackend::for_store(self)`): the entry and its processing task
+    /// in one transaction. A duplicate (the insert's unique violation) rolls back and is read
+    /// as [`receive`](Inbox::receive) reads it. With any other queue: two steps.
+    async fn receive_and_queue(
+        &self,
+        new: NewInboxEntry,
+        queue: &dyn crate::Queue,
+    ) -> Result<Intake> {
+        let own = queue
+            .store_outbox()
+            .filter(|outbox| std::sync::Arc::ptr_eq(outbox.store, self.identity()));
+        let Some(outbox) = own else {
+            return receive_then_queue(self, new, queue).await;
+        };
+        let what = "inbox.receive_and_queue";
+        fits("inbox.source", &new.source)?;
+        fits("inbox.external_id", &new.external_id)?;
+        if let Some(ordering) = &new.ordering {
+            fits("inbox.ordering.object", &ordering.object)?;
+        }
+        let entry = InboxEntry::received(new.clone(), now());
+        let row = entry_row(&entry)?;
+        let task = Task::from(ProcessTask::new(entry.id.clone()));
+        let txn = self.db.begin().await.map_err(db(what))?;
+        match inbox::Entity::insert(row)
+            .exec_without_returning(&txn)
+            .await
+        {
+            Ok(_) => {
+                insert_tasks(&txn, outbox.table, [(&task, None)], what).await?;
+                txn.commit().await.map_err(db(what))?;
+                Ok(Intake {
+                    received: Received::New(entry),
+                    not_queued: None,
+                })
+            }
+            Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
+                txn.rollback().await.map_err(db(what))?;
+                // A copy stored before: read back as `receive` does (queued when it turns out
+                // new after all, its row deleted in between).
+                receive_then_queue(self, new, queue).await
+            }
+            Err(e) => Err(Error::storage(what, e)),
+        }
     }
 
     async fn get_inbox_entry(&self, id: &InboxId) -> Result<Option<InboxEntry>> {

@@ -71,6 +71,9 @@ use rows::{
 #[derive(Clone)]
 pub struct SqlStore {
     db: DatabaseConnection,
+    /// Who this store is, shared by its clones: an outbox made with `SqlBackend::for_store`
+    /// carries it, so the store knows its own outbox (and writes to it in its transactions).
+    identity: std::sync::Arc<()>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -82,6 +85,11 @@ impl std::fmt::Debug for SqlStore {
 }
 
 impl SqlStore {
+    /// This store's identity (see the field).
+    pub(crate) fn identity(&self) -> &std::sync::Arc<()> {
+        &self.identity
+    }
+
     /// Connects to `url` with the default [`SqlStoreOptions`] and applies pending migrations.
     pub async fn connect(url: &str) -> Result<Self> {
         SqlStoreOptions::new(url).connect().await
@@ -90,7 +98,10 @@ impl SqlStore {
     /// A store on an existing connection (an application's own pool). Migrations are not run:
     /// call [`SqlStore::migrate`], or run [`Migrator`] with the application's own.
     pub fn new(db: DatabaseConnection) -> Self {
-        Self { db }
+        Self {
+            db,
+            identity: std::sync::Arc::new(()),
+        }
     }
 
     /// Applies pending migrations; with none pending it changes nothing.
