@@ -114,9 +114,21 @@ impl Inbox for SqlStore {
             }
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 txn.rollback().await.map_err(db(what))?;
-                // A copy stored before: read back as `receive` does (queued when it turns out
-                // new after all, its row deleted in between).
-                receive_then_queue(self, new, queue).await
+                // A copy stored before: the stored entry, read back.
+                let stored = inbox::Entity::find()
+                    .filter(self.exact(C::Source, &entry.source))
+                    .filter(self.exact(C::ExternalId, &entry.external_id))
+                    .one(&self.db)
+                    .await
+                    .map_err(db(what))?;
+                match stored {
+                    Some(stored) => Ok(Intake {
+                        received: Received::Duplicate(entry_from_row(stored)?),
+                        not_queued: None,
+                    }),
+                    // Deleted in between: received (and queued) as new after all.
+                    None => receive_then_queue(self, new, queue).await,
+                }
             }
             Err(e) => Err(Error::storage(what, e)),
         }
