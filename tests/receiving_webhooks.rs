@@ -285,6 +285,31 @@ impl Sending {
     }
 }
 
+/// POSTs `body` to the receiver's public route, signed (Standard Webhooks) as `delivery_id` with
+/// `secret`: the status answered.
+async fn post_signed(receiver: &Receiving, delivery_id: &str, secret: &str, body: &[u8]) -> u16 {
+    let mut headers = http::HeaderMap::new();
+    SignatureScheme::StandardWebhooks.signer().sign(
+        &fastapihooks::signing::SignInput {
+            delivery_id,
+            event_name: "order.updated",
+            timestamp: chrono::Utc::now().timestamp(),
+            body,
+        },
+        &[&Secret::new(secret).unwrap()],
+        &mut headers,
+    );
+    reqwest::Client::new()
+        .post(format!("{}/webhooks/shop", receiver.url))
+        .headers(headers)
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 async fn a_webhook_sent_again_is_acknowledged_and_processed_once(db: Database) {
     let receiver = Receiving::start(&db, Script::default(), WORKS).await;
     let sender = Sending::to(&receiver);
@@ -434,26 +459,14 @@ async fn the_internal_route_is_not_found_from_the_network(db: Database) {
 
 async fn a_webhook_signed_with_another_secret_is_refused_and_not_stored(db: Database) {
     let receiver = Receiving::start(&db, Script::default(), WORKS).await;
-    let body = br#"{"order":1}"#;
-    let mut headers = http::HeaderMap::new();
-    SignatureScheme::StandardWebhooks.signer().sign(
-        &fastapihooks::signing::SignInput {
-            delivery_id: "msg_forged",
-            event_name: "order.updated",
-            timestamp: chrono::Utc::now().timestamp(),
-            body,
-        },
-        &[&Secret::new("whsec_b3RoZXItc2VjcmV0LW9mLTMyLWJ5dGVzLWxvbmc=").unwrap()],
-        &mut headers,
-    );
-    let response = reqwest::Client::new()
-        .post(format!("{}/webhooks/shop", receiver.url))
-        .headers(headers)
-        .body(&body[..])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
+    let status = post_signed(
+        &receiver,
+        "msg_forged",
+        "whsec_b3RoZXItc2VjcmV0LW9mLTMyLWJ5dGVzLWxvbmc=",
+        br#"{"order":1}"#,
+    )
+    .await;
+    assert_eq!(status, 401);
     assert!(receiver.entries().await.is_empty());
     receiver.stop().await;
 }
@@ -487,30 +500,8 @@ async fn a_webhook_whose_task_cannot_be_queued_is_not_stored_either(db: Database
             .await
             .unwrap();
     }
-    let body = br#"{"order":1}"#;
-    let mut headers = http::HeaderMap::new();
-    SignatureScheme::StandardWebhooks.signer().sign(
-        &fastapihooks::signing::SignInput {
-            delivery_id: "msg_not_queued",
-            event_name: "order.updated",
-            timestamp: chrono::Utc::now().timestamp(),
-            body,
-        },
-        &[&Secret::new(SECRET).unwrap()],
-        &mut headers,
-    );
-    let response = reqwest::Client::new()
-        .post(format!("{}/webhooks/shop", receiver.url))
-        .headers(headers)
-        .body(&body[..])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        response.status(),
-        503,
-        "the sender is told to send it again"
-    );
+    let status = post_signed(&receiver, "msg_not_queued", SECRET, br#"{"order":1}"#).await;
+    assert_eq!(status, 503, "the sender is told to send it again");
     assert!(
         receiver.entries().await.is_empty(),
         "no entry without its task"

@@ -52,14 +52,8 @@ impl Inbox for SqlStore {
             {
                 Ok(_) => return Ok(Received::New(entry)),
                 Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
-                    let stored = inbox::Entity::find()
-                        .filter(self.exact(C::Source, &entry.source))
-                        .filter(self.exact(C::ExternalId, &entry.external_id))
-                        .one(&self.db)
-                        .await
-                        .map_err(db(what))?;
-                    if let Some(stored) = stored {
-                        return Ok(Received::Duplicate(entry_from_row(stored)?));
+                    if let Some(stored) = self.stored(&entry, what).await? {
+                        return Ok(Received::Duplicate(stored));
                     }
                 }
                 Err(e) => return Err(Error::storage(what, e)),
@@ -115,15 +109,9 @@ impl Inbox for SqlStore {
             Err(e) if matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_))) => {
                 txn.rollback().await.map_err(db(what))?;
                 // A copy stored before: the stored entry, read back.
-                let stored = inbox::Entity::find()
-                    .filter(self.exact(C::Source, &entry.source))
-                    .filter(self.exact(C::ExternalId, &entry.external_id))
-                    .one(&self.db)
-                    .await
-                    .map_err(db(what))?;
-                match stored {
+                match self.stored(&entry, what).await? {
                     Some(stored) => Ok(Intake {
-                        received: Received::Duplicate(entry_from_row(stored)?),
+                        received: Received::Duplicate(stored),
                         not_queued: None,
                     }),
                     // Deleted in between: received (and queued) as new after all.
@@ -288,6 +276,18 @@ impl Inbox for SqlStore {
 }
 
 impl SqlStore {
+    /// The stored entry with `entry`'s (source, external id): the copy a duplicate lost to.
+    async fn stored(&self, entry: &InboxEntry, what: &'static str) -> Result<Option<InboxEntry>> {
+        inbox::Entity::find()
+            .filter(self.exact(C::Source, &entry.source))
+            .filter(self.exact(C::ExternalId, &entry.external_id))
+            .one(&self.db)
+            .await
+            .map_err(db(what))?
+            .map(entry_from_row)
+            .transpose()
+    }
+
     /// `column = value`, exactly: on MySQL/MariaDB also of the same length, since a
     /// `PAD SPACE` collation (servers without a `NO PAD` binary one) ignores trailing spaces.
     fn exact(&self, column: C, value: &str) -> Condition {
