@@ -416,26 +416,32 @@ async fn metrics_served_are_the_catalogues_names_types_help_and_labels() {
     drop(sidecar);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readyz_is_503_draining_while_the_sidecar_drains_and_metrics_still_answer() {
-    // A receiver slow enough that the drain lasts while the test looks.
-    let receiver = Receiver::replying(Reply::ok().after(Duration::from_secs(4))).await;
-    let app = SqliteApp::with_subscriber(&receiver.url("a")).await;
-    let args = [
+/// `start` arguments draining `app`'s outbox with an HTTP timeout long enough for a slow
+/// receiver (the default lease outlives it), then `extra`.
+fn slow_receiver_args(app: &SqliteApp, extra: &[&str]) -> Vec<String> {
+    [
         "--queue",
         &app.url,
         "--http-timeout",
         "30s",
-        "--drain-deadline",
-        "60s",
         "--poll-interval",
         "50ms",
         "--signing-secret",
         "test-secret",
         "--allow-loopback",
     ]
-    .map(String::from)
-    .to_vec();
+    .iter()
+    .chain(extra)
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_is_503_draining_while_the_sidecar_drains_and_metrics_still_answer() {
+    // A receiver slow enough that the drain lasts while the test looks.
+    let receiver = Receiver::replying(Reply::ok().after(Duration::from_secs(4))).await;
+    let app = SqliteApp::with_subscriber(&receiver.url("a")).await;
+    let args = slow_receiver_args(&app, &["--drain-deadline", "60s"]);
     let (sidecar, base) = with_operator_port(args).await;
     app.publish(&events(1)).await;
     assert!(
@@ -471,25 +477,17 @@ async fn readyz_is_503_draining_while_the_sidecar_drains_and_metrics_still_answe
 async fn a_sidecar_waiting_on_a_slow_receiver_logs_its_tasks_in_flight_not_idle() {
     let receiver = Receiver::replying(Reply::ok().after(Duration::from_secs(4))).await;
     let app = SqliteApp::with_subscriber(&receiver.url("a")).await;
-    let args = [
-        "--queue",
-        &app.url,
-        "--http-timeout",
-        "30s",
-        "--poll-interval",
-        "50ms",
-        "--signing-secret",
-        "test-secret",
-        "--allow-loopback",
-        "--log-format",
-        "json",
-        "--log-level",
-        "info",
-        "--progress-every",
-        "500ms",
-    ]
-    .map(String::from)
-    .to_vec();
+    let args = slow_receiver_args(
+        &app,
+        &[
+            "--log-format",
+            "json",
+            "--log-level",
+            "info",
+            "--progress-every",
+            "500ms",
+        ],
+    );
     let sidecar = Sidecar::start_capturing(&args);
     app.publish(&events(1)).await;
     // Each line from the first one that counts the delivery in flight, until its answer.

@@ -8,10 +8,11 @@ use fastapihooks_core::{EventId, EventQuery};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
+use super::visible_event;
 use crate::Problem;
 use crate::admin::AdminState;
 use crate::admin::page::{self, Page};
-use crate::admin::problems::{invalid, not_found};
+use crate::admin::problems::invalid;
 use crate::admin::scope::Scope;
 use crate::admin::views::EventView;
 
@@ -73,11 +74,6 @@ pub(crate) async fn show(
     scope: Scope,
     Path(id): Path<String>,
 ) -> Result<Json<EventView>, Problem> {
-    let Ok(parsed) = id.parse::<EventId>() else {
-        return Err(not_found("event", &id));
-    };
-    match state.store.get_event(&parsed).await? {
-        Some(event) if scope.sees(event.owner()) => Ok(Json(EventView::from(&event))),
-        _ => Err(not_found("event", &id)),
-    }
+    let event = visible_event(&state, &scope, &id).await?;
+    Ok(Json(EventView::from(&event)))
 }

@@ -11,7 +11,7 @@ use super::AdminState;
 use super::problems::not_found;
 use super::scope::Scope;
 use crate::Problem;
-use fastapihooks_core::{Delivery, DeliveryId, Subscription, SubscriptionId};
+use fastapihooks_core::{Delivery, DeliveryId, Event, EventId, Subscription, SubscriptionId};
 
 /// The subscription `id` if this scope sees it: a malformed id, an unknown one and another
 /// owner's are all 404.
@@ -41,5 +41,20 @@ pub(crate) async fn visible_delivery(
     match state.store.get_delivery(&parsed).await? {
         Some(d) if scope.sees(d.event.owner()) => Ok(d),
         _ => Err(not_found("delivery", id)),
+    }
+}
+
+/// The event `id` if this scope sees it (its owner): 404 otherwise.
+pub(crate) async fn visible_event(
+    state: &AdminState,
+    scope: &Scope,
+    id: &str,
+) -> Result<Event, Problem> {
+    let Ok(parsed) = id.parse::<EventId>() else {
+        return Err(not_found("event", id));
+    };
+    match state.store.get_event(&parsed).await? {
+        Some(e) if scope.sees(e.owner()) => Ok(e),
+        _ => Err(not_found("event", id)),
     }
 }

@@ -4,14 +4,13 @@
 use crate::admin::extract::Body;
 use axum::Json;
 use axum::extract::{Path, State};
-use fastapihooks_core::{EventId, Replay};
+use fastapihooks_core::Replay;
 use serde::Deserialize;
 
 use super::deliveries::DeliveryFilter;
-use super::visible_delivery;
+use super::{visible_delivery, visible_event};
 use crate::Problem;
 use crate::admin::AdminState;
-use crate::admin::problems::not_found;
 use crate::admin::scope::Scope;
 use crate::admin::views::{ReplayRequest, ReplayResult, ReplaySummaryView};
 
@@ -50,15 +49,9 @@ pub(crate) async fn event(
     body: Option<Body<ReplayRequest>>,
 ) -> Result<Json<ReplaySummaryView>, Problem> {
     let request = body.map(|Body(r)| r).unwrap_or_default();
-    let Ok(parsed) = id.parse::<EventId>() else {
-        return Err(not_found("event", &id));
-    };
-    match state.store.get_event(&parsed).await? {
-        Some(event) if scope.sees(event.owner()) => {}
-        _ => return Err(not_found("event", &id)),
-    }
+    let event = visible_event(&state, &scope, &id).await?;
     let summary = replay(&state, request.resend_delivered)
-        .event(&parsed, None)
+        .event(event.id(), None)
         .await?;
     Ok(Json(summary.into()))
 }

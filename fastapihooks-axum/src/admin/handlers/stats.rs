@@ -264,7 +264,7 @@ pub(crate) async fn summary(
                 .add(c.status, c.count);
         }
     }
-    let examined = counts.pending + counts.delivered + counts.failed + counts.dead;
+    let total = counts.pending + counts.delivered + counts.failed + counts.dead;
     let subscriptions = per_subscription
         .into_iter()
         .map(|(subscription_id, c)| {
@@ -289,7 +289,7 @@ pub(crate) async fn summary(
         counts,
         buckets,
         subscriptions,
-        total: examined,
+        total,
     }))
 }
 

@@ -37,11 +37,7 @@ impl Inbox for SqlStore {
     /// back — the copy that won may have been inserted by another process an instant before.
     async fn receive(&self, new: NewInboxEntry) -> Result<Received> {
         let what = "inbox.receive";
-        fits("inbox.source", &new.source)?;
-        fits("inbox.external_id", &new.external_id)?;
-        if let Some(ordering) = &new.ordering {
-            fits("inbox.ordering.object", &ordering.object)?;
-        }
+        keys_fit(&new)?;
         let entry = InboxEntry::received(new, now());
         let row = entry_row(&entry)?;
         // A conflict whose row cannot be read back is one deleted in between: insert again.
@@ -85,11 +81,7 @@ impl Inbox for SqlStore {
             return receive_then_queue(self, new, queue).await;
         };
         let what = "inbox.receive_and_queue";
-        fits("inbox.source", &new.source)?;
-        fits("inbox.external_id", &new.external_id)?;
-        if let Some(ordering) = &new.ordering {
-            fits("inbox.ordering.object", &ordering.object)?;
-        }
+        keys_fit(&new)?;
         let entry = InboxEntry::received(new.clone(), now());
         let row = entry_row(&entry)?;
         let task = Task::from(ProcessTask::new(entry.id.clone()));
@@ -329,6 +321,16 @@ fn now() -> DateTime<Utc> {
 fn micros_ceil(time: DateTime<Utc>) -> i64 {
     let sub_micro = !time.timestamp_subsec_nanos().is_multiple_of(1_000);
     micros(time).saturating_add(i64::from(sub_micro))
+}
+
+/// Refuses an entry whose source, external id or ordering object is longer than its column.
+fn keys_fit(new: &NewInboxEntry) -> Result<()> {
+    fits("inbox.source", &new.source)?;
+    fits("inbox.external_id", &new.external_id)?;
+    if let Some(ordering) = &new.ordering {
+        fits("inbox.ordering.object", &ordering.object)?;
+    }
+    Ok(())
 }
 
 /// Refuses a key longer than its column.
