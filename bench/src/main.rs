@@ -27,6 +27,7 @@
 //!   with `--without-services`). Each of its runs has a schema and a Redis key prefix of its
 //!   own, removed at its end.
 
+mod allocator;
 mod backends;
 mod conductor;
 mod durable;

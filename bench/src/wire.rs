@@ -57,6 +57,9 @@ pub struct EmitDone {
     pub peak_rss_kib: u64,
     /// Deliveries still pending when the shutdown deadline passed.
     pub abandoned: usize,
+    /// Allocations made from the first request to the end (`--features count-allocations`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocations: Option<u64>,
 }
 
 /// The sidecar part has connected to its queue and store and is about to run its worker.
@@ -130,6 +133,9 @@ pub struct RawLoopDone {
     pub cpu_ms: f64,
     /// Peak resident set size (VmHWM).
     pub peak_rss_kib: u64,
+    /// Allocations made from the first request to the end (`--features count-allocations`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocations: Option<u64>,
 }
 
 /// The load generator, done.

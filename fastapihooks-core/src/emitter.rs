@@ -130,7 +130,10 @@ impl Emitter {
         }
         let event = self.traced(event);
         if let Some(trace) = event.trace() {
-            tracing::Span::current().record("trace_id", trace.trace_id());
+            let span = tracing::Span::current();
+            if !span.is_disabled() {
+                span.record("trace_id", tracing::field::display(trace.trace_id_hex()));
+            }
         }
         let name = event.name().clone();
         let started = Instant::now();

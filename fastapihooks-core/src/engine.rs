@@ -131,8 +131,12 @@ impl DeliveryEngine {
     /// when a [`TraceContext`](crate::trace::TraceContext) is set — before the span is entered,
     /// as a tracing system needs.
     fn join_trace(&self, span: &tracing::Span, event: &Event) {
+        // A span nobody listens to records nothing: no formatting on every attempt.
+        if span.is_disabled() {
+            return;
+        }
         if let Some(trace) = event.trace() {
-            span.record("trace_id", trace.trace_id());
+            span.record("trace_id", tracing::field::display(trace.trace_id_hex()));
             if let Some(context) = &self.trace_context {
                 context.attach(span, trace);
             }

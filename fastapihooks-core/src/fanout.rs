@@ -16,13 +16,18 @@ pub fn fan_out<'a, S: Borrow<Subscription> + 'a>(
     event: &Event,
     candidates: impl IntoIterator<Item = &'a S>,
 ) -> Vec<(Delivery, &'a S)> {
-    let mut seen = HashSet::new();
-    candidates
+    let mut planned: Vec<(Delivery, &'a S)> = candidates
         .into_iter()
         .filter(|s| sub(*s).receives(event.name(), event.owner()))
-        .filter(|s| seen.insert(sub(*s).id.clone()))
         .map(|s| (Delivery::new(event.clone(), sub(s).id.clone()), s))
-        .collect()
+        .collect();
+    // A set only where there can be a duplicate: one subscriber is the common case.
+    if planned.len() > 1 {
+        let mut seen: HashSet<&'a crate::id::SubscriptionId> =
+            HashSet::with_capacity(planned.len());
+        planned.retain(|(_, s)| seen.insert(&sub(*s).id));
+    }
+    planned
 }
 
 fn sub<S: Borrow<Subscription>>(s: &S) -> &Subscription {

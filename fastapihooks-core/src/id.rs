@@ -25,13 +25,15 @@ macro_rules! typed_id {
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub struct $name(Arc<str>);
 
+        const _: () = assert!($prefix.len() <= MAX_PREFIX, "an id prefix is too long");
+
         impl $name {
             /// The prefix every id of this kind starts with (without the `_`).
             pub const PREFIX: &'static str = $prefix;
 
             /// A new id, sortable after every id made before it (millisecond resolution).
             pub fn new() -> Self {
-                Self(format!("{}_{}", $prefix, ulid::Ulid::new()).into())
+                Self(prefixed($prefix, ulid::Ulid::new()))
             }
 
             /// The id as a string, prefix included.
@@ -63,7 +65,7 @@ macro_rules! typed_id {
                     .ok_or_else(invalid)?;
                 let ulid = ulid::Ulid::from_string(rest).map_err(|_| invalid())?;
                 // Canonical form: upper-case ULID, so equal ids compare equal as strings.
-                Ok(Self(format!("{}_{}", $prefix, ulid).into()))
+                Ok(Self(prefixed($prefix, ulid)))
             }
         }
 
@@ -136,8 +138,24 @@ impl DeliveryId {
         let mut random = [0u8; 16];
         random[6..].copy_from_slice(&digest[..10]);
         let ulid = ulid::Ulid::from_parts(event.timestamp_ms(), u128::from_be_bytes(random));
-        Self(format!("{}_{}", Self::PREFIX, ulid).into())
+        Self(prefixed(Self::PREFIX, ulid))
     }
+}
+
+/// The longest prefix an id kind may have (checked at compile time by `typed_id!`).
+const MAX_PREFIX: usize = 8;
+
+/// `<prefix>_<ulid>`, written on the stack and allocated once (ids are made on every delivery
+/// and attempt: `format!` would allocate a `String`, then the `Arc` again).
+fn prefixed(prefix: &str, ulid: ulid::Ulid) -> Arc<str> {
+    let mut buf = [0u8; MAX_PREFIX + 1 + ulid::ULID_LEN];
+    let len = prefix.len() + 1 + ulid::ULID_LEN;
+    buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
+    buf[prefix.len()] = b'_';
+    let mut encoded = [0u8; ulid::ULID_LEN];
+    buf[prefix.len() + 1..len].copy_from_slice(ulid.array_to_str(&mut encoded).as_bytes());
+    // Every byte is ASCII: the prefix and the ULID's alphabet.
+    Arc::from(std::str::from_utf8(&buf[..len]).unwrap_or_default())
 }
 
 #[cfg(test)]

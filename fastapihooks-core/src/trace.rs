@@ -54,6 +54,18 @@ impl TraceParent {
         format!("{:032x}", self.trace_id)
     }
 
+    /// The trace id as 32 lower-case hex digits, written when displayed: what a span records
+    /// without allocating a `String`.
+    pub fn trace_id_hex(&self) -> impl fmt::Display + use<> {
+        struct Hex(u128);
+        impl fmt::Display for Hex {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{:032x}", self.0)
+            }
+        }
+        Hex(self.trace_id)
+    }
+
     /// The parent span id, 16 lower-case hex digits.
     pub fn parent_id(&self) -> String {
         format!("{:016x}", self.parent_id)

@@ -61,6 +61,7 @@ async fn emit(args: EmitArgs) -> anyhow::Result<()> {
     let mut emitted = Vec::with_capacity(args.events);
     let mut failures = 0;
     let cpu_before = own_cpu_ms();
+    let allocations_before = crate::allocator::allocations();
     let started_ns = unix_ns();
     for i in 0..args.events {
         let emitted_ns = unix_ns();
@@ -78,6 +79,9 @@ async fn emit(args: EmitArgs) -> anyhow::Result<()> {
     let report = hooks.shutdown(Duration::from_secs(120)).await?;
     let drained_ns = unix_ns();
     let cpu_ms = own_cpu_ms() - cpu_before;
+    let allocations = crate::allocator::allocations()
+        .zip(allocations_before)
+        .map(|(after, before)| after - before);
     // The expected delivery ids, computed outside the measured CPU time.
     let mut out = std::io::BufWriter::new(std::fs::File::create(&args.ids_out)?);
     for (event_id, emitted_ns) in &emitted {
@@ -95,5 +99,6 @@ async fn emit(args: EmitArgs) -> anyhow::Result<()> {
         cpu_ms,
         peak_rss_kib: own_peak_rss_kib(),
         abandoned: report.abandoned,
+        allocations,
     })
 }

@@ -44,6 +44,7 @@ async fn post_loop(args: RawLoopArgs) -> anyhow::Result<()> {
     let failed = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(args.max_secs);
     let cpu_before = own_cpu_ms();
+    let allocations_before = crate::allocator::allocations();
     let started_ns = unix_ns();
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency {
@@ -87,5 +88,8 @@ async fn post_loop(args: RawLoopArgs) -> anyhow::Result<()> {
         finished_ns: unix_ns(),
         cpu_ms: own_cpu_ms() - cpu_before,
         peak_rss_kib: own_peak_rss_kib(),
+        allocations: crate::allocator::allocations()
+            .zip(allocations_before)
+            .map(|(after, before)| after - before),
     })
 }

@@ -95,18 +95,40 @@ impl Dispatcher {
         sub: &Subscription,
     ) -> std::result::Result<(u16, Option<Duration>, String), SendError> {
         let event = &delivery.event;
-        let mut headers = HeaderMap::with_capacity(8);
+        let mut request = self
+            .client
+            .post(sub.url.as_url().clone())
+            .body(event.payload().clone())
+            .build()
+            .map_err(SendError::Http)?;
+        // Written into the request's own map: a map of ours would be copied into it.
+        let headers = request.headers_mut();
+        headers.reserve(8);
         // Credentials first: the engine's own headers, set after, always win.
-        add_auth(&sub.auth, &mut headers);
+        add_auth(&sub.auth, headers);
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
         let now = Utc::now();
-        let mut secrets = sub.signing_secrets(now);
-        if secrets.is_empty() {
-            secrets.extend(self.default_secret.as_ref());
-        }
+        // One secret (no rotation under way) needs no list: the common case allocates nothing.
+        let one: [&Secret; 1];
+        let rotating: Vec<&Secret>;
+        let secrets: &[&Secret] = if sub.previous_secrets.is_empty() {
+            match sub.secret.as_ref().or(self.default_secret.as_ref()) {
+                Some(secret) => {
+                    one = [secret];
+                    &one
+                }
+                None => &[],
+            }
+        } else {
+            rotating = match sub.signing_secrets(now) {
+                own if own.is_empty() => self.default_secret.iter().collect(),
+                own => own,
+            };
+            &rotating
+        };
         let signer: &dyn Signer = match sub.signature_scheme {
             Some(scheme) => scheme.signer(),
             None => self.signer.as_ref(),
@@ -118,8 +140,8 @@ impl Dispatcher {
                 timestamp: now.timestamp(),
                 body: event.payload(),
             },
-            &secrets,
-            &mut headers,
+            secrets,
+            headers,
         );
         if self.http.send_traceparent
             && let Some(trace) = event.trace()
@@ -129,10 +151,7 @@ impl Dispatcher {
         }
         let mut response = self
             .client
-            .post(sub.url.as_url().clone())
-            .headers(headers)
-            .body(event.payload().clone())
-            .send()
+            .execute(request)
             .await
             .map_err(SendError::Http)?;
         let status = response.status().as_u16();
@@ -153,11 +172,10 @@ impl Dispatcher {
                 Ok(None) | Err(_) => break,
             }
         }
-        Ok((
-            status,
-            retry_after,
-            String::from_utf8_lossy(&excerpt).into_owned(),
-        ))
+        // Valid UTF-8 (the rule) is kept as it is, without a copy.
+        let excerpt = String::from_utf8(excerpt)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        Ok((status, retry_after, excerpt))
     }
 }
 

@@ -106,10 +106,21 @@ fn mac(secret: &[u8], body: &[u8]) -> HmacSha256 {
 /// );
 /// ```
 pub fn sign_sha256_hex(secret: &[u8], body: &[u8]) -> String {
-    format!(
-        "sha256={}",
-        hex::encode(mac(secret, body).finalize().into_bytes())
-    )
+    let mut buf = [0u8; SIGNATURE_LEN];
+    signature_into(secret, body, &mut buf).to_owned()
+}
+
+/// `sha256=` and 64 hexadecimal digits.
+const SIGNATURE_LEN: usize = 7 + 64;
+
+/// The signature written into `buf`: no allocation until the header value is made.
+fn signature_into<'b>(secret: &[u8], body: &[u8], buf: &'b mut [u8; SIGNATURE_LEN]) -> &'b str {
+    buf[..7].copy_from_slice(b"sha256=");
+    let digest = mac(secret, body).finalize().into_bytes();
+    // 32 bytes always fill 64 digits exactly: the encoding cannot fail.
+    let _ = hex::encode_to_slice(digest, &mut buf[7..]);
+    // Every byte is ASCII: the prefix and hexadecimal digits.
+    std::str::from_utf8(buf).unwrap_or_default()
 }
 
 /// Checks a `sha256=<hex>` header value against `body` and `secret`, in constant time.
@@ -144,8 +155,9 @@ impl Signer for Sha256Hex {
         }
         headers.insert(self.timestamp.clone(), HeaderValue::from(input.timestamp));
         if let Some(secret) = secrets.first() {
-            let sig = sign_sha256_hex(secret.expose().as_bytes(), input.body);
-            if let Ok(v) = HeaderValue::from_str(&sig) {
+            let mut buf = [0u8; SIGNATURE_LEN];
+            let sig = signature_into(secret.expose().as_bytes(), input.body, &mut buf);
+            if let Ok(v) = HeaderValue::from_str(sig) {
                 headers.insert(self.signature.clone(), v);
             }
         }
