@@ -39,33 +39,56 @@ const SIGNATURE: &str = "webhook-signature";
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StandardWebhooks;
 
-fn key_bytes(secret: &Secret) -> Vec<u8> {
-    let s = secret.expose();
-    s.strip_prefix("whsec_")
-        .and_then(|b| B64.decode(b).ok())
-        .unwrap_or_else(|| s.as_bytes().to_vec())
-}
-
+/// The HMAC of `id.timestamp.body` under the secret's key: the base64 after `whsec_` decoded
+/// (on the stack when it fits, as every generated secret does), else the secret's bytes.
 fn mac(secret: &Secret, id: &str, timestamp: i64, body: &[u8]) -> HmacSha256 {
-    let mut mac = match HmacSha256::new_from_slice(&key_bytes(secret)) {
+    let s = secret.expose();
+    let mut decoded = [0u8; 96];
+    let mut longer = Vec::new();
+    let key: &[u8] = match s.strip_prefix("whsec_") {
+        Some(b64) => match B64.decode_slice(b64, &mut decoded) {
+            Ok(n) => &decoded[..n],
+            Err(base64::DecodeSliceError::OutputSliceTooSmall) => match B64.decode(b64) {
+                Ok(bytes) => {
+                    longer = bytes;
+                    &longer
+                }
+                Err(_) => s.as_bytes(),
+            },
+            Err(base64::DecodeSliceError::DecodeError(_)) => s.as_bytes(),
+        },
+        None => s.as_bytes(),
+    };
+    let mut mac = match HmacSha256::new_from_slice(key) {
         Ok(m) => m,
         Err(_) => unreachable!("HMAC takes keys of any length"),
     };
+    // An i64 has at most 20 characters: written on the stack.
+    let mut digits = [0u8; 20];
+    let mut cursor = std::io::Cursor::new(&mut digits[..]);
+    let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{timestamp}"));
+    let written = cursor.position() as usize;
     mac.update(id.as_bytes());
     mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
+    mac.update(&digits[..written]);
     mac.update(b".");
     mac.update(body);
     mac
 }
 
+/// Appends `v1,<base64>` to `out`.
+fn push_signature(out: &mut String, secret: &Secret, id: &str, timestamp: i64, body: &[u8]) {
+    out.push_str("v1,");
+    let digest = mac(secret, id, timestamp, body).finalize().into_bytes();
+    B64.encode_string(digest, out);
+}
+
 impl StandardWebhooks {
     /// One `v1,<base64>` signature.
     pub fn signature(&self, secret: &Secret, id: &str, timestamp: i64, body: &[u8]) -> String {
-        format!(
-            "v1,{}",
-            B64.encode(mac(secret, id, timestamp, body).finalize().into_bytes())
-        )
+        let mut out = String::with_capacity(SIGNATURE_LEN);
+        push_signature(&mut out, secret, id, timestamp, body);
+        out
     }
 }
 
@@ -86,9 +109,13 @@ impl Signer for StandardWebhooks {
                 if i > 0 {
                     value.push(' ');
                 }
-                value.push_str("v1,");
-                let digest = mac(secret, input.delivery_id, input.timestamp, input.body);
-                B64.encode_string(digest.finalize().into_bytes(), &mut value);
+                push_signature(
+                    &mut value,
+                    secret,
+                    input.delivery_id,
+                    input.timestamp,
+                    input.body,
+                );
             }
             if let Ok(v) = HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
                 headers.insert(SIGNATURE, v);
@@ -168,6 +195,32 @@ pub(super) fn check_timestamp(timestamp: i64, tolerance: Duration) -> Result<(),
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `v1,` + base64 of HMAC-SHA256(`key`, `id.timestamp.body`), computed here from the spec.
+    fn expected(key: &[u8], signed: &[u8]) -> String {
+        let mut mac = HmacSha256::new_from_slice(key).unwrap();
+        mac.update(signed);
+        format!("v1,{}", B64.encode(mac.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn a_key_longer_than_the_stack_buffer_signs_with_all_its_decoded_bytes() {
+        let key: Vec<u8> = (0..120u8).collect();
+        let long = Secret::new(format!("whsec_{}", B64.encode(&key))).unwrap();
+        assert_eq!(
+            StandardWebhooks.signature(&long, "msg_1", 1614265330, b"{}"),
+            expected(&key, b"msg_1.1614265330.{}")
+        );
+    }
+
+    #[test]
+    fn a_whsec_secret_that_is_not_base64_signs_with_its_own_bytes() {
+        let raw = Secret::new("whsec_not*base64").unwrap();
+        assert_eq!(
+            StandardWebhooks.signature(&raw, "msg_1", -5, b"x"),
+            expected(b"whsec_not*base64", b"msg_1.-5.x")
+        );
+    }
 
     fn secret(s: &str) -> Secret {
         Secret::new(s).unwrap()
