@@ -44,7 +44,7 @@ pub struct StandardWebhooks;
 fn mac(secret: &Secret, id: &str, timestamp: i64, body: &[u8]) -> HmacSha256 {
     let s = secret.expose();
     let mut decoded = [0u8; 96];
-    let mut longer = Vec::new();
+    let longer: Vec<u8>;
     let key: &[u8] = match s.strip_prefix("whsec_") {
         Some(b64) => match B64.decode_slice(b64, &mut decoded) {
             Ok(n) => &decoded[..n],
