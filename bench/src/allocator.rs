@@ -1,8 +1,7 @@
-//! The benchmark's global allocator: the system's, or mimalloc (`--features mimalloc`, the
-//! allocator of `fastapihooks start`), and with `--features count-allocations` a count of every
-//! allocation, which the emit and raw-loop parts report (`allocations` in their JSON): a figure
-//! that, unlike CPU time, does not move with the machine's noise. Counting costs an atomic add
-//! per allocation, so timed runs leave it off.
+//! The benchmark's global allocator: the system's, or mimalloc (`--features mimalloc`), and with
+//! `--features count-allocations` a count of every allocation, which the emit and raw-loop parts
+//! report (`allocations` in their JSON): a figure that, unlike CPU time, does not move with the
+//! machine's noise. Counting costs an atomic add per allocation, so timed runs leave it off.
 
 use std::alloc::{GlobalAlloc, Layout};
 #[cfg(feature = "count-allocations")]
@@ -17,12 +16,7 @@ type Inner = std::alloc::System;
 pub struct Allocator(Inner);
 
 #[global_allocator]
-static ALLOCATOR: Allocator = Allocator(
-    #[cfg(feature = "mimalloc")]
-    mimalloc::MiMalloc,
-    #[cfg(not(feature = "mimalloc"))]
-    std::alloc::System,
-);
+static ALLOCATOR: Allocator = Allocator(Inner {});
 
 #[cfg(feature = "count-allocations")]
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
