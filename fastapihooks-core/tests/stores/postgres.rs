@@ -80,3 +80,80 @@ async fn a_closed_port_gives_a_connect_error() {
         "{result:?}"
     );
 }
+
+/// A one-connection store in `schema` whose connections carry `app` as their application name
+/// (so the test can find them on the server), checking connections idle for `ping_after`.
+async fn store_named(schema: &TempSchema, app: &str, ping_after: Duration) -> SqlStore {
+    let separator = if schema.url().contains('?') { '&' } else { '?' };
+    SqlStoreOptions::new(format!("{}{separator}application_name={app}", schema.url()))
+        .postgres_schema(schema.name())
+        .max_connections(1)
+        .ping_idle_connections_after(ping_after)
+        .connect()
+        .await
+        .unwrap()
+}
+
+/// Closes every connection named `app` from the server's side (as a restart, a proxy or a
+/// firewall would); returns how many.
+async fn close_connections_of(url: &str, app: &str) -> i64 {
+    use sea_orm::{ConnectionTrait, Statement};
+    let admin = sea_orm::Database::connect(url).await.unwrap();
+    let row = admin
+        .query_one_raw(Statement::from_sql_and_values(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE application_name = $1",
+            [app.into()],
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    admin.close().await.unwrap();
+    row.try_get("", "n").unwrap()
+}
+
+#[tokio::test]
+async fn a_connection_the_server_closed_while_idle_is_replaced_before_use() {
+    let Some(schema) = TempSchema::create("a connection closed while idle").await else {
+        return;
+    };
+    let app = fastapihooks_testkit::unique_name();
+    let store = store_named(&schema, &app, Duration::from_millis(50)).await;
+    store.list_subscriptions(&Default::default()).await.unwrap();
+    assert_eq!(close_connections_of(schema.url(), &app).await, 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let listed = store.list_subscriptions(&Default::default()).await;
+    assert!(
+        listed.is_ok(),
+        "checked, found closed, replaced: {listed:?}"
+    );
+    store.connection().clone().close().await.unwrap();
+    schema.remove().await;
+}
+
+#[tokio::test]
+async fn a_connection_used_recently_is_not_checked_so_its_closing_fails_one_statement_with_a_storage_error()
+ {
+    let Some(schema) = TempSchema::create("a recent connection is not checked").await else {
+        return;
+    };
+    let app = fastapihooks_testkit::unique_name();
+    let store = store_named(&schema, &app, Duration::from_secs(3600)).await;
+    store.list_subscriptions(&Default::default()).await.unwrap();
+    assert_eq!(close_connections_of(schema.url(), &app).await, 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let first = store.list_subscriptions(&Default::default()).await;
+    assert!(
+        matches!(first, Err(Error::Storage { .. })),
+        "not checked: the closed connection fails its statement: {first:?}"
+    );
+    let next = store.list_subscriptions(&Default::default()).await;
+    assert!(
+        next.is_ok(),
+        "the broken connection was not pooled again: {next:?}"
+    );
+    store.connection().clone().close().await.unwrap();
+    schema.remove().await;
+}

@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 /// pending migrations. [`SqlStore::connect`] uses the defaults.
 ///
 /// Defaults: 10 pooled connections, a 10 s connect (and pool acquire) timeout so a database
-/// that is down gives an error instead of a hang, pending migrations applied. On SQLite: WAL
+/// that is down gives an error instead of a hang, a pooled connection checked (pinged) before
+/// use only when it has been idle for 5 s or more (not on every checkout: a round trip per
+/// statement), pending migrations applied. On SQLite: WAL
 /// journal and a 5 s busy timeout, so readers never block the writer and concurrent writers
 /// wait for each other instead of failing.
 ///
@@ -40,6 +42,8 @@ impl SqlStoreOptions {
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
     /// The default pool size.
     pub const DEFAULT_MAX_CONNECTIONS: u32 = 10;
+    /// How long a pooled connection may sit idle before it is checked again by default.
+    pub const DEFAULT_PING_IDLE_AFTER: Duration = Duration::from_secs(5);
     /// How long an SQLite writer waits for another one by default.
     pub const DEFAULT_SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -55,6 +59,7 @@ impl SqlStoreOptions {
             .max_connections(Self::DEFAULT_MAX_CONNECTIONS)
             .connect_timeout(Self::DEFAULT_CONNECT_TIMEOUT)
             .acquire_timeout(Self::DEFAULT_CONNECT_TIMEOUT)
+            .test_before_acquire_if_idle_for(Self::DEFAULT_PING_IDLE_AFTER)
             .sqlx_logging(false);
         if in_memory {
             connect
@@ -90,6 +95,18 @@ impl SqlStoreOptions {
         if !self.in_memory_sqlite {
             self.connect.max_connections(max.max(1));
         }
+        self
+    }
+
+    /// A pooled connection idle for at least `idle` is pinged before it is handed out, and
+    /// replaced if the database no longer answers on it (closed by the server, a proxy or a
+    /// firewall while idle). One in use more recently is handed out as it is: checking every
+    /// checkout would cost a round trip per statement. A connection that broke within `idle`
+    /// fails its statement with [`Error::Storage`], which every caller treats as an outage to
+    /// retry (a delivery is tried again later, never dropped). `Duration::ZERO` pings on every
+    /// checkout.
+    pub fn ping_idle_connections_after(mut self, idle: Duration) -> Self {
+        self.connect.test_before_acquire_if_idle_for(idle);
         self
     }
 
