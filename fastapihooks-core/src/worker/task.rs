@@ -301,11 +301,11 @@ async fn deliver<Q: Queue>(
     task: DeliverTask,
 ) -> Result<bool> {
     let store = engine.store();
-    let looked_up = async {
-        let stored = store.get_delivery(task.delivery_id()).await?;
-        let subscription = engine.subscription(task.subscription_id()).await?;
-        Ok::<_, crate::Error>((stored, subscription))
-    }
+    // Both reads at once: each joins its own group commit.
+    let looked_up = futures_util::future::try_join(
+        store.get_delivery(task.delivery_id()),
+        engine.subscription(task.subscription_id()),
+    )
     .await;
     let (stored, subscription) = match looked_up {
         Ok(found) => found,
