@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use fastapihooks_core::backend::Task;
+use fastapihooks_core::backend::{Settlement, Task};
 use fastapihooks_core::{Backend, Event, Queue};
 use fastapihooks_testkit::{TestKeys, redis_url};
 
@@ -90,6 +90,70 @@ async fn a_settle_after_the_lease_was_taken_over_changes_nothing() {
     );
     assert!(healthy.ack(&taken_over.receipt).await.unwrap());
     assert_eq!(healthy.depth().await.unwrap(), 0);
+}
+
+/// The worker's group commit: a batch of settles in one call, each still fenced by its own
+/// lease — a lease taken over in between is not settled (what would replace it is not queued),
+/// the others are, each its own way.
+#[tokio::test]
+async fn a_batch_of_settles_settles_each_lease_it_still_holds() {
+    let Some(url) = redis_url("a_batch_of_settles").await else {
+        return;
+    };
+    let mut keys = TestKeys::new(&url, "settle-many");
+    keys.config.visibility_timeout = Duration::from_millis(300);
+    keys.config.block = Duration::from_millis(100);
+    let (stalled, healthy) = (keys.backend().await, keys.backend().await);
+    let events: Vec<Event> = (0..4).map(|_| event()).collect();
+    stalled.publish_many(&events).await.unwrap();
+    let mut leased = Vec::new();
+    while leased.len() < 4 {
+        leased.extend(stalled.lease(4 - leased.len()).await.unwrap());
+    }
+    // The lease of the third expires and the other consumer takes it over.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    for l in [&leased[0], &leased[1], &leased[3]] {
+        assert!(stalled.extend(&l.receipt).await.unwrap());
+    }
+    let taken_over = lease_one(&*healthy).await;
+    assert_eq!(taken_over.receipt, leased[2].receipt);
+
+    let delivery = |l: &fastapihooks_core::Leased| {
+        Task::deliver(
+            l.task.event().unwrap().clone(),
+            fastapihooks_core::SubscriptionId::new(),
+        )
+    };
+    let settlements = [
+        Settlement::ack(leased[0].receipt.clone()),
+        Settlement::Replace {
+            receipt: leased[2].receipt.clone(),
+            next: vec![delivery(&leased[2])],
+        },
+        Settlement::RetryIn {
+            receipt: leased[1].receipt.clone(),
+            task: leased[1].task.clone(),
+            delay: Duration::from_secs(60),
+        },
+        Settlement::DeadLetter {
+            receipt: leased[3].receipt.clone(),
+            task: leased[3].task.clone(),
+            reason: "refused for good".to_owned(),
+        },
+    ];
+    let settled: Vec<bool> = stalled
+        .settle_many(&settlements)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+
+    assert_eq!(settled, [true, false, true, true]);
+    // Left: the retry, waiting, and the entry the other consumer holds — no delivery task.
+    assert_eq!(healthy.depth().await.unwrap(), 2);
+    assert_eq!(keys.dead_letters().await.len(), 1);
+    assert!(healthy.ack(&taken_over.receipt).await.unwrap());
+    assert_eq!(healthy.depth().await.unwrap(), 1, "the retry");
 }
 
 #[tokio::test]

@@ -298,16 +298,8 @@ async fn decode(
                 tracing::error!(entry = %entry.id, error = %e, "queue entry is not a task; moving it to the dead-letter stream");
                 metrics::counter!(crate::metrics::QUEUE_UNDECODABLE_TOTAL).increment(1);
                 let reason = format!("undecodable task: {e}");
-                b.settle(
-                    &receipt,
-                    "dead",
-                    vec![
-                        raw.to_vec(),
-                        reason.into_bytes(),
-                        b.config.dead_letter_max_len.to_string().into_bytes(),
-                    ],
-                )
-                .await?;
+                let step = super::settle::Step::dead(b, &receipt, raw.to_vec(), &reason);
+                super::settle::one(b, step).await?;
             }
         }
     }

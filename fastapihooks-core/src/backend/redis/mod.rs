@@ -6,7 +6,8 @@
 //! - Sidecars lease through one consumer group (`XREADGROUP`); a lease is the entry's place in
 //!   the group's pending list.
 //! - Every settling step is one Lua script, so it is atomic and fenced: it acts only if this
-//!   consumer still holds the lease.
+//!   consumer still holds the lease. The settles the worker group-commits go in one script
+//!   call.
 //! - Retries wait in a sorted set and are moved back into the stream when due.
 //! - Leases of a crashed sidecar are taken over with `XAUTOCLAIM` once they are older than the
 //!   visibility timeout.
@@ -19,6 +20,7 @@ mod config;
 mod durability;
 mod lease;
 mod scripts;
+mod settle;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +34,7 @@ pub use durability::RedisPersistence;
 
 use super::open::OpenFlag;
 use super::queue::{DeliverTask, Queue, Receipt, Task};
+use super::settlement::Settlement;
 use super::{Backend, ShutdownReport};
 use crate::delivery::Delivery;
 use crate::error::{Error, Result};
@@ -181,33 +184,6 @@ impl RedisBackend {
         }
     }
 
-    /// Runs the settle script; `NOGROUP` (Redis lost our data) means the lease is gone.
-    async fn settle(&self, receipt: &Receipt, mode: &str, args: Vec<Vec<u8>>) -> Result<bool> {
-        let (stream, entry) = Stream::of(receipt);
-        let mut invocation = scripts::SETTLE.prepare_invoke();
-        invocation
-            .key(self.key(stream))
-            .key(&self.keys.retries)
-            .key(&self.keys.dead)
-            .key(&self.keys.deliveries)
-            .arg(&self.config.group)
-            .arg(&self.config.consumer)
-            .arg(entry)
-            .arg(mode);
-        for arg in args {
-            invocation.arg(arg);
-        }
-        let mut conn = self.conn.clone();
-        match invocation.invoke_async::<i64>(&mut conn).await {
-            Ok(settled) => Ok(settled == 1),
-            Err(e) if is_nogroup(&e) => {
-                self.group_lost();
-                Ok(false)
-            }
-            Err(e) => Err(Error::storage("redis.settle", e)),
-        }
-    }
-
     fn group_lost(&self) {
         if self.group_ready.swap(false, Ordering::AcqRel) {
             tracing::warn!(
@@ -262,29 +238,21 @@ impl Queue for RedisBackend {
     }
 
     async fn replace(&self, receipt: &Receipt, next: &[Task]) -> Result<bool> {
-        let args = next
-            .iter()
-            .map(|task| task.encode().map(String::into_bytes))
-            .collect::<Result<Vec<_>>>()?;
-        self.settle(receipt, "replace", args).await
+        settle::one(self, settle::Step::replace(receipt, next)?).await
     }
 
     async fn retry_in(&self, receipt: &Receipt, task: &Task, delay: Duration) -> Result<bool> {
-        let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
-        let args = vec![
-            delay_ms.to_string().into_bytes(),
-            task.encode()?.into_bytes(),
-        ];
-        self.settle(receipt, "retry", args).await
+        settle::one(self, settle::Step::retry(receipt, task, delay)?).await
     }
 
     async fn dead_letter(&self, receipt: &Receipt, task: &Task, reason: &str) -> Result<bool> {
-        let args = vec![
-            task.encode()?.into_bytes(),
-            reason.as_bytes().to_vec(),
-            self.config.dead_letter_max_len.to_string().into_bytes(),
-        ];
-        self.settle(receipt, "dead", args).await
+        let step = settle::Step::dead(self, receipt, task.encode()?.into_bytes(), reason);
+        settle::one(self, step).await
+    }
+
+    /// One script call for the whole batch (see `SETTLE`).
+    async fn settle_many(&self, settlements: &[Settlement]) -> Vec<Result<bool>> {
+        settle::many(self, settlements).await
     }
 
     async fn extend(&self, receipt: &Receipt) -> Result<bool> {

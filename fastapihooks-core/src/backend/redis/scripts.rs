@@ -7,40 +7,55 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Settles one lease, only if this consumer still holds it.
+/// Settles a batch of leases, each only if this consumer still holds it: one call for all the
+/// settles that ended together (atomic as a whole, fenced one by one).
 ///
-/// KEYS: the entry's stream (tasks or deliveries), retries, dead, deliveries. ARGV: group,
-/// consumer, entry id, mode, mode arguments:
+/// KEYS: tasks, deliveries, retries, dead. ARGV: group, consumer, then per lease: its stream
+/// (`1` tasks, `2` deliveries), entry id, mode, how many mode arguments follow, the mode
+/// arguments:
 /// - `replace`, task JSON…: XADD each task (a fan-out's delivery tasks) to `deliveries`;
 /// - `retry`, delay ms, task JSON: ZADD to `retries` at now + delay;
 /// - `dead`, task JSON, reason, max len: XADD to `dead` (trimmed).
 ///
-/// Then XACK + XDEL the entry. Returns 1, or 0 when the entry is no longer pending for this
-/// consumer (its lease expired and another consumer claimed it): then nothing is changed.
+/// Then XACK + XDEL the entry. Returns one integer per lease: 1, or 0 when the entry is no
+/// longer pending for this consumer (its lease expired and another consumer claimed it): then
+/// nothing is changed for it.
 pub(super) static SETTLE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local owned = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[3], ARGV[3], 1, ARGV[2])
-if #owned == 0 then
-  return 0
-end
-local mode = ARGV[4]
-if mode == 'replace' then
-  for i = 5, #ARGV do
-    redis.call('XADD', KEYS[4], '*', 'task', ARGV[i])
+local group, consumer = ARGV[1], ARGV[2]
+local now = nil
+local settled = {}
+local i = 3
+while i <= #ARGV do
+  local stream, entry, mode = KEYS[tonumber(ARGV[i])], ARGV[i + 1], ARGV[i + 2]
+  local first = i + 4
+  i = first + tonumber(ARGV[i + 3])
+  local owned = redis.call('XPENDING', stream, group, entry, entry, 1, consumer)
+  if #owned == 0 then
+    settled[#settled + 1] = 0
+  else
+    if mode == 'replace' then
+      for j = first, i - 1 do
+        redis.call('XADD', KEYS[2], '*', 'task', ARGV[j])
+      end
+    elseif mode == 'retry' then
+      if now == nil then
+        local t = redis.call('TIME')
+        now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+      end
+      redis.call('ZADD', KEYS[3], now + tonumber(ARGV[first]), ARGV[first + 1])
+    elseif mode == 'dead' then
+      redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[first + 2], '*', 'task', ARGV[first], 'reason', ARGV[first + 1])
+    else
+      return redis.error_reply('ERR unknown settle mode ' .. mode)
+    end
+    redis.call('XACK', stream, group, entry)
+    redis.call('XDEL', stream, entry)
+    settled[#settled + 1] = 1
   end
-elseif mode == 'retry' then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[5]), ARGV[6])
-elseif mode == 'dead' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[7], '*', 'task', ARGV[5], 'reason', ARGV[6])
-else
-  return redis.error_reply('ERR unknown settle mode ' .. mode)
 end
-redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
-redis.call('XDEL', KEYS[1], ARGV[3])
-return 1
+return settled
 "#,
     )
 });
