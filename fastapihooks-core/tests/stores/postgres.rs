@@ -157,3 +157,79 @@ async fn a_connection_used_recently_is_not_checked_so_its_closing_fails_one_stat
     store.connection().clone().close().await.unwrap();
     schema.remove().await;
 }
+
+/// Whether the store's connection is encrypted, as the server sees it.
+async fn reached_over_tls(store: &SqlStore) -> bool {
+    use sea_orm::{ConnectionTrait, Statement};
+    let row = store
+        .connection()
+        .query_one_raw(Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    row.try_get("", "ssl").unwrap()
+}
+
+/// Whether the test server offers TLS at all (Debian's PostgreSQL does, with its own
+/// certificate).
+async fn server_offers_tls(url: &str) -> bool {
+    use sea_orm::{ConnectionTrait, Statement};
+    let admin = sea_orm::Database::connect(url).await.unwrap();
+    let row = admin
+        .query_one_raw(Statement::from_string(
+            sea_orm::DatabaseBackend::Postgres,
+            "SHOW ssl",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    admin.close().await.unwrap();
+    row.try_get::<String>("", "ssl").unwrap() == "on"
+}
+
+#[tokio::test]
+async fn a_server_on_this_machine_is_reached_without_tls_when_the_url_leaves_it_unsaid() {
+    let Some(schema) = TempSchema::create("no TLS on loopback").await else {
+        return;
+    };
+    assert!(
+        schema.url().contains("@127.0.0.1") || schema.url().contains("@localhost"),
+        "the test server is on this machine: {}",
+        schema.url()
+    );
+    let store = SqlStoreOptions::new(schema.url())
+        .postgres_schema(schema.name())
+        .max_connections(1)
+        .connect()
+        .await
+        .unwrap();
+
+    assert!(!reached_over_tls(&store).await);
+    store.connection().clone().close().await.unwrap();
+    schema.remove().await;
+}
+
+#[tokio::test]
+async fn an_sslmode_in_the_url_is_kept() {
+    let Some(schema) = TempSchema::create("sslmode kept").await else {
+        return;
+    };
+    if !server_offers_tls(schema.url()).await {
+        eprintln!("skipped: the test PostgreSQL does not offer TLS (ssl = off)");
+        return;
+    }
+    let separator = if schema.url().contains('?') { '&' } else { '?' };
+    let store = SqlStoreOptions::new(format!("{}{separator}sslmode=require", schema.url()))
+        .postgres_schema(schema.name())
+        .max_connections(1)
+        .connect()
+        .await
+        .unwrap();
+
+    assert!(reached_over_tls(&store).await);
+    store.connection().clone().close().await.unwrap();
+    schema.remove().await;
+}

@@ -25,6 +25,7 @@ mod counts;
 mod entity;
 mod history;
 mod inbox;
+mod loopback_tls;
 pub mod migration;
 mod options;
 mod query;

@@ -13,7 +13,10 @@ use crate::error::{Error, Result};
 /// Defaults: 10 pooled connections, a 10 s connect (and pool acquire) timeout so a database
 /// that is down gives an error instead of a hang, a pooled connection checked (pinged) before
 /// use only when it has been idle for 5 s or more (not on every checkout: a round trip per
-/// statement), pending migrations applied. On SQLite: WAL
+/// statement), pending migrations applied. PostgreSQL on this machine (`localhost`,
+/// `127.0.0.0/8`, `::1`) is reached without TLS unless the URL has an `sslmode` (TLS on a
+/// loopback connection protects nothing and costs CPU on both ends; `sslmode=prefer` restores
+/// the driver's default of taking it when offered). On SQLite: WAL
 /// journal and a 5 s busy timeout, so readers never block the writer and concurrent writers
 /// wait for each other instead of failing.
 ///
@@ -54,6 +57,7 @@ impl SqlStoreOptions {
     pub fn new(url: impl Into<String>) -> Self {
         let url = url.into();
         let in_memory = url.starts_with("sqlite:") && url.contains("memory");
+        let url = super::loopback_tls::without_tls_on_loopback(&url).into_owned();
         let mut connect = ConnectOptions::new(url);
         connect
             .max_connections(Self::DEFAULT_MAX_CONNECTIONS)
