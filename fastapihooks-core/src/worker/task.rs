@@ -15,9 +15,12 @@ use crate::event::Event;
 use crate::group_commit::{Flush, GroupCommit};
 use crate::inbox::InboxProcessing;
 
-/// Settlements per `settle_many` call, and such calls in flight at once.
+/// Settlements per `settle_many` call, and such calls in flight at once: one, so the next
+/// batch fills while it runs (as the store's group commits; on the PostgreSQL outbox, one
+/// settle call in flight took 10 % less sidecar CPU per delivery than two — BENCHMARKS.md,
+/// session 9).
 const SETTLE_BATCH: usize = 128;
-const SETTLE_PARALLEL: usize = 2;
+const SETTLE_PARALLEL: usize = 1;
 
 /// What every task of one worker shares.
 pub(super) struct Ctx<Q> {
