@@ -17,6 +17,7 @@ pub use sql::{SqlStore, SqlStoreOptions};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures_util::{StreamExt, TryStreamExt, stream};
 
 pub use crate::query::{DeliveryQuery, EventQuery};
 
@@ -49,6 +50,12 @@ impl Default for SubscriptionQuery {
         }
     }
 }
+
+/// How many single calls the default batch methods of [`Store`] make at once
+/// (`get_deliveries`, `get_subscriptions`, `record_attempts`): a store without batch
+/// statements still has its calls overlap, and the sidecar runs one batch of each kind at a
+/// time.
+pub const DEFAULT_BATCH_CONCURRENCY: usize = 8;
 
 /// Subscriptions and delivery history.
 ///
@@ -156,33 +163,56 @@ pub trait Store: Send + Sync + 'static {
     }
     /// The deliveries with these ids that exist, in any order: the sidecar reads the state of
     /// a batch of tasks at once. The default asks [`get_delivery`](Self::get_delivery) for
-    /// each; a store that can read them in one query should.
+    /// each, [`DEFAULT_BATCH_CONCURRENCY`] at a time; a store that can read them in one query
+    /// should.
     async fn get_deliveries(&self, ids: &[DeliveryId]) -> Result<Vec<Delivery>> {
-        let mut found = Vec::with_capacity(ids.len());
-        for id in ids {
-            found.extend(self.get_delivery(id).await?);
-        }
-        Ok(found)
+        // Collected first: a lazy `map` in the stream trips the `Send` check of the future.
+        let calls: Vec<_> = ids.iter().map(|id| self.get_delivery(id)).collect();
+        let found: Vec<Option<Delivery>> = stream::iter(calls)
+            .buffer_unordered(DEFAULT_BATCH_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
     }
     /// The subscriptions with these ids that exist, in any order. The default asks
-    /// [`get_subscription`](Self::get_subscription) for each; a store that can read them in
-    /// one query should.
+    /// [`get_subscription`](Self::get_subscription) for each, [`DEFAULT_BATCH_CONCURRENCY`] at
+    /// a time; a store that can read them in one query should.
     async fn get_subscriptions(&self, ids: &[SubscriptionId]) -> Result<Vec<Subscription>> {
-        let mut found = Vec::with_capacity(ids.len());
-        for id in ids {
-            found.extend(self.get_subscription(id).await?);
-        }
-        Ok(found)
+        let calls: Vec<_> = ids.iter().map(|id| self.get_subscription(id)).collect();
+        let found: Vec<Option<Subscription>> = stream::iter(calls)
+            .buffer_unordered(DEFAULT_BATCH_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(found.into_iter().flatten().collect())
     }
     /// [`record_attempt`](Self::record_attempt) for several attempts (of distinct
     /// deliveries), with the same rules for each: the sidecar group-commits the attempts that
     /// end at about the same time. An error means none may be recorded (each is then made
-    /// again). The default records them one by one; a store that can write them in one
-    /// transaction should.
+    /// again). The default records them with [`record_attempt`](Self::record_attempt),
+    /// [`DEFAULT_BATCH_CONCURRENCY`] at a time — one after the other when one delivery appears
+    /// twice, so its attempts keep their order; a store that can write them in one transaction
+    /// should.
     async fn record_attempts(&self, attempts: &[(Delivery, Attempt)]) -> Result<()> {
-        for (delivery, attempt) in attempts {
-            self.record_attempt(delivery, attempt).await?;
+        let distinct = attempts
+            .iter()
+            .map(|(delivery, _)| delivery.id.as_str())
+            .collect::<std::collections::HashSet<_>>()
+            .len()
+            == attempts.len();
+        if !distinct {
+            for (delivery, attempt) in attempts {
+                self.record_attempt(delivery, attempt).await?;
+            }
+            return Ok(());
         }
+        let calls: Vec<_> = attempts
+            .iter()
+            .map(|(d, a)| self.record_attempt(d, a))
+            .collect();
+        stream::iter(calls)
+            .buffer_unordered(DEFAULT_BATCH_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await?;
         Ok(())
     }
     /// A page of the deliveries passing every filter of `query` and older than its cursor,

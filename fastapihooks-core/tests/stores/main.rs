@@ -10,6 +10,7 @@
 #[macro_use]
 mod sql;
 
+mod defaults;
 #[cfg(feature = "sqlite")]
 mod engine;
 mod memory;
