@@ -112,16 +112,27 @@ async fn close_connections_of(url: &str, app: &str) -> i64 {
     row.try_get("", "n").unwrap()
 }
 
-#[tokio::test]
-async fn a_connection_the_server_closed_while_idle_is_replaced_before_use() {
-    let Some(schema) = TempSchema::create("a connection closed while idle").await else {
-        return;
-    };
+/// A one-connection store, checking connections idle for `ping_after`, whose connection was
+/// used then closed by the server 200 ms ago. `None` when PostgreSQL does not answer.
+async fn store_whose_idle_connection_was_closed(
+    ping_after: Duration,
+) -> Option<(TempSchema, SqlStore)> {
+    let schema = TempSchema::create("a connection closed while idle").await?;
     let app = fastapihooks_testkit::unique_name();
-    let store = store_named(&schema, &app, Duration::from_millis(50)).await;
+    let store = store_named(&schema, &app, ping_after).await;
     store.list_subscriptions(&Default::default()).await.unwrap();
     assert_eq!(close_connections_of(schema.url(), &app).await, 1);
     tokio::time::sleep(Duration::from_millis(200)).await;
+    Some((schema, store))
+}
+
+#[tokio::test]
+async fn a_connection_the_server_closed_while_idle_is_replaced_before_use() {
+    let Some((schema, store)) =
+        store_whose_idle_connection_was_closed(Duration::from_millis(50)).await
+    else {
+        return;
+    };
 
     let listed = store.list_subscriptions(&Default::default()).await;
     assert!(
@@ -135,14 +146,11 @@ async fn a_connection_the_server_closed_while_idle_is_replaced_before_use() {
 #[tokio::test]
 async fn a_connection_used_recently_is_not_checked_so_its_closing_fails_one_statement_with_a_storage_error()
  {
-    let Some(schema) = TempSchema::create("a recent connection is not checked").await else {
+    let Some((schema, store)) =
+        store_whose_idle_connection_was_closed(Duration::from_secs(3600)).await
+    else {
         return;
     };
-    let app = fastapihooks_testkit::unique_name();
-    let store = store_named(&schema, &app, Duration::from_secs(3600)).await;
-    store.list_subscriptions(&Default::default()).await.unwrap();
-    assert_eq!(close_connections_of(schema.url(), &app).await, 1);
-    tokio::time::sleep(Duration::from_millis(200)).await;
 
     let first = store.list_subscriptions(&Default::default()).await;
     assert!(
