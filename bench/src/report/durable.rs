@@ -26,17 +26,19 @@ impl Report {
             "{} deliveries queued before the sidecar starts (in-process: emitted while it delivers); \
              sidecar deliveries/s = delivered / (last − first arrival), in-process = delivered / \
              (last arrival − first emit). CPU and RSS: the sidecar process (in-process: the \
-             emitting process); PostgreSQL's and Redis's own CPU is not counted.\n\n",
+             emitting process). PostgreSQL / Redis CPU: what this machine's `postgres` and \
+             `redis-server` processes used per delivery while the sidecar ran (– when the \
+             service is elsewhere); they share the machine with the sidecar and the receiver.\n\n",
             self.sizes.sidecar_deliveries
         ));
-        md.push_str("| path | subscribers × events | deliveries/s (min–max) | × in-process | start → first arrival | CPU/delivery | peak RSS | in store: delivered / expected | delivered (lost) |\n");
-        md.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+        md.push_str("| path | subscribers × events | deliveries/s (min–max) | × in-process | start → first arrival | CPU/delivery | PostgreSQL / Redis CPU/delivery | peak RSS | in store: delivered / expected | delivered (lost) |\n");
+        md.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
         for subscribers in [1usize, 10, 1000] {
             let in_process = self.delivery.iter().find(|r| r.subscribers == subscribers);
             if let Some(r) = in_process {
                 let _ = writeln!(
                     md,
-                    "| in-process · {} | {} × {} | {:.0} ({}) | 1.00 | – | {:.1} µs | {:.1} MiB | – (MemoryStore) | {} ({}) |",
+                    "| in-process · {} | {} × {} | {:.0} ({}) | 1.00 | – | {:.1} µs | – | {:.1} MiB | – (MemoryStore) | {} ({}) |",
                     r.backend.name(),
                     r.subscribers,
                     r.events,
@@ -52,7 +54,7 @@ impl Report {
                 let run = &row.median;
                 let _ = writeln!(
                     md,
-                    "| {} | {} × {} | {:.0} ({}) | {} | {:.0} ms | {:.1} µs | {:.1} MiB | {} / {} | {} ({}) |",
+                    "| {} | {} × {} | {:.0} ({}) | {} | {:.0} ms | {:.1} µs | {} / {} | {:.1} MiB | {} / {} | {} ({}) |",
                     row.queue.label(),
                     row.subscribers,
                     row.events,
@@ -64,6 +66,8 @@ impl Report {
                     )),
                     run.first_arrival_ms,
                     run.cpu_us_per_delivery,
+                    micros(run.postgres_cpu_us_per_delivery),
+                    micros(run.redis_cpu_us_per_delivery),
                     run.peak_rss_kib as f64 / 1024.0,
                     run.history.delivered,
                     run.accounting.expected,
@@ -96,4 +100,9 @@ impl Report {
             );
         }
     }
+}
+
+/// `12.3 µs`, or `–` when not measured.
+fn micros(us: Option<f64>) -> String {
+    us.map_or("–".to_owned(), |us| format!("{us:.1} µs"))
 }

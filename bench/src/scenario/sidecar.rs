@@ -17,6 +17,7 @@ use super::{Sizes, median_by};
 use crate::durable::env::DurableEnv;
 use crate::durable::history::{self, History};
 use crate::durable::{QueueKind, Services};
+use crate::proc_stats::{on_this_machine, service_cpu_ms};
 use crate::wire::{EVENT_NAME, WorkerCounts, order};
 
 /// One run of one row.
@@ -36,6 +37,11 @@ pub struct Run {
     pub stop_ms: f64,
     /// CPU time of the sidecar process per delivery (µs), from its worker's start to its stop.
     pub cpu_us_per_delivery: f64,
+    /// CPU time of this machine's PostgreSQL per delivery (µs), over the same span (`None`
+    /// when PostgreSQL is elsewhere).
+    pub postgres_cpu_us_per_delivery: Option<f64>,
+    /// The same for this machine's Redis.
+    pub redis_cpu_us_per_delivery: Option<f64>,
     /// Peak RSS of the sidecar process (KiB).
     pub peak_rss_kib: u64,
     /// Every delivery at the receiver, by id (latencies: from the sidecar's start).
@@ -135,6 +141,7 @@ async fn drain_backlog(
     let publish_ms = publishing.elapsed().as_secs_f64() * 1e3;
     receiver.reset().await?;
     let sidecar = Sidecar::start(env, pinning, sizes.concurrency).await?;
+    let services_before = ServicesCpu::read(env);
     let (spawned_ns, ready_ms) = (sidecar.spawned_ns, sidecar.ready_ms());
     receiver
         .wait_for(
@@ -145,6 +152,7 @@ async fn drain_backlog(
         .await?;
     let stopping = Instant::now();
     let done = sidecar.stop().await?;
+    let services = ServicesCpu::read(env).since(&services_before);
     let stop_ms = stopping.elapsed().as_secs_f64() * 1e3;
     // Stopped and drained: what has not arrived will not.
     let arrivals = receiver.arrivals().await?;
@@ -159,9 +167,45 @@ async fn drain_backlog(
         publish_ms,
         stop_ms,
         cpu_us_per_delivery: done.cpu_ms * 1e3 / accounting.delivered.max(1) as f64,
+        postgres_cpu_us_per_delivery: services
+            .postgres_ms
+            .map(|ms| ms * 1e3 / accounting.delivered.max(1) as f64),
+        redis_cpu_us_per_delivery: services
+            .redis_ms
+            .map(|ms| ms * 1e3 / accounting.delivered.max(1) as f64),
         peak_rss_kib: done.peak_rss_kib,
         accounting,
         history,
         worker: done.worker,
     })
+}
+
+/// The CPU this machine's PostgreSQL and Redis have used (ms), for those of the run's services
+/// that run here.
+struct ServicesCpu {
+    postgres_ms: Option<f64>,
+    redis_ms: Option<f64>,
+}
+
+impl ServicesCpu {
+    fn read(env: &DurableEnv) -> Self {
+        let place = env.place();
+        let here = |url: &Option<String>, comm: &str| {
+            url.as_deref()
+                .filter(|url| on_this_machine(url))
+                .and_then(|_| service_cpu_ms(comm))
+        };
+        Self {
+            postgres_ms: here(&place.postgres, "postgres"),
+            redis_ms: here(&place.redis, "redis-server"),
+        }
+    }
+
+    fn since(&self, before: &Self) -> Self {
+        let delta = |after: Option<f64>, before: Option<f64>| Some(after? - before?);
+        Self {
+            postgres_ms: delta(self.postgres_ms, before.postgres_ms),
+            redis_ms: delta(self.redis_ms, before.redis_ms),
+        }
+    }
 }
