@@ -159,6 +159,8 @@ async fn drain_backlog(
     let expected: Vec<(String, u64)> = ids.into_iter().map(|id| (id, spawned_ns)).collect();
     let accounting = account(&expected, &arrivals, true);
     let first_ns = arrivals.iter().map(|a| a.at_ns).min().unwrap_or(0);
+    let delivered = accounting.delivered.max(1) as f64;
+    let us_per_delivery = |ms: f64| ms * 1e3 / delivered;
     let history = history::read(env.store(), &expected).await?;
     Ok(Run {
         deliveries_per_s: per_second(accounting.delivered, first_ns, accounting.last_arrival_ns),
@@ -166,13 +168,9 @@ async fn drain_backlog(
         ready_ms,
         publish_ms,
         stop_ms,
-        cpu_us_per_delivery: done.cpu_ms * 1e3 / accounting.delivered.max(1) as f64,
-        postgres_cpu_us_per_delivery: services
-            .postgres_ms
-            .map(|ms| ms * 1e3 / accounting.delivered.max(1) as f64),
-        redis_cpu_us_per_delivery: services
-            .redis_ms
-            .map(|ms| ms * 1e3 / accounting.delivered.max(1) as f64),
+        cpu_us_per_delivery: us_per_delivery(done.cpu_ms),
+        postgres_cpu_us_per_delivery: services.postgres_ms.map(us_per_delivery),
+        redis_cpu_us_per_delivery: services.redis_ms.map(us_per_delivery),
         peak_rss_kib: done.peak_rss_kib,
         accounting,
         history,

@@ -57,6 +57,19 @@ impl Default for SubscriptionQuery {
 /// time.
 pub const DEFAULT_BATCH_CONCURRENCY: usize = 8;
 
+/// The default batch methods' single `calls`, [`DEFAULT_BATCH_CONCURRENCY`] at a time; the
+/// first error, or every answer (in any order). The calls come collected: a lazy `map` in the
+/// stream trips the `Send` check of the trait's futures.
+async fn at_once<T, F>(calls: Vec<F>) -> Result<Vec<T>>
+where
+    F: std::future::Future<Output = Result<T>>,
+{
+    stream::iter(calls)
+        .buffer_unordered(DEFAULT_BATCH_CONCURRENCY)
+        .try_collect()
+        .await
+}
+
 /// Subscriptions and delivery history.
 ///
 /// Deliveries are recorded by fan-out *before* any attempt starts (so a redelivered event never
@@ -166,24 +179,15 @@ pub trait Store: Send + Sync + 'static {
     /// each, [`DEFAULT_BATCH_CONCURRENCY`] at a time; a store that can read them in one query
     /// should.
     async fn get_deliveries(&self, ids: &[DeliveryId]) -> Result<Vec<Delivery>> {
-        // Collected first: a lazy `map` in the stream trips the `Send` check of the future.
-        let calls: Vec<_> = ids.iter().map(|id| self.get_delivery(id)).collect();
-        let found: Vec<Option<Delivery>> = stream::iter(calls)
-            .buffer_unordered(DEFAULT_BATCH_CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(found.into_iter().flatten().collect())
+        let calls = ids.iter().map(|id| self.get_delivery(id)).collect();
+        Ok(at_once(calls).await?.into_iter().flatten().collect())
     }
     /// The subscriptions with these ids that exist, in any order. The default asks
     /// [`get_subscription`](Self::get_subscription) for each, [`DEFAULT_BATCH_CONCURRENCY`] at
     /// a time; a store that can read them in one query should.
     async fn get_subscriptions(&self, ids: &[SubscriptionId]) -> Result<Vec<Subscription>> {
-        let calls: Vec<_> = ids.iter().map(|id| self.get_subscription(id)).collect();
-        let found: Vec<Option<Subscription>> = stream::iter(calls)
-            .buffer_unordered(DEFAULT_BATCH_CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(found.into_iter().flatten().collect())
+        let calls = ids.iter().map(|id| self.get_subscription(id)).collect();
+        Ok(at_once(calls).await?.into_iter().flatten().collect())
     }
     /// [`record_attempt`](Self::record_attempt) for several attempts (of distinct
     /// deliveries), with the same rules for each: the sidecar group-commits the attempts that
@@ -205,14 +209,11 @@ pub trait Store: Send + Sync + 'static {
             }
             return Ok(());
         }
-        let calls: Vec<_> = attempts
+        let calls = attempts
             .iter()
             .map(|(d, a)| self.record_attempt(d, a))
             .collect();
-        stream::iter(calls)
-            .buffer_unordered(DEFAULT_BATCH_CONCURRENCY)
-            .try_collect::<Vec<()>>()
-            .await?;
+        at_once(calls).await?;
         Ok(())
     }
     /// A page of the deliveries passing every filter of `query` and older than its cursor,
