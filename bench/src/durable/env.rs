@@ -75,6 +75,22 @@ impl DurableEnv {
         &self.store
     }
 
+    /// The WAL records the PostgreSQL server has written so far (`pg_stat_wal`, PostgreSQL 14
+    /// or later; the whole server, not this run's schema alone): the count of its writes, which
+    /// does not move with the machine's speed. `None` when the server does not say.
+    pub async fn wal_records(&self) -> Option<i64> {
+        let row = self
+            .store
+            .connection()
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DatabaseBackend::Postgres,
+                "SELECT wal_records FROM pg_stat_wal",
+            ))
+            .await
+            .ok()??;
+        row.try_get("", "wal_records").ok()
+    }
+
     /// Stores `count` subscriptions of the benchmark's event at `url` (concurrently, as many
     /// at once as the pool has connections); returns their ids.
     pub async fn subscribe(&self, count: usize, url: &str) -> anyhow::Result<Vec<SubscriptionId>> {

@@ -28,17 +28,19 @@ impl Report {
              (last arrival − first emit). CPU and RSS: the sidecar process (in-process: the \
              emitting process). PostgreSQL / Redis CPU: what this machine's `postgres` and \
              `redis-server` processes used per delivery while the sidecar ran (– when the \
-             service is elsewhere); they share the machine with the sidecar and the receiver.\n\n",
+             service is elsewhere); they share the machine with the sidecar and the receiver. \
+             WAL records: what the PostgreSQL server wrote per delivery over the same span, a \
+             count of the store's writes that does not move with the machine's speed.\n\n",
             self.sizes.sidecar_deliveries
         ));
-        md.push_str("| path | subscribers × events | deliveries/s (min–max) | × in-process | start → first arrival | CPU/delivery | PostgreSQL / Redis CPU/delivery | peak RSS | in store: delivered / expected | delivered (lost) |\n");
-        md.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+        md.push_str("| path | subscribers × events | deliveries/s (min–max) | × in-process | start → first arrival | CPU/delivery | PostgreSQL / Redis CPU/delivery | WAL records/delivery | peak RSS | in store: delivered / expected | delivered (lost) |\n");
+        md.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
         for subscribers in [1usize, 10, 1000] {
             let in_process = self.delivery.iter().find(|r| r.subscribers == subscribers);
             if let Some(r) = in_process {
                 let _ = writeln!(
                     md,
-                    "| in-process · {} | {} × {} | {:.0} ({}) | 1.00 | – | {:.1} µs | – | {:.1} MiB | – (MemoryStore) | {} ({}) |",
+                    "| in-process · {} | {} × {} | {:.0} ({}) | 1.00 | – | {:.1} µs | – | – | {:.1} MiB | – (MemoryStore) | {} ({}) |",
                     r.backend.name(),
                     r.subscribers,
                     r.events,
@@ -54,7 +56,7 @@ impl Report {
                 let run = &row.median;
                 let _ = writeln!(
                     md,
-                    "| {} | {} × {} | {:.0} ({}) | {} | {:.0} ms | {:.1} µs | {} / {} | {:.1} MiB | {} / {} | {} ({}) |",
+                    "| {} | {} × {} | {:.0} ({}) | {} | {:.0} ms | {:.1} µs | {} / {} | {} | {:.1} MiB | {} / {} | {} ({}) |",
                     row.queue.label(),
                     row.subscribers,
                     row.events,
@@ -68,6 +70,8 @@ impl Report {
                     run.cpu_us_per_delivery,
                     micros(run.postgres_cpu_us_per_delivery),
                     micros(run.redis_cpu_us_per_delivery),
+                    run.wal_records_per_delivery
+                        .map_or("–".to_owned(), |n| format!("{n:.1}")),
                     run.peak_rss_kib as f64 / 1024.0,
                     run.history.delivered,
                     run.accounting.expected,

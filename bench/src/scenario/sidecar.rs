@@ -42,6 +42,10 @@ pub struct Run {
     pub postgres_cpu_us_per_delivery: Option<f64>,
     /// The same for this machine's Redis.
     pub redis_cpu_us_per_delivery: Option<f64>,
+    /// WAL records the PostgreSQL server wrote per delivery over the same span: the store's
+    /// (and the outbox's) writes, counted — unlike CPU time, the same on a slow or a busy
+    /// machine (`None` before PostgreSQL 14).
+    pub wal_records_per_delivery: Option<f64>,
     /// Peak RSS of the sidecar process (KiB).
     pub peak_rss_kib: u64,
     /// Every delivery at the receiver, by id (latencies: from the sidecar's start).
@@ -142,6 +146,7 @@ async fn drain_backlog(
     receiver.reset().await?;
     let sidecar = Sidecar::start(env, pinning, sizes.concurrency).await?;
     let services_before = ServicesCpu::read(env);
+    let wal_before = env.wal_records().await;
     let (spawned_ns, ready_ms) = (sidecar.spawned_ns, sidecar.ready_ms());
     receiver
         .wait_for(
@@ -153,6 +158,9 @@ async fn drain_backlog(
     let stopping = Instant::now();
     let done = sidecar.stop().await?;
     let services = ServicesCpu::read(env).since(&services_before);
+    let wal = wal_before
+        .zip(env.wal_records().await)
+        .map(|(before, after)| (after - before) as f64);
     let stop_ms = stopping.elapsed().as_secs_f64() * 1e3;
     // Stopped and drained: what has not arrived will not.
     let arrivals = receiver.arrivals().await?;
@@ -171,6 +179,7 @@ async fn drain_backlog(
         cpu_us_per_delivery: us_per_delivery(done.cpu_ms),
         postgres_cpu_us_per_delivery: services.postgres_ms.map(us_per_delivery),
         redis_cpu_us_per_delivery: services.redis_ms.map(us_per_delivery),
+        wal_records_per_delivery: wal.map(|records| records / delivered),
         peak_rss_kib: done.peak_rss_kib,
         accounting,
         history,
