@@ -401,17 +401,23 @@ impl Replay {
         let Some(current) = self.store.get_delivery(id).await? else {
             return Ok(false);
         };
-        let unstarted = current.status == DeliveryStatus::Pending
-            && current.replays > 0
-            && current.attempts == current.attempts_before_replay;
-        if !unstarted
+        if !unstarted(&current)
             || !self
                 .subscription_enabled(&current.subscription_id, subscriptions)
                 .await?
+            || !self.backend.redeliver(&current).await?
         {
             return Ok(false);
         }
-        self.backend.redeliver(&current).await
+        // Queued again — but the interrupted run's own task may have been attempted, recorded
+        // and settled between the read above and the queueing (a task is settled only after
+        // its attempt is recorded, so a read now shows it). The task just queued then finds the
+        // delivery done and sends nothing: it does not go out again because of this replay.
+        Ok(self
+            .store
+            .get_delivery(id)
+            .await?
+            .is_some_and(|now| unstarted(&now)))
     }
 
     async fn reopen_and_queue(&self, id: &DeliveryId, enabled: bool) -> Result<ReplayOutcome> {
@@ -455,4 +461,12 @@ impl Replay {
         known.insert(id.clone(), enabled);
         Ok(enabled)
     }
+}
+
+/// A delivery whose replay run was started in the store and has had no attempt yet: what an
+/// interrupted bulk replay may have left unqueued.
+fn unstarted(delivery: &Delivery) -> bool {
+    delivery.status == DeliveryStatus::Pending
+        && delivery.replays > 0
+        && delivery.attempts == delivery.attempts_before_replay
 }
