@@ -266,6 +266,51 @@ async fn a_failing_subscriber_is_retried_then_dead_lettered_in_the_stream_and_th
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_with_one_subscriber_is_delivered_on_its_own_lease_without_a_delivery_task() {
+    let Some(url) = redis_url("an_event_with_one_subscriber_is_delivered_on_its_own_lease").await
+    else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "one-subscriber");
+    let receiver = Receiver::ok().await;
+    let store = store_with_subscribers(&[receiver.url("/hook")]).await;
+    let queue = keys.backend().await;
+    publish_events(&queue, 20).await;
+    let worker = start(
+        queue.clone(),
+        engine(store.clone(), quick_retries(3, Duration::from_millis(50))),
+        8,
+    );
+
+    let all = eventually(WAIT, || receiver.distinct() == 20).await;
+    let drained = eventually_async(WAIT, || async { queue.depth().await.unwrap() == 0 }).await;
+    let report = worker.stop().await;
+    assert!(all && drained, "{report:?}");
+    assert_eq!((report.fanned_out, report.delivered), (20, 20));
+    assert_eq!(duplicates(&receiver.counts()), (0, 0));
+    let client = redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    // Settled entries are deleted: the stream's count of entries ever added (Redis 7) says
+    // whether a delivery task was ever queued.
+    let mut info: std::collections::HashMap<String, redis::Value> = redis::cmd("XINFO")
+        .arg("STREAM")
+        .arg(keys.config.deliveries_key())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let added = info
+        .remove("entries-added")
+        .expect("Redis 7 reports entries-added");
+    let delivery_tasks: u64 = redis::from_redis_value(added).unwrap();
+    assert_eq!(delivery_tasks, 0, "no delivery task was ever queued");
+    let delivered = store
+        .list_deliveries(&DeliveryQuery::status(DeliveryStatus::Delivered))
+        .await
+        .unwrap();
+    assert_eq!(delivered.len(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_fanned_out_again_is_not_sent_again() {
     let Some(url) = redis_url("an_event_fanned_out_again_is_not_sent_again").await else {
         return;

@@ -4,6 +4,7 @@
 //! leaser: Queue::lease (a batch, whenever the prefetch buffer has room) ─▶ buffer
 //! loop: buffer ─▶ permit ─▶ per task (one tokio task each, holding its permit):
 //!   Fanout  ─▶ DeliveryEngine::fan_out (recorded in the Store) ─▶ Queue::replace(event → deliveries)
+//!           (one delivery, first lease: its first attempt right here, settled on the event's lease)
 //!   Deliver ─▶ already final in the Store? ack : one attempt ─▶ ack / retry_in / dead_letter
 //! shutdown: stop leasing ─▶ drain in-flight tasks within the deadline
 //! ```
@@ -13,6 +14,8 @@
 //! (`BatchedStore`) and the settles (`Queue::settle_many`) of concurrent tasks are
 //! group-committed: a busy worker makes a round trip per batch, not per delivery.
 
+mod deliver;
+mod fan_out;
 mod prefetch;
 mod process;
 mod report;

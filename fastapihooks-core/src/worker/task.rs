@@ -7,11 +7,9 @@ use std::time::Duration;
 
 use super::prefetch::Prefetched;
 use super::report::Stats;
-use crate::backend::{DeliverTask, Leased, Queue, Receipt, Settlement, Task};
-use crate::delivery::{Delivery, DeliveryStatus};
-use crate::engine::{DeliveryEngine, NextStep};
+use crate::backend::{Leased, Queue, Receipt, Settlement, Task};
+use crate::engine::DeliveryEngine;
 use crate::error::Result;
-use crate::event::Event;
 use crate::group_commit::{Flush, GroupCommit};
 use crate::inbox::InboxProcessing;
 
@@ -125,9 +123,11 @@ pub(super) async fn run<Q: Queue>(ctx: &Ctx<Q>, prefetched: Prefetched) {
     let settling = async {
         match (task, &ctx.engine, &ctx.inbox) {
             (Task::Fanout { event, failures }, Some(engine), _) => {
-                fan_out(ctx, engine, &receipt, event, failures).await
+                super::fan_out::fan_out(ctx, engine, &receipt, event, failures).await
             }
-            (Task::Deliver(task), Some(engine), _) => deliver(ctx, engine, &receipt, task).await,
+            (Task::Deliver(task), Some(engine), _) => {
+                super::deliver::deliver(ctx, engine, &receipt, task, None).await
+            }
             (Task::Process(task), _, Some(processing)) => {
                 super::process::process(ctx, processing, &receipt, task).await
             }
@@ -198,13 +198,14 @@ async fn cannot_run<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, task: Task) -> Re
 }
 
 /// A work's place in [`Ctx::running`], given back when the run ends however it ends.
-struct Running<'a> {
+pub(super) struct Running<'a> {
     set: &'a Mutex<HashSet<String>>,
     work: String,
 }
 
 impl<'a> Running<'a> {
-    fn claim<Q: Queue>(ctx: &'a Ctx<Q>, work: String) -> Option<Self> {
+    /// `None` when the work already runs in this worker.
+    pub(super) fn claim<Q: Queue>(ctx: &'a Ctx<Q>, work: String) -> Option<Self> {
         // The set's lock is released before a `Running` exists: its drop takes the lock.
         let claimed = ctx.running().insert(work.clone());
         claimed.then(|| Self {
@@ -246,169 +247,5 @@ async fn renew<Q: Queue>(ctx: &Ctx<Q>, receipt: &Receipt, kind: &'static str) ->
                 tracing::warn!(%receipt, kind, error = %e, "could not renew a lease; trying again");
             }
         }
-    }
-}
-
-/// Records the event's deliveries in the store, then swaps the event for one delivery task per
-/// delivery in one atomic queue step. A store that is down delays the event; it never drops it.
-async fn fan_out<Q: Queue>(
-    ctx: &Ctx<Q>,
-    engine: &DeliveryEngine,
-    receipt: &Receipt,
-    event: Event,
-    failures: u32,
-) -> Result<bool> {
-    match engine.fan_out(&event).await {
-        Ok(planned) => {
-            // The payload goes into the queue once per event at most: not at all when the
-            // store keeps it (each task then reads it back with its delivery).
-            let by_id = engine.store().keeps_events();
-            let tasks: Vec<Task> = planned
-                .into_iter()
-                .map(|(delivery, _)| {
-                    let task = DeliverTask::of(delivery);
-                    if by_id { task.without_event() } else { task }.into()
-                })
-                .collect();
-            let settled = ctx
-                .settle(Settlement::Replace {
-                    receipt: receipt.clone(),
-                    next: tasks,
-                })
-                .await?;
-            if settled {
-                Stats::bump(&ctx.stats.fanned_out);
-            }
-            Ok(settled)
-        }
-        Err(e) => {
-            let failures = failures.saturating_add(1);
-            let delay = engine.outage_delay(failures);
-            tracing::warn!(event = %event.id(), error = %e, failures, ?delay, "fan-out failed (store unreachable?); the event will be fanned out later");
-            ctx.settle(Settlement::RetryIn {
-                receipt: receipt.clone(),
-                task: Task::Fanout { event, failures },
-                delay,
-            })
-            .await
-        }
-    }
-}
-
-/// One attempt of one delivery — unless the store says it is already final, which is how a
-/// redelivered task never re-sends to a subscription that already got it.
-async fn deliver<Q: Queue>(
-    ctx: &Ctx<Q>,
-    engine: &DeliveryEngine,
-    receipt: &Receipt,
-    task: DeliverTask,
-) -> Result<bool> {
-    let store = engine.store();
-    // Both reads at once: each joins its own group commit.
-    let looked_up = futures_util::future::try_join(
-        store.get_delivery(task.delivery_id()),
-        engine.subscription(task.subscription_id()),
-    )
-    .await;
-    let (stored, subscription) = match looked_up {
-        Ok(found) => found,
-        Err(e) => {
-            let delay = engine.outage_delay(1);
-            tracing::warn!(delivery = %task.delivery_id(), error = %e, ?delay, "store unreachable before an attempt; trying later");
-            return ctx.settle(retry(receipt, task.into(), delay)).await;
-        }
-    };
-    if let Some(newer) = stored.as_ref().filter(|d| d.replays > task.replay()) {
-        tracing::debug!(delivery = %newer.id, task_run = task.replay(), run = newer.replays, "a task of an earlier run: the delivery was replayed since; not sent");
-        Stats::bump(&ctx.stats.skipped);
-        return ctx.settle(Settlement::ack(receipt.clone())).await;
-    }
-    if let Some(done) = stored.as_ref().filter(|d| d.status.is_final()) {
-        tracing::debug!(delivery = %done.id, status = %done.status, "already final: not sent again");
-        Stats::bump(&ctx.stats.skipped);
-        return ctx.settle(Settlement::ack(receipt.clone())).await;
-    }
-    // A task that travels by the event's id takes the payload from the store's copy.
-    let event = match (task.event(), &stored) {
-        (Some(event), _) => event.clone(),
-        // The store keeps no trace context: the task's goes with it.
-        (None, Some(stored)) => match task.trace() {
-            Some(trace) => stored.event.clone().with_trace(*trace),
-            None => stored.event.clone(),
-        },
-        (None, None) => {
-            let reason = format!(
-                "nothing to send: delivery {} and its event {} are not in the store",
-                task.delivery_id(),
-                task.event_id()
-            );
-            tracing::error!(delivery = %task.delivery_id(), event = %task.event_id(), "a delivery task names a delivery the store does not hold; dead-lettered");
-            Stats::bump(&ctx.stats.dead_lettered);
-            return ctx
-                .settle(Settlement::DeadLetter {
-                    receipt: receipt.clone(),
-                    task: task.into(),
-                    reason,
-                })
-                .await;
-        }
-    };
-    let mut delivery = Delivery::new(event, task.subscription_id().clone());
-    delivery.id = task.delivery_id().clone();
-    delivery.attempts = task.attempts();
-    delivery.replays = task.replay();
-    if let Some(stored) = &stored {
-        delivery.attempts = delivery.attempts.max(stored.attempts);
-        delivery.created_at = stored.created_at;
-        delivery.attempts_before_replay = stored.attempts_before_replay;
-    }
-    // A disabled or removed subscription's delivery is kept as failed (not sent), replayable.
-    let tried = match &subscription {
-        Some(subscription) => engine.attempt(&mut delivery, subscription).await,
-        None => {
-            let why = "not sent: the subscription was removed";
-            engine.not_sent(&mut delivery, why).await
-        }
-    };
-    if !tried.recorded {
-        // Never settle what the history does not show: the task runs again after the store's
-        // outage delay, sends again under the same delivery id, and records then.
-        Stats::bump(&ctx.stats.errors);
-        let delay = engine.outage_delay(1);
-        tracing::warn!(delivery = %delivery.id, ?delay, "attempt not recorded: the delivery runs again later");
-        return ctx.settle(retry(receipt, Task::from(task), delay)).await;
-    }
-    let attempts = delivery.attempts;
-    let task = Task::from(task.with_attempts(attempts));
-    match tried.next {
-        NextStep::Done(DeliveryStatus::Delivered) => {
-            Stats::bump(&ctx.stats.delivered);
-            ctx.settle(Settlement::ack(receipt.clone())).await
-        }
-        NextStep::RetryIn(delay) => {
-            Stats::bump(&ctx.stats.retried);
-            ctx.settle(retry(receipt, task, delay)).await
-        }
-        NextStep::Done(status) => {
-            Stats::bump(&ctx.stats.dead_lettered);
-            let reason = match status {
-                DeliveryStatus::Dead => format!("out of retries after {attempts} attempts"),
-                _ => format!("refused for good after {attempts} attempts"),
-            };
-            ctx.settle(Settlement::DeadLetter {
-                receipt: receipt.clone(),
-                task,
-                reason,
-            })
-            .await
-        }
-    }
-}
-
-fn retry(receipt: &Receipt, task: Task, delay: Duration) -> Settlement {
-    Settlement::RetryIn {
-        receipt: receipt.clone(),
-        task,
-        delay,
     }
 }

@@ -1,0 +1,156 @@
+//! One attempt of one delivery ([`Task::Deliver`]) — unless the store says it is already final
+//! — and how the lease it ran under is settled after it. An event's only delivery runs the same
+//! way, on the event's lease, during its fan-out.
+
+use std::time::Duration;
+
+use super::report::Stats;
+use super::task::Ctx;
+use crate::backend::{DeliverTask, Queue, Receipt, Settlement, Task};
+use crate::delivery::{Delivery, DeliveryStatus};
+use crate::engine::{Attempted, DeliveryEngine, NextStep};
+use crate::error::Result;
+use crate::subscription::Subscription;
+
+/// One attempt of one delivery — unless the store says it is already final, which is how a
+/// redelivered task never re-sends to a subscription that already got it. `subscription`, when
+/// the caller has just read it (an event's fan-out), spares the read.
+pub(super) async fn deliver<Q: Queue>(
+    ctx: &Ctx<Q>,
+    engine: &DeliveryEngine,
+    receipt: &Receipt,
+    task: DeliverTask,
+    known: Option<&Subscription>,
+) -> Result<bool> {
+    let store = engine.store();
+    let looked_up = match known {
+        Some(_) => store
+            .get_delivery(task.delivery_id())
+            .await
+            .map(|stored| (stored, None)),
+        // Both reads at once: each joins its own group commit.
+        None => {
+            futures_util::future::try_join(
+                store.get_delivery(task.delivery_id()),
+                engine.subscription(task.subscription_id()),
+            )
+            .await
+        }
+    };
+    let (stored, read) = match looked_up {
+        Ok(found) => found,
+        Err(e) => {
+            let delay = engine.outage_delay(1);
+            tracing::warn!(delivery = %task.delivery_id(), error = %e, ?delay, "store unreachable before an attempt; trying later");
+            return ctx.settle(retry(receipt, task.into(), delay)).await;
+        }
+    };
+    let subscription = known.or(read.as_ref());
+    if let Some(newer) = stored.as_ref().filter(|d| d.replays > task.replay()) {
+        tracing::debug!(delivery = %newer.id, task_run = task.replay(), run = newer.replays, "a task of an earlier run: the delivery was replayed since; not sent");
+        Stats::bump(&ctx.stats.skipped);
+        return ctx.settle(Settlement::ack(receipt.clone())).await;
+    }
+    if let Some(done) = stored.as_ref().filter(|d| d.status.is_final()) {
+        tracing::debug!(delivery = %done.id, status = %done.status, "already final: not sent again");
+        Stats::bump(&ctx.stats.skipped);
+        return ctx.settle(Settlement::ack(receipt.clone())).await;
+    }
+    // A task that travels by the event's id takes the payload from the store's copy.
+    let event = match (task.event(), &stored) {
+        (Some(event), _) => event.clone(),
+        // The store keeps no trace context: the task's goes with it.
+        (None, Some(stored)) => match task.trace() {
+            Some(trace) => stored.event.clone().with_trace(*trace),
+            None => stored.event.clone(),
+        },
+        (None, None) => {
+            let reason = format!(
+                "nothing to send: delivery {} and its event {} are not in the store",
+                task.delivery_id(),
+                task.event_id()
+            );
+            tracing::error!(delivery = %task.delivery_id(), event = %task.event_id(), "a delivery task names a delivery the store does not hold; dead-lettered");
+            Stats::bump(&ctx.stats.dead_lettered);
+            return ctx
+                .settle(Settlement::DeadLetter {
+                    receipt: receipt.clone(),
+                    task: task.into(),
+                    reason,
+                })
+                .await;
+        }
+    };
+    let mut delivery = Delivery::new(event, task.subscription_id().clone());
+    delivery.id = task.delivery_id().clone();
+    delivery.attempts = task.attempts();
+    delivery.replays = task.replay();
+    if let Some(stored) = &stored {
+        delivery.attempts = delivery.attempts.max(stored.attempts);
+        delivery.created_at = stored.created_at;
+        delivery.attempts_before_replay = stored.attempts_before_replay;
+    }
+    // A disabled or removed subscription's delivery is kept as failed (not sent), replayable.
+    let tried = match subscription {
+        Some(subscription) => engine.attempt(&mut delivery, subscription).await,
+        None => {
+            let why = "not sent: the subscription was removed";
+            engine.not_sent(&mut delivery, why).await
+        }
+    };
+    settle_attempt(ctx, engine, receipt, &delivery, tried, || task).await
+}
+
+/// Settles the lease under which `delivery` was just attempted, by what comes next: acked when
+/// delivered; `task` (the delivery's task as it was before the attempt) due again after the
+/// retry delay; dead-lettered when final. An attempt the store did not record is never settled
+/// as done: the task runs again after the store's outage delay, sends again under the same
+/// delivery id, and records then.
+async fn settle_attempt<Q: Queue>(
+    ctx: &Ctx<Q>,
+    engine: &DeliveryEngine,
+    receipt: &Receipt,
+    delivery: &Delivery,
+    tried: Attempted,
+    task: impl FnOnce() -> DeliverTask,
+) -> Result<bool> {
+    if !tried.recorded {
+        Stats::bump(&ctx.stats.errors);
+        let delay = engine.outage_delay(1);
+        tracing::warn!(delivery = %delivery.id, ?delay, "attempt not recorded: the delivery runs again later");
+        return ctx.settle(retry(receipt, Task::from(task()), delay)).await;
+    }
+    let attempts = delivery.attempts;
+    match tried.next {
+        NextStep::Done(DeliveryStatus::Delivered) => {
+            Stats::bump(&ctx.stats.delivered);
+            ctx.settle(Settlement::ack(receipt.clone())).await
+        }
+        NextStep::RetryIn(delay) => {
+            Stats::bump(&ctx.stats.retried);
+            let task = Task::from(task().with_attempts(attempts));
+            ctx.settle(retry(receipt, task, delay)).await
+        }
+        NextStep::Done(status) => {
+            Stats::bump(&ctx.stats.dead_lettered);
+            let reason = match status {
+                DeliveryStatus::Dead => format!("out of retries after {attempts} attempts"),
+                _ => format!("refused for good after {attempts} attempts"),
+            };
+            ctx.settle(Settlement::DeadLetter {
+                receipt: receipt.clone(),
+                task: Task::from(task().with_attempts(attempts)),
+                reason,
+            })
+            .await
+        }
+    }
+}
+
+fn retry(receipt: &Receipt, task: Task, delay: Duration) -> Settlement {
+    Settlement::RetryIn {
+        receipt: receipt.clone(),
+        task,
+        delay,
+    }
+}
