@@ -395,7 +395,7 @@ pub trait Queue: Backend {
     }
 
     /// Settles the lease and brings `task` (usually the leased task with its attempt count
-    /// updated) back after `delay`, measured on the queue's own clock so consumers' clock skew
+    /// updated; an event's task can come back as its only delivery's) back after `delay`, measured on the queue's own clock so consumers' clock skew
     /// does not matter.
     async fn retry_in(&self, receipt: &Receipt, task: &Task, delay: Duration) -> Result<bool>;
 

@@ -29,7 +29,8 @@ pub enum Settlement {
     RetryIn {
         /// The lease.
         receipt: Receipt,
-        /// The task as it comes back (attempts updated).
+        /// The task as it comes back: the leased task with its attempts updated, or, for an
+        /// event whose only delivery was attempted on the event's lease, that delivery's task.
         task: Task,
         /// How long until it is due, on the queue's clock.
         delay: Duration,
@@ -38,7 +39,8 @@ pub enum Settlement {
     DeadLetter {
         /// The lease.
         receipt: Receipt,
-        /// The task as it is kept.
+        /// The task as it is kept (for an event whose only delivery was attempted on the
+        /// event's lease, that delivery's task).
         task: Task,
         /// Why, for a human.
         reason: String,
