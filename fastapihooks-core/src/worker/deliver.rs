@@ -98,7 +98,7 @@ pub(super) async fn deliver<Q: Queue>(
             engine.not_sent(&mut delivery, why).await
         }
     };
-    settle_attempt(ctx, engine, receipt, &delivery, tried, || task).await
+    settle_attempt(ctx, engine, receipt, &delivery, tried, task).await
 }
 
 /// Settles the lease under which `delivery` was just attempted, by what comes next: acked when
@@ -112,13 +112,13 @@ async fn settle_attempt<Q: Queue>(
     receipt: &Receipt,
     delivery: &Delivery,
     tried: Attempted,
-    task: impl FnOnce() -> DeliverTask,
+    task: DeliverTask,
 ) -> Result<bool> {
     if !tried.recorded {
         Stats::bump(&ctx.stats.errors);
         let delay = engine.outage_delay(1);
         tracing::warn!(delivery = %delivery.id, ?delay, "attempt not recorded: the delivery runs again later");
-        return ctx.settle(retry(receipt, Task::from(task()), delay)).await;
+        return ctx.settle(retry(receipt, Task::from(task), delay)).await;
     }
     let attempts = delivery.attempts;
     match tried.next {
@@ -128,7 +128,7 @@ async fn settle_attempt<Q: Queue>(
         }
         NextStep::RetryIn(delay) => {
             Stats::bump(&ctx.stats.retried);
-            let task = Task::from(task().with_attempts(attempts));
+            let task = Task::from(task.with_attempts(attempts));
             ctx.settle(retry(receipt, task, delay)).await
         }
         NextStep::Done(status) => {
@@ -139,7 +139,7 @@ async fn settle_attempt<Q: Queue>(
             };
             ctx.settle(Settlement::DeadLetter {
                 receipt: receipt.clone(),
-                task: Task::from(task().with_attempts(attempts)),
+                task: Task::from(task.with_attempts(attempts)),
                 reason,
             })
             .await
