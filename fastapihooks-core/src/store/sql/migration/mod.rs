@@ -17,6 +17,7 @@ mod m20261202_000009_outbox_notify;
 mod m20261202_000010_create_inbox_queue;
 mod m20261202_000011_create_inbox;
 mod m20261203_000012_drop_due_index;
+mod m20261203_000013_partial_owner_index;
 mod outbox_shape;
 
 use sea_orm_migration::prelude::*;
@@ -46,6 +47,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000010_create_inbox_queue::Migration),
             Box::new(m20261202_000011_create_inbox::Migration),
             Box::new(m20261203_000012_drop_due_index::Migration),
+            Box::new(m20261203_000013_partial_owner_index::Migration),
         ]
     }
 
