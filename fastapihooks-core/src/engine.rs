@@ -47,6 +47,9 @@ pub struct Attempted {
     pub recorded: bool,
 }
 
+/// An event's deliveries, each with its subscription.
+pub(crate) type Planned = Vec<(Delivery, Arc<Subscription>)>;
+
 /// Turns events into deliveries and deliveries into attempts, recording everything in the store.
 #[derive(Clone)]
 pub struct DeliveryEngine {
@@ -206,6 +209,17 @@ impl DeliveryEngine {
     /// never copied per delivery. Runs in a `fastapihooks.fan_out` span joined to the event's
     /// trace.
     pub async fn fan_out(&self, event: &Event) -> Result<Vec<(Delivery, Arc<Subscription>)>> {
+        self.fan_out_telling_new(event)
+            .await
+            .map(|(planned, _)| planned)
+    }
+
+    /// [`fan_out`](Self::fan_out), with whether the store recorded each delivery just now (see
+    /// [`Store::record_new_deliveries`]; `None` when it cannot tell).
+    pub(crate) async fn fan_out_telling_new(
+        &self,
+        event: &Event,
+    ) -> Result<(Planned, Option<Vec<bool>>)> {
         let span = tracing::info_span!(
             "fastapihooks.fan_out",
             event = %event.id(),
@@ -216,9 +230,9 @@ impl DeliveryEngine {
         self.fan_out_in_span(event).instrument(span).await
     }
 
-    async fn fan_out_in_span(&self, event: &Event) -> Result<Vec<(Delivery, Arc<Subscription>)>> {
+    async fn fan_out_in_span(&self, event: &Event) -> Result<(Planned, Option<Vec<bool>>)> {
         let started = Instant::now();
-        let planned = match self.plan(event).await {
+        let (planned, new) = match self.plan(event).await {
             Ok(planned) => planned,
             Err(e) => {
                 metrics::counter!(crate::metrics::STORE_ERRORS_TOTAL, "op" => "fan_out")
@@ -230,11 +244,12 @@ impl DeliveryEngine {
             .record(started.elapsed().as_secs_f64());
         metrics::histogram!(crate::metrics::FANOUT_SUBSCRIPTIONS).record(planned.len() as f64);
         metrics::counter!(crate::metrics::DELIVERIES_PLANNED_TOTAL).increment(planned.len() as u64);
-        Ok(planned)
+        Ok((planned, new))
     }
 
-    /// The deliveries of `event`, recorded: [`fan_out`](Self::fan_out) without its metrics.
-    async fn plan(&self, event: &Event) -> Result<Vec<(Delivery, Arc<Subscription>)>> {
+    /// The deliveries of `event`, recorded: [`fan_out_telling_new`](Self::fan_out_telling_new)
+    /// without its metrics.
+    async fn plan(&self, event: &Event) -> Result<(Planned, Option<Vec<bool>>)> {
         let stored: Vec<Arc<Subscription>> = self
             .store
             .matching(event.name(), event.owner())
@@ -242,16 +257,16 @@ impl DeliveryEngine {
             .into_iter()
             .map(Arc::new)
             .collect();
-        let planned: Vec<(Delivery, Arc<Subscription>)> =
-            fan_out(event, self.subscribers.iter().chain(stored.iter()))
-                .into_iter()
-                .map(|(d, s)| (d, Arc::clone(s)))
-                .collect();
-        if !planned.is_empty() {
-            let deliveries: Vec<Delivery> = planned.iter().map(|(d, _)| d.clone()).collect();
-            self.store.record_deliveries(&deliveries).await?;
+        let planned: Planned = fan_out(event, self.subscribers.iter().chain(stored.iter()))
+            .into_iter()
+            .map(|(d, s)| (d, Arc::clone(s)))
+            .collect();
+        if planned.is_empty() {
+            return Ok((planned, Some(Vec::new())));
         }
-        Ok(planned)
+        let deliveries: Vec<Delivery> = planned.iter().map(|(d, _)| d.clone()).collect();
+        let new = self.store.record_new_deliveries(&deliveries).await?;
+        Ok((planned, new))
     }
 
     /// Makes one attempt of `delivery`, updates it, records the attempt, and says what comes

@@ -106,6 +106,7 @@ macro_rules! store_contract {
             matching_agrees_with_receives_for_every_filter_and_owner,
             a_recorded_delivery_reads_back_with_its_event,
             recording_a_delivery_again_keeps_its_state,
+            a_store_that_tells_which_deliveries_are_new_tells_exactly,
             an_empty_batch_of_deliveries_is_accepted,
             an_attempt_updates_its_delivery_and_is_listed_in_order,
             a_final_status_never_goes_back,
@@ -536,6 +537,30 @@ pub async fn recording_a_delivery_again_keeps_its_state(store: &dyn Store) {
     store.record_deliveries(&[again]).await.unwrap();
     assert_eq!(store.get_delivery(&d.id).await.unwrap().unwrap(), d);
     assert_eq!(store.list_attempts(&d.id).await.unwrap(), [first]);
+}
+
+/// A behaviour of the contract: recorded before, recorded by this call, and given twice (new
+/// once). A store that cannot tell says `None`, and records them all the same.
+pub async fn a_store_that_tells_which_deliveries_are_new_tells_exactly(store: &dyn Store) {
+    let e = event("a", None);
+    let before = delivery(&e, &SubscriptionId::new());
+    store
+        .record_deliveries(std::slice::from_ref(&before))
+        .await
+        .unwrap();
+    let fresh = delivery(&e, &SubscriptionId::new());
+    let told = store
+        .record_new_deliveries(&[before.clone(), fresh.clone(), fresh.clone()])
+        .await
+        .unwrap();
+    if let Some(new) = told {
+        assert_eq!(new, [false, true, false]);
+    }
+    assert_eq!(store.get_delivery(&fresh.id).await.unwrap().unwrap(), fresh);
+    assert_eq!(
+        store.get_delivery(&before.id).await.unwrap().unwrap(),
+        before
+    );
 }
 
 /// A behaviour of the contract.

@@ -5,7 +5,7 @@
 //! of an event, record a fan-out, record an attempt — each join a [`GroupCommit`]: the calls
 //! made while a batch is being written go together in the next one, through the store's batch
 //! methods ([`Store::get_deliveries`], [`Store::get_subscriptions`],
-//! [`Store::record_attempts`], one [`Store::record_deliveries`] for several fan-outs, one
+//! [`Store::record_attempts`], one [`Store::record_new_deliveries`] for several fan-outs, one
 //! [`Store::matching`] per distinct event name and owner). Every other call goes straight
 //! through. What each call means is unchanged; only the round trips are shared.
 
@@ -42,7 +42,7 @@ pub(crate) struct BatchedStore {
     get_delivery: GroupCommit<DeliveryId, Option<Delivery>>,
     get_subscription: GroupCommit<SubscriptionId, Option<Subscription>>,
     matching: GroupCommit<(EventName, Option<String>), Vec<Subscription>>,
-    record_deliveries: GroupCommit<Vec<Delivery>, ()>,
+    record_deliveries: GroupCommit<Vec<Delivery>, Option<Vec<bool>>>,
     record_attempt: GroupCommit<(Delivery, Attempt), ()>,
 }
 
@@ -174,14 +174,23 @@ fn matching(store: Arc<dyn Store>) -> Flush<(EventName, Option<String>), Vec<Sub
     })
 }
 
-/// The fan-outs of the batch in one call.
-fn record_deliveries(store: Arc<dyn Store>) -> Flush<Vec<Delivery>, ()> {
+/// The fan-outs of the batch in one call, each told which of its deliveries were new when the
+/// store can tell.
+fn record_deliveries(store: Arc<dyn Store>) -> Flush<Vec<Delivery>, Option<Vec<bool>>> {
     Arc::new(move |fan_outs: Vec<Vec<Delivery>>| {
         let store = store.clone();
         Box::pin(async move {
             let all: Vec<Delivery> = fan_outs.iter().flatten().cloned().collect();
-            match store.record_deliveries(&all).await {
-                Ok(()) => fan_outs.iter().map(|_| Ok(())).collect(),
+            match store.record_new_deliveries(&all).await {
+                Ok(Some(new)) if new.len() == all.len() => {
+                    let mut new = new.into_iter();
+                    fan_outs
+                        .iter()
+                        .map(|fan_out| Ok(Some(new.by_ref().take(fan_out.len()).collect())))
+                        .collect()
+                }
+                // A store that cannot tell (or miscounts) tells nothing.
+                Ok(_) => fan_outs.iter().map(|_| Ok(None)).collect(),
                 Err(e) => fail_all("store.record_deliveries", fan_outs.len(), &e),
             }
         })
@@ -237,6 +246,12 @@ impl Store for BatchedStore {
         self.inner.record_health(id, delivered, at).await
     }
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
+        self.record_deliveries
+            .call(deliveries.to_vec())
+            .await
+            .map(drop)
+    }
+    async fn record_new_deliveries(&self, deliveries: &[Delivery]) -> Result<Option<Vec<bool>>> {
         self.record_deliveries.call(deliveries.to_vec()).await
     }
     async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt) -> Result<()> {

@@ -218,9 +218,19 @@ impl Store for MemoryStore {
     }
 
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
+        self.record_new_deliveries(deliveries).await.map(drop)
+    }
+
+    async fn record_new_deliveries(&self, deliveries: &[Delivery]) -> Result<Option<Vec<bool>>> {
         let mut history = self.history();
+        let mut new = Vec::with_capacity(deliveries.len());
         for d in deliveries {
-            history.entry(d.id.clone()).or_insert_with(|| Record {
+            let entry = history.entry(d.id.clone());
+            new.push(matches!(
+                entry,
+                std::collections::btree_map::Entry::Vacant(_)
+            ));
+            entry.or_insert_with(|| Record {
                 delivery: d.clone(),
                 attempts: Vec::new(),
             });
@@ -228,7 +238,7 @@ impl Store for MemoryStore {
         while history.len() > self.max_deliveries {
             history.pop_first();
         }
-        Ok(())
+        Ok(Some(new))
     }
 
     async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt) -> Result<()> {

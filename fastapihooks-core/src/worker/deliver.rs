@@ -12,30 +12,47 @@ use crate::engine::{Attempted, DeliveryEngine, NextStep};
 use crate::error::Result;
 use crate::subscription::Subscription;
 
+/// What a delivery's run knows before it starts.
+#[derive(Clone, Copy)]
+pub(super) enum Known<'a> {
+    /// Nothing: a delivery task reads its delivery and its subscription.
+    Nothing,
+    /// The subscription, just read by the event's fan-out: the delivery is read.
+    Subscription(&'a Subscription),
+    /// The subscription, and that the fan-out has just recorded the delivery (the store said
+    /// it was new): there is no earlier state to read.
+    NewDelivery(&'a Subscription),
+}
+
 /// One attempt of one delivery — unless the store says it is already final, which is how a
-/// redelivered task never re-sends to a subscription that already got it. `subscription`, when
-/// the caller has just read it (an event's fan-out), spares the read.
+/// redelivered task never re-sends to a subscription that already got it. What the caller
+/// already `known` is not read again.
 pub(super) async fn deliver<Q: Queue>(
     ctx: &Ctx<Q>,
     engine: &DeliveryEngine,
     receipt: &Receipt,
     task: DeliverTask,
-    known: Option<&Subscription>,
+    known: Known<'_>,
 ) -> Result<bool> {
     let store = engine.store();
-    let looked_up = match known {
-        Some(_) => store
-            .get_delivery(task.delivery_id())
-            .await
-            .map(|stored| (stored, None)),
+    let (known, looked_up) = match known {
+        Known::NewDelivery(subscription) => (Some(subscription), Ok((None, None))),
+        Known::Subscription(subscription) => (
+            Some(subscription),
+            store
+                .get_delivery(task.delivery_id())
+                .await
+                .map(|stored| (stored, None)),
+        ),
         // Both reads at once: each joins its own group commit.
-        None => {
+        Known::Nothing => (
+            None,
             futures_util::future::try_join(
                 store.get_delivery(task.delivery_id()),
                 engine.subscription(task.subscription_id()),
             )
-            .await
-        }
+            .await,
+        ),
     };
     let (stored, read) = match looked_up {
         Ok(found) => found,

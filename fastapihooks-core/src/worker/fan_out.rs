@@ -4,15 +4,17 @@
 //!
 //! The second way saves a whole queue cycle per event with one subscriber (the delivery task's
 //! queueing, its lease and its settle, and the subscription read a delivery task starts with)
-//! and keeps every guarantee of the first: the delivery is read from the store first (a
-//! delivery already final — the same event published twice — is not sent again), and the
-//! event's lease is settled only after the attempt is recorded, exactly as the delivery task's
-//! would be: acked when delivered; replaced by the delivery's task, due after the retry delay,
-//! when it must be tried again; dead-lettered as the delivery's task when final. A worker that
-//! crashes mid-attempt leaves the event's lease to expire, and whoever leases it next fans it
-//! out again and finds the delivery's state in the store.
+//! and keeps every guarantee of the first. Unless the store says this fan-out has just
+//! recorded the delivery ([`Store::record_new_deliveries`](crate::Store::record_new_deliveries)),
+//! the delivery is read from the store first: one already final — the same event published
+//! twice — is not sent again. The event's lease is settled only after the attempt is recorded,
+//! exactly as the delivery task's would be: acked when delivered; replaced by the delivery's
+//! task, due after the retry delay, when it must be tried again; dead-lettered as the
+//! delivery's task when final. A worker that crashes mid-attempt leaves the event's lease to
+//! expire, and whoever leases it next fans it out again, finds the delivery recorded already,
+//! and reads its state.
 
-use super::deliver::deliver;
+use super::deliver::{Known, deliver};
 use super::report::Stats;
 use super::task::{Ctx, Running};
 use crate::backend::{DeliverTask, Queue, Receipt, Settlement, Task};
@@ -31,7 +33,7 @@ pub(super) async fn fan_out<Q: Queue>(
     event: Event,
     failures: u32,
 ) -> Result<bool> {
-    let mut planned = match engine.fan_out(&event).await {
+    let (mut planned, new) = match engine.fan_out_telling_new(&event).await {
         Ok(planned) => planned,
         Err(e) => {
             let failures = failures.saturating_add(1);
@@ -54,7 +56,12 @@ pub(super) async fn fan_out<Q: Queue>(
         let task = DeliverTask::of(delivery);
         match Running::claim(ctx, task.delivery_id().as_str().to_owned()) {
             Some(_running) => {
-                let settled = deliver(ctx, engine, receipt, task, Some(&subscription)).await?;
+                // Recorded just now: no earlier state to read back.
+                let known = match new.as_deref() {
+                    Some([true]) => Known::NewDelivery(&subscription),
+                    _ => Known::Subscription(&subscription),
+                };
+                let settled = deliver(ctx, engine, receipt, task, known).await?;
                 if settled {
                     Stats::bump(&ctx.stats.fanned_out);
                 }

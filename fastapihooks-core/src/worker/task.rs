@@ -126,7 +126,8 @@ pub(super) async fn run<Q: Queue>(ctx: &Ctx<Q>, prefetched: Prefetched) {
                 super::fan_out::fan_out(ctx, engine, &receipt, event, failures).await
             }
             (Task::Deliver(task), Some(engine), _) => {
-                super::deliver::deliver(ctx, engine, &receipt, task, None).await
+                super::deliver::deliver(ctx, engine, &receipt, task, super::deliver::Known::Nothing)
+                    .await
             }
             (Task::Process(task), _, Some(processing)) => {
                 super::process::process(ctx, processing, &receipt, task).await

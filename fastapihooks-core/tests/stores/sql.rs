@@ -22,6 +22,7 @@ macro_rules! sql_store_behaviours {
             the_history_indexes_migration_can_be_undone_and_redone,
             concurrent_copies_of_one_webhook_store_one_entry,
             a_body_of_several_mebibytes_is_kept_byte_for_byte,
+            a_fan_out_learns_which_deliveries_it_inserted_except_on_mysql,
         );
     };
     (@each $harness:path; $($behaviour:ident),* $(,)?) => {
@@ -312,4 +313,25 @@ pub(crate) async fn a_body_of_several_mebibytes_is_kept_byte_for_byte(store: &Sq
         again == Received::Duplicate(entry),
         "a copy is a duplicate, unchanged"
     );
+}
+
+/// PostgreSQL and SQLite say which deliveries a fan-out inserted (`INSERT … RETURNING`), which
+/// spares the sidecar reading a new delivery back; MySQL/MariaDB cannot tell.
+pub(crate) async fn a_fan_out_learns_which_deliveries_it_inserted_except_on_mysql(
+    store: &SqlStore,
+) {
+    let e = event("order.created", None);
+    let before = delivery(&e, &fastapihooks_core::SubscriptionId::new());
+    let fresh = delivery(&e, &fastapihooks_core::SubscriptionId::new());
+    store
+        .record_deliveries(std::slice::from_ref(&before))
+        .await
+        .unwrap();
+    let told = store
+        .record_new_deliveries(&[before.clone(), fresh.clone()])
+        .await
+        .unwrap();
+    let mysql = store.connection().get_database_backend() == sea_orm::DbBackend::MySql;
+    let expected = (!mysql).then(|| vec![false, true]);
+    assert_eq!(told, expected);
 }

@@ -1,16 +1,69 @@
-//! What [`SqlStore`](super::SqlStore)'s delivery-history queries share: events stored once per
-//! batch of deliveries, and delivery rows joined with their events.
+//! What [`SqlStore`](super::SqlStore)'s delivery-history queries share: a fan-out's events
+//! stored once per batch of deliveries, and delivery rows joined with their events.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use sea_orm::{ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
+    QueryTrait, TransactionTrait,
+};
 
 use super::entity::{delivery, event};
-use super::rows::{delivery_from_row, event_from_row};
+use super::rows::{delivery_from_row, delivery_row, event_from_row, event_row};
 use super::{BATCH, db};
 use crate::delivery::Delivery;
 use crate::error::{Error, Result};
 use crate::event::Event;
+
+/// Inserts each event once and each delivery if absent, in one transaction: a delivery already
+/// recorded (fan-out run again) keeps its state. With `tell_new`, says which deliveries this
+/// call inserted (`INSERT … RETURNING id`, PostgreSQL and SQLite); MySQL/MariaDB cannot tell
+/// (`None`).
+pub(super) async fn record_deliveries(
+    db_conn: &DatabaseConnection,
+    deliveries: &[Delivery],
+    tell_new: bool,
+) -> Result<Option<Vec<bool>>> {
+    let returning = tell_new && db_conn.get_database_backend() != DbBackend::MySql;
+    if deliveries.is_empty() {
+        return Ok(returning.then(Vec::new));
+    }
+    let what = "store.record_deliveries";
+    let events = distinct_events(deliveries);
+    let txn = db_conn.begin().await.map_err(db(what))?;
+    for chunk in events.chunks(BATCH) {
+        event::Entity::insert_many(chunk.iter().map(|e| event_row(e)))
+            .on_conflict_do_nothing()
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db(what))?;
+    }
+    let mut inserted = HashSet::new();
+    for chunk in deliveries.chunks(BATCH) {
+        let insert =
+            delivery::Entity::insert_many(chunk.iter().map(delivery_row)).on_conflict_do_nothing();
+        if !returning {
+            insert
+                .exec_without_returning(&txn)
+                .await
+                .map_err(db(what))?;
+            continue;
+        }
+        let mut query = insert.into_query();
+        query.returning_col(delivery::Column::Id);
+        for row in txn.query_all(&query).await.map_err(db(what))? {
+            inserted.insert(row.try_get::<String>("", "id").map_err(db(what))?);
+        }
+    }
+    txn.commit().await.map_err(db(what))?;
+    // A delivery given twice was inserted once: the first of the two is the new one.
+    Ok(returning.then(|| {
+        deliveries
+            .iter()
+            .map(|d| inserted.remove(d.id.as_str()))
+            .collect()
+    }))
+}
 
 /// The events of `deliveries`, each once, in order of first appearance.
 pub(super) fn distinct_events(deliveries: &[Delivery]) -> Vec<&Event> {

@@ -55,7 +55,7 @@ use crate::subscription::Subscription;
 use entity::subscription::{self as sub_entity, Column as SubColumn};
 use entity::{attempt, delivery, event};
 use rows::{
-    attempt_from_row, attempt_row, delivery_row, event_from_row, event_row, subscription_from_row,
+    attempt_from_row, attempt_row, delivery_row, event_from_row, subscription_from_row,
     subscription_row,
 };
 
@@ -318,27 +318,15 @@ impl Store for SqlStore {
     /// Inserts each event once and each delivery if absent, in one transaction: a delivery
     /// already recorded (fan-out run again) keeps its state.
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<()> {
-        if deliveries.is_empty() {
-            return Ok(());
-        }
-        let what = "store.record_deliveries";
-        let events = history::distinct_events(deliveries);
-        let txn = self.db.begin().await.map_err(db(what))?;
-        for chunk in events.chunks(BATCH) {
-            event::Entity::insert_many(chunk.iter().map(|e| event_row(e)))
-                .on_conflict_do_nothing()
-                .exec_without_returning(&txn)
-                .await
-                .map_err(db(what))?;
-        }
-        for chunk in deliveries.chunks(BATCH) {
-            delivery::Entity::insert_many(chunk.iter().map(delivery_row))
-                .on_conflict_do_nothing()
-                .exec_without_returning(&txn)
-                .await
-                .map_err(db(what))?;
-        }
-        txn.commit().await.map_err(db(what))
+        history::record_deliveries(&self.db, deliveries, false)
+            .await
+            .map(drop)
+    }
+
+    /// As `record_deliveries`, with `INSERT … RETURNING id` on PostgreSQL and SQLite; `None` on
+    /// MySQL/MariaDB.
+    async fn record_new_deliveries(&self, deliveries: &[Delivery]) -> Result<Option<Vec<bool>>> {
+        history::record_deliveries(&self.db, deliveries, true).await
     }
 
     /// Updates the delivery and appends the attempt, together. A delivery that is not recorded
