@@ -209,7 +209,7 @@ impl DeliveryEngine {
     /// never copied per delivery. Runs in a `fastapihooks.fan_out` span joined to the event's
     /// trace.
     pub async fn fan_out(&self, event: &Event) -> Result<Vec<(Delivery, Arc<Subscription>)>> {
-        self.fan_out_telling_new(event)
+        self.fan_out_in_span(event, false)
             .await
             .map(|(planned, _)| planned)
     }
@@ -220,6 +220,14 @@ impl DeliveryEngine {
         &self,
         event: &Event,
     ) -> Result<(Planned, Option<Vec<bool>>)> {
+        self.fan_out_in_span(event, true).await
+    }
+
+    async fn fan_out_in_span(
+        &self,
+        event: &Event,
+        tell_new: bool,
+    ) -> Result<(Planned, Option<Vec<bool>>)> {
         let span = tracing::info_span!(
             "fastapihooks.fan_out",
             event = %event.id(),
@@ -227,12 +235,18 @@ impl DeliveryEngine {
             trace_id = tracing::field::Empty,
         );
         self.join_trace(&span, event);
-        self.fan_out_in_span(event).instrument(span).await
+        self.measured_fan_out(event, tell_new)
+            .instrument(span)
+            .await
     }
 
-    async fn fan_out_in_span(&self, event: &Event) -> Result<(Planned, Option<Vec<bool>>)> {
+    async fn measured_fan_out(
+        &self,
+        event: &Event,
+        tell_new: bool,
+    ) -> Result<(Planned, Option<Vec<bool>>)> {
         let started = Instant::now();
-        let (planned, new) = match self.plan(event).await {
+        let (planned, new) = match self.plan(event, tell_new).await {
             Ok(planned) => planned,
             Err(e) => {
                 metrics::counter!(crate::metrics::STORE_ERRORS_TOTAL, "op" => "fan_out")
@@ -247,9 +261,10 @@ impl DeliveryEngine {
         Ok((planned, new))
     }
 
-    /// The deliveries of `event`, recorded: [`fan_out_telling_new`](Self::fan_out_telling_new)
-    /// without its metrics.
-    async fn plan(&self, event: &Event) -> Result<(Planned, Option<Vec<bool>>)> {
+    /// The deliveries of `event`, recorded — with, if asked (`tell_new`) and the store can tell,
+    /// which of them are new: [`fan_out_telling_new`](Self::fan_out_telling_new) without its
+    /// span and metrics.
+    async fn plan(&self, event: &Event, tell_new: bool) -> Result<(Planned, Option<Vec<bool>>)> {
         let stored: Vec<Arc<Subscription>> = self
             .store
             .matching(event.name(), event.owner())
@@ -265,7 +280,12 @@ impl DeliveryEngine {
             return Ok((planned, Some(Vec::new())));
         }
         let deliveries: Vec<Delivery> = planned.iter().map(|(d, _)| d.clone()).collect();
-        let new = self.store.record_new_deliveries(&deliveries).await?;
+        let new = if tell_new {
+            self.store.record_new_deliveries(&deliveries).await?
+        } else {
+            self.store.record_deliveries(&deliveries).await?;
+            None
+        };
         Ok((planned, new))
     }
 
