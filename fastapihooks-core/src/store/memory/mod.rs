@@ -1,5 +1,7 @@
 //! [`MemoryStore`]: an in-process [`Store`] with a bounded delivery history.
 
+mod history;
+
 use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockWriteGuard};
 
@@ -15,6 +17,7 @@ use crate::health::{Disabled, EndpointHealth};
 use crate::id::{DeliveryId, EventId, SubscriptionId};
 use crate::replay::Reopen;
 use crate::subscription::Subscription;
+use history::DeliveryHistory;
 
 /// Keeps everything in memory: for development, tests and services that need no history across
 /// restarts.
@@ -38,16 +41,9 @@ use crate::subscription::Subscription;
 #[derive(Debug)]
 pub struct MemoryStore {
     subscriptions: RwLock<BTreeMap<SubscriptionId, Subscription>>,
-    history: Mutex<BTreeMap<DeliveryId, Record>>,
-    max_deliveries: usize,
+    history: Mutex<DeliveryHistory>,
     /// Received webhooks (this store is also an [`Inbox`](crate::inbox::Inbox)).
     inbox: crate::inbox::MemoryInbox,
-}
-
-#[derive(Debug)]
-struct Record {
-    delivery: Delivery,
-    attempts: Vec<Attempt>,
 }
 
 impl Default for MemoryStore {
@@ -69,8 +65,7 @@ impl MemoryStore {
     pub fn with_max_deliveries(max: usize) -> Self {
         Self {
             subscriptions: RwLock::default(),
-            history: Mutex::default(),
-            max_deliveries: max.max(1),
+            history: Mutex::new(DeliveryHistory::new(max)),
             inbox: crate::inbox::MemoryInbox::default(),
         }
     }
@@ -86,7 +81,7 @@ impl MemoryStore {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn history(&self) -> MutexGuard<'_, BTreeMap<DeliveryId, Record>> {
+    fn history(&self) -> MutexGuard<'_, DeliveryHistory> {
         // A panic elsewhere while holding the lock leaves the maps consistent (every update is
         // a single insert or remove), so a poisoned lock is still usable.
         self.history.lock().unwrap_or_else(PoisonError::into_inner)
@@ -223,22 +218,7 @@ impl Store for MemoryStore {
 
     async fn record_new_deliveries(&self, deliveries: &[Delivery]) -> Result<Option<Vec<bool>>> {
         let mut history = self.history();
-        let mut new = Vec::with_capacity(deliveries.len());
-        for d in deliveries {
-            let entry = history.entry(d.id.clone());
-            new.push(matches!(
-                entry,
-                std::collections::btree_map::Entry::Vacant(_)
-            ));
-            entry.or_insert_with(|| Record {
-                delivery: d.clone(),
-                attempts: Vec::new(),
-            });
-        }
-        while history.len() > self.max_deliveries {
-            history.pop_first();
-        }
-        Ok(Some(new))
+        Ok(Some(deliveries.iter().map(|d| history.add(d)).collect()))
     }
 
     async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt) -> Result<()> {
@@ -278,15 +258,11 @@ impl Store for MemoryStore {
     }
 
     async fn list_deliveries(&self, query: &DeliveryQuery) -> Result<Vec<Delivery>> {
-        let history = self.history();
-        let end = match &query.before {
-            Some(before) => std::ops::Bound::Excluded(before.clone()),
-            None => std::ops::Bound::Unbounded,
-        };
-        Ok(history
-            .range((std::ops::Bound::Unbounded, end))
+        Ok(self
+            .history()
+            .before(query.before.as_ref())
             .rev()
-            .map(|(_, r)| &r.delivery)
+            .map(|r| &r.delivery)
             .filter(|d| query.matches(d))
             .take(query.limit)
             .cloned()
@@ -304,7 +280,7 @@ impl Store for MemoryStore {
     async fn get_event(&self, id: &EventId) -> Result<Option<Event>> {
         Ok(self
             .history()
-            .values()
+            .iter()
             .map(|r| &r.delivery.event)
             .find(|e| e.id() == id)
             .cloned())
@@ -312,14 +288,14 @@ impl Store for MemoryStore {
 
     /// Events are kept with their deliveries: those of the deliveries still in the history.
     async fn list_events(&self, query: &EventQuery) -> Result<Vec<Event>> {
-        Ok(query.page(self.history().values().map(|r| &r.delivery.event)))
+        Ok(query.page(self.history().iter().map(|r| &r.delivery.event)))
     }
 
     /// Oldest made first (by id). Events live in their deliveries: one goes with the last.
     async fn prune(&self, older_than: DateTime<Utc>, limit: usize) -> Result<Pruned> {
         let mut history = self.history();
         let old: Vec<DeliveryId> = history
-            .values()
+            .iter()
             .map(|r| &r.delivery)
             .filter(|d| d.status == DeliveryStatus::Delivered && d.updated_at < older_than)
             .map(|d| d.id.clone())
@@ -335,7 +311,7 @@ impl Store for MemoryStore {
             }
         }
         if !events.is_empty() {
-            for record in history.values() {
+            for record in history.iter() {
                 events.remove(record.delivery.event.id());
             }
         }
