@@ -79,11 +79,24 @@ impl DeliveryHistory {
         self.position(id).ok().map(|at| &mut self.records[at])
     }
 
-    /// Removes the delivery of `id`.
-    pub(super) fn remove(&mut self, id: &DeliveryId) -> Option<Record> {
-        self.position(id)
-            .ok()
-            .and_then(|at| self.records.remove(at))
+    /// Removes the oldest `limit` deliveries that match, in one pass (removing them one by one
+    /// would shift the records after each).
+    pub(super) fn remove_oldest(
+        &mut self,
+        limit: usize,
+        mut matches: impl FnMut(&Delivery) -> bool,
+    ) -> Vec<Record> {
+        let mut removed = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.records.capacity());
+        for record in self.records.drain(..) {
+            if removed.len() < limit && matches(&record.delivery) {
+                removed.push(record);
+            } else {
+                kept.push_back(record);
+            }
+        }
+        self.records = kept;
+        removed
     }
 
     /// Every delivery, oldest id first.
@@ -187,19 +200,21 @@ mod tests {
     }
 
     #[test]
-    fn a_removed_delivery_is_gone_and_the_others_stay_in_order() {
-        let all = deliveries(3);
+    fn the_oldest_matching_deliveries_are_removed_up_to_the_limit_and_the_rest_stay_in_order() {
+        let all = deliveries(5);
         let mut history = DeliveryHistory::new(10);
         for d in &all {
             history.add(d);
         }
-        assert!(history.remove(&all[1].id).is_some());
-        assert!(history.remove(&all[1].id).is_none());
-        assert!(history.get(&all[1].id).is_none());
+        let odd = [all[1].id.clone(), all[3].id.clone(), all[4].id.clone()];
+        let removed = history.remove_oldest(2, |d| odd.contains(&d.id));
         assert_eq!(
-            ids(history.iter()),
-            vec![all[0].id.clone(), all[2].id.clone()]
+            ids(removed.iter()),
+            vec![all[1].id.clone(), all[3].id.clone()]
         );
+        assert!(history.get(&all[1].id).is_none());
+        let kept = vec![all[0].id.clone(), all[2].id.clone(), all[4].id.clone()];
+        assert_eq!(ids(history.iter()), kept);
     }
 
     fn ids_of(deliveries: &[Delivery]) -> Vec<DeliveryId> {

@@ -294,21 +294,15 @@ impl Store for MemoryStore {
     /// Oldest made first (by id). Events live in their deliveries: one goes with the last.
     async fn prune(&self, older_than: DateTime<Utc>, limit: usize) -> Result<Pruned> {
         let mut history = self.history();
-        let old: Vec<DeliveryId> = history
-            .iter()
-            .map(|r| &r.delivery)
-            .filter(|d| d.status == DeliveryStatus::Delivered && d.updated_at < older_than)
-            .map(|d| d.id.clone())
-            .take(limit)
-            .collect();
+        let old = history.remove_oldest(limit, |d| {
+            d.status == DeliveryStatus::Delivered && d.updated_at < older_than
+        });
         let mut pruned = Pruned::default();
         let mut events = std::collections::BTreeSet::new();
-        for id in old {
-            if let Some(record) = history.remove(&id) {
-                pruned.deliveries += 1;
-                pruned.attempts += record.attempts.len() as u64;
-                events.insert(record.delivery.event.id().clone());
-            }
+        for record in old {
+            pruned.deliveries += 1;
+            pruned.attempts += record.attempts.len() as u64;
+            events.insert(record.delivery.event.id().clone());
         }
         if !events.is_empty() {
             for record in history.iter() {
