@@ -82,8 +82,8 @@ impl MemoryStore {
     }
 
     fn history(&self) -> MutexGuard<'_, DeliveryHistory> {
-        // A panic elsewhere while holding the lock leaves the maps consistent (every update is
-        // a single insert or remove), so a poisoned lock is still usable.
+        // A panic elsewhere while holding the lock leaves a valid history (records sorted, at
+        // worst fewer of them), so a poisoned lock is still usable.
         self.history.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
