@@ -40,33 +40,58 @@ impl DeliveryHistory {
         self.records.binary_search_by(|r| r.delivery.id.cmp(id))
     }
 
-    /// Adds `delivery` without attempts unless a delivery of its id is kept already; says
-    /// whether it was added. Past the bound the oldest delivery is dropped (the new one too,
-    /// when it is the oldest).
-    pub(super) fn add(&mut self, delivery: &Delivery) -> bool {
-        let Err(at) = self.position(&delivery.id) else {
-            return false;
+    /// Adds each delivery without attempts unless a delivery of its id is kept already; past the
+    /// bound the oldest deliveries are dropped (new ones too, when they are the oldest).
+    ///
+    /// Merged in one pass: the deliveries of one event
+    /// share its time and differ in random bits (and those of events made in the same
+    /// millisecond interleave), so added one by one each would land among the others and shift
+    /// them. Sorted, then merged with the records from the smallest of their ids onwards, a
+    /// batch costs one pass over that tail. Says, in the order given, whether each was added (a
+    /// delivery given twice is added once).
+    pub(super) fn add_all(&mut self, deliveries: &[Delivery]) -> Vec<bool> {
+        let mut added = vec![false; deliveries.len()];
+        let mut order: Vec<usize> = (0..deliveries.len()).collect();
+        // Stable: of a delivery given twice, the first given is the one added.
+        order.sort_by(|&a, &b| deliveries[a].id.cmp(&deliveries[b].id));
+        let Some(&first) = order.first() else {
+            return added;
         };
-        if self.records.len() == self.records.capacity() {
-            // Doubling, but never past the bound: the block stops growing at `max` records.
-            let room = self
-                .records
-                .len()
-                .max(4)
-                .min(self.max + 1 - self.records.len());
-            self.records.reserve_exact(room);
+        let from = self
+            .records
+            .partition_point(|r| r.delivery.id < deliveries[first].id);
+        let tail: Vec<Record> = self.records.drain(from..).collect();
+        self.make_room(from + tail.len() + deliveries.len());
+        let mut tail = tail.into_iter().peekable();
+        for i in order {
+            let d = &deliveries[i];
+            while let Some(kept) = tail.next_if(|r| r.delivery.id < d.id) {
+                self.records.push_back(kept);
+            }
+            let known = tail.peek().is_some_and(|r| r.delivery.id == d.id)
+                || self.records.back().is_some_and(|r| r.delivery.id == d.id);
+            if !known {
+                self.records.push_back(Record {
+                    delivery: d.clone(),
+                    attempts: Vec::new(),
+                });
+                added[i] = true;
+            }
         }
-        self.records.insert(
-            at,
-            Record {
-                delivery: delivery.clone(),
-                attempts: Vec::new(),
-            },
-        );
-        if self.records.len() > self.max {
+        self.records.extend(tail);
+        while self.records.len() > self.max {
             self.records.pop_front();
         }
-        true
+        added
+    }
+
+    /// Capacity for `needed` records: doubling, but not past the bound unless a batch needs it.
+    fn make_room(&mut self, needed: usize) {
+        let capacity = self.records.capacity();
+        if needed > capacity {
+            let target = needed.max((capacity * 2).min(self.max + 1)).max(4);
+            self.records.reserve_exact(target - self.records.len());
+        }
     }
 
     /// The delivery of `id` with its attempts.
@@ -142,8 +167,40 @@ mod tests {
         let all = deliveries(4);
         let mut history = DeliveryHistory::new(10);
         for at in [2, 0, 3, 1] {
-            assert!(history.add(&all[at]));
+            assert!(add(&mut history, &all[at]));
         }
+        assert_eq!(ids(history.iter()), ids_of(&all));
+    }
+
+    #[test]
+    fn a_batch_is_added_in_id_order_and_answered_in_the_order_given() {
+        let event = Event::new("a", &1).unwrap();
+        let batch: Vec<Delivery> = (0..50)
+            .map(|_| Delivery::new(event.clone(), SubscriptionId::new()))
+            .collect();
+        let mut given = batch.clone();
+        given.push(batch[7].clone());
+        let mut history = DeliveryHistory::new(100);
+        let added = history.add_all(&given);
+        assert_eq!(added.iter().filter(|&&a| a).count(), 50);
+        assert!(!added[50], "given twice: added once");
+        let mut sorted = ids_of(&batch);
+        sorted.sort();
+        assert_eq!(ids(history.iter()), sorted);
+    }
+
+    #[test]
+    fn a_batch_is_merged_among_the_deliveries_kept_and_finds_those_given_again() {
+        let all = deliveries(6);
+        let mut history = DeliveryHistory::new(100);
+        history.add_all(&[all[0].clone(), all[2].clone(), all[4].clone()]);
+        let again = [
+            all[5].clone(),
+            all[1].clone(),
+            all[2].clone(),
+            all[3].clone(),
+        ];
+        assert_eq!(history.add_all(&again), vec![true, true, false, true]);
         assert_eq!(ids(history.iter()), ids_of(&all));
     }
 
@@ -151,9 +208,9 @@ mod tests {
     fn a_delivery_added_again_is_not_replaced() {
         let all = deliveries(1);
         let mut history = DeliveryHistory::new(10);
-        assert!(history.add(&all[0]));
+        assert!(add(&mut history, &all[0]));
         history.get_mut(&all[0].id).unwrap().attempts.reserve(1);
-        assert!(!history.add(&all[0]));
+        assert!(!add(&mut history, &all[0]));
         assert_eq!(history.iter().count(), 1);
         assert!(history.get(&all[0].id).unwrap().attempts.capacity() >= 1);
     }
@@ -163,12 +220,12 @@ mod tests {
         let all = deliveries(4);
         let mut history = DeliveryHistory::new(2);
         for d in &all[1..3] {
-            history.add(d);
+            add(&mut history, d);
         }
-        history.add(&all[3]);
+        add(&mut history, &all[3]);
         assert_eq!(ids(history.iter()), ids_of(&all[2..]));
         // Older than everything kept: added, then dropped as the oldest.
-        history.add(&all[0]);
+        add(&mut history, &all[0]);
         assert_eq!(ids(history.iter()), ids_of(&all[2..]));
     }
 
@@ -177,7 +234,7 @@ mod tests {
         let all = deliveries(7);
         let mut history = DeliveryHistory::new(5);
         for d in &all {
-            history.add(d);
+            add(&mut history, d);
         }
         assert!(
             history.records.capacity() <= 6,
@@ -191,7 +248,7 @@ mod tests {
         let all = deliveries(4);
         let mut history = DeliveryHistory::new(10);
         for d in [&all[0], &all[1], &all[3]] {
-            history.add(d);
+            add(&mut history, d);
         }
         assert_eq!(ids(history.before(Some(&all[3].id))), ids_of(&all[..2]));
         assert_eq!(ids(history.before(Some(&all[2].id))), ids_of(&all[..2]));
@@ -204,7 +261,7 @@ mod tests {
         let all = deliveries(5);
         let mut history = DeliveryHistory::new(10);
         for d in &all {
-            history.add(d);
+            add(&mut history, d);
         }
         let odd = [all[1].id.clone(), all[3].id.clone(), all[4].id.clone()];
         let removed = history.remove_oldest(2, |d| odd.contains(&d.id));
@@ -215,6 +272,10 @@ mod tests {
         assert!(history.get(&all[1].id).is_none());
         let kept = vec![all[0].id.clone(), all[2].id.clone(), all[4].id.clone()];
         assert_eq!(ids(history.iter()), kept);
+    }
+
+    fn add(history: &mut DeliveryHistory, delivery: &Delivery) -> bool {
+        history.add_all(std::slice::from_ref(delivery))[0]
     }
 
     fn ids_of(deliveries: &[Delivery]) -> Vec<DeliveryId> {

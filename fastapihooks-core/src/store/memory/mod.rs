@@ -217,8 +217,7 @@ impl Store for MemoryStore {
     }
 
     async fn record_new_deliveries(&self, deliveries: &[Delivery]) -> Result<Option<Vec<bool>>> {
-        let mut history = self.history();
-        Ok(Some(deliveries.iter().map(|d| history.add(d)).collect()))
+        Ok(Some(self.history().add_all(deliveries)))
     }
 
     async fn record_attempt(&self, delivery: &Delivery, attempt: &Attempt) -> Result<()> {
