@@ -1,12 +1,12 @@
 //! [`DeliveryHistory`]: the [`MemoryStore`](super::MemoryStore)'s bounded delivery history — its
 //! deliveries with their attempts, in id order, the oldest dropped first past the bound.
 //!
-//! One ring buffer sorted by id, not a map: ids sort by their event's time, so a new delivery
-//! lands at (or next to) the end and the bound drops from the front, and every lookup is a
-//! binary search. The records sit in one block grown towards the bound and no further, where a
+//! One ring buffer sorted by id, not a map: ids sort by their event's time, so a fan-out's
+//! deliveries are merged in at (or near) the end, the bound drops from the front, and every
+//! lookup is a binary search. The records sit in one block grown towards the bound and no further, where a
 //! B-tree filled in id order left its leaves about half empty (424 bytes of nodes per delivery)
 //! and allocated and freed a node every few deliveries: the hooked in-process route's peak RSS
-//! fell from 30.7–31.5 to 27.5–28.0 MiB with this (BENCHMARKS.md, session 12).
+//! fell from 30.7–31.5 to 27.5–28.4 MiB with this (BENCHMARKS.md, session 12).
 
 use std::collections::VecDeque;
 
@@ -43,12 +43,11 @@ impl DeliveryHistory {
     /// Adds each delivery without attempts unless a delivery of its id is kept already; past the
     /// bound the oldest deliveries are dropped (new ones too, when they are the oldest).
     ///
-    /// Merged in one pass: the deliveries of one event
-    /// share its time and differ in random bits (and those of events made in the same
-    /// millisecond interleave), so added one by one each would land among the others and shift
-    /// them. Sorted, then merged with the records from the smallest of their ids onwards, a
-    /// batch costs one pass over that tail. Says, in the order given, whether each was added (a
-    /// delivery given twice is added once).
+    /// Merged in one pass: the deliveries of one event share its time and differ in random bits
+    /// (and those of events made in the same millisecond interleave), so added one by one each
+    /// would land among the others and shift them. Sorted, then merged with the records from the
+    /// smallest of their ids onwards, a batch costs one pass over that tail. Says, in the order
+    /// given, whether each was added (a delivery given twice is added once).
     pub(super) fn add_all(&mut self, deliveries: &[Delivery]) -> Vec<bool> {
         let mut added = vec![false; deliveries.len()];
         let mut order: Vec<usize> = (0..deliveries.len()).collect();
