@@ -231,10 +231,7 @@ mod tests {
     #[test]
     fn the_block_grows_to_the_bound_and_no_further() {
         let all = deliveries(7);
-        let mut history = DeliveryHistory::new(5);
-        for d in &all {
-            add(&mut history, d);
-        }
+        let history = added_one_by_one(5, &all);
         assert!(
             history.records.capacity() <= 6,
             "{}",
@@ -258,10 +255,7 @@ mod tests {
     #[test]
     fn the_oldest_matching_deliveries_are_removed_up_to_the_limit_and_the_rest_stay_in_order() {
         let all = deliveries(5);
-        let mut history = DeliveryHistory::new(10);
-        for d in &all {
-            add(&mut history, d);
-        }
+        let mut history = added_one_by_one(10, &all);
         let odd = [all[1].id.clone(), all[3].id.clone(), all[4].id.clone()];
         let removed = history.remove_oldest(2, |d| odd.contains(&d.id));
         assert_eq!(
@@ -271,6 +265,15 @@ mod tests {
         assert!(history.get(&all[1].id).is_none());
         let kept = vec![all[0].id.clone(), all[2].id.clone(), all[4].id.clone()];
         assert_eq!(ids(history.iter()), kept);
+    }
+
+    /// A history bounded at `max` with each of `deliveries` added alone, in turn.
+    fn added_one_by_one(max: usize, deliveries: &[Delivery]) -> DeliveryHistory {
+        let mut history = DeliveryHistory::new(max);
+        for d in deliveries {
+            add(&mut history, d);
+        }
+        history
     }
 
     fn add(history: &mut DeliveryHistory, delivery: &Delivery) -> bool {
