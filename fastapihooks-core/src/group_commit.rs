@@ -4,8 +4,8 @@
 //! queue calls. Made one by one, each call is a round trip (and, for a write, a commit); here a
 //! call joins a queue, and one flusher takes everything queued — up to a batch size — and makes
 //! one batched call for all of it. There is no timer: a call waits only for the flush in
-//! progress, so an idle system pays one hop and a busy one fills its batches by itself (the
-//! classic group commit).
+//! progress and for the tasks already ready to run (which may be callers too), so an idle system
+//! pays one hop and a busy one fills its batches by itself (the classic group commit).
 //!
 //! ```text
 //! caller ─┐                         ┌─ flush([a, b, c]) ─▶ one statement / one pipeline
@@ -97,6 +97,12 @@ async fn flusher<Req: Send + 'static, Out: Send + 'static>(
         let Some(first) = requests.recv().await else {
             return;
         };
+        // The callers that are ready to run go first. The first request woke this task, and
+        // tokio runs a task woken by the running one next (its LIFO slot): taken now, the batch
+        // would close before the callers made ready in the same tick (by one socket readiness,
+        // one finished flush) had queued theirs, and each would pay a round trip of its own.
+        // No timer: the wait is the run queue of this moment.
+        tokio::task::yield_now().await;
         let mut batch = vec![first];
         while batch.len() < max_batch {
             match requests.try_recv() {
@@ -188,6 +194,31 @@ mod tests {
             sizes.len() < 50,
             "no call was batched with another: {sizes:?}"
         );
+    }
+
+    /// tokio runs a task woken by the running one next: the flusher, woken by the first call,
+    /// still lets the other callers that are ready to run queue theirs before it takes a batch,
+    /// though a flush slot is free.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn calls_ready_in_the_same_tick_share_one_batch() {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let recorded = sizes.clone();
+        // Spawned from the worker, so the flusher and the callers run there in spawn order.
+        tokio::spawn(async move {
+            let commit = Arc::new(GroupCommit::start("test", 100, 4, recording(recorded)));
+            let calls: Vec<_> = (0..8)
+                .map(|n| {
+                    let commit = commit.clone();
+                    tokio::spawn(async move { commit.call(n).await })
+                })
+                .collect();
+            for call in calls {
+                call.await.unwrap().unwrap();
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(*sizes.lock().unwrap(), vec![8]);
     }
 
     #[tokio::test]
