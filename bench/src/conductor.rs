@@ -9,12 +9,14 @@ use crate::durable::Services;
 use crate::report::{Machine, Report, load_average};
 use crate::scenario::part::{LOAD_CORE, Pinning, taskset_works};
 use crate::scenario::receiver::Receiver;
-use crate::scenario::{Sizes, delivery, fan_out, idle_latency, receive, route_cost, sidecar};
+use crate::scenario::{
+    Sizes, delivery, fan_out, idle_latency, publish, receive, route_cost, sidecar,
+};
 
 /// Which measurements to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Measurement {
-    /// Hooked vs unhooked route.
+    /// Hooked vs unhooked route; with the services, also the publish into Redis alone.
     RouteCost,
     /// The receive route (`InboxRoute`): webhooks acknowledged/s, the inbox in SQLite and
     /// PostgreSQL (`--postgres`), beside a route that only verifies.
@@ -93,6 +95,7 @@ async fn conduct(args: RunArgs) -> anyhow::Result<()> {
         sizes: sizes.clone(),
         quick: args.quick,
         route_cost: Vec::new(),
+        publish: Vec::new(),
         receive: Vec::new(),
         delivery: Vec::new(),
         fan_out: Vec::new(),
@@ -104,6 +107,9 @@ async fn conduct(args: RunArgs) -> anyhow::Result<()> {
     let measured = async {
         if wanted(Measurement::RouteCost) {
             report.route_cost = route_cost::measure(&receiver, pinning, &sizes, services).await?;
+            if let Some(services) = services {
+                report.publish = publish::measure(pinning, &sizes, services).await?;
+            }
         }
         if wanted(Measurement::Receive) {
             report.receive = receive::measure(pinning, &sizes, services, &scratch).await?;

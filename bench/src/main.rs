@@ -21,6 +21,8 @@
 //! - `raw-loop`: a plain reqwest keep-alive POST loop, the physical limit;
 //! - `receive`: the fast receiver, verifying signatures and counting deliveries by id;
 //! - `load`: the HTTP/1.1 load generator;
+//! - `publish`: tasks publishing into a Redis queue and nothing else (what the hook's publish
+//!   costs a route, without the route; with the route-cost rows);
 //! - `sidecar`: the core's `Worker` draining the Redis queue or the PostgreSQL outbox, the
 //!   history in PostgreSQL (the durable path: `--only sidecar`; with the route-cost rows in
 //!   PostgreSQL it needs PostgreSQL and Redis, see `--postgres` and `--redis`, or skip them all
@@ -72,6 +74,9 @@ enum Part {
     /// The sidecar draining a durable queue (started by the conductor).
     #[command(hide = true)]
     Sidecar(roles::sidecar::SidecarArgs),
+    /// Publishes into a Redis queue, nothing else (started by the conductor).
+    #[command(hide = true)]
+    Publish(roles::publisher::PublishArgs),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -92,5 +97,6 @@ fn main() -> anyhow::Result<()> {
         Some(Part::Receive(args)) => roles::receiver::run(args),
         Some(Part::Load(args)) => roles::load::run(args),
         Some(Part::Sidecar(args)) => roles::sidecar::run(args),
+        Some(Part::Publish(args)) => roles::publisher::run(args),
     }
 }

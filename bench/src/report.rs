@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::scenario::{Sizes, delivery, fan_out, idle_latency, route_cost, sidecar};
 
 mod durable;
+mod publish;
 mod receive;
 
 /// What the run ran on.
@@ -84,6 +85,8 @@ pub struct Report {
     pub quick: bool,
     /// Route cost rows.
     pub route_cost: Vec<route_cost::RowResult>,
+    /// The hook's publish into Redis alone, by publishers at once.
+    pub publish: Vec<crate::scenario::publish::RowResult>,
     /// Receiving rows: the receive route's cost, the inbox in SQLite and PostgreSQL.
     pub receive: Vec<crate::scenario::receive::RowResult>,
     /// Delivery throughput rows.
@@ -173,6 +176,7 @@ impl Report {
                 }
             }
         }
+        self.publish_failures(&mut failures);
         self.receive_failures(&mut failures);
         for row in &self.delivery {
             for (side, runs) in [("ours", &row.ours_runs), ("raw loop", &row.raw_runs)] {
@@ -243,6 +247,7 @@ impl Report {
         if !self.route_cost.is_empty() {
             self.route_cost_table(&mut md);
         }
+        self.publish_table(&mut md);
         self.receive_table(&mut md);
         if !self.delivery.is_empty() {
             self.delivery_table(&mut md);

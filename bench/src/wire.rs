@@ -71,6 +71,19 @@ pub struct SidecarReady {
     pub redis_persistence: Option<String>,
 }
 
+/// The `publish` part, every event published.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PublishDone {
+    /// Events whose publish returned `Ok` (Redis acknowledged their `XADD`).
+    pub published: u64,
+    /// Publishes that returned an error.
+    pub failed: u64,
+    /// Wall time from the first publish to the last acknowledgement.
+    pub secs: f64,
+    /// CPU time of the process over the same span.
+    pub cpu_ms: f64,
+}
+
 /// The sidecar part, stopped and drained.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct SidecarDone {

@@ -36,6 +36,12 @@ fn the_quick_benchmark_completes_with_exact_counts() {
     assert_eq!(json["fan_out"][0]["accounting"]["delivered"], 1000);
     // Unhooked and background × 2; in PostgreSQL: unhooked, Redis, outbox.
     assert_eq!(json["route_cost"].as_array().map(Vec::len), Some(6));
+    // The publish into Redis alone, by 1, 8 and 32 publishers: every event queued once.
+    let publish = json["publish"].as_array().expect("publish rows");
+    assert_eq!(publish.len(), 3);
+    for row in publish {
+        assert_eq!(row["median"]["queued"], row["events"], "{row}");
+    }
 
     // Receiving: verify only; the inbox in SQLite (new webhooks, duplicates) and PostgreSQL.
     let receive = json["receive"].as_array().expect("receive rows");

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use fastapihooks_core::{
-    Backend, Event, RedisBackend, RedisConfig, SqlBackend, SqlStore, SqlStoreOptions, Store,
+    Backend, Event, Queue, RedisBackend, RedisConfig, SqlBackend, SqlStore, SqlStoreOptions, Store,
     SubscriptionId,
 };
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, TransactionTrait};
@@ -132,6 +132,15 @@ impl DurableEnv {
             }
         }
         Ok(unix_ns())
+    }
+
+    /// Tasks in the queue, ready, leased or waiting for a retry (`Queue::depth`): before any
+    /// sidecar runs, what was published.
+    pub async fn queued(&self) -> anyhow::Result<u64> {
+        Ok(match &self.publisher {
+            Publisher::Redis(queue) => queue.depth().await?,
+            Publisher::Outbox(outbox) => outbox.depth().await?,
+        })
     }
 
     /// Where the parts find this run: its schema, and its Redis prefix when the queue is

@@ -5,6 +5,7 @@ pub mod emitter;
 pub mod inbox_app;
 pub mod load;
 pub mod orders;
+pub mod publisher;
 pub mod raw_loop;
 pub mod receiver;
 pub mod sidecar;

@@ -6,6 +6,7 @@ pub mod delivery;
 pub mod fan_out;
 pub mod idle_latency;
 pub mod part;
+pub mod publish;
 pub mod receive;
 pub mod receiver;
 pub mod route_cost;
@@ -36,6 +37,8 @@ pub struct Sizes {
     pub idle_events: usize,
     /// Sidecar idle latency: the pause after each of them (ms).
     pub idle_pace_ms: u64,
+    /// Publishing into Redis alone: events per run.
+    pub publish_events: usize,
 }
 
 impl Sizes {
@@ -52,6 +55,7 @@ impl Sizes {
             sidecar_deliveries: 10_000,
             idle_events: 50,
             idle_pace_ms: 50,
+            publish_events: 20_000,
         }
     }
 
@@ -68,6 +72,7 @@ impl Sizes {
             sidecar_deliveries: 500,
             idle_events: 5,
             idle_pace_ms: 50,
+            publish_events: 500,
         }
     }
 }
