@@ -298,12 +298,32 @@ impl Report {
             .map(|r| &r.median)
     }
 
+    /// The CPU ratio of each round: the unhooked route's CPU per request over this row's, both
+    /// from the same round (the rows run one after the other within a round). Empty for an
+    /// unhooked row.
+    fn round_cpu_ratios(&self, row: &route_cost::RowResult) -> Vec<f64> {
+        let Some(base) = self.route_cost.iter().find(|r| {
+            r.row.is_unhooked() && r.row.orders_in_postgres == row.row.orders_in_postgres
+        }) else {
+            return Vec::new();
+        };
+        if row.row.is_unhooked() {
+            return Vec::new();
+        }
+        base.runs
+            .iter()
+            .zip(&row.runs)
+            .map(|(b, r)| b.server_cpu_us_per_request / r.server_cpu_us_per_request)
+            .collect()
+    }
+
     fn route_cost_table(&self, md: &mut String) {
         md.push_str("### Route cost (POST /orders, service on 1 core)\n\n");
         if self.route_cost.iter().any(|r| r.row.orders_in_postgres) {
             md.push_str("Rows \"order in PostgreSQL\" write each order as a row (begin, insert, commit; the outbox route: the hook's transaction, with the event's row) and compare with the unhooked route doing the same; their events are drained by the sidecar after the window (\"drain after load\" includes its start).\n\n");
         }
-        md.push_str("| route | req/s (min–max) | × unhooked | p50 | p99 | service CPU/request | × unhooked by CPU | service peak RSS | deliveries (lost) | drain after load | load core busy |\n");
+        md.push_str("\"× unhooked by CPU\" is the ratio of the median runs; in brackets, the ratio within each round (the unhooked run and this row's, minutes apart at most).\n\n");
+        md.push_str("| route | req/s (min–max) | × unhooked | p50 | p99 | service CPU/request | × unhooked by CPU (each round) | service peak RSS | deliveries (lost) | drain after load | load core busy |\n");
         md.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
         for r in &self.route_cost {
             let run = &r.median;
@@ -322,10 +342,16 @@ impl Report {
                 run.p50_us,
                 run.p99_us,
                 run.server_cpu_us_per_request,
-                base_cpu.map_or("–".to_owned(), |b| format!(
-                    "{:.2}",
-                    b / run.server_cpu_us_per_request
-                )),
+                base_cpu.map_or("–".to_owned(), |b| {
+                    let rounds = self.round_cpu_ratios(r);
+                    let ratio = b / run.server_cpu_us_per_request;
+                    if rounds.len() < 2 {
+                        format!("{ratio:.2}")
+                    } else {
+                        let rounds: Vec<_> = rounds.iter().map(|x| format!("{x:.2}")).collect();
+                        format!("{ratio:.2} ({})", rounds.join(", "))
+                    }
+                }),
                 run.server_peak_rss_kib as f64 / 1024.0,
                 run.deliveries.delivered,
                 run.deliveries.lost,
