@@ -394,8 +394,13 @@ impl Report {
 
 /// `min–max` of the runs' figures.
 fn spread(values: impl Iterator<Item = f64>) -> String {
+    spread_to(values, 0)
+}
+
+/// `min–max` of the runs' figures, with `decimals` after the point.
+fn spread_to(values: impl Iterator<Item = f64>, decimals: usize) -> String {
     let (min, max) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
     });
-    format!("{min:.0}–{max:.0}")
+    format!("{min:.decimals$}–{max:.decimals$}")
 }

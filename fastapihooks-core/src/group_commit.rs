@@ -168,6 +168,21 @@ mod tests {
         })
     }
 
+    /// Calls `commit` with 0..n from as many tasks at once; their results, in call order.
+    async fn call_concurrently(commit: &Arc<GroupCommit<u32, u32>>, n: u32) -> Vec<u32> {
+        let calls: Vec<_> = (0..n)
+            .map(|n| {
+                let commit = commit.clone();
+                tokio::spawn(async move { commit.call(n).await })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for call in calls {
+            results.push(call.await.unwrap().unwrap());
+        }
+        results
+    }
+
     #[tokio::test]
     async fn each_caller_gets_its_own_result() {
         let commit = GroupCommit::start("test", 8, 1, recording(Arc::default()));
@@ -179,14 +194,8 @@ mod tests {
     async fn calls_made_while_a_flush_runs_share_the_next_batch() {
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let commit = Arc::new(GroupCommit::start("test", 100, 1, recording(sizes.clone())));
-        let calls: Vec<_> = (0..50)
-            .map(|n| {
-                let commit = commit.clone();
-                tokio::spawn(async move { commit.call(n).await })
-            })
-            .collect();
-        for (n, call) in calls.into_iter().enumerate() {
-            assert_eq!(call.await.unwrap().unwrap(), 2 * n as u32);
+        for (n, result) in call_concurrently(&commit, 50).await.into_iter().enumerate() {
+            assert_eq!(result, 2 * n as u32);
         }
         let sizes = sizes.lock().unwrap().clone();
         assert_eq!(sizes.iter().sum::<usize>(), 50);
@@ -206,15 +215,7 @@ mod tests {
         // Spawned from the worker, so the flusher and the callers run there in spawn order.
         tokio::spawn(async move {
             let commit = Arc::new(GroupCommit::start("test", 100, 4, recording(recorded)));
-            let calls: Vec<_> = (0..8)
-                .map(|n| {
-                    let commit = commit.clone();
-                    tokio::spawn(async move { commit.call(n).await })
-                })
-                .collect();
-            for call in calls {
-                call.await.unwrap().unwrap();
-            }
+            call_concurrently(&commit, 8).await;
         })
         .await
         .unwrap();
@@ -225,15 +226,7 @@ mod tests {
     async fn a_batch_never_exceeds_its_size() {
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let commit = Arc::new(GroupCommit::start("test", 4, 1, recording(sizes.clone())));
-        let calls: Vec<_> = (0..30)
-            .map(|n| {
-                let commit = commit.clone();
-                tokio::spawn(async move { commit.call(n).await })
-            })
-            .collect();
-        for call in calls {
-            call.await.unwrap().unwrap();
-        }
+        call_concurrently(&commit, 30).await;
         assert!(sizes.lock().unwrap().iter().all(|&n| n <= 4));
     }
 

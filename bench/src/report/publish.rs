@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{Report, spread};
+use super::{Report, spread, spread_to};
 
 impl Report {
     /// The publishing table (nothing when it was not measured).
@@ -31,7 +31,7 @@ impl Report {
                 run.publishes_per_s,
                 spread(r.runs.iter().map(|x| x.publishes_per_s)),
                 run.cpu_us_per_publish,
-                spread_us(r.runs.iter().map(|x| x.cpu_us_per_publish)),
+                spread_to(r.runs.iter().map(|x| x.cpu_us_per_publish), 2),
                 run.queued,
                 run.failed,
             );
@@ -49,12 +49,4 @@ impl Report {
             }
         }
     }
-}
-
-/// `min–max` with two decimals.
-fn spread_us(values: impl Iterator<Item = f64>) -> String {
-    let (min, max) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    format!("{min:.2}–{max:.2}")
 }
