@@ -502,6 +502,7 @@ mod sqlite {
 #[cfg(feature = "postgres")]
 mod postgres {
     use super::*;
+    use std::sync::Arc;
 
     async fn with<F: Future<Output = ()>>(behaviour: impl FnOnce(SqlStore) -> F) {
         // A schema of the test's own, dropped with the guard.
@@ -568,6 +569,200 @@ mod postgres {
         };
         assert_eq!(leased.len(), 1);
         assert!(published.contains(&leased[0].task));
+    }
+
+    /// Only a commit made while a lease call waits notifies: the first notification on the
+    /// table's channel comes from the second of two committing sessions, the one that
+    /// committed after a lease call started waiting.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_notifies_only_while_a_lease_call_waits() {
+        with(async |store: SqlStore| {
+            let pool = store.connection().get_postgres_connection_pool().clone();
+            let mut listener = sea_orm::sqlx::postgres::PgListener::connect_with(&pool)
+                .await
+                .unwrap();
+            listener.listen(&channel(&store).await).await.unwrap();
+            let publisher = outbox(&store);
+            // Two transactions open at once: two sessions.
+            let first_txn = store.connection().begin().await.unwrap();
+            let second_txn = store.connection().begin().await.unwrap();
+            let unseen = publish_and_commit(first_txn, &publisher, 0).await;
+            assert_eq!(publisher.lease(1).await.unwrap().len(), 1);
+            let _waiting = spawn_patient_lease(&store);
+            wait_for_gate(&store, Some(true)).await;
+            let seen = publish_and_commit(second_txn, &publisher, 1).await;
+            assert_ne!(unseen, seen);
+            let first = tokio::time::timeout(Duration::from_secs(20), listener.recv())
+                .await
+                .expect("no notification after a commit while a lease call waits")
+                .unwrap();
+            assert_eq!(first.process_id(), seen);
+        })
+        .await;
+    }
+
+    /// A waiting lease call holds the gate (publishers notify); once it has leased rows it
+    /// lets go of it (publishers stop notifying).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lease_call_holds_the_gate_while_it_waits_and_lets_go_once_it_leases() {
+        with(async |store: SqlStore| {
+            // Kept: a backend dropped lets go of the gate with its connection.
+            let patient = Arc::new(patient(&store));
+            let waiting = spawn_lease(&patient);
+            wait_for_gate(&store, Some(true)).await;
+            outbox(&store).publish(event(0)).await.unwrap();
+            let leased = tokio::time::timeout(Duration::from_secs(20), waiting)
+                .await
+                .expect("the waiting lease call was not woken")
+                .unwrap();
+            assert_eq!(leased.len(), 1);
+            wait_for_gate(&store, None).await;
+        })
+        .await;
+    }
+
+    /// A publishing transaction that took the gate before the lease call started waiting does
+    /// not notify; the call, which takes the gate only once that transaction has ended, looks
+    /// again then and leases its row — not at its next poll, a minute later.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_in_flight_when_a_lease_call_starts_waiting_is_leased_without_a_poll() {
+        with(async |store: SqlStore| {
+            let txn = store.connection().begin().await.unwrap();
+            outbox(&store).publish_in(&txn, &event(0)).await.unwrap();
+            let waiting = spawn_patient_lease(&store);
+            // The call's connection queues for the gate behind the open transaction.
+            wait_for_gate(&store, Some(false)).await;
+            txn.commit().await.unwrap();
+            let leased = tokio::time::timeout(Duration::from_secs(20), waiting)
+                .await
+                .expect("the row of the transaction in flight waited for a poll")
+                .unwrap();
+            assert_eq!(leased.len(), 1);
+        })
+        .await;
+    }
+
+    /// Two lease calls waiting on one table: the commit wakes one, the other takes the gate
+    /// over and is woken by the next commit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_waiting_lease_calls_are_each_woken_by_a_commit() {
+        with(async |store: SqlStore| {
+            let mut first = spawn_patient_lease(&store);
+            let mut second = spawn_patient_lease(&store);
+            wait_for_gate(&store, Some(true)).await;
+            let publisher = outbox(&store);
+            publisher.publish(event(0)).await.unwrap();
+            let woken = Duration::from_secs(20);
+            let later = tokio::select! {
+                leased = &mut first => { assert_eq!(leased.unwrap().len(), 1); second }
+                leased = &mut second => { assert_eq!(leased.unwrap().len(), 1); first }
+                _ = tokio::time::sleep(woken) => panic!("neither lease call was woken"),
+            };
+            publisher.publish(event(1)).await.unwrap();
+            let leased = tokio::time::timeout(woken, later)
+                .await
+                .expect("the other lease call was not woken by the second commit")
+                .unwrap();
+            assert_eq!(leased.len(), 1);
+        })
+        .await;
+    }
+
+    /// A lease call for one row, on a backend of its own that polls once a minute.
+    fn spawn_patient_lease(
+        store: &SqlStore,
+    ) -> tokio::task::JoinHandle<Vec<fastapihooks_core::backend::Leased>> {
+        spawn_lease(&Arc::new(patient(store)))
+    }
+
+    /// A backend that polls once a minute and may wait as long for work.
+    fn patient(store: &SqlStore) -> SqlBackend {
+        SqlBackend::with_config(
+            store.connection().clone(),
+            SqlOutboxConfig {
+                visibility_timeout: Duration::from_secs(120),
+                poll_interval: Duration::from_secs(60),
+                block: Duration::from_secs(60),
+            },
+        )
+        .unwrap()
+    }
+
+    /// A lease call for one row on `backend`.
+    fn spawn_lease(
+        backend: &Arc<SqlBackend>,
+    ) -> tokio::task::JoinHandle<Vec<fastapihooks_core::backend::Leased>> {
+        let backend = Arc::clone(backend);
+        tokio::spawn(async move { backend.lease(1).await.unwrap() })
+    }
+
+    /// Publishes event `n` in `txn`, commits, and returns the id of the session that committed.
+    async fn publish_and_commit(
+        txn: sea_orm::DatabaseTransaction,
+        outbox: &SqlBackend,
+        n: usize,
+    ) -> u32 {
+        outbox.publish_in(&txn, &event(n)).await.unwrap();
+        let pid = txn
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT pg_backend_pid() AS pid",
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get::<i32>("", "pid")
+            .unwrap();
+        txn.commit().await.unwrap();
+        u32::try_from(pid).unwrap()
+    }
+
+    /// The channel of the outbox table in the store's schema.
+    async fn channel(store: &SqlStore) -> String {
+        let sql = "SELECT relname || '_' || oid AS channel FROM pg_class \
+                   WHERE oid = to_regclass('fastapihooks_outbox')";
+        store
+            .connection()
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                sql,
+            ))
+            .await
+            .unwrap()
+            .unwrap()
+            .try_get("", "channel")
+            .unwrap()
+    }
+
+    /// Waits (up to 20 s) until the gate of the store's outbox is held by a lease call
+    /// (`Some(true)`), asked for and not yet granted (`Some(false)`), or neither (`None`).
+    async fn wait_for_gate(store: &SqlStore, want: Option<bool>) {
+        let sql = "SELECT bool_or(granted) AS granted FROM pg_locks \
+                   WHERE locktype = 'advisory' AND mode = 'ExclusiveLock' \
+                   AND classid = 1717661800 AND objsubid = 2 \
+                   AND objid = to_regclass('fastapihooks_outbox')::oid";
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let granted: Option<bool> = store
+                .connection()
+                .query_one_raw(sea_orm::Statement::from_string(
+                    sea_orm::DbBackend::Postgres,
+                    sql,
+                ))
+                .await
+                .unwrap()
+                .unwrap()
+                .try_get("", "granted")
+                .unwrap();
+            if granted == want {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the gate is {granted:?}, not {want:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 

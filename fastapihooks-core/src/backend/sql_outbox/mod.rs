@@ -418,10 +418,17 @@ impl Queue for SqlBackend {
                 }
                 Err(e) => return Err(e),
             };
-            let left = self.config.block.saturating_sub(started.elapsed());
-            if !leased.is_empty() || left.is_zero() {
+            if !leased.is_empty() {
+                // It leases again before it waits: commits need not notify it meanwhile.
+                self.wake.busy();
                 return Ok(leased);
             }
+            let left = self.config.block.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Ok(leased);
+            }
+            // From now on a commit notifies it (wake.rs).
+            self.wake.waiting();
             tokio::select! {
                 _ = tokio::time::sleep(self.config.poll_interval.min(left)) => {}
                 _ = committed => {}

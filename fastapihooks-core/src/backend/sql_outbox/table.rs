@@ -25,7 +25,7 @@ pub enum OutboxTable {
 }
 
 impl OutboxTable {
-    /// The table's name; on PostgreSQL also the channel its insert trigger notifies.
+    /// The table's name.
     pub fn name(&self) -> &'static str {
         match self {
             Self::Events => "fastapihooks_outbox",

@@ -18,7 +18,9 @@ mod m20261202_000010_create_inbox_queue;
 mod m20261202_000011_create_inbox;
 mod m20261203_000012_drop_due_index;
 mod m20261203_000013_partial_owner_index;
+mod m20261204_000014_gated_notify;
 mod outbox_shape;
+pub(crate) use outbox_shape::WAKE_LOCK_CLASS;
 
 use sea_orm_migration::prelude::*;
 
@@ -48,6 +50,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261202_000011_create_inbox::Migration),
             Box::new(m20261203_000012_drop_due_index::Migration),
             Box::new(m20261203_000013_partial_owner_index::Migration),
+            Box::new(m20261204_000014_gated_notify::Migration),
         ]
     }
 

@@ -1,7 +1,7 @@
 //! The shape of an outbox table, shared by the store's two queues of that shape:
 //! `fastapihooks_outbox` (migrations 3 and 9) and `fastapihooks_inbox_queue` (migration 10).
-//! The table, its leasing index, and on PostgreSQL the insert trigger that wakes lessees on the
-//! channel named after the table.
+//! The table, its leasing index, and on PostgreSQL the insert trigger that wakes lessees (since
+//! migration 14 only while one waits, on a channel of the table's own: [`gated_notify_function`]).
 //!
 //! Applied migrations are never edited: for `fastapihooks_outbox` these build, byte for byte,
 //! the statements migrations 3 and 9 always ran (the tests below hold them to it).
@@ -89,6 +89,37 @@ CREATE TRIGGER {table}_notify AFTER INSERT ON {table}
     )
 }
 
+/// The first key of the advisory lock that gates an outbox's `NOTIFY` (`'faph'`); the second
+/// is the table's OID. The two-key form keeps it apart from an application's one-key locks.
+pub(crate) const WAKE_LOCK_CLASS: i32 = 0x6661_7068;
+
+/// PostgreSQL: replaces `table`'s trigger function (migration 14) with one that notifies only
+/// while a lessee waits for work, on the channel `{table}_{oid}` (its own per schema).
+///
+/// A lessee waiting on the table holds the advisory lock `(WAKE_LOCK_CLASS, oid)`. An inserting
+/// transaction tries the lock shared until it ends: when that fails, a lessee waits (or is
+/// starting to) and is notified at commit; when it succeeds, no notification is sent — and a
+/// lessee that starts waiting meanwhile takes the lock only after this transaction has ended,
+/// then looks for rows once more, so it sees these.
+///
+/// `NOTIFY` is what the gate saves: PostgreSQL queues a transaction's notifications at commit
+/// under one lock for the whole database, held until the commit has been flushed, so
+/// transactions that notify commit one at a time.
+pub(super) fn gated_notify_function(table: &str) -> String {
+    format!(
+        r#"
+CREATE OR REPLACE FUNCTION {table}_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  IF NOT pg_try_advisory_xact_lock_shared({WAKE_LOCK_CLASS}, TG_RELID::int4) THEN
+    PERFORM pg_notify(TG_TABLE_NAME || '_' || TG_RELID, '');
+  END IF;
+  RETURN NULL;
+END
+$$;
+"#
+    )
+}
+
 /// PostgreSQL: drops what [`notify_trigger`] creates.
 pub(super) fn drop_notify_trigger(table: &str) -> String {
     format!(
@@ -144,6 +175,21 @@ mod tests {
         assert!(trigger.contains("pg_notify('fastapihooks_inbox_queue', '')"));
         assert!(!trigger.contains(OUTBOX), "{trigger}");
         assert!(!drop_notify_trigger(inbox).contains(OUTBOX));
+    }
+
+    #[test]
+    fn the_gated_function_replaces_the_tables_own_and_names_its_channel_by_oid() {
+        let gated = gated_notify_function("fastapihooks_inbox_queue");
+        assert!(
+            gated.contains("FUNCTION fastapihooks_inbox_queue_notify()"),
+            "{gated}"
+        );
+        assert!(gated.contains("pg_try_advisory_xact_lock_shared(1717661800, TG_RELID::int4)"));
+        assert!(gated.contains("pg_notify(TG_TABLE_NAME || '_' || TG_RELID, '')"));
+        assert!(
+            !gated.contains("CREATE TRIGGER"),
+            "the trigger stays: {gated}"
+        );
     }
 
     const SQLITE: [&str; 3] = [
