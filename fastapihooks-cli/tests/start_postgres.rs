@@ -85,6 +85,25 @@ impl Setup {
         }
     }
 
+    /// From now on, counts every task inserted into the outbox by its type (a row trigger of
+    /// the test's own on the test's schema: the outbox deletes settled rows, so their count
+    /// alone says nothing of what passed through it).
+    async fn count_inserted_tasks(&self) -> InsertedTasks<'_> {
+        let sql = r#"
+CREATE TABLE fh_test_inserted (kind text NOT NULL);
+CREATE FUNCTION fh_test_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO fh_test_inserted VALUES (NEW.task::json->>'type'); RETURN NULL; END $$;
+CREATE TRIGGER fh_test_count_inserted AFTER INSERT ON fastapihooks_outbox
+    FOR EACH ROW EXECUTE FUNCTION fh_test_count_inserted();
+"#;
+        self.store
+            .connection()
+            .execute_unprepared(sql)
+            .await
+            .unwrap();
+        InsertedTasks(&self.store)
+    }
+
     /// Outbox rows currently held by a lease.
     async fn leased(&self) -> i64 {
         let row = self
@@ -98,6 +117,32 @@ impl Setup {
             .unwrap()
             .unwrap();
         row.try_get("", "n").unwrap()
+    }
+}
+
+/// The tasks inserted into the outbox since [`Setup::count_inserted_tasks`].
+struct InsertedTasks<'a>(&'a SqlStore);
+
+impl InsertedTasks<'_> {
+    /// (task type, how many) pairs, by type.
+    async fn kinds(&self) -> Vec<(String, i64)> {
+        let rows = self
+            .0
+            .connection()
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT kind, COUNT(*) AS n FROM fh_test_inserted GROUP BY kind ORDER BY kind",
+            ))
+            .await
+            .unwrap();
+        rows.iter()
+            .map(|row| {
+                (
+                    row.try_get("", "kind").unwrap(),
+                    row.try_get("", "n").unwrap(),
+                )
+            })
+            .collect()
     }
 }
 
@@ -253,6 +298,34 @@ async fn a_receiver_down_for_a_while_gets_everything_once_it_is_up() {
     );
     assert_eq!(reported(&stdout, "dead-lettered"), 0, "{stdout}");
     assert!(clean_exit);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_with_one_subscriber_is_delivered_on_its_own_lease_without_a_delivery_task() {
+    let Some(schema) = TempSchema::create("postgres one subscriber").await else {
+        return;
+    };
+    let receiver = Receiver::ok().await;
+    let setup = Setup::new(schema, &[receiver.url("only")]).await;
+    let inserted = setup.count_inserted_tasks().await;
+    let events = events(20);
+    let expected = expected_pairs(&events, &setup.subscriptions);
+    setup.publish(&events).await;
+
+    let sidecar = Sidecar::start(&setup.args(&[]));
+    let all = eventually(WAIT, || receiver.distinct() >= expected.len()).await;
+    let drained =
+        eventually_async(WAIT, || async { setup.outbox.depth().await.unwrap() == 0 }).await;
+    let stdout = sidecar.stop(Duration::from_secs(20)).await;
+
+    assert!(all && drained, "{stdout}");
+    assert_eq!(tally(&receiver, &expected).lost, 0);
+    assert_eq!(reported(&stdout, "delivered"), 20, "{stdout}");
+    assert_eq!(
+        inserted.kinds().await,
+        [("fanout".to_owned(), 20)],
+        "only the events' tasks were ever inserted into the outbox"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
