@@ -23,10 +23,11 @@
 //! as soon as a transaction that inserted rows commits (`LISTEN`/`NOTIFY`, through a trigger
 //! the store's migrations create), so an idle sidecar starts a delivery within milliseconds of
 //! the commit; polling stays as the fallback. Only commits made while a lessee waits notify: a
-//! busy outbox's publishers do not pay for it (`wake.rs` says how). Dead letters stay in the table (`dead = TRUE`, with their reason) beside the
-//! store's history; delete old ones with [`SqlBackend::prune_dead_letters`].
-//! `publish_in` does not check the payload size: [`Emitter`](crate::Emitter) does, for events
-//! published through it.
+//! busy outbox's publishers do not pay for it (`wake.rs` says how).
+//!
+//! Dead letters stay in the table (`dead = TRUE`, with their reason) beside the store's
+//! history; delete old ones with [`SqlBackend::prune_dead_letters`]. `publish_in` does not
+//! check the payload size: [`Emitter`](crate::Emitter) does, for events published through it.
 //!
 //! The store has two outbox tables of the same shape, two separate queues ([`OutboxTable`]):
 //! `fastapihooks_outbox` ([`OutboxTable::Events`], the default) holds published events and
