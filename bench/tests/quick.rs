@@ -34,8 +34,11 @@ fn the_quick_benchmark_completes_with_exact_counts() {
         assert_eq!(row["ours"]["accounting"]["lost"], 0);
     }
     assert_eq!(json["fan_out"][0]["accounting"]["delivered"], 1000);
-    // Unhooked and background × 2; in PostgreSQL: unhooked, Redis, outbox.
-    assert_eq!(json["route_cost"].as_array().map(Vec::len), Some(6));
+    // Unhooked and background × 2; in PostgreSQL: unhooked, Redis, outbox, and the outbox with
+    // its wake gate held (a sidecar waiting).
+    let route_cost = json["route_cost"].as_array().expect("route-cost rows");
+    assert_eq!(route_cost.len(), 7);
+    assert_eq!(route_cost[6]["row"]["sidecar_waiting"], true);
     // The publish into Redis alone, by 1, 8 and 32 publishers: every event queued once.
     let publish = json["publish"].as_array().expect("publish rows");
     assert_eq!(publish.len(), 3);

@@ -155,6 +155,11 @@ impl DurableEnv {
         }
     }
 
+    /// Holds the wake gate of this run's outbox, as an idle sidecar would.
+    pub async fn hold_wake_gate(&self) -> anyhow::Result<super::wake_gate::HeldWakeGate> {
+        super::wake_gate::HeldWakeGate::take(&self.services.postgres, &self.schema).await
+    }
+
     /// The sidecar part's arguments for this run.
     pub fn sidecar_args(&self, concurrency: usize) -> Vec<String> {
         let mut args = vec![

@@ -8,6 +8,7 @@
 pub mod env;
 pub mod history;
 pub mod place;
+pub mod wake_gate;
 
 use clap::{Args, ValueEnum};
 use serde::Serialize;

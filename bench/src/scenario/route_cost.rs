@@ -5,6 +5,9 @@
 //! row in PostgreSQL (a schema of the run's own): unhooked, hooked to Redis, hooked to the
 //! outbox (the order and the event's row in one transaction). The app only publishes; the
 //! sidecar drains the queue after the window, and every delivery is counted as for the others.
+//! The outbox has a second row: the same with its wake gate held through the load, as a sidecar
+//! waiting for work holds it, so that every commit notifies — the outbox route's cost on a
+//! system whose sidecar is idle, against the first row's system whose sidecar is busy or absent.
 
 use std::time::Duration;
 
@@ -31,19 +34,22 @@ pub struct Row {
     pub subscribers: usize,
     /// The handler writes each order as a row in PostgreSQL.
     pub orders_in_postgres: bool,
+    /// The outbox's wake gate is held through the load, as a sidecar waiting for work holds it.
+    pub sidecar_waiting: bool,
 }
 
 impl Row {
     /// Every row: unhooked, then each in-process backend with 1 and 10 subscribers; with
     /// `durable`, then the PostgreSQL rows: unhooked, and hooked to each durable queue with 1
     /// subscriber (the app's work does not depend on the subscriber count: the sidecar fans
-    /// out).
+    /// out), the outbox a second time with a sidecar waiting.
     pub fn all(durable: bool) -> Vec<Row> {
         let row = |backend, queue, subscribers, orders_in_postgres| Row {
             backend,
             queue,
             subscribers,
             orders_in_postgres,
+            sidecar_waiting: false,
         };
         let mut rows = vec![row(None, None, 0, false)];
         for &backend in BackendKind::ALL {
@@ -56,6 +62,10 @@ impl Row {
             for &queue in QueueKind::ALL {
                 rows.push(row(None, Some(queue), 1, true));
             }
+            rows.push(Row {
+                sidecar_waiting: true,
+                ..row(None, Some(QueueKind::Outbox), 1, true)
+            });
         }
         rows
     }
@@ -81,8 +91,13 @@ impl Row {
             }
             (None, None) => "unhooked".to_owned(),
         };
-        if self.orders_in_postgres {
+        let route = if self.orders_in_postgres {
             format!("{route} · order in PostgreSQL")
+        } else {
+            route
+        };
+        if self.sidecar_waiting {
+            format!("{route} · a sidecar waiting (every commit notifies)")
         } else {
             route
         }
@@ -239,9 +254,20 @@ async fn measure_in(
         "--duration-ms".to_owned(),
         sizes.duration_ms.to_string(),
     ];
+    let gate = match env.filter(|_| row.sidecar_waiting) {
+        Some(env) => Some(env.hold_wake_gate().await?),
+        None => None,
+    };
     let mut load = Part::start("load", pinning, LOAD_CORE, &load_args)?;
     let window = Duration::from_millis(sizes.warmup_ms + sizes.duration_ms);
-    let done: LoadDone = load.next(window + Duration::from_secs(60)).await?;
+    let done = load
+        .next::<LoadDone>(window + Duration::from_secs(60))
+        .await;
+    // Let go before the draining sidecar starts: it would wait for the gate, and poll meanwhile.
+    if let Some(gate) = gate {
+        gate.release().await;
+    }
+    let done = done?;
     let load_ended = crate::proc_stats::unix_ns();
     let receiver_cpu = receiver.count().await?.cpu_ms - receiver_cpu_before;
     let expected = done.total_ok * row.subscribers as u64;

@@ -20,7 +20,7 @@ mod m20261203_000012_drop_due_index;
 mod m20261203_000013_partial_owner_index;
 mod m20261204_000014_gated_notify;
 mod outbox_shape;
-pub(crate) use outbox_shape::WAKE_LOCK_CLASS;
+pub use outbox_shape::WAKE_LOCK_CLASS;
 
 use sea_orm_migration::prelude::*;
 

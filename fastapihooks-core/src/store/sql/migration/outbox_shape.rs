@@ -91,7 +91,17 @@ CREATE TRIGGER {table}_notify AFTER INSERT ON {table}
 
 /// The first key of the advisory lock that gates an outbox's `NOTIFY` (`'faph'`); the second
 /// is the table's OID. The two-key form keeps it apart from an application's one-key locks.
-pub(crate) const WAKE_LOCK_CLASS: i32 = 0x6661_7068;
+///
+/// A sidecar waiting for work on a PostgreSQL outbox holds `(WAKE_LOCK_CLASS, the table's
+/// OID)`: in `pg_locks`, an advisory `ExclusiveLock` with `classid` 1717661800, `objid` the
+/// table's OID and `objsubid` 2; commits into that table notify while it is held.
+///
+/// ```
+/// use fastapihooks_core::store::sql::migration::WAKE_LOCK_CLASS;
+///
+/// assert_eq!(WAKE_LOCK_CLASS, 1_717_661_800);
+/// ```
+pub const WAKE_LOCK_CLASS: i32 = 0x6661_7068;
 
 /// PostgreSQL: replaces `table`'s trigger function (migration 14) with one that notifies only
 /// while a lessee waits for work, on the channel `{table}_{oid}` (its own per schema).
