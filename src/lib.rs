@@ -104,7 +104,7 @@ pub mod inbox {
 /// What a [`Queue`] of one's own works with: the tasks it carries and the leases it hands out.
 pub mod queue {
     pub use fastapihooks_core::backend::{
-        DeliverTask, Leased, ProcessTask, Receipt, Settlement, Task,
+        DeliverTask, Leased, ProcessTask, Receipt, Replacement, Settlement, Task,
     };
 }
 

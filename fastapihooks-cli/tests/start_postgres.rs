@@ -329,6 +329,39 @@ async fn an_event_with_one_subscriber_is_delivered_on_its_own_lease_without_a_de
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_events_deliveries_to_several_subscribers_are_made_on_its_own_lease_without_delivery_tasks()
+ {
+    let Some(schema) = TempSchema::create("postgres several subscribers").await else {
+        return;
+    };
+    let (a, b) = (Receiver::ok().await, Receiver::ok().await);
+    let setup = Setup::new(schema, &[a.url("a"), a.url("a2"), b.url("b")]).await;
+    let inserted = setup.count_inserted_tasks().await;
+    let events = events(20);
+    setup.publish(&events).await;
+
+    let sidecar = Sidecar::start(&setup.args(&[]));
+    let all = eventually(WAIT, || a.distinct() >= 40 && b.distinct() >= 20).await;
+    let drained =
+        eventually_async(WAIT, || async { setup.outbox.depth().await.unwrap() == 0 }).await;
+    let stdout = sidecar.stop(Duration::from_secs(20)).await;
+
+    assert!(all && drained, "{stdout}");
+    let a_pairs = expected_pairs(&events, &setup.subscriptions[..2]);
+    let b_pairs = expected_pairs(&events, &setup.subscriptions[2..]);
+    for (receiver, expected) in [(&a, &a_pairs), (&b, &b_pairs)] {
+        let t = tally(receiver, expected);
+        assert_eq!((t.lost, t.extra_requests), (0, 0));
+    }
+    assert_eq!(reported(&stdout, "delivered"), 60, "{stdout}");
+    assert_eq!(
+        inserted.kinds().await,
+        [("fanout".to_owned(), 20)],
+        "only the events' tasks were ever inserted into the outbox"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_leasing_and_drains_the_deliveries_in_flight() {
     let Some(schema) = TempSchema::create("postgres sigterm").await else {
         return;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use fastapihooks_core::backend::{Settlement, Task};
+use fastapihooks_core::backend::{Replacement, Settlement, Task};
 use fastapihooks_core::{Backend, Event, Queue};
 use fastapihooks_testkit::{TestKeys, redis_url};
 
@@ -154,6 +154,80 @@ async fn a_batch_of_settles_settles_each_lease_it_still_holds() {
     assert_eq!(keys.dead_letters().await.len(), 1);
     assert!(healthy.ack(&taken_over.receipt).await.unwrap());
     assert_eq!(healthy.depth().await.unwrap(), 1, "the retry");
+}
+
+/// How an event whose deliveries ran on its lease is settled: each replacement in the event's
+/// place its own way — due at once, due after its delay, kept as a dead letter — in one step.
+#[tokio::test]
+async fn replace_each_puts_each_task_in_its_place_due_now_later_or_dead() {
+    let Some(url) = redis_url("replace_each").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "replace-each");
+    let queue = keys.backend().await;
+    let event = event();
+    queue.publish(event.clone()).await.unwrap();
+    let leased = lease_one(&*queue).await;
+    let [now, later, dead] =
+        [(); 3].map(|_| Task::deliver(event.clone(), fastapihooks_core::SubscriptionId::new()));
+    let delay = Duration::from_millis(400);
+    let next = [
+        Replacement::Due(now.clone()),
+        Replacement::DueIn(later.clone(), delay),
+        Replacement::Dead {
+            task: dead.clone(),
+            reason: "refused for good".to_owned(),
+        },
+    ];
+    let settled_at = Instant::now();
+    assert!(queue.replace_each(&leased.receipt, &next).await.unwrap());
+
+    assert_eq!(lease_one(&*queue).await.task, now, "due at once");
+    let dead_letters = keys.dead_letters().await;
+    assert_eq!(dead_letters.len(), 1);
+    assert_eq!(dead_letters[0].1, "refused for good");
+    let back = lease_one(&*queue).await;
+    assert_eq!(back.task, later);
+    assert!(settled_at.elapsed() >= delay, "due after its delay only");
+    assert_eq!(queue.depth().await.unwrap(), 2, "the event's task is gone");
+}
+
+/// Fenced like every settle: a lease taken over in between queues none of its replacements.
+#[tokio::test]
+async fn replace_each_after_the_lease_was_taken_over_changes_nothing() {
+    let Some(url) = redis_url("replace_each_taken_over").await else {
+        return;
+    };
+    let mut keys = TestKeys::new(&url, "replace-each-lost");
+    keys.config.visibility_timeout = Duration::from_millis(300);
+    keys.config.block = Duration::from_millis(100);
+    let (stalled, healthy) = (keys.backend().await, keys.backend().await);
+    let event = event();
+    stalled.publish(event.clone()).await.unwrap();
+    let stale = lease_one(&*stalled).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let current = lease_one(&*healthy).await;
+
+    let task = Task::deliver(event, fastapihooks_core::SubscriptionId::new());
+    let next = [
+        Replacement::Due(task.clone()),
+        Replacement::Dead {
+            task,
+            reason: "refused for good".to_owned(),
+        },
+    ];
+    let settlements = [Settlement::ReplaceEach {
+        receipt: stale.receipt.clone(),
+        next: next.to_vec(),
+    }];
+    assert!(!stalled.settle_many(&settlements).await.remove(0).unwrap());
+    assert_eq!(
+        healthy.depth().await.unwrap(),
+        1,
+        "only the event, still leased"
+    );
+    assert!(keys.dead_letters().await.is_empty());
+    assert!(healthy.ack(&current.receipt).await.unwrap());
 }
 
 #[tokio::test]

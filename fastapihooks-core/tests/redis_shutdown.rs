@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use fastapihooks_core::backend::{Leased, Receipt, Task};
+use fastapihooks_core::backend::{Leased, Receipt, Replacement, Task};
 use fastapihooks_core::{
     Backend, DeliveryQuery, DeliveryStatus, Event, Queue, Store, Worker, WorkerConfig,
 };
@@ -138,6 +138,13 @@ impl<Q: Queue> Queue for HangingLease<Q> {
     }
     async fn replace(&self, r: &Receipt, next: &[Task]) -> fastapihooks_core::Result<bool> {
         self.inner.replace(r, next).await
+    }
+    async fn replace_each(
+        &self,
+        r: &Receipt,
+        next: &[Replacement],
+    ) -> fastapihooks_core::Result<bool> {
+        self.inner.replace_each(r, next).await
     }
     async fn retry_in(
         &self,

@@ -288,10 +288,135 @@ async fn an_event_with_one_subscriber_is_delivered_on_its_own_lease_without_a_de
     assert!(all && drained, "{report:?}");
     assert_eq!((report.fanned_out, report.delivered), (20, 20));
     assert_eq!(duplicates(&receiver.counts()), (0, 0));
-    let client = redis::Client::open(url.as_str()).unwrap();
+    assert_eq!(
+        delivery_tasks_ever_queued(&url, &keys).await,
+        0,
+        "no delivery task was ever queued"
+    );
+    let delivered = store
+        .list_deliveries(&DeliveryQuery::status(DeliveryStatus::Delivered))
+        .await
+        .unwrap();
+    assert_eq!(delivered.len(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_events_deliveries_to_several_subscribers_are_made_on_its_own_lease_without_delivery_tasks()
+ {
+    let Some(url) = redis_url("several_subscribers_on_the_events_lease").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "several-subscribers");
+    let (a, b) = (Receiver::ok().await, Receiver::ok().await);
+    let store = store_with_subscribers(&[a.url("/one"), a.url("/two"), b.url("/hook")]).await;
+    let queue = keys.backend().await;
+    publish_events(&queue, 20).await;
+    let worker = start(
+        queue.clone(),
+        engine(store.clone(), quick_retries(3, Duration::from_millis(50))),
+        8,
+    );
+
+    let all = eventually(WAIT, || a.distinct() == 40 && b.distinct() == 20).await;
+    let drained = eventually_async(WAIT, || async { queue.depth().await.unwrap() == 0 }).await;
+    let report = worker.stop().await;
+    assert!(all && drained, "{report:?}");
+    assert_eq!((report.fanned_out, report.delivered), (20, 60));
+    assert_eq!(duplicates(&a.counts()), (0, 0));
+    assert_eq!(duplicates(&b.counts()), (0, 0));
+    assert_eq!(
+        delivery_tasks_ever_queued(&url, &keys).await,
+        0,
+        "no delivery task was ever queued"
+    );
+}
+
+/// A failed delivery of an event made on the event's lease comes back as a task of its own,
+/// after its retry delay, and is retried alone: the event's other deliveries are not sent
+/// again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_subscriber_of_an_event_is_retried_alone_and_the_others_get_it_once() {
+    let Some(url) = redis_url("failing_subscriber_retried_alone").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "retried-alone");
+    let (good, failing) = (
+        Receiver::ok().await,
+        Receiver::replying(Reply::status(503)).await,
+    );
+    let store =
+        store_with_subscribers(&[good.url("/one"), good.url("/two"), failing.url("/hook")]).await;
+    let queue = keys.backend().await;
+    publish_events(&queue, 5).await;
+    let worker = start(
+        queue.clone(),
+        engine(store.clone(), quick_retries(2, Duration::from_millis(50))),
+        8,
+    );
+
+    let dead = eventually_async(WAIT, || async { keys.dead_letters().await.len() == 5 }).await;
+    let report = worker.stop().await;
+    assert!(dead, "{report:?}");
+    assert_eq!(good.distinct(), 10);
+    assert_eq!(duplicates(&good.counts()), (0, 0), "sent once each");
+    assert_eq!(failing.distinct(), 5);
+    assert!(
+        failing.counts().values().all(|&n| n == 3),
+        "one attempt and two retries each: {:?}",
+        failing.counts()
+    );
+    for (task, reason) in keys.dead_letters().await {
+        let task: serde_json::Value = serde_json::from_str(&task).unwrap();
+        assert_eq!(task["type"], "deliver");
+        assert_eq!(task["attempts"], 3);
+        assert!(reason.contains("out of retries"), "{reason}");
+    }
+    let delivered = store
+        .list_deliveries(&DeliveryQuery::status(DeliveryStatus::Delivered))
+        .await
+        .unwrap();
+    assert_eq!(delivered.len(), 10);
+}
+
+/// An event's deliveries take the worker's free permits, never more: one event's deliveries
+/// run in parallel, and the concurrency bounds the attempts in flight however many subscribers
+/// the event has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_events_deliveries_run_in_parallel_within_the_concurrency() {
+    let Some(url) = redis_url("an_events_deliveries_within_the_concurrency").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "fan-out-concurrency");
+    let receiver = Receiver::replying(Reply::ok().after(Duration::from_millis(20))).await;
+    let paths: Vec<String> = (0..12).map(|i| receiver.url(&format!("/{i}"))).collect();
+    let store = store_with_subscribers(&paths).await;
+    let queue = keys.backend().await;
+    publish_events(&queue, 1).await;
+    let worker = start(
+        queue.clone(),
+        engine(store, quick_retries(3, Duration::from_millis(50))),
+        4,
+    );
+
+    let all = eventually(WAIT, || receiver.distinct() == 12).await;
+    worker.stop().await;
+    assert!(all, "got {} of 12", receiver.distinct());
+    assert!(
+        receiver.max_in_flight() <= 4,
+        "{}",
+        receiver.max_in_flight()
+    );
+    assert!(
+        receiver.max_in_flight() >= 2,
+        "the event's deliveries did run concurrently"
+    );
+}
+
+/// How many entries the deliveries stream ever had (Redis 7's `entries-added`): settled
+/// entries are deleted, so this says whether a delivery task was ever queued.
+async fn delivery_tasks_ever_queued(url: &str, keys: &TestKeys) -> u64 {
+    let client = redis::Client::open(url).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
-    // Settled entries are deleted: the stream's count of entries ever added (Redis 7) says
-    // whether a delivery task was ever queued.
     let mut info: std::collections::HashMap<String, redis::Value> = redis::cmd("XINFO")
         .arg("STREAM")
         .arg(keys.config.deliveries_key())
@@ -301,13 +426,7 @@ async fn an_event_with_one_subscriber_is_delivered_on_its_own_lease_without_a_de
     let added = info
         .remove("entries-added")
         .expect("Redis 7 reports entries-added");
-    let delivery_tasks: u64 = redis::from_redis_value(added).unwrap();
-    assert_eq!(delivery_tasks, 0, "no delivery task was ever queued");
-    let delivered = store
-        .list_deliveries(&DeliveryQuery::status(DeliveryStatus::Delivered))
-        .await
-        .unwrap();
-    assert_eq!(delivered.len(), 20);
+    redis::from_redis_value(added).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,7 @@ use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
 use fastapihooks_core::backend::{
-    OutboxTable, Queue, Settlement, SqlBackend, SqlOutboxConfig, Task,
+    OutboxTable, Queue, Replacement, Settlement, SqlBackend, SqlOutboxConfig, Task,
 };
 use fastapihooks_core::{Backend, Event, SqlStore, SqlStoreOptions, SubscriptionId};
 use futures_util::FutureExt;
@@ -150,6 +150,86 @@ mod behaviours {
             .map(|t| serde_json::to_string(t).unwrap())
             .collect();
         assert_eq!(got, want);
+    }
+
+    /// How an event whose deliveries ran on its lease is settled: each replacement in the
+    /// event's place its own way, in one transaction.
+    pub(crate) async fn replace_each_puts_each_task_in_its_place_due_now_later_or_dead(
+        store: SqlStore,
+    ) {
+        let outbox = outbox(&store);
+        let published = event(1);
+        outbox.publish(published.clone()).await.unwrap();
+        let leased = outbox.lease(1).await.unwrap().remove(0);
+        let [now, later, dead] =
+            [(); 3].map(|_| Task::deliver(published.clone(), SubscriptionId::new()));
+        let delay = Duration::from_millis(600);
+        let next = [
+            Replacement::Due(now.clone()),
+            Replacement::DueIn(later.clone(), delay),
+            Replacement::Dead {
+                task: dead,
+                reason: "refused for good".to_owned(),
+            },
+        ];
+        let settled_at = Instant::now();
+        assert!(outbox.replace_each(&leased.receipt, &next).await.unwrap());
+
+        let ready = outbox.lease(10).await.unwrap();
+        assert_eq!(ready.len(), 1, "only one is due at once");
+        assert_eq!(ready[0].task, now);
+        assert_eq!(outbox.dead_letters().await.unwrap(), 1);
+        let mut back = Vec::new();
+        while back.is_empty() && settled_at.elapsed() < delay * 5 {
+            back = outbox.lease(10).await.unwrap();
+        }
+        assert!(settled_at.elapsed() >= delay - Duration::from_millis(50));
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].task, later, "due after its delay");
+    }
+
+    /// The group commit's way (one transaction with the batch's acks), fenced like every
+    /// settle: a lease taken over in between puts none of its replacements in.
+    pub(crate) async fn a_batch_replaces_each_for_a_lease_it_holds_and_not_for_a_lost_one(
+        store: SqlStore,
+    ) {
+        let outbox = outbox(&store);
+        outbox.publish_many(&[event(1), event(2)]).await.unwrap();
+        let leased = outbox.lease(2).await.unwrap();
+        assert_eq!(leased.len(), 2);
+        tokio::time::sleep(VISIBILITY + Duration::from_millis(100)).await;
+        assert!(outbox.extend(&leased[0].receipt).await.unwrap());
+        let taken = outbox.lease(2).await.unwrap();
+        assert_eq!(taken.len(), 1, "the second's lease was taken over");
+
+        let replacements = |l: &fastapihooks_core::backend::Leased| {
+            let task = Task::deliver(l.task.event().unwrap().clone(), SubscriptionId::new());
+            vec![
+                Replacement::DueIn(task.clone(), Duration::from_secs(60)),
+                Replacement::Dead {
+                    task,
+                    reason: "refused for good".to_owned(),
+                },
+            ]
+        };
+        let settlements: Vec<Settlement> = leased
+            .iter()
+            .map(|l| Settlement::ReplaceEach {
+                receipt: l.receipt.clone(),
+                next: replacements(l),
+            })
+            .collect();
+        let settled: Vec<bool> = outbox
+            .settle_many(&settlements)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(settled, [true, false]);
+        assert_eq!(outbox.dead_letters().await.unwrap(), 1);
+        // Left: the first's retry, waiting, and the row the other consumer holds.
+        assert_eq!(outbox.depth().await.unwrap(), 2);
+        assert!(outbox.lease(10).await.unwrap().is_empty());
     }
 
     pub(crate) async fn a_retry_comes_back_after_its_delay_and_not_before(store: SqlStore) {
@@ -456,6 +536,8 @@ macro_rules! outbox_behaviours {
             a_leased_task_is_hidden_until_its_lease_expires_then_comes_back,
             a_settle_after_the_lease_was_taken_over_changes_nothing,
             replace_swaps_the_event_for_its_delivery_tasks,
+            replace_each_puts_each_task_in_its_place_due_now_later_or_dead,
+            a_batch_replaces_each_for_a_lease_it_holds_and_not_for_a_lost_one,
             a_retry_comes_back_after_its_delay_and_not_before,
             a_dead_letter_is_kept_and_never_leased_again,
             the_oldest_pending_age_grows_while_a_task_waits_and_is_none_when_empty,

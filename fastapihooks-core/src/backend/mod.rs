@@ -25,7 +25,7 @@ pub use process_task::ProcessTask;
 pub use queue::{DeliverTask, Leased, Queue, Receipt, Task};
 #[cfg(feature = "redis")]
 pub use redis::{RedisBackend, RedisConfig};
-pub use settlement::Settlement;
+pub use settlement::{Replacement, Settlement};
 #[cfg(feature = "sql")]
 pub use sql_outbox::{OutboxTable, SqlBackend, SqlOutboxConfig};
 

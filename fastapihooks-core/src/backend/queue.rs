@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Backend;
 use super::process_task::ProcessTask;
-use super::settlement::{self, Settlement};
+use super::settlement::{self, Replacement, Settlement};
 use crate::delivery::Delivery;
 use crate::error::Result;
 use crate::event::Event;
@@ -401,6 +401,12 @@ pub trait Queue: Backend {
 
     /// Settles the lease and keeps `task` as a dead letter, with the `reason` for a human.
     async fn dead_letter(&self, receipt: &Receipt, task: &Task, reason: &str) -> Result<bool>;
+
+    /// Settles the lease and puts each of `next` in the task's place as it says — due at once
+    /// (in line where the task was), due after its delay, or kept as a dead letter — in one
+    /// atomic step: how an event whose deliveries were attempted on its own lease is settled
+    /// when some of them must be tried again or were given up.
+    async fn replace_each(&self, receipt: &Receipt, next: &[Replacement]) -> Result<bool>;
 
     /// Settles several leases, each as its [`Settlement`] says and each fenced as the single
     /// methods are: one result per settlement, in order. The worker group-commits the

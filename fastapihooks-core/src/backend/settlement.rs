@@ -45,6 +45,32 @@ pub enum Settlement {
         /// Why, for a human.
         reason: String,
     },
+    /// [`Queue::replace_each`]: the task is done, and each of `next` takes its place as it
+    /// says — due at once, due after a delay, or kept as a dead letter — in one atomic step.
+    /// How an event whose deliveries were attempted on its own lease is settled when some of
+    /// them must be tried again.
+    ReplaceEach {
+        /// The lease.
+        receipt: Receipt,
+        /// What takes the task's place.
+        next: Vec<Replacement>,
+    },
+}
+
+/// One task taking a settled task's place ([`Settlement::ReplaceEach`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Replacement {
+    /// Due at once, in line where the settled task was.
+    Due(Task),
+    /// Due after `delay`, on the queue's own clock.
+    DueIn(Task, Duration),
+    /// Kept as a dead letter, with the reason for a human.
+    Dead {
+        /// The task as it is kept.
+        task: Task,
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Settlement {
@@ -56,12 +82,70 @@ impl Settlement {
         }
     }
 
+    /// The lease settled with `next` in the task's place, through the cheapest way there is:
+    /// an ack when `next` is empty, [`Replace`](Self::Replace) when every task is due at once,
+    /// [`RetryIn`](Self::RetryIn) or [`DeadLetter`](Self::DeadLetter) for one task alone, and
+    /// [`ReplaceEach`](Self::ReplaceEach) otherwise.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use fastapihooks_core::backend::{Receipt, Replacement, Settlement, Task};
+    /// use fastapihooks_core::Event;
+    /// let task = Task::fanout(Event::new("order.created", &1).unwrap());
+    /// let receipt = Receipt::new("1-0");
+    /// assert!(Settlement::replaced_by(receipt.clone(), Vec::new()).is_ack());
+    /// let later = Replacement::DueIn(task.clone(), Duration::from_secs(5));
+    /// assert!(matches!(
+    ///     Settlement::replaced_by(receipt.clone(), vec![later.clone()]),
+    ///     Settlement::RetryIn { .. }
+    /// ));
+    /// assert!(matches!(
+    ///     Settlement::replaced_by(receipt, vec![later, Replacement::Due(task)]),
+    ///     Settlement::ReplaceEach { .. }
+    /// ));
+    /// ```
+    pub fn replaced_by(receipt: Receipt, mut next: Vec<Replacement>) -> Self {
+        if next.iter().all(|r| matches!(r, Replacement::Due(_))) {
+            let next = next
+                .into_iter()
+                .filter_map(|r| match r {
+                    Replacement::Due(task) => Some(task),
+                    _ => None,
+                })
+                .collect();
+            return Settlement::Replace { receipt, next };
+        }
+        if next.len() == 1
+            && let Some(only) = next.pop()
+        {
+            return match only {
+                Replacement::DueIn(task, delay) => Settlement::RetryIn {
+                    receipt,
+                    task,
+                    delay,
+                },
+                Replacement::Dead { task, reason } => Settlement::DeadLetter {
+                    receipt,
+                    task,
+                    reason,
+                },
+                // All due at once: handled above.
+                due @ Replacement::Due(_) => Settlement::ReplaceEach {
+                    receipt,
+                    next: vec![due],
+                },
+            };
+        }
+        Settlement::ReplaceEach { receipt, next }
+    }
+
     /// The lease this settles.
     pub fn receipt(&self) -> &Receipt {
         match self {
             Settlement::Replace { receipt, .. }
             | Settlement::RetryIn { receipt, .. }
-            | Settlement::DeadLetter { receipt, .. } => receipt,
+            | Settlement::DeadLetter { receipt, .. }
+            | Settlement::ReplaceEach { receipt, .. } => receipt,
         }
     }
 
@@ -84,6 +168,7 @@ impl Settlement {
                 task,
                 reason,
             } => queue.dead_letter(receipt, task, reason).await,
+            Settlement::ReplaceEach { receipt, next } => queue.replace_each(receipt, next).await,
         }
     }
 }

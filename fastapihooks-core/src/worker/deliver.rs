@@ -1,12 +1,11 @@
 //! One attempt of one delivery ([`Task::Deliver`]) — unless the store says it is already final
-//! — and how the lease it ran under is settled after it. An event's only delivery runs the same
-//! way, on the event's lease, during its fan-out.
-
-use std::time::Duration;
+//! — and what takes its task's place after it. A delivery task's lease is settled with that;
+//! an event's deliveries attempted on the event's lease during its fan-out settle the event's
+//! lease with all of theirs at once.
 
 use super::report::Stats;
 use super::task::Ctx;
-use crate::backend::{DeliverTask, Queue, Receipt, Settlement, Task};
+use crate::backend::{DeliverTask, Queue, Receipt, Replacement, Settlement, Task};
 use crate::delivery::{Delivery, DeliveryStatus};
 use crate::engine::{Attempted, DeliveryEngine, NextStep};
 use crate::error::Result;
@@ -24,9 +23,7 @@ pub(super) enum Known<'a> {
     NewDelivery(&'a Subscription),
 }
 
-/// One attempt of one delivery — unless the store says it is already final, which is how a
-/// redelivered task never re-sends to a subscription that already got it. What the caller
-/// already `known` is not read again.
+/// One attempt of one delivery, and its lease settled by what comes next (see [`attempt`]).
 pub(super) async fn deliver<Q: Queue>(
     ctx: &Ctx<Q>,
     engine: &DeliveryEngine,
@@ -34,6 +31,25 @@ pub(super) async fn deliver<Q: Queue>(
     task: DeliverTask,
     known: Known<'_>,
 ) -> Result<bool> {
+    let next = attempt(ctx, engine, task, known).await;
+    ctx.settle(Settlement::replaced_by(
+        receipt.clone(),
+        next.into_iter().collect(),
+    ))
+    .await
+}
+
+/// One attempt of one delivery — unless the store says it is already final, which is how a
+/// redelivered task never re-sends to a subscription that already got it. What the caller
+/// already `known` is not read again. Returns what takes the task's place: nothing when the
+/// delivery is done (delivered, already final, or of an earlier run); the task due again after
+/// the retry delay (or the store's outage delay); the task as a dead letter when final.
+pub(super) async fn attempt<Q: Queue>(
+    ctx: &Ctx<Q>,
+    engine: &DeliveryEngine,
+    task: DeliverTask,
+    known: Known<'_>,
+) -> Option<Replacement> {
     let store = engine.store();
     let (known, looked_up) = match known {
         Known::NewDelivery(subscription) => (Some(subscription), Ok((None, None))),
@@ -59,19 +75,19 @@ pub(super) async fn deliver<Q: Queue>(
         Err(e) => {
             let delay = engine.outage_delay(1);
             tracing::warn!(delivery = %task.delivery_id(), error = %e, ?delay, "store unreachable before an attempt; trying later");
-            return ctx.settle(retry(receipt, task.into(), delay)).await;
+            return Some(Replacement::DueIn(task.into(), delay));
         }
     };
     let subscription = known.or(read.as_ref());
     if let Some(newer) = stored.as_ref().filter(|d| d.replays > task.replay()) {
         tracing::debug!(delivery = %newer.id, task_run = task.replay(), run = newer.replays, "a task of an earlier run: the delivery was replayed since; not sent");
         Stats::bump(&ctx.stats.skipped);
-        return ctx.settle(Settlement::ack(receipt.clone())).await;
+        return None;
     }
     if let Some(done) = stored.as_ref().filter(|d| d.status.is_final()) {
         tracing::debug!(delivery = %done.id, status = %done.status, "already final: not sent again");
         Stats::bump(&ctx.stats.skipped);
-        return ctx.settle(Settlement::ack(receipt.clone())).await;
+        return None;
     }
     // A task that travels by the event's id takes the payload from the store's copy.
     let event = match (task.event(), &stored) {
@@ -89,13 +105,10 @@ pub(super) async fn deliver<Q: Queue>(
             );
             tracing::error!(delivery = %task.delivery_id(), event = %task.event_id(), "a delivery task names a delivery the store does not hold; dead-lettered");
             Stats::bump(&ctx.stats.dead_lettered);
-            return ctx
-                .settle(Settlement::DeadLetter {
-                    receipt: receipt.clone(),
-                    task: task.into(),
-                    reason,
-                })
-                .await;
+            return Some(Replacement::Dead {
+                task: task.into(),
+                reason,
+            });
         }
     };
     let mut delivery = Delivery::new(event, task.subscription_id().clone());
@@ -115,38 +128,39 @@ pub(super) async fn deliver<Q: Queue>(
             engine.not_sent(&mut delivery, why).await
         }
     };
-    settle_attempt(ctx, engine, receipt, &delivery, tried, task).await
+    after_attempt(ctx, engine, &delivery, tried, task)
 }
 
-/// Settles the lease under which `delivery` was just attempted, by what comes next: acked when
-/// delivered; `task` (the delivery's task as it was before the attempt) due again after the
-/// retry delay; dead-lettered when final. An attempt the store did not record is never settled
-/// as done: the task runs again after the store's outage delay, sends again under the same
-/// delivery id, and records then.
-async fn settle_attempt<Q: Queue>(
+/// What takes the task's place after `delivery` was attempted: nothing when delivered;
+/// `task` (the delivery's task as it was before the attempt) due again after the retry delay;
+/// a dead letter when final. An attempt the store did not record is never taken as done: the
+/// task runs again after the store's outage delay, sends again under the same delivery id, and
+/// records then.
+fn after_attempt<Q: Queue>(
     ctx: &Ctx<Q>,
     engine: &DeliveryEngine,
-    receipt: &Receipt,
     delivery: &Delivery,
     tried: Attempted,
     task: DeliverTask,
-) -> Result<bool> {
+) -> Option<Replacement> {
     if !tried.recorded {
         Stats::bump(&ctx.stats.errors);
         let delay = engine.outage_delay(1);
         tracing::warn!(delivery = %delivery.id, ?delay, "attempt not recorded: the delivery runs again later");
-        return ctx.settle(retry(receipt, Task::from(task), delay)).await;
+        return Some(Replacement::DueIn(task.into(), delay));
     }
     let attempts = delivery.attempts;
     match tried.next {
         NextStep::Done(DeliveryStatus::Delivered) => {
             Stats::bump(&ctx.stats.delivered);
-            ctx.settle(Settlement::ack(receipt.clone())).await
+            None
         }
         NextStep::RetryIn(delay) => {
             Stats::bump(&ctx.stats.retried);
-            let task = Task::from(task.with_attempts(attempts));
-            ctx.settle(retry(receipt, task, delay)).await
+            Some(Replacement::DueIn(
+                Task::from(task.with_attempts(attempts)),
+                delay,
+            ))
         }
         NextStep::Done(status) => {
             Stats::bump(&ctx.stats.dead_lettered);
@@ -154,20 +168,10 @@ async fn settle_attempt<Q: Queue>(
                 DeliveryStatus::Dead => format!("out of retries after {attempts} attempts"),
                 _ => format!("refused for good after {attempts} attempts"),
             };
-            ctx.settle(Settlement::DeadLetter {
-                receipt: receipt.clone(),
+            Some(Replacement::Dead {
                 task: Task::from(task.with_attempts(attempts)),
                 reason,
             })
-            .await
         }
-    }
-}
-
-fn retry(receipt: &Receipt, task: Task, delay: Duration) -> Settlement {
-    Settlement::RetryIn {
-        receipt: receipt.clone(),
-        task,
-        delay,
     }
 }

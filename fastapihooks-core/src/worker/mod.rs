@@ -3,8 +3,9 @@
 //! ```text
 //! leaser: Queue::lease (a batch, whenever the prefetch buffer has room) ─▶ buffer
 //! loop: buffer ─▶ permit ─▶ per task (one tokio task each, holding its permit):
-//!   Fanout  ─▶ DeliveryEngine::fan_out (recorded in the Store) ─▶ Queue::replace(event → deliveries)
-//!           (one delivery, first lease: its first attempt right here, settled on the event's lease)
+//!   Fanout  ─▶ DeliveryEngine::fan_out (recorded in the Store) ─▶ each delivery's first attempt
+//!           right here, on the event's lease (more permits taken while free) ─▶ ack, or the
+//!           event replaced by the tasks of what must run again (Queue::replace_each)
 //!   Deliver ─▶ already final in the Store? ack : one attempt ─▶ ack / retry_in / dead_letter
 //! shutdown: stop leasing ─▶ drain in-flight tasks within the deadline
 //! ```
@@ -206,15 +207,17 @@ impl<Q: Queue> Worker<Q> {
                 shutdown.clone(),
             ));
         }
+        let permits = Arc::new(Semaphore::new(self.config.concurrency));
         let ctx = Arc::new(task::Ctx::new(
             self.queue,
             engine,
             self.inbox,
             self.config.max_leases,
             self.status.clone(),
+            permits.clone(),
+            shutdown.clone(),
         ));
         self.status.progress.tick();
-        let permits = Arc::new(Semaphore::new(self.config.concurrency));
         let tracker = TaskTracker::new();
         let abort = CancellationToken::new();
         // The drain deadline runs from the moment shutdown is asked for, whatever the loop is

@@ -5,6 +5,9 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
 use super::prefetch::Prefetched;
 use super::report::Stats;
 use crate::backend::{Leased, Queue, Receipt, Settlement, Task};
@@ -28,6 +31,11 @@ pub(super) struct Ctx<Q> {
     /// Processes received webhooks: `None` in the sidecar.
     pub(super) inbox: Option<InboxProcessing>,
     pub(super) stats: Arc<Stats>,
+    /// The worker's permits: one per task in flight, taken before a task leaves the buffer;
+    /// an event's deliveries attempted on its lease take more while some are free.
+    pub(super) permits: Arc<Semaphore>,
+    /// Cancelled when shutdown is asked for: nothing new starts after it.
+    pub(super) stopping: CancellationToken,
     progress: Arc<super::status::Progress>,
     max_leases: u32,
     /// The settles of concurrent tasks, group-committed through `Queue::settle_many`.
@@ -45,6 +53,8 @@ impl<Q: Queue> Ctx<Q> {
         inbox: Option<InboxProcessing>,
         max_leases: u32,
         status: super::WorkerStatus,
+        permits: Arc<Semaphore>,
+        stopping: CancellationToken,
     ) -> Self {
         let settle_many: Flush<Settlement, bool> = {
             let queue = queue.clone();
@@ -60,6 +70,8 @@ impl<Q: Queue> Ctx<Q> {
             inbox,
             max_leases,
             stats: status.stats,
+            permits,
+            stopping,
             progress: status.progress,
             running: Mutex::default(),
         }

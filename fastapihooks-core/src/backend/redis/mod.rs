@@ -34,7 +34,7 @@ pub use durability::RedisPersistence;
 
 use super::open::OpenFlag;
 use super::queue::{DeliverTask, Queue, Receipt, Task};
-use super::settlement::Settlement;
+use super::settlement::{Replacement, Settlement};
 use super::{Backend, ShutdownReport};
 use crate::delivery::Delivery;
 use crate::error::{Error, Result};
@@ -248,6 +248,10 @@ impl Queue for RedisBackend {
     async fn dead_letter(&self, receipt: &Receipt, task: &Task, reason: &str) -> Result<bool> {
         let step = settle::Step::dead(self, receipt, task.encode()?.into_bytes(), reason);
         settle::one(self, step).await
+    }
+
+    async fn replace_each(&self, receipt: &Receipt, next: &[Replacement]) -> Result<bool> {
+        settle::one(self, settle::Step::each(self, receipt, next)?).await
     }
 
     /// One script call for the whole batch (see `SETTLE`).

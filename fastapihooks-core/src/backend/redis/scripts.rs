@@ -15,7 +15,9 @@ use redis::Script;
 /// arguments:
 /// - `replace`, task JSON…: XADD each task (a fan-out's delivery tasks) to `deliveries`;
 /// - `retry`, delay ms, task JSON: ZADD to `retries` at now + delay;
-/// - `dead`, task JSON, reason, max len: XADD to `dead` (trimmed).
+/// - `dead`, task JSON, reason, max len: XADD to `dead` (trimmed);
+/// - `each`, max len, then triples — `now`, task JSON, (empty): as `replace`; `in`, task
+///   JSON, delay ms: as `retry`; `dead`, task JSON, reason: as `dead`.
 ///
 /// Then XACK + XDEL the entry. Returns one integer per lease: 1, or 0 when the entry is no
 /// longer pending for this consumer (its lease expired and another consumer claimed it): then
@@ -47,6 +49,23 @@ while i <= #ARGV do
       redis.call('ZADD', KEYS[3], now + tonumber(ARGV[first]), ARGV[first + 1])
     elseif mode == 'dead' then
       redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[first + 2], '*', 'task', ARGV[first], 'reason', ARGV[first + 1])
+    elseif mode == 'each' then
+      for j = first + 1, i - 1, 3 do
+        local kind, task = ARGV[j], ARGV[j + 1]
+        if kind == 'now' then
+          redis.call('XADD', KEYS[2], '*', 'task', task)
+        elseif kind == 'in' then
+          if now == nil then
+            local t = redis.call('TIME')
+            now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+          end
+          redis.call('ZADD', KEYS[3], now + tonumber(ARGV[j + 2]), task)
+        elseif kind == 'dead' then
+          redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[first], '*', 'task', task, 'reason', ARGV[j + 2])
+        else
+          return redis.error_reply('ERR unknown replacement ' .. kind)
+        end
+      end
     else
       return redis.error_reply('ERR unknown settle mode ' .. mode)
     end

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::{RedisBackend, Stream, is_nogroup, scripts};
-use crate::backend::{Receipt, Settlement, Task};
+use crate::backend::{Receipt, Replacement, Settlement, Task};
 use crate::error::{Error, Result};
 use crate::group_commit::fail_all;
 
@@ -16,6 +16,7 @@ enum Mode {
     Replace,
     Retry,
     Dead,
+    Each,
 }
 
 impl Mode {
@@ -24,6 +25,7 @@ impl Mode {
             Mode::Replace => "replace",
             Mode::Retry => "retry",
             Mode::Dead => "dead",
+            Mode::Each => "each",
         }
     }
 }
@@ -81,6 +83,35 @@ impl<'a> Step<'a> {
         }
     }
 
+    /// Each of `next` in the task's place as it says: three arguments each (`now`, task JSON,
+    /// nothing; `in`, task JSON, delay ms; `dead`, task JSON, reason).
+    pub(super) fn each(
+        b: &RedisBackend,
+        receipt: &'a Receipt,
+        next: &[Replacement],
+    ) -> Result<Self> {
+        let mut args = Vec::with_capacity(next.len() * 3 + 1);
+        args.push(b.config.dead_letter_max_len.to_string().into_bytes());
+        for replacement in next {
+            let (kind, task, extra) = match replacement {
+                Replacement::Due(task) => ("now", task, Vec::new()),
+                Replacement::DueIn(task, delay) => {
+                    let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+                    ("in", task, delay_ms.to_string().into_bytes())
+                }
+                Replacement::Dead { task, reason } => ("dead", task, reason.as_bytes().to_vec()),
+            };
+            args.push(kind.as_bytes().to_vec());
+            args.push(task.encode()?.into_bytes());
+            args.push(extra);
+        }
+        Ok(Self {
+            receipt,
+            mode: Mode::Each,
+            args,
+        })
+    }
+
     fn of(b: &RedisBackend, settlement: &'a Settlement) -> Result<Self> {
         match settlement {
             Settlement::Replace { receipt, next } => Self::replace(receipt, next),
@@ -94,6 +125,7 @@ impl<'a> Step<'a> {
                 task,
                 reason,
             } => Ok(Self::dead(b, receipt, task.encode()?.into_bytes(), reason)),
+            Settlement::ReplaceEach { receipt, next } => Self::each(b, receipt, next),
         }
     }
 }

@@ -39,7 +39,7 @@
 
 mod config;
 mod insert;
-pub(crate) use insert::insert_tasks;
+pub(crate) use insert::{Due, insert_tasks};
 mod settle;
 mod statements;
 mod table;
@@ -59,7 +59,7 @@ pub use table::OutboxTable;
 
 use super::open::OpenFlag;
 use super::queue::{DeliverTask, Leased, Queue, Receipt, Task};
-use super::settlement::Settlement;
+use super::settlement::{Replacement, Settlement};
 use super::{Backend, ShutdownReport};
 use crate::delivery::Delivery;
 use crate::error::{Error, Result};
@@ -200,7 +200,7 @@ impl SqlBackend {
     pub async fn publish_in<C: ConnectionTrait>(&self, conn: &C, event: &Event) -> Result<()> {
         self.open.check()?;
         let task = Task::fanout(event.clone());
-        insert_tasks(conn, self.table, [(&task, None)], "outbox.publish").await
+        insert_tasks(conn, self.table, [(&task, Due::Now)], "outbox.publish").await
     }
 
     /// Publishes several events in one transaction: all of them or none.
@@ -209,7 +209,7 @@ impl SqlBackend {
         let what = "outbox.publish";
         let tasks: Vec<Task> = events.iter().cloned().map(Task::fanout).collect();
         let txn = self.db.begin().await.map_err(db(what))?;
-        let rows: Vec<(&Task, Option<i64>)> = tasks.iter().map(|t| (t, None)).collect();
+        let rows: Vec<(&Task, Due)> = tasks.iter().map(|t| (t, Due::Now)).collect();
         insert_tasks(&txn, self.table, rows, what).await?;
         txn.commit().await.map_err(db(what))
     }
@@ -439,7 +439,11 @@ impl Queue for SqlBackend {
     }
 
     async fn replace(&self, receipt: &Receipt, next: &[Task]) -> Result<bool> {
-        retry_conflicts(|| self.replace_once(receipt, next)).await
+        retry_conflicts(|| self.replace_once(receipt, Next::Tasks(next))).await
+    }
+
+    async fn replace_each(&self, receipt: &Receipt, next: &[Replacement]) -> Result<bool> {
+        retry_conflicts(|| self.replace_once(receipt, Next::Each(next))).await
     }
 
     async fn retry_in(&self, receipt: &Receipt, task: &Task, delay: Duration) -> Result<bool> {
@@ -514,7 +518,7 @@ impl Queue for SqlBackend {
         self.open.check()?;
         let what = "outbox.enqueue";
         let txn = self.db.begin().await.map_err(db(what))?;
-        let rows: Vec<(&Task, Option<i64>)> = tasks.iter().map(|t| (t, None)).collect();
+        let rows: Vec<(&Task, Due)> = tasks.iter().map(|t| (t, Due::Now)).collect();
         insert_tasks(&txn, self.table, rows, what).await?;
         txn.commit().await.map_err(db(what))
     }
@@ -526,7 +530,7 @@ impl SqlBackend {
     /// `next` takes the deleted task's place in line: its rows are due from when that task was
     /// first queued, so the deliveries of an event fanned out now go before the events queued
     /// after it — they do not wait behind the fan-out of the whole backlog.
-    async fn replace_once(&self, receipt: &Receipt, next: &[Task]) -> Result<bool> {
+    async fn replace_once(&self, receipt: &Receipt, next: Next<'_>) -> Result<bool> {
         let what = "outbox.settle";
         let (id, token) = split(receipt)?;
         let txn = self.db.begin().await.map_err(db(what))?;
@@ -543,10 +547,28 @@ impl SqlBackend {
             return Ok(false);
         };
         let place: i64 = row.try_get("", "created_at_us").map_err(db(what))?;
-        let rows: Vec<(&Task, Option<i64>)> = next.iter().map(|t| (t, Some(place))).collect();
-        insert_tasks(&txn, self.table, rows, what).await?;
+        insert_tasks(&txn, self.table, next.rows(place), what).await?;
         txn.commit().await.map_err(db(what))?;
         Ok(true)
+    }
+}
+
+/// What takes a settled task's place ([`SqlBackend::replace_once`]).
+#[derive(Clone, Copy)]
+pub(super) enum Next<'a> {
+    /// Tasks due at once, in line where the task was.
+    Tasks(&'a [Task]),
+    /// Each as it says.
+    Each(&'a [Replacement]),
+}
+
+impl<'a> Next<'a> {
+    /// The rows to insert; `place`: when the settled task was first queued.
+    pub(super) fn rows(self, place: i64) -> Vec<(&'a Task, Due<'a>)> {
+        match self {
+            Next::Tasks(tasks) => tasks.iter().map(|t| (t, Due::InLine(place))).collect(),
+            Next::Each(next) => insert::replacement_rows(next, place),
+        }
     }
 }
 

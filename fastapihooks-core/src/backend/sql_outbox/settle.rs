@@ -1,16 +1,17 @@
 //! The outbox's group-committed settling ([`Queue::settle_many`](crate::Queue::settle_many)):
-//! the acks and fan-outs of a batch in one fenced `DELETE … RETURNING` (and, for fan-outs, one
-//! transaction that also inserts their delivery tasks); the rarer retries and dead letters
-//! through their own statements, concurrently.
+//! the acks and replacements of a batch in one fenced `DELETE … RETURNING` (and, when some
+//! replace their task — a fan-out's delivery tasks, an event's retries — one transaction that
+//! also inserts what replaces them); the rarer retries and dead letters through their own
+//! statements, concurrently.
 
 use std::collections::HashMap;
 
 use sea_orm::{ConnectionTrait, TransactionTrait};
 
-use super::insert::insert_tasks;
+use super::insert::{Due, insert_tasks};
 use super::statements::statement;
 use super::transient::retry_conflicts;
-use super::{SqlBackend, db, split};
+use super::{Next, SqlBackend, db, split};
 use crate::backend::queue::Task;
 use crate::backend::settlement::{self, Settlement};
 use crate::error::Result;
@@ -24,8 +25,12 @@ pub(super) async fn settle_many(
     outbox: &SqlBackend,
     settlements: &[Settlement],
 ) -> Vec<Result<bool>> {
-    let (replaces, others): (Vec<usize>, Vec<usize>) =
-        (0..settlements.len()).partition(|&i| matches!(settlements[i], Settlement::Replace { .. }));
+    let (replaces, others): (Vec<usize>, Vec<usize>) = (0..settlements.len()).partition(|&i| {
+        matches!(
+            settlements[i],
+            Settlement::Replace { .. } | Settlement::ReplaceEach { .. }
+        )
+    });
     let mut results: Vec<Option<Result<bool>>> = (0..settlements.len()).map(|_| None).collect();
     let rest: Vec<Settlement> = others.iter().map(|&i| settlements[i].clone()).collect();
     let (replaced, settled) = tokio::join!(
@@ -56,13 +61,16 @@ async fn replace_all(outbox: &SqlBackend, replaces: Vec<&Settlement>) -> Vec<Res
         if with_next {
             let txn = outbox.db.begin().await.map_err(db(WHAT))?;
             let places = delete_leased(&txn, outbox, &leases).await?;
-            let mut rows: Vec<(&Task, Option<i64>)> = Vec::new();
+            let mut rows: Vec<(&Task, Due)> = Vec::new();
             for (settlement, lease) in replaces.iter().zip(&leases) {
-                let (Settlement::Replace { next, .. }, Ok((id, _))) = (settlement, lease) else {
-                    continue;
+                let next = match settlement {
+                    Settlement::Replace { next, .. } => Next::Tasks(next),
+                    Settlement::ReplaceEach { next, .. } => Next::Each(next),
+                    _ => continue,
                 };
-                if let Some(&place) = places.get(id) {
-                    rows.extend(next.iter().map(|t| (t, Some(place))));
+                let held = lease.as_ref().ok().and_then(|(id, _)| places.get(id));
+                if let Some(&place) = held {
+                    rows.extend(next.rows(place));
                 }
             }
             insert_tasks(&txn, outbox.table, rows, WHAT).await?;

@@ -71,6 +71,28 @@ pub(super) fn insert_due_at(backend: DbBackend, table: OutboxTable, rows: usize)
     )
 }
 
+/// Inserts `rows` new tasks due after a delay, on the database clock: values are (id, task
+/// JSON, delay in µs) triples.
+pub(super) fn insert_due_in(backend: DbBackend, table: OutboxTable, rows: usize) -> String {
+    let now = now(backend);
+    insert_rows(
+        table,
+        rows,
+        &format!("(?, ?, FALSE, {now} + ?, NULL, 0, NULL, {now})"),
+    )
+}
+
+/// Inserts `rows` dead letters (dead from now, as [`dead`] keeps them): values are (id, task
+/// JSON, reason) triples.
+pub(super) fn insert_dead(backend: DbBackend, table: OutboxTable, rows: usize) -> String {
+    let now = now(backend);
+    insert_rows(
+        table,
+        rows,
+        &format!("(?, ?, TRUE, {now}, NULL, 0, ?, {now})"),
+    )
+}
+
 fn insert_rows(table: OutboxTable, rows: usize, row: &str) -> String {
     let values = vec![row; rows].join(", ");
     format!(
@@ -222,6 +244,8 @@ mod tests {
                 let all = [
                     insert(backend, table, 2),
                     insert_due_at(backend, table, 2),
+                    insert_due_in(backend, table, 2),
+                    insert_dead(backend, table, 2),
                     lease_returning(backend, table),
                     select_due_skip_locked(backend, table),
                     take(backend, table, 2),

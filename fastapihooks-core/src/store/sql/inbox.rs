@@ -20,7 +20,7 @@ use super::rows::micros;
 use super::{SqlStore, db, page_size};
 use crate::ProcessTask;
 use crate::backend::Task;
-use crate::backend::sql_outbox::insert_tasks;
+use crate::backend::sql_outbox::{Due, insert_tasks};
 use crate::error::{Error, Result};
 use crate::id::InboxId;
 use crate::inbox::{
@@ -91,7 +91,7 @@ impl Inbox for SqlStore {
             .await
         {
             Ok(_) => {
-                insert_tasks(&txn, outbox.table, [(&task, None)], what).await?;
+                insert_tasks(&txn, outbox.table, [(&task, Due::Now)], what).await?;
                 txn.commit().await.map_err(db(what))?;
                 Ok(Intake {
                     received: Received::New(entry),
