@@ -11,8 +11,8 @@ use fastapihooks_core::{
     Backend, DeliveryQuery, DeliveryStatus, Event, Queue, Store, Worker, WorkerConfig, WorkerReport,
 };
 use fastapihooks_testkit::{
-    Receiver, Reply, TestKeys, duplicates, engine, eventually, eventually_async, quick_retries,
-    redis_url, store_with_subscribers, url_of,
+    Receiver, Reply, TestKeys, duplicates, engine, engine_with_timeout, eventually,
+    eventually_async, quick_retries, redis_url, store_with_subscribers, url_of,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -410,6 +410,40 @@ async fn an_events_deliveries_run_in_parallel_within_the_concurrency() {
         receiver.max_in_flight() >= 2,
         "the event's deliveries did run concurrently"
     );
+}
+
+/// An endpoint slow to answer on the event's own permit does not hold back the event's other
+/// deliveries: those still waiting for a permit after a second are queued as tasks of their
+/// own and run on the next free permit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_events_deliveries_waiting_behind_a_slow_endpoint_are_handed_to_the_queue() {
+    let Some(url) = redis_url("deliveries_behind_a_slow_endpoint").await else {
+        return;
+    };
+    let mut keys = TestKeys::new(&url, "hand-off");
+    keys.config.visibility_timeout = Duration::from_secs(10);
+    let slow = Receiver::replying(Reply::ok().after(Duration::from_secs(3))).await;
+    let fast = Receiver::ok().await;
+    let store = store_with_subscribers(&[slow.url("/hook"), fast.url("/1"), fast.url("/2")]).await;
+    let queue = keys.backend().await;
+    publish_events(&queue, 1).await;
+    let retries = quick_retries(3, Duration::from_millis(50));
+    let engine = engine_with_timeout(store.clone(), retries, Duration::from_secs(5));
+    // One permit for the event (its first delivery: the slow endpoint), one for the rest.
+    let worker = start(queue.clone(), engine, 2);
+
+    let fast_arrived = eventually(WAIT, || fast.distinct() == 2).await;
+    let slow_answered_by_then = slow.answered();
+    let all = eventually(WAIT, || slow.distinct() == 1).await;
+    let report = worker.stop().await;
+    assert!(fast_arrived && all, "{report:?}");
+    assert_eq!(
+        slow_answered_by_then, 0,
+        "the other deliveries waited for the slow endpoint's answer"
+    );
+    assert_eq!((report.delivered, report.fanned_out), (3, 1));
+    assert_eq!(duplicates(&fast.counts()), (0, 0));
+    assert_eq!(slow.arrived(), 1);
 }
 
 /// How many entries the deliveries stream ever had (Redis 7's `entries-added`): settled

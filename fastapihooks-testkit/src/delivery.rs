@@ -16,8 +16,18 @@ use crate::Receiver;
 /// given retry policy, loopback allowed through the SSRF guard (receivers listen on 127.0.0.1),
 /// and no default secret (unsigned unless a subscription has a secret of its own).
 pub fn engine(store: Arc<dyn Store>, retry: RetryPolicy) -> DeliveryEngine {
+    engine_with_timeout(store, retry, Duration::from_secs(1))
+}
+
+/// [`engine`] with another HTTP timeout (a queue's visibility timeout must exceed it by more
+/// than a second).
+pub fn engine_with_timeout(
+    store: Arc<dyn Store>,
+    retry: RetryPolicy,
+    timeout: Duration,
+) -> DeliveryEngine {
     let mut http = HttpConfig::default().allow_loopback();
-    http.timeout = Duration::from_secs(1);
+    http.timeout = timeout;
     http.connect_timeout = Duration::from_millis(500);
     Emitter::builder()
         .shared_store(store)

@@ -43,7 +43,8 @@ pub mod contract;
 pub mod fixtures;
 
 pub use delivery::{
-    Tally, duplicates, engine, events, expected_pairs, quick_retries, store_with_subscribers, tally,
+    Tally, duplicates, engine, engine_with_timeout, events, expected_pairs, quick_retries,
+    store_with_subscribers, tally,
 };
 pub use eventually::{Outcome, eventually, eventually_async};
 pub use http::{client, post, serve};

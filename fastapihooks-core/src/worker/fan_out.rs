@@ -19,10 +19,15 @@
 //! may start takes another of the worker's permits if one is free (never waiting for one: a
 //! worker whose every permit holds an event still makes progress on each), so the worker never
 //! has more than `concurrency` attempts in flight and an event's deliveries run in parallel
-//! when the worker has room. Once shutdown is asked for, deliveries not started yet are not
-//! started: their tasks replace the event's, due at once, for whoever leases them next.
+//! when the worker has room. Deliveries still waiting for a permit a second after the fan-out
+//! are queued as tasks of their own, so an endpoint that is slow to answer on the event's
+//! permit does not hold back the event's other deliveries. Once shutdown is asked for,
+//! deliveries not started yet are not started: their tasks replace the event's, due at once,
+//! for whoever leases them next.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::OwnedSemaphorePermit;
@@ -79,6 +84,14 @@ pub(super) async fn fan_out<Q: Queue>(
     Ok(settled)
 }
 
+/// How long an event's deliveries may wait for a permit on its lease before those not started
+/// are handed to the queue as tasks of their own.
+const HAND_OFF_AFTER: Duration = Duration::from_secs(1);
+
+/// A delivery waiting to start: its task, its subscription, and whether the fan-out has just
+/// recorded it.
+type Waiting = (DeliverTask, Arc<Subscription>, bool);
+
 /// Attempts every planned delivery, as many at once as the worker's free permits allow (one at
 /// least: the event's own). Returns what must take the event's place.
 async fn attempt_all<Q: Queue>(
@@ -88,19 +101,20 @@ async fn attempt_all<Q: Queue>(
     new: Option<Vec<bool>>,
 ) -> Vec<Replacement> {
     let mut next = Vec::new();
-    let mut waiting = planned
+    let mut waiting: VecDeque<Waiting> = planned
         .into_iter()
         .enumerate()
         .map(|(i, (delivery, subscription))| {
             let new = new.as_ref().and_then(|new| new.get(i).copied());
             (DeliverTask::of(delivery), subscription, new == Some(true))
         })
-        .peekable();
+        .collect();
     let mut running = FuturesUnordered::new();
     let mut own_permit_free = true;
+    let hand_off_at = tokio::time::Instant::now() + HAND_OFF_AFTER;
     loop {
         // Start what may start: on the event's permit when it is free, else on a free one.
-        while waiting.peek().is_some() && !ctx.stopping.is_cancelled() {
+        while !waiting.is_empty() && !ctx.stopping.is_cancelled() {
             let permit = if own_permit_free {
                 own_permit_free = false;
                 None
@@ -110,11 +124,22 @@ async fn attempt_all<Q: Queue>(
                     Err(_) => break,
                 }
             };
-            if let Some((task, subscription, new)) = waiting.next() {
+            if let Some((task, subscription, new)) = waiting.pop_front() {
                 running.push(attempt_one(ctx, engine, task, subscription, new, permit));
             }
         }
-        let Some((replacement, permit)) = running.next().await else {
+        let ended = if waiting.is_empty() {
+            running.next().await
+        } else {
+            match tokio::time::timeout_at(hand_off_at, running.next()).await {
+                Ok(ended) => ended,
+                Err(_) => {
+                    hand_off(ctx, engine, &mut waiting).await;
+                    continue;
+                }
+            }
+        };
+        let Some((replacement, permit)) = ended else {
             break;
         };
         next.extend(replacement);
@@ -125,8 +150,42 @@ async fn attempt_all<Q: Queue>(
         }
     }
     // Shutdown was asked for: what never started runs from the queue.
-    next.extend(waiting.map(|(task, _, _)| Replacement::Due(task.into())));
+    next.extend(
+        waiting
+            .into_iter()
+            .map(|(task, _, _)| Replacement::Due(task.into())),
+    );
     next
+}
+
+/// Queues the deliveries still waiting for a permit as tasks of their own, due at once, so an
+/// endpoint slow to answer on the event's permit does not hold back the event's other
+/// deliveries; they are then leased like any task, whichever permit frees first. Done before
+/// the event's lease is settled (at least once: a crash in between fans the event out again,
+/// and each delivery's stored state keeps a final one from being sent twice). When the queue
+/// cannot take them, they stay on the event's lease.
+async fn hand_off<Q: Queue>(
+    ctx: &Ctx<Q>,
+    engine: &DeliveryEngine,
+    waiting: &mut VecDeque<Waiting>,
+) {
+    let keeps_events = engine.store().keeps_events();
+    let tasks: Vec<Task> = waiting
+        .iter()
+        .map(|(task, _, _)| light(Task::from(task.clone()), keeps_events))
+        .collect();
+    match ctx.queue.enqueue(&tasks).await {
+        Ok(()) => {
+            tracing::debug!(
+                handed_off = tasks.len(),
+                "deliveries that waited for a permit on their event's lease queued as tasks of their own"
+            );
+            waiting.clear();
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, waiting = tasks.len(), "could not queue deliveries waiting on their event's lease; they stay on it");
+        }
+    }
 }
 
 /// One delivery's attempt, holding `permit` (`None`: the event's own) until it ends.
@@ -153,16 +212,20 @@ async fn attempt_one<Q: Queue>(
 
 /// A delivery's task as it goes back into the queue: without its event when the store keeps
 /// it.
-fn lighten(replacement: Replacement, keeps_events: bool) -> Replacement {
-    let light = |task: Task| match task {
+fn light(task: Task, keeps_events: bool) -> Task {
+    match task {
         Task::Deliver(task) if keeps_events => Task::Deliver(task.without_event()),
         task => task,
-    };
+    }
+}
+
+/// [`light`], for what replaces the event's task.
+fn lighten(replacement: Replacement, keeps_events: bool) -> Replacement {
     match replacement {
-        Replacement::Due(task) => Replacement::Due(light(task)),
-        Replacement::DueIn(task, delay) => Replacement::DueIn(light(task), delay),
+        Replacement::Due(task) => Replacement::Due(light(task, keeps_events)),
+        Replacement::DueIn(task, delay) => Replacement::DueIn(light(task, keeps_events), delay),
         Replacement::Dead { task, reason } => Replacement::Dead {
-            task: light(task),
+            task: light(task, keeps_events),
             reason,
         },
     }
