@@ -192,6 +192,25 @@ async fn replace_each_puts_each_task_in_its_place_due_now_later_or_dead() {
     assert_eq!(queue.depth().await.unwrap(), 2, "the event's task is gone");
 }
 
+/// How the worker hands a delivery that waited on its event's lease to the queue: its task
+/// goes into the stream leased first, not behind the events already queued.
+#[tokio::test]
+async fn an_enqueued_delivery_task_is_leased_before_the_queued_events() {
+    let Some(url) = redis_url("enqueued_delivery_first").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "enqueue-delivery");
+    let queue = keys.backend().await;
+    queue.publish_many(&[event(), event()]).await.unwrap();
+    let delivery = Task::deliver(event(), fastapihooks_core::SubscriptionId::new());
+    queue
+        .enqueue(std::slice::from_ref(&delivery))
+        .await
+        .unwrap();
+
+    assert_eq!(lease_one(&*queue).await.task, delivery);
+}
+
 /// Fenced like every settle: a lease taken over in between queues none of its replacements.
 #[tokio::test]
 async fn replace_each_after_the_lease_was_taken_over_changes_nothing() {

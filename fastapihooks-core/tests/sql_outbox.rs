@@ -232,6 +232,26 @@ mod behaviours {
         assert!(outbox.lease(10).await.unwrap().is_empty());
     }
 
+    /// How the worker hands a delivery that waited on its event's lease to the queue: its task
+    /// is leased before the events queued after its event, not behind the whole backlog.
+    pub(crate) async fn an_enqueued_delivery_task_goes_before_the_events_queued_after_its_event(
+        store: SqlStore,
+    ) {
+        let outbox = outbox(&store);
+        let earlier = event(0);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        outbox.publish_many(&[event(1), event(2)]).await.unwrap();
+        let delivery = Task::deliver(earlier, SubscriptionId::new());
+        outbox
+            .enqueue(std::slice::from_ref(&delivery))
+            .await
+            .unwrap();
+
+        let first = outbox.lease(1).await.unwrap();
+        assert_eq!(first.len(), 1);
+        assert_eq!(first[0].task, delivery);
+    }
+
     pub(crate) async fn a_retry_comes_back_after_its_delay_and_not_before(store: SqlStore) {
         let outbox = outbox(&store);
         outbox.publish(event(1)).await.unwrap();
@@ -538,6 +558,7 @@ macro_rules! outbox_behaviours {
             replace_swaps_the_event_for_its_delivery_tasks,
             replace_each_puts_each_task_in_its_place_due_now_later_or_dead,
             a_batch_replaces_each_for_a_lease_it_holds_and_not_for_a_lost_one,
+            an_enqueued_delivery_task_goes_before_the_events_queued_after_its_event,
             a_retry_comes_back_after_its_delay_and_not_before,
             a_dead_letter_is_kept_and_never_leased_again,
             the_oldest_pending_age_grows_while_a_task_waits_and_is_none_when_empty,

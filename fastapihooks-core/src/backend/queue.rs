@@ -449,7 +449,9 @@ pub trait Queue: Backend {
     }
 
     /// Queues `tasks`, due at once, in one atomic step: how the inbox queues the processing of
-    /// a received webhook ([`Task::Process`]). The default refuses with
+    /// a received webhook ([`Task::Process`]), and how the worker hands an event's deliveries
+    /// that waited for a permit on the event's lease to the queue (their tasks go ahead of the
+    /// events queued after theirs, as a fan-out's). The default refuses with
     /// [`Error::Unsupported`](crate::Error::Unsupported) (`queue.enqueue`): a queue of one's own
     /// that does not take arbitrary tasks says so.
     async fn enqueue(&self, tasks: &[Task]) -> Result<()> {

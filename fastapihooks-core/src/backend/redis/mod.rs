@@ -144,18 +144,18 @@ impl RedisBackend {
         self.open.check()?;
         let tasks = events
             .iter()
-            .map(|event| Task::fanout(event.clone()).encode())
+            .map(|event| Ok((Stream::Tasks, Task::fanout(event.clone()).encode()?)))
             .collect::<Result<Vec<_>>>()?;
         self.add_tasks(tasks, "redis.publish").await
     }
 
-    /// `XADD`s encoded tasks to the tasks stream in one `MULTI`/`EXEC`: all or none.
-    async fn add_tasks(&self, tasks: Vec<String>, what: &'static str) -> Result<()> {
+    /// `XADD`s encoded tasks, each to its stream, in one `MULTI`/`EXEC`: all or none.
+    async fn add_tasks(&self, tasks: Vec<(Stream, String)>, what: &'static str) -> Result<()> {
         let mut pipe = redis::pipe();
         pipe.atomic();
-        for json in tasks {
+        for (stream, json) in tasks {
             pipe.cmd("XADD")
-                .arg(&self.keys.tasks)
+                .arg(self.key(stream))
                 .arg("*")
                 .arg("task")
                 .arg(json)
@@ -318,7 +318,17 @@ impl Queue for RedisBackend {
     /// One `MULTI`/`EXEC` of `XADD`s to the tasks stream.
     async fn enqueue(&self, tasks: &[Task]) -> Result<()> {
         self.open.check()?;
-        let tasks = tasks.iter().map(Task::encode).collect::<Result<Vec<_>>>()?;
+        // Delivery tasks go where a fan-out's go: into the stream leased first.
+        let tasks = tasks
+            .iter()
+            .map(|task| {
+                let stream = match task {
+                    Task::Deliver(_) => Stream::Deliveries,
+                    _ => Stream::Tasks,
+                };
+                Ok((stream, task.encode()?))
+            })
+            .collect::<Result<Vec<_>>>()?;
         self.add_tasks(tasks, "redis.enqueue").await
     }
 

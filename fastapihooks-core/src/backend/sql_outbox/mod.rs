@@ -513,12 +513,24 @@ impl Queue for SqlBackend {
         Ok(age_us.map(|us| Duration::from_micros(u64::try_from(us).unwrap_or(0))))
     }
 
-    /// Inserts the tasks in one transaction, due at once.
+    /// Inserts the tasks in one transaction, due at once: a delivery's task in line at its
+    /// event's time (ahead of the events queued after it, as a fan-out's), any other after
+    /// everything queued so far.
     async fn enqueue(&self, tasks: &[Task]) -> Result<()> {
         self.open.check()?;
         let what = "outbox.enqueue";
         let txn = self.db.begin().await.map_err(db(what))?;
-        let rows: Vec<(&Task, Due)> = tasks.iter().map(|t| (t, Due::Now)).collect();
+        let rows: Vec<(&Task, Due)> = tasks
+            .iter()
+            .map(|task| match task {
+                Task::Deliver(deliver) => {
+                    let ms = deliver.event_id().timestamp_ms();
+                    let at = i64::try_from(ms).unwrap_or(i64::MAX / 1000) * 1000;
+                    (task, Due::InLine(at))
+                }
+                _ => (task, Due::Now),
+            })
+            .collect();
         insert_tasks(&txn, self.table, rows, what).await?;
         txn.commit().await.map_err(db(what))
     }
