@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 
-use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait};
+use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait, Func};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
     TransactionTrait,
@@ -150,13 +150,19 @@ async fn update_states(txn: &impl ConnectionTrait, chunk: &[&Recorded]) -> Resul
     });
     let updated = case(C::UpdatedAtUs, &|d| micros(d.updated_at).into());
     let run = case(C::Replays, &|d| i64::from(d.replays).into());
+    let pending = DeliveryStatus::Pending.as_str();
     let updated = delivery::Entity::update_many()
         .col_expr(C::Status, status.into())
         .col_expr(C::Attempts, attempts.into())
         .col_expr(C::NextAttemptAtUs, next.into())
         .col_expr(C::UpdatedAtUs, updated.into())
         .filter(C::Id.is_in(chunk.iter().map(|(d, _)| d.id.as_str())))
-        .filter(C::Status.eq(DeliveryStatus::Pending.as_str()))
+        // The ids find the rows (primary key); the status is checked on each, through an
+        // expression no index covers. As a plain `status = 'pending'`, PostgreSQL took the
+        // status index whenever its statistics said few deliveries were pending (a table
+        // created or grown since its last `ANALYZE`) and read every pending delivery for each
+        // batch (BENCHMARKS.md, session 15).
+        .filter(Expr::expr(Func::lower(Expr::col(C::Status))).eq(pending))
         .filter(ExprTrait::eq(Expr::col(C::Replays), run))
         .exec(txn)
         .await
