@@ -207,15 +207,7 @@ async fn in_flight_requests_never_exceed_the_concurrency() {
         "max in flight at the receiver: {}",
         receiver.max_in_flight()
     );
-    assert!(
-        receiver.max_in_flight() <= 4,
-        "{}",
-        receiver.max_in_flight()
-    );
-    assert!(
-        receiver.max_in_flight() >= 2,
-        "deliveries did run concurrently"
-    );
+    assert_concurrent_within(&receiver, 4, "deliveries did run concurrently");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,12 +244,7 @@ async fn a_failing_subscriber_is_retried_then_dead_lettered_in_the_stream_and_th
     assert_eq!(report.dead_lettered, 5);
     let letters = keys.dead_letters().await;
     assert_eq!(letters.len(), 5);
-    for (task, reason) in &letters {
-        let task: serde_json::Value = serde_json::from_str(task).unwrap();
-        assert_eq!(task["type"], "deliver");
-        assert_eq!(task["attempts"], 3);
-        assert!(reason.contains("out of retries"), "{reason}");
-    }
+    assert_out_of_retries_after(&letters, 3);
     let in_store = store
         .list_deliveries(&DeliveryQuery::status(DeliveryStatus::Dead))
         .await
@@ -365,12 +352,7 @@ async fn a_failing_subscriber_of_an_event_is_retried_alone_and_the_others_get_it
         "one attempt and two retries each: {:?}",
         failing.counts()
     );
-    for (task, reason) in keys.dead_letters().await {
-        let task: serde_json::Value = serde_json::from_str(&task).unwrap();
-        assert_eq!(task["type"], "deliver");
-        assert_eq!(task["attempts"], 3);
-        assert!(reason.contains("out of retries"), "{reason}");
-    }
+    assert_out_of_retries_after(&keys.dead_letters().await, 3);
     let delivered = store
         .list_deliveries(&DeliveryQuery::status(DeliveryStatus::Delivered))
         .await
@@ -401,15 +383,7 @@ async fn an_events_deliveries_run_in_parallel_within_the_concurrency() {
     let all = eventually(WAIT, || receiver.distinct() == 12).await;
     worker.stop().await;
     assert!(all, "got {} of 12", receiver.distinct());
-    assert!(
-        receiver.max_in_flight() <= 4,
-        "{}",
-        receiver.max_in_flight()
-    );
-    assert!(
-        receiver.max_in_flight() >= 2,
-        "the event's deliveries did run concurrently"
-    );
+    assert_concurrent_within(&receiver, 4, "the event's deliveries did run concurrently");
 }
 
 /// An endpoint slow to answer on the event's own permit does not hold back the event's other
@@ -444,6 +418,24 @@ async fn an_events_deliveries_waiting_behind_a_slow_endpoint_are_handed_to_the_q
     assert_eq!((report.delivered, report.fanned_out), (3, 1));
     assert_eq!(duplicates(&fast.counts()), (0, 0));
     assert_eq!(slow.arrived(), 1);
+}
+
+/// At least two requests were in flight at the receiver at once (`concurrent` says why that
+/// matters), and never more than `concurrency`.
+fn assert_concurrent_within(receiver: &Receiver, concurrency: usize, concurrent: &str) {
+    let most = receiver.max_in_flight();
+    assert!(most <= concurrency, "{most} in flight, over {concurrency}");
+    assert!(most >= 2, "{concurrent}");
+}
+
+/// Every dead letter is a delivery task given up after `attempts` attempts.
+fn assert_out_of_retries_after(letters: &[(String, String)], attempts: u32) {
+    for (task, reason) in letters {
+        let task: serde_json::Value = serde_json::from_str(task).unwrap();
+        assert_eq!(task["type"], "deliver");
+        assert_eq!(task["attempts"], attempts);
+        assert!(reason.contains("out of retries"), "{reason}");
+    }
 }
 
 /// How many entries the deliveries stream ever had (Redis 7's `entries-added`): settled

@@ -57,6 +57,22 @@ async fn orders(store: &SqlStore) -> usize {
         .len()
 }
 
+/// The one task that comes back `delay` after `settled_at` — leased as soon as it is due, and
+/// not before.
+async fn lease_once_due(
+    outbox: &SqlBackend,
+    settled_at: Instant,
+    delay: Duration,
+) -> fastapihooks_core::backend::Leased {
+    let mut back = Vec::new();
+    while back.is_empty() && settled_at.elapsed() < delay * 5 {
+        back = outbox.lease(10).await.unwrap();
+    }
+    assert!(settled_at.elapsed() >= delay - Duration::from_millis(50));
+    assert_eq!(back.len(), 1, "exactly one task came back");
+    back.remove(0)
+}
+
 /// Behaviours, each run on every database.
 mod behaviours {
     use super::*;
@@ -179,13 +195,8 @@ mod behaviours {
         assert_eq!(ready.len(), 1, "only one is due at once");
         assert_eq!(ready[0].task, now);
         assert_eq!(outbox.dead_letters().await.unwrap(), 1);
-        let mut back = Vec::new();
-        while back.is_empty() && settled_at.elapsed() < delay * 5 {
-            back = outbox.lease(10).await.unwrap();
-        }
-        assert!(settled_at.elapsed() >= delay - Duration::from_millis(50));
-        assert_eq!(back.len(), 1);
-        assert_eq!(back[0].task, later, "due after its delay");
+        let back = lease_once_due(&outbox, settled_at, delay).await;
+        assert_eq!(back.task, later, "due after its delay");
     }
 
     /// The group commit's way (one transaction with the batch's acks), fenced like every
@@ -268,13 +279,8 @@ mod behaviours {
                 .unwrap()
         );
         let settled_at = Instant::now();
-        let mut back = Vec::new();
-        while back.is_empty() && settled_at.elapsed() < delay * 5 {
-            back = outbox.lease(1).await.unwrap();
-        }
-        assert!(settled_at.elapsed() >= delay - Duration::from_millis(50));
-        assert_eq!(back.len(), 1);
-        assert_eq!(back[0].task, retried, "the updated task comes back");
+        let back = lease_once_due(&outbox, settled_at, delay).await;
+        assert_eq!(back.task, retried, "the updated task comes back");
     }
 
     pub(crate) async fn the_oldest_pending_age_grows_while_a_task_waits_and_is_none_when_empty(

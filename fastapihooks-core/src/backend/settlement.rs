@@ -105,20 +105,14 @@ impl Settlement {
     /// ));
     /// ```
     pub fn replaced_by(receipt: Receipt, mut next: Vec<Replacement>) -> Self {
-        if next.iter().all(|r| matches!(r, Replacement::Due(_))) {
-            let next = next
-                .into_iter()
-                .filter_map(|r| match r {
-                    Replacement::Due(task) => Some(task),
-                    _ => None,
-                })
-                .collect();
-            return Settlement::Replace { receipt, next };
-        }
         if next.len() == 1
             && let Some(only) = next.pop()
         {
             return match only {
+                Replacement::Due(task) => Settlement::Replace {
+                    receipt,
+                    next: vec![task],
+                },
                 Replacement::DueIn(task, delay) => Settlement::RetryIn {
                     receipt,
                     task,
@@ -129,12 +123,17 @@ impl Settlement {
                     task,
                     reason,
                 },
-                // All due at once: handled above.
-                due @ Replacement::Due(_) => Settlement::ReplaceEach {
-                    receipt,
-                    next: vec![due],
-                },
             };
+        }
+        if next.iter().all(|r| matches!(r, Replacement::Due(_))) {
+            let next = next
+                .into_iter()
+                .filter_map(|r| match r {
+                    Replacement::Due(task) => Some(task),
+                    _ => None,
+                })
+                .collect();
+            return Settlement::Replace { receipt, next };
         }
         Settlement::ReplaceEach { receipt, next }
     }

@@ -1,6 +1,6 @@
 //! Writing new tasks into the outbox: multi-row `INSERT`s, bounded in rows and bytes.
 
-use sea_orm::{ConnectionTrait, Value};
+use sea_orm::{ConnectionTrait, DbBackend, Value};
 
 use super::statements::{self, statement};
 use super::{OutboxTable, db};
@@ -23,12 +23,18 @@ pub(crate) enum Due<'a> {
 }
 
 impl Due<'_> {
-    fn kind(&self) -> u8 {
+    /// Whether rows due this way and `other`'s go into one statement.
+    fn same_kind(&self, other: &Due<'_>) -> bool {
+        std::mem::discriminant(self) == std::mem::discriminant(other)
+    }
+
+    /// The multi-row `INSERT` of `rows` rows due this way.
+    fn statement(&self, backend: DbBackend, table: OutboxTable, rows: usize) -> String {
         match self {
-            Due::Now => 0,
-            Due::InLine(_) => 1,
-            Due::In(_) => 2,
-            Due::Dead(_) => 3,
+            Due::Now => statements::insert(backend, table, rows),
+            Due::InLine(_) => statements::insert_due_at(backend, table, rows),
+            Due::In(_) => statements::insert_due_in(backend, table, rows),
+            Due::Dead(_) => statements::insert_dead(backend, table, rows),
         }
     }
 }
@@ -64,14 +70,14 @@ pub(crate) async fn insert_tasks<'a, C: ConnectionTrait>(
     for (task, due) in tasks {
         let json = task.encode()?;
         // A statement holds rows of one kind, and is bounded.
-        if rows.count > 0
-            && (rows.kind != due.kind()
+        if let Some(kind) = rows.due
+            && (!kind.same_kind(&due)
                 || rows.count >= INSERT_BATCH
                 || rows.bytes + json.len() > INSERT_BATCH_BYTES)
         {
             std::mem::take(&mut rows).insert(conn, table, what).await?;
         }
-        rows.kind = due.kind();
+        rows.due = Some(due);
         rows.count += 1;
         rows.bytes += json.len();
         rows.values.push(ulid::Ulid::new().to_string().into());
@@ -82,36 +88,33 @@ pub(crate) async fn insert_tasks<'a, C: ConnectionTrait>(
             Due::Dead(reason) => rows.values.push(reason.into()),
         }
     }
-    if rows.count > 0 {
-        rows.insert(conn, table, what).await?;
-    }
-    Ok(())
+    rows.insert(conn, table, what).await
 }
 
-/// The rows of one multi-row `INSERT`, all of one [`Due::kind`]: (id, task JSON) pairs, or
-/// triples with the place, the delay or the reason.
+/// The rows of one multi-row `INSERT`, all due the same way (`due`: the last one's, `None`
+/// while there are none): (id, task JSON) pairs, or triples with the place, the delay or the
+/// reason.
 #[derive(Default)]
-struct Rows {
+struct Rows<'a> {
     values: Vec<Value>,
     count: usize,
     bytes: usize,
-    kind: u8,
+    due: Option<Due<'a>>,
 }
 
-impl Rows {
+impl Rows<'_> {
+    /// Inserts the rows, if there are any.
     async fn insert<C: ConnectionTrait>(
         self,
         conn: &C,
         table: OutboxTable,
         what: &'static str,
     ) -> Result<()> {
-        let backend = conn.get_database_backend();
-        let sql = match self.kind {
-            0 => statements::insert(backend, table, self.count),
-            1 => statements::insert_due_at(backend, table, self.count),
-            2 => statements::insert_due_in(backend, table, self.count),
-            _ => statements::insert_dead(backend, table, self.count),
+        let Some(due) = self.due else {
+            return Ok(());
         };
+        let backend = conn.get_database_backend();
+        let sql = due.statement(backend, table, self.count);
         conn.execute_raw(statement(backend, &sql, self.values))
             .await
             .map_err(db(what))?;
