@@ -104,6 +104,38 @@ CREATE TRIGGER fh_test_count_inserted AFTER INSERT ON fastapihooks_outbox
         InsertedTasks(&self.store)
     }
 
+    /// From now on, counts the updates of delivery rows (a row trigger of the test's own on the
+    /// test's schema); [`Setup::delivery_updates`] reads the count.
+    async fn count_delivery_updates(&self) {
+        let sql = r#"
+CREATE TABLE fh_test_updated (id text NOT NULL);
+CREATE FUNCTION fh_test_count_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO fh_test_updated VALUES (NEW.id); RETURN NULL; END $$;
+CREATE TRIGGER fh_test_count_updated AFTER UPDATE ON fastapihooks_deliveries
+    FOR EACH ROW EXECUTE FUNCTION fh_test_count_updated();
+"#;
+        self.store
+            .connection()
+            .execute_unprepared(sql)
+            .await
+            .unwrap();
+    }
+
+    /// Delivery rows updated since [`Setup::count_delivery_updates`].
+    async fn delivery_updates(&self) -> i64 {
+        let row = self
+            .store
+            .connection()
+            .query_one_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT COUNT(*) AS n FROM fh_test_updated",
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        row.try_get("", "n").unwrap()
+    }
+
     /// Outbox rows currently held by a lease.
     async fn leased(&self) -> i64 {
         let row = self
@@ -358,6 +390,50 @@ async fn an_events_deliveries_to_several_subscribers_are_made_on_its_own_lease_w
         inserted.kinds().await,
         [("fanout".to_owned(), 20)],
         "only the events' tasks were ever inserted into the outbox"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_delivered_at_its_first_attempt_is_written_once_in_its_final_state() {
+    let Some(schema) = TempSchema::create("postgres written once").await else {
+        return;
+    };
+    let receiver = Receiver::ok().await;
+    let setup = Setup::new(schema, &[receiver.url("a"), receiver.url("b")]).await;
+    setup.count_delivery_updates().await;
+    let events = events(20);
+    let expected = expected_pairs(&events, &setup.subscriptions);
+    setup.publish(&events).await;
+
+    let sidecar = Sidecar::start(&setup.args(&[]));
+    let all = eventually(WAIT, || receiver.distinct() >= expected.len()).await;
+    let drained =
+        eventually_async(WAIT, || async { setup.outbox.depth().await.unwrap() == 0 }).await;
+    let stdout = sidecar.stop(Duration::from_secs(20)).await;
+
+    assert!(all && drained, "{stdout}");
+    let deliveries = setup
+        .store
+        .list_deliveries(&DeliveryQuery {
+            limit: 100,
+            ..DeliveryQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(deliveries.len(), 40);
+    for delivery in &deliveries {
+        assert_eq!(
+            delivery.status,
+            fastapihooks_core::DeliveryStatus::Delivered
+        );
+        assert_eq!(delivery.attempts, 1);
+        let attempts = setup.store.list_attempts(&delivery.id).await.unwrap();
+        assert_eq!(attempts.len(), 1, "{}", delivery.id);
+    }
+    assert_eq!(
+        setup.delivery_updates().await,
+        0,
+        "a delivery was inserted, then updated"
     );
 }
 

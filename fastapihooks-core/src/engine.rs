@@ -50,6 +50,17 @@ pub struct Attempted {
 /// An event's deliveries, each with its subscription.
 pub(crate) type Planned = Vec<(Delivery, Arc<Subscription>)>;
 
+/// How an attempt reaches the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Recording {
+    /// The delivery is recorded: the attempt is added and the delivery takes its state
+    /// ([`Store::record_attempt`]).
+    Existing,
+    /// The delivery is not recorded yet: it is written with its first attempt, in its state
+    /// after it ([`Store::record_first_attempts`]).
+    New,
+}
+
 /// Turns events into deliveries and deliveries into attempts, recording everything in the store.
 #[derive(Clone)]
 pub struct DeliveryEngine {
@@ -209,25 +220,17 @@ impl DeliveryEngine {
     /// never copied per delivery. Runs in a `fastapihooks.fan_out` span joined to the event's
     /// trace.
     pub async fn fan_out(&self, event: &Event) -> Result<Vec<(Delivery, Arc<Subscription>)>> {
-        self.fan_out_in_span(event, false)
-            .await
-            .map(|(planned, _)| planned)
-    }
-
-    /// [`fan_out`](Self::fan_out), with whether the store recorded each delivery just now (see
-    /// [`Store::record_new_deliveries`]; `None` when it cannot tell).
-    pub(crate) async fn fan_out_telling_new(
-        &self,
-        event: &Event,
-    ) -> Result<(Planned, Option<Vec<bool>>)> {
         self.fan_out_in_span(event, true).await
     }
 
-    async fn fan_out_in_span(
-        &self,
-        event: &Event,
-        tell_new: bool,
-    ) -> Result<(Planned, Option<Vec<bool>>)> {
+    /// The deliveries of `event`, not recorded: each is recorded with its first attempt
+    /// ([`Recording::New`]) unless the caller finds it recorded already. What the sidecar does
+    /// on an event's lease, where every delivery runs again until its attempt is recorded.
+    pub(crate) async fn fan_out_unrecorded(&self, event: &Event) -> Result<Planned> {
+        self.fan_out_in_span(event, false).await
+    }
+
+    async fn fan_out_in_span(&self, event: &Event, record: bool) -> Result<Planned> {
         let span = tracing::info_span!(
             "fastapihooks.fan_out",
             event = %event.id(),
@@ -235,18 +238,12 @@ impl DeliveryEngine {
             trace_id = tracing::field::Empty,
         );
         self.join_trace(&span, event);
-        self.measured_fan_out(event, tell_new)
-            .instrument(span)
-            .await
+        self.measured_fan_out(event, record).instrument(span).await
     }
 
-    async fn measured_fan_out(
-        &self,
-        event: &Event,
-        tell_new: bool,
-    ) -> Result<(Planned, Option<Vec<bool>>)> {
+    async fn measured_fan_out(&self, event: &Event, record: bool) -> Result<Planned> {
         let started = Instant::now();
-        let (planned, new) = match self.plan(event, tell_new).await {
+        let planned = match self.plan(event, record).await {
             Ok(planned) => planned,
             Err(e) => {
                 metrics::counter!(crate::metrics::STORE_ERRORS_TOTAL, "op" => "fan_out")
@@ -258,13 +255,12 @@ impl DeliveryEngine {
             .record(started.elapsed().as_secs_f64());
         metrics::histogram!(crate::metrics::FANOUT_SUBSCRIPTIONS).record(planned.len() as f64);
         metrics::counter!(crate::metrics::DELIVERIES_PLANNED_TOTAL).increment(planned.len() as u64);
-        Ok((planned, new))
+        Ok(planned)
     }
 
-    /// The deliveries of `event`, recorded — with, if asked (`tell_new`) and the store can tell,
-    /// which of them are new: [`fan_out_telling_new`](Self::fan_out_telling_new) without its
-    /// span and metrics.
-    async fn plan(&self, event: &Event, tell_new: bool) -> Result<(Planned, Option<Vec<bool>>)> {
+    /// The deliveries of `event`, recorded when `record` says so: [`fan_out`](Self::fan_out)
+    /// without its span and metrics.
+    async fn plan(&self, event: &Event, record: bool) -> Result<Planned> {
         let stored: Vec<Arc<Subscription>> = self
             .store
             .matching(event.name(), event.owner())
@@ -276,23 +272,29 @@ impl DeliveryEngine {
             .into_iter()
             .map(|(d, s)| (d, Arc::clone(s)))
             .collect();
-        if planned.is_empty() {
-            return Ok((planned, Some(Vec::new())));
-        }
-        let deliveries: Vec<Delivery> = planned.iter().map(|(d, _)| d.clone()).collect();
-        let new = if tell_new {
-            self.store.record_new_deliveries(&deliveries).await?
-        } else {
+        if record && !planned.is_empty() {
+            let deliveries: Vec<Delivery> = planned.iter().map(|(d, _)| d.clone()).collect();
             self.store.record_deliveries(&deliveries).await?;
-            None
-        };
-        Ok((planned, new))
+        }
+        Ok(planned)
     }
 
     /// Makes one attempt of `delivery`, updates it, records the attempt, and says what comes
     /// next. Dead letters go to the `on_failure` callback; a 410 disables the subscription.
     /// Runs in a `fastapihooks.attempt` span joined to the event's trace.
     pub async fn attempt(&self, delivery: &mut Delivery, subscription: &Subscription) -> Attempted {
+        self.attempt_recording(delivery, subscription, Recording::Existing)
+            .await
+    }
+
+    /// [`attempt`](Self::attempt), recording the attempt as `recording` says: for a delivery
+    /// the store does not hold yet, [`Recording::New`] writes it with its first attempt.
+    pub(crate) async fn attempt_recording(
+        &self,
+        delivery: &mut Delivery,
+        subscription: &Subscription,
+        recording: Recording,
+    ) -> Attempted {
         let span = tracing::info_span!(
             "fastapihooks.attempt",
             event = %delivery.event.id(),
@@ -302,7 +304,7 @@ impl DeliveryEngine {
             trace_id = tracing::field::Empty,
         );
         self.join_trace(&span, &delivery.event);
-        self.attempt_in_span(delivery, subscription)
+        self.attempt_in_span(delivery, subscription, recording)
             .instrument(span)
             .await
     }
@@ -311,10 +313,15 @@ impl DeliveryEngine {
         &self,
         delivery: &mut Delivery,
         subscription: &Subscription,
+        recording: Recording,
     ) -> Attempted {
         if !subscription.enabled || !self.still_enabled(&subscription.id).await {
             return self
-                .not_sent(delivery, "not sent: the subscription is disabled")
+                .not_sent_recording(
+                    delivery,
+                    "not sent: the subscription is disabled",
+                    recording,
+                )
                 .await;
         }
         let (attempt, verdict) = self.dispatcher.attempt(delivery, subscription).await;
@@ -364,15 +371,7 @@ impl DeliveryEngine {
                 crate::metrics::delivery::retry_scheduled(labelled);
             }
         }
-        let recorded = match self.store.record_attempt(delivery, &attempt).await {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::error!(delivery = %delivery.id, error = %e, "could not record attempt");
-                metrics::counter!(crate::metrics::STORE_ERRORS_TOTAL, "op" => "record_attempt")
-                    .increment(1);
-                false
-            }
-        };
+        let recorded = self.record(delivery, &attempt, recording).await;
         log_attempt(delivery, &attempt, next);
         if delivery.status.is_dead_letter() {
             if let Some(cb) = &self.on_failure {
@@ -390,6 +389,17 @@ impl DeliveryEngine {
     /// history shows what happened and the delivery can be replayed once the subscription is
     /// enabled again.
     pub async fn not_sent(&self, delivery: &mut Delivery, why: &str) -> Attempted {
+        self.not_sent_recording(delivery, why, Recording::Existing)
+            .await
+    }
+
+    /// [`not_sent`](Self::not_sent), recording as `recording` says.
+    pub(crate) async fn not_sent_recording(
+        &self,
+        delivery: &mut Delivery,
+        why: &str,
+        recording: Recording,
+    ) -> Attempted {
         let now = Utc::now();
         let attempt = Attempt {
             id: AttemptId::new(),
@@ -409,7 +419,23 @@ impl DeliveryEngine {
         let labelled = self.metric_subscription(&delivery.subscription_id);
         crate::metrics::delivery::finished(Outcome::NotSent, labelled);
         tracing::warn!(delivery = %delivery.id, subscription = %delivery.subscription_id, why, "delivery kept as failed, not sent; replay it once the subscription is enabled");
-        let recorded = match self.store.record_attempt(delivery, &attempt).await {
+        let recorded = self.record(delivery, &attempt, recording).await;
+        Attempted {
+            next: NextStep::Done(DeliveryStatus::Failed),
+            recorded,
+        }
+    }
+
+    /// Records `attempt` and `delivery`'s state after it; says whether the store took them.
+    async fn record(&self, delivery: &Delivery, attempt: &Attempt, recording: Recording) -> bool {
+        let written = match recording {
+            Recording::Existing => self.store.record_attempt(delivery, attempt).await,
+            Recording::New => {
+                let first = [(delivery.clone(), attempt.clone())];
+                self.store.record_first_attempts(&first).await
+            }
+        };
+        match written {
             Ok(()) => true,
             Err(e) => {
                 tracing::error!(delivery = %delivery.id, error = %e, "could not record attempt");
@@ -417,10 +443,6 @@ impl DeliveryEngine {
                     .increment(1);
                 false
             }
-        };
-        Attempted {
-            next: NextStep::Done(DeliveryStatus::Failed),
-            recorded,
         }
     }
 

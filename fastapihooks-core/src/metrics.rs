@@ -303,12 +303,12 @@ pub const ALL: &[MetricSpec] = &[
         Unit::Seconds,
         LOCAL_SECONDS,
         &[],
-        "Time fanning one event out took: the matching subscriptions looked up and the deliveries recorded in the store.",
+        "Time fanning one event out took: the matching subscriptions looked up and the deliveries recorded in the store (in process) or read from it (the sidecar, which records each with its first attempt).",
     ),
     MetricSpec::counter(
         DELIVERIES_PLANNED_TOTAL,
         &[],
-        "Deliveries planned by fan-out (recorded in the store before any attempt).",
+        "Deliveries planned by fan-out (in process recorded in the store before any attempt; the sidecar records each with its first attempt).",
     ),
     MetricSpec::counter(
         FANOUT_ABANDONED_TOTAL,

@@ -11,7 +11,7 @@ use fastapihooks_core::{
     Backend, DeliveryQuery, DeliveryStatus, Event, Queue, Store, Worker, WorkerConfig, WorkerReport,
 };
 use fastapihooks_testkit::{
-    Receiver, Reply, TestKeys, duplicates, engine, engine_with_timeout, eventually,
+    Receiver, Reply, TempSqlite, TestKeys, duplicates, engine, engine_with_timeout, eventually,
     eventually_async, quick_retries, redis_url, store_with_subscribers, url_of,
 };
 use tokio_util::sync::CancellationToken;
@@ -418,6 +418,56 @@ async fn an_events_deliveries_waiting_behind_a_slow_endpoint_are_handed_to_the_q
     assert_eq!((report.delivered, report.fanned_out), (3, 1));
     assert_eq!(duplicates(&fast.counts()), (0, 0));
     assert_eq!(slow.arrived(), 1);
+}
+
+/// A delivery handed to the queue is recorded first: its task then travels with the event's id
+/// only (the SQL store keeps events) and still finds what to send. Had it been handed off
+/// unrecorded, it would be a dead letter ("nothing to send").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_handed_to_the_queue_is_recorded_before_its_task_leaves() {
+    let Some(url) = redis_url("a_delivery_handed_to_the_queue_is_recorded").await else {
+        return;
+    };
+    let mut keys = TestKeys::new(&url, "hand-off-recorded");
+    keys.config.visibility_timeout = Duration::from_secs(10);
+    let slow = Receiver::replying(Reply::ok().after(Duration::from_secs(2))).await;
+    let fast = Receiver::ok().await;
+    let (_dir, store) = TempSqlite::store().await;
+    assert!(store.keeps_events());
+    for url in [slow.url("/hook"), fast.url("/1"), fast.url("/2")] {
+        let subscription = fastapihooks_core::Subscription::new("*", &url).unwrap();
+        store.add_subscription(subscription).await.unwrap();
+    }
+    let store = Arc::new(store);
+    let queue = keys.backend().await;
+    publish_events(&queue, 1).await;
+    let retries = quick_retries(3, Duration::from_millis(50));
+    let engine = engine_with_timeout(store.clone(), retries, Duration::from_secs(5));
+    let worker = start(queue.clone(), engine, 2);
+
+    let all = eventually(WAIT, || fast.distinct() == 2 && slow.distinct() == 1).await;
+    let report = worker.stop().await;
+    assert!(all, "{report:?}");
+    assert_eq!(
+        (report.delivered, report.dead_lettered),
+        (3, 0),
+        "{report:?}"
+    );
+    assert!(
+        delivery_tasks_ever_queued(&url, &keys).await >= 1,
+        "no delivery was handed off: the test proves nothing"
+    );
+    let deliveries = store
+        .list_deliveries(&DeliveryQuery::default())
+        .await
+        .unwrap();
+    assert_eq!(deliveries.len(), 3);
+    assert!(
+        deliveries
+            .iter()
+            .all(|d| d.status == DeliveryStatus::Delivered),
+        "{deliveries:?}"
+    );
 }
 
 /// At least two requests were in flight at the receiver at once (`concurrent` says why that

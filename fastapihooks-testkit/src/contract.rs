@@ -46,9 +46,11 @@ use crate::fixtures::{attempt, delivery, event, now, response, subscription};
 
 mod batch;
 mod counts;
+mod first_attempts;
 mod inbox;
 pub use batch::*;
 pub use counts::*;
+pub use first_attempts::*;
 pub use inbox::*;
 
 /// One `#[test]` per behaviour of the [`contract`](crate::contract), each run through
@@ -152,6 +154,10 @@ macro_rules! store_contract {
             subscriptions_read_in_a_batch_are_those_that_exist,
             a_batch_of_attempts_records_each_as_one_attempt_would,
             a_batch_may_hold_two_attempts_of_one_delivery,
+            a_first_attempt_records_its_delivery_in_the_state_after_it,
+            a_first_attempt_of_a_delivery_recorded_meanwhile_follows_the_attempt_rules,
+            a_batch_of_first_attempts_may_hold_one_delivery_twice,
+            an_empty_batch_of_first_attempts_is_accepted,
             deliveries_are_counted_as_listed_per_hour_and_per_subscription,
             counting_in_buckets_of_a_fraction_of_a_second_is_refused,
             event_names_are_counted_as_listed,

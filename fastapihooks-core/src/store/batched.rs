@@ -5,7 +5,8 @@
 //! of an event, record a fan-out, record an attempt — each join a [`GroupCommit`]: the calls
 //! made while a batch is being written go together in the next one, through the store's batch
 //! methods ([`Store::get_deliveries`], [`Store::get_subscriptions`],
-//! [`Store::record_attempts`], one [`Store::record_new_deliveries`] for several fan-outs, one
+//! [`Store::record_attempts`], [`Store::record_first_attempts`], one
+//! [`Store::record_new_deliveries`] for several fan-outs, one
 //! [`Store::matching`] per distinct event name and owner). Every other call goes straight
 //! through. What each call means is unchanged; only the round trips are shared.
 
@@ -44,6 +45,7 @@ pub(crate) struct BatchedStore {
     matching: GroupCommit<(EventName, Option<String>), Vec<Subscription>>,
     record_deliveries: GroupCommit<Vec<Delivery>, Option<Vec<bool>>>,
     record_attempt: GroupCommit<(Delivery, Attempt), ()>,
+    record_first_attempt: GroupCommit<(Delivery, Attempt), ()>,
 }
 
 impl std::fmt::Debug for BatchedStore {
@@ -84,6 +86,12 @@ impl BatchedStore {
                 MAX_BATCH,
                 IN_FLIGHT,
                 record_attempts(inner.clone()),
+            ),
+            record_first_attempt: GroupCommit::start(
+                "store.record_first_attempts",
+                MAX_BATCH,
+                IN_FLIGHT,
+                record_first_attempts(inner.clone()),
             ),
             inner,
         }
@@ -209,6 +217,18 @@ fn record_attempts(store: Arc<dyn Store>) -> Flush<(Delivery, Attempt), ()> {
     })
 }
 
+fn record_first_attempts(store: Arc<dyn Store>) -> Flush<(Delivery, Attempt), ()> {
+    Arc::new(move |attempts: Vec<(Delivery, Attempt)>| {
+        let store = store.clone();
+        Box::pin(async move {
+            match store.record_first_attempts(&attempts).await {
+                Ok(()) => attempts.iter().map(|_| Ok(())).collect(),
+                Err(e) => fail_all("store.record_first_attempts", attempts.len(), &e),
+            }
+        })
+    })
+}
+
 #[async_trait]
 impl Store for BatchedStore {
     async fn add_subscription(&self, subscription: Subscription) -> Result<()> {
@@ -272,11 +292,22 @@ impl Store for BatchedStore {
     fn keeps_events(&self) -> bool {
         self.inner.keeps_events()
     }
+    /// Several at once join one batch (as single calls do): the ids of a fan-out are read
+    /// with those of other fan-outs and tasks.
     async fn get_deliveries(&self, ids: &[DeliveryId]) -> Result<Vec<Delivery>> {
-        self.inner.get_deliveries(ids).await
+        let calls = ids.iter().map(|id| self.get_delivery.call(id.clone()));
+        let found = futures_util::future::try_join_all(calls).await?;
+        Ok(found.into_iter().flatten().collect())
     }
     async fn get_subscriptions(&self, ids: &[SubscriptionId]) -> Result<Vec<Subscription>> {
         self.inner.get_subscriptions(ids).await
+    }
+    /// Several at once join one batch (as single calls do).
+    async fn record_first_attempts(&self, attempts: &[(Delivery, Attempt)]) -> Result<()> {
+        let calls = attempts
+            .iter()
+            .map(|pair| self.record_first_attempt.call(pair.clone()));
+        futures_util::future::try_join_all(calls).await.map(drop)
     }
     async fn record_attempts(&self, attempts: &[(Delivery, Attempt)]) -> Result<()> {
         self.inner.record_attempts(attempts).await

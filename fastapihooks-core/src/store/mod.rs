@@ -72,9 +72,11 @@ where
 
 /// Subscriptions and delivery history.
 ///
-/// Deliveries are recorded by fan-out *before* any attempt starts (so a redelivered event never
-/// re-sends to a subscription that already got it), then updated after each attempt together with
-/// that attempt's record.
+/// The in-process backend records an event's deliveries at fan-out, before any attempt
+/// ([`record_deliveries`](Self::record_deliveries)); the sidecar records each with its first
+/// attempt ([`record_first_attempts`](Self::record_first_attempts)). After that, each attempt
+/// is recorded together with the delivery's new state. Either way a redelivered event never
+/// re-sends to a subscription whose delivery was recorded delivered.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Adds a subscription; its id must be new.
@@ -224,6 +226,58 @@ pub trait Store: Send + Sync + 'static {
             .collect();
         at_once(calls).await?;
         Ok(())
+    }
+    /// Records deliveries that were attempted before they were recorded, each with its first
+    /// attempt and in its state after it: what [`record_deliveries`](Self::record_deliveries)
+    /// of each delivery as it was before the attempt (pending), then
+    /// [`record_attempts`](Self::record_attempts), leave — which is the default. A delivery
+    /// recorded meanwhile keeps the rules of `record_attempts` (a final or replayed one keeps
+    /// its state; the attempt is still history), and an error may leave a delivery recorded
+    /// pending, never in a state its attempt was not recorded with. The sidecar records an
+    /// event's deliveries this way when it attempts them on the event's lease: a delivery
+    /// delivered at its first attempt is written once, in its final state, instead of inserted
+    /// pending and then updated (BENCHMARKS.md, session 16). A store that can write both in one
+    /// transaction should.
+    ///
+    /// ```
+    /// # block_on(async {
+    /// use fastapihooks_core::{Attempt, AttemptId, AttemptOutcome, Delivery, DeliveryStatus};
+    /// use fastapihooks_core::{Event, MemoryStore, Store, SubscriptionId};
+    ///
+    /// let store = MemoryStore::new();
+    /// let event = Event::new("order.created", &serde_json::json!({ "id": 1 }))?;
+    /// let mut delivery = Delivery::new(event, SubscriptionId::new());
+    /// let attempt = Attempt {
+    ///     id: AttemptId::new(),
+    ///     delivery_id: delivery.id.clone(),
+    ///     number: 1,
+    ///     started_at: chrono::Utc::now(),
+    ///     duration: std::time::Duration::from_millis(3),
+    ///     outcome: AttemptOutcome::Response { status: 200, body_excerpt: String::new() },
+    /// };
+    /// delivery.attempts = 1;
+    /// delivery.status = DeliveryStatus::Delivered;
+    /// store.record_first_attempts(&[(delivery.clone(), attempt)]).await?;
+    /// let stored = store.get_delivery(&delivery.id).await?.expect("recorded");
+    /// assert_eq!(stored.status, DeliveryStatus::Delivered);
+    /// assert_eq!(store.list_attempts(&delivery.id).await?.len(), 1);
+    /// # Ok::<_, fastapihooks_core::Error>(()) });
+    /// # fn block_on<F: std::future::Future<Output = Result<(), fastapihooks_core::Error>>>(f: F) {
+    /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f).unwrap()
+    /// # }
+    /// ```
+    async fn record_first_attempts(&self, attempts: &[(Delivery, Attempt)]) -> Result<()> {
+        let before: Vec<Delivery> = attempts
+            .iter()
+            .map(|(d, attempt)| Delivery {
+                status: crate::delivery::DeliveryStatus::Pending,
+                attempts: attempt.number.saturating_sub(1),
+                next_attempt_at: None,
+                ..d.clone()
+            })
+            .collect();
+        self.record_deliveries(&before).await?;
+        self.record_attempts(attempts).await
     }
     /// A page of the deliveries passing every filter of `query` and older than its cursor,
     /// newest first (by id): the deliveries [`DeliveryQuery::matches`] accepts.

@@ -7,20 +7,17 @@ use super::report::Stats;
 use super::task::Ctx;
 use crate::backend::{DeliverTask, Queue, Receipt, Replacement, Settlement, Task};
 use crate::delivery::{Delivery, DeliveryStatus};
-use crate::engine::{Attempted, DeliveryEngine, NextStep};
+use crate::engine::{Attempted, DeliveryEngine, NextStep, Recording};
 use crate::error::Result;
 use crate::subscription::Subscription;
 
 /// What a delivery's run knows before it starts.
-#[derive(Clone, Copy)]
 pub(super) enum Known<'a> {
     /// Nothing: a delivery task reads its delivery and its subscription.
     Nothing,
-    /// The subscription, just read by the event's fan-out: the delivery is read.
-    Subscription(&'a Subscription),
-    /// The subscription, and that the fan-out has just recorded the delivery (the store said
-    /// it was new): there is no earlier state to read.
-    NewDelivery(&'a Subscription),
+    /// What the event's fan-out has just read: the subscription, and the delivery as the store
+    /// holds it (`None`: not recorded yet, so it is recorded with its first attempt).
+    Read(&'a Subscription, Option<Box<Delivery>>),
 }
 
 /// One attempt of one delivery, and its lease settled by what comes next (see [`attempt`]).
@@ -52,14 +49,7 @@ pub(super) async fn attempt<Q: Queue>(
 ) -> Option<Replacement> {
     let store = engine.store();
     let (known, looked_up) = match known {
-        Known::NewDelivery(subscription) => (Some(subscription), Ok((None, None))),
-        Known::Subscription(subscription) => (
-            Some(subscription),
-            store
-                .get_delivery(task.delivery_id())
-                .await
-                .map(|stored| (stored, None)),
-        ),
+        Known::Read(subscription, stored) => (Some(subscription), Ok((stored.map(|d| *d), None))),
         // Both reads at once: each joins its own group commit.
         Known::Nothing => (
             None,
@@ -120,12 +110,25 @@ pub(super) async fn attempt<Q: Queue>(
         delivery.created_at = stored.created_at;
         delivery.attempts_before_replay = stored.attempts_before_replay;
     }
+    // Not in the store yet (the fan-out records each delivery with its first attempt, or a task
+    // handed back unrecorded with its event): written with the attempt, in its state after it.
+    let recording = if stored.is_some() {
+        Recording::Existing
+    } else {
+        Recording::New
+    };
     // A disabled or removed subscription's delivery is kept as failed (not sent), replayable.
     let tried = match subscription {
-        Some(subscription) => engine.attempt(&mut delivery, subscription).await,
+        Some(subscription) => {
+            engine
+                .attempt_recording(&mut delivery, subscription, recording)
+                .await
+        }
         None => {
             let why = "not sent: the subscription was removed";
-            engine.not_sent(&mut delivery, why).await
+            engine
+                .not_sent_recording(&mut delivery, why, recording)
+                .await
         }
     };
     after_attempt(ctx, engine, &delivery, tried, task)
@@ -133,9 +136,10 @@ pub(super) async fn attempt<Q: Queue>(
 
 /// What takes the task's place after `delivery` was attempted: nothing when delivered;
 /// `task` (the delivery's task as it was before the attempt) due again after the retry delay;
-/// a dead letter when final. An attempt the store did not record is never taken as done: the
-/// task runs again after the store's outage delay, sends again under the same delivery id, and
-/// records then.
+/// a dead letter when final — with the event's id only, not the event, when the store keeps
+/// it ([`light`]). An attempt the store did not record is never taken as done: the task runs
+/// again after the store's outage delay, sends again under the same delivery id, and records
+/// then; it keeps its event, since the store may hold neither the delivery nor its event.
 fn after_attempt<Q: Queue>(
     ctx: &Ctx<Q>,
     engine: &DeliveryEngine,
@@ -149,6 +153,7 @@ fn after_attempt<Q: Queue>(
         tracing::warn!(delivery = %delivery.id, ?delay, "attempt not recorded: the delivery runs again later");
         return Some(Replacement::DueIn(task.into(), delay));
     }
+    let task = light(task, engine.store().keeps_events());
     let attempts = delivery.attempts;
     match tried.next {
         NextStep::Done(DeliveryStatus::Delivered) => {
@@ -173,5 +178,15 @@ fn after_attempt<Q: Queue>(
                 reason,
             })
         }
+    }
+}
+
+/// A recorded delivery's task as it goes back into the queue: without its event when the store
+/// keeps it (the payload is then read back with the delivery), so it is stored once per event.
+pub(super) fn light(task: DeliverTask, keeps_events: bool) -> DeliverTask {
+    if keeps_events {
+        task.without_event()
+    } else {
+        task
     }
 }

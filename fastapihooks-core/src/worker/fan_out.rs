@@ -1,38 +1,40 @@
-//! Fanning out one event ([`Task::Fanout`]): its deliveries recorded in the store, then
-//! attempted right here, on the event's lease, exactly as their tasks would run — the event's
-//! lease settled once, after the last of them, with a task for each delivery that must be tried
-//! again.
+//! Fanning out one event ([`Task::Fanout`]): its deliveries attempted right here, on the
+//! event's lease, exactly as their tasks would run — each recorded in the store with its first
+//! attempt — and the event's lease settled once, after the last of them, with a task for each
+//! delivery that must be tried again.
 //!
 //! This saves a whole queue cycle per delivery (the delivery task's queueing, its lease and its
 //! settle, and the subscription read a delivery task starts with) and keeps every guarantee of
-//! a delivery task. Unless the store says this fan-out has just recorded a delivery
-//! ([`Store::record_new_deliveries`](crate::Store::record_new_deliveries)), the delivery is read
-//! from the store first: one already final — the same event published twice — is not sent
-//! again. The event's lease is settled only after every attempt is recorded: acked when all
-//! were delivered; otherwise replaced, in one atomic step
+//! a delivery task. The event's deliveries are read from the store first (one batched read):
+//! one recorded already — the event leased again after a crash, or published twice — runs
+//! from its stored state, and one already final is not sent again. One not recorded yet is
+//! written once, with its first attempt, in its state after it
+//! ([`Store::record_first_attempts`](crate::Store::record_first_attempts)): not inserted
+//! pending and then updated. The event's lease is settled only after every attempt is
+//! recorded: acked when all were delivered; otherwise replaced, in one atomic step
 //! ([`Settlement::replaced_by`]), by each undelivered delivery's task — due after its retry
 //! delay, or kept as a dead letter when final. A worker that crashes mid-way leaves the
-//! event's lease to expire, and whoever leases it next fans it out again, finds the deliveries
-//! recorded already, and reads their states.
+//! event's lease to expire, and whoever leases it next fans it out again and finds recorded
+//! what was attempted and recorded; what was not runs again (at least once).
 //!
 //! **Concurrency.** The first delivery runs on the event's own permit; each further one that
 //! may start takes another of the worker's permits if one is free (never waiting for one: a
 //! worker whose every permit holds an event still makes progress on each), so the worker never
 //! has more than `concurrency` attempts in flight and an event's deliveries run in parallel
 //! when the worker has room. Deliveries still waiting for a permit a second after the fan-out
-//! are queued as tasks of their own, so an endpoint that is slow to answer on the event's
-//! permit does not hold back the event's other deliveries. Once shutdown is asked for,
+//! are recorded and queued as tasks of their own, so an endpoint that is slow to answer on the
+//! event's permit does not hold back the event's other deliveries. Once shutdown is asked for,
 //! deliveries not started yet are not started: their tasks replace the event's, due at once,
-//! for whoever leases them next.
+//! for whoever leases them next (carrying the event when the delivery is not recorded).
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::deliver::{Known, attempt};
+use super::deliver::{Known, attempt, light};
 use super::report::Stats;
 use super::task::{Ctx, Running};
 use crate::backend::{DeliverTask, Queue, Receipt, Replacement, Settlement, Task};
@@ -40,11 +42,11 @@ use crate::delivery::Delivery;
 use crate::engine::DeliveryEngine;
 use crate::error::Result;
 use crate::event::Event;
+use crate::id::DeliveryId;
 use crate::subscription::Subscription;
 
-/// Records the event's deliveries in the store, then attempts them on the event's lease (see
-/// the [module docs](self)) and settles the lease with what must run again. A store that is
-/// down delays the event; it never drops it.
+/// Attempts the event's deliveries on its lease (see the [module docs](self)) and settles the
+/// lease with what must run again. A store that is down delays the event; it never drops it.
 pub(super) async fn fan_out<Q: Queue>(
     ctx: &Ctx<Q>,
     engine: &DeliveryEngine,
@@ -52,7 +54,7 @@ pub(super) async fn fan_out<Q: Queue>(
     event: Event,
     failures: u32,
 ) -> Result<bool> {
-    let (planned, new) = match engine.fan_out_telling_new(&event).await {
+    let planned = match plan(engine, &event).await {
         Ok(planned) => planned,
         Err(e) => {
             let failures = failures.saturating_add(1);
@@ -67,14 +69,7 @@ pub(super) async fn fan_out<Q: Queue>(
                 .await;
         }
     };
-    let next = attempt_all(ctx, engine, planned, new).await;
-    // What runs again goes into the queue once per event at most: the payload not at all when
-    // the store keeps it (each task then reads it back with its delivery).
-    let keeps_events = engine.store().keeps_events();
-    let next = next
-        .into_iter()
-        .map(|replacement| lighten(replacement, keeps_events))
-        .collect();
+    let next = attempt_all(ctx, engine, planned).await;
     let settled = ctx
         .settle(Settlement::replaced_by(receipt.clone(), next))
         .await?;
@@ -84,34 +79,49 @@ pub(super) async fn fan_out<Q: Queue>(
     Ok(settled)
 }
 
+/// The event's deliveries, each with its subscription and what the store holds of it (`None`:
+/// not recorded yet), read in one batch.
+async fn plan(engine: &DeliveryEngine, event: &Event) -> Result<VecDeque<Waiting>> {
+    let planned = engine.fan_out_unrecorded(event).await?;
+    if planned.is_empty() {
+        return Ok(VecDeque::new());
+    }
+    let ids: Vec<DeliveryId> = planned.iter().map(|(d, _)| d.id.clone()).collect();
+    let mut stored: HashMap<DeliveryId, Delivery> = engine
+        .store()
+        .get_deliveries(&ids)
+        .await?
+        .into_iter()
+        .map(|d| (d.id.clone(), d))
+        .collect();
+    Ok(planned
+        .into_iter()
+        .map(|(delivery, subscription)| {
+            let found = stored.remove(&delivery.id);
+            (delivery, subscription, found)
+        })
+        .collect())
+}
+
 /// How long an event's deliveries may wait for a permit on its lease before those not started
 /// are handed to the queue as tasks of their own.
 const HAND_OFF_AFTER: Duration = Duration::from_secs(1);
 
-/// A delivery waiting to start: its task, its subscription, and whether the fan-out has just
-/// recorded it.
-type Waiting = (DeliverTask, Arc<Subscription>, bool);
+/// A delivery waiting to start: as planned, its subscription, and as the store holds it
+/// (`None`: not recorded yet).
+type Waiting = (Delivery, Arc<Subscription>, Option<Delivery>);
 
 /// Attempts every planned delivery, as many at once as the worker's free permits allow (one at
 /// least: the event's own). Returns what must take the event's place.
 async fn attempt_all<Q: Queue>(
     ctx: &Ctx<Q>,
     engine: &DeliveryEngine,
-    planned: Vec<(Delivery, Arc<Subscription>)>,
-    new: Option<Vec<bool>>,
+    mut waiting: VecDeque<Waiting>,
 ) -> Vec<Replacement> {
     let mut next = Vec::new();
-    let mut waiting: VecDeque<Waiting> = planned
-        .into_iter()
-        .enumerate()
-        .map(|(i, (delivery, subscription))| {
-            let new = new.as_ref().and_then(|new| new.get(i).copied());
-            (DeliverTask::of(delivery), subscription, new == Some(true))
-        })
-        .collect();
     let mut running = FuturesUnordered::new();
     let mut own_permit_free = true;
-    let hand_off_at = tokio::time::Instant::now() + HAND_OFF_AFTER;
+    let mut hand_off_at = tokio::time::Instant::now() + HAND_OFF_AFTER;
     loop {
         // Start what may start: on the event's permit when it is free, else on a free one.
         while !waiting.is_empty() && !ctx.stopping.is_cancelled() {
@@ -124,8 +134,9 @@ async fn attempt_all<Q: Queue>(
                     Err(_) => break,
                 }
             };
-            if let Some((task, subscription, new)) = waiting.pop_front() {
-                running.push(attempt_one(ctx, engine, task, subscription, new, permit));
+            if let Some((planned, subscription, stored)) = waiting.pop_front() {
+                let task = DeliverTask::of(planned);
+                running.push(attempt_one(ctx, engine, task, subscription, stored, permit));
             }
         }
         let ended = if waiting.is_empty() {
@@ -135,6 +146,9 @@ async fn attempt_all<Q: Queue>(
                 Ok(ended) => ended,
                 Err(_) => {
                     hand_off(ctx, engine, &mut waiting).await;
+                    // Kept on the lease (the store or the queue is down): not tried again at
+                    // once.
+                    hand_off_at = tokio::time::Instant::now() + HAND_OFF_AFTER;
                     continue;
                 }
             }
@@ -149,30 +163,44 @@ async fn attempt_all<Q: Queue>(
             None => own_permit_free = true,
         }
     }
-    // Shutdown was asked for: what never started runs from the queue.
-    next.extend(
-        waiting
-            .into_iter()
-            .map(|(task, _, _)| Replacement::Due(task.into())),
-    );
+    // Shutdown was asked for: what never started runs from the queue — with its event when
+    // the store holds neither the delivery nor, perhaps, the event.
+    let keeps_events = engine.store().keeps_events();
+    next.extend(waiting.into_iter().map(|(planned, _, stored)| {
+        let task = DeliverTask::of(planned);
+        let task = light(task, keeps_events && stored.is_some());
+        Replacement::Due(task.into())
+    }));
     next
 }
 
 /// Queues the deliveries still waiting for a permit as tasks of their own, due at once, so an
 /// endpoint slow to answer on the event's permit does not hold back the event's other
-/// deliveries; they are then leased like any task, whichever permit frees first. Done before
-/// the event's lease is settled (at least once: a crash in between fans the event out again,
-/// and each delivery's stored state keeps a final one from being sent twice). When the queue
-/// cannot take them, they stay on the event's lease.
+/// deliveries; they are then leased like any task, whichever permit frees first. Those not
+/// recorded yet are recorded first (pending), so their tasks travel with the event's id only.
+/// Done before the event's lease is settled (at least once: a crash in between fans the event
+/// out again, and each delivery's stored state keeps a final one from being sent twice). When
+/// the store or the queue cannot take them, they stay on the event's lease.
 async fn hand_off<Q: Queue>(
     ctx: &Ctx<Q>,
     engine: &DeliveryEngine,
     waiting: &mut VecDeque<Waiting>,
 ) {
+    let unrecorded: Vec<Delivery> = waiting
+        .iter()
+        .filter(|(_, _, stored)| stored.is_none())
+        .map(|(planned, _, _)| planned.clone())
+        .collect();
+    if !unrecorded.is_empty()
+        && let Err(e) = engine.store().record_deliveries(&unrecorded).await
+    {
+        tracing::warn!(error = %e, waiting = waiting.len(), "could not record deliveries waiting on their event's lease; they stay on it");
+        return;
+    }
     let keeps_events = engine.store().keeps_events();
     let tasks: Vec<Task> = waiting
         .iter()
-        .map(|(task, _, _)| light(Task::from(task.clone()), keeps_events))
+        .map(|(planned, _, _)| Task::from(light(DeliverTask::of(planned.clone()), keeps_events)))
         .collect();
     match ctx.queue.enqueue(&tasks).await {
         Ok(()) => {
@@ -184,6 +212,12 @@ async fn hand_off<Q: Queue>(
         }
         Err(e) => {
             tracing::warn!(error = %e, waiting = tasks.len(), "could not queue deliveries waiting on their event's lease; they stay on it");
+            // Recorded now: they run from their stored state.
+            for (planned, _, stored) in waiting.iter_mut() {
+                if stored.is_none() {
+                    *stored = Some(planned.clone());
+                }
+            }
         }
     }
 }
@@ -194,39 +228,15 @@ async fn attempt_one<Q: Queue>(
     engine: &DeliveryEngine,
     task: DeliverTask,
     subscription: Arc<Subscription>,
-    new: bool,
+    stored: Option<Delivery>,
     permit: Option<OwnedSemaphorePermit>,
 ) -> (Option<Replacement>, Option<OwnedSemaphorePermit>) {
     let Some(_running) = Running::claim(ctx, task.delivery_id().as_str().to_owned()) else {
         // A replay of this very delivery runs in this worker: queued instead.
+        let keeps_events = engine.store().keeps_events();
+        let task = light(task, keeps_events && stored.is_some());
         return (Some(Replacement::Due(task.into())), permit);
     };
-    let known = if new {
-        // Recorded just now: no earlier state to read back.
-        Known::NewDelivery(&subscription)
-    } else {
-        Known::Subscription(&subscription)
-    };
+    let known = Known::Read(&subscription, stored.map(Box::new));
     (attempt(ctx, engine, task, known).await, permit)
-}
-
-/// A delivery's task as it goes back into the queue: without its event when the store keeps
-/// it.
-fn light(task: Task, keeps_events: bool) -> Task {
-    match task {
-        Task::Deliver(task) if keeps_events => Task::Deliver(task.without_event()),
-        task => task,
-    }
-}
-
-/// [`light`], for what replaces the event's task.
-fn lighten(replacement: Replacement, keeps_events: bool) -> Replacement {
-    match replacement {
-        Replacement::Due(task) => Replacement::Due(light(task, keeps_events)),
-        Replacement::DueIn(task, delay) => Replacement::DueIn(light(task, keeps_events), delay),
-        Replacement::Dead { task, reason } => Replacement::Dead {
-            task: light(task, keeps_events),
-            reason,
-        },
-    }
 }

@@ -1,6 +1,6 @@
 //! The [`SqlStore`](super::SqlStore)'s batched calls: a statement per batch, not per row, for
 //! the sidecar's group commits (`Store::get_deliveries`, `get_subscriptions`,
-//! `record_attempts`).
+//! `record_attempts`, `record_first_attempts`).
 //!
 //! Every statement here is plain SQL that SQLite, PostgreSQL and MariaDB all run: `IN` lists and
 //! `CASE` expressions, in chunks small enough for each database's parameter limit.
@@ -115,9 +115,49 @@ pub(super) async fn record_attempts(
     txn.commit().await.map_err(db(what))
 }
 
+/// One transaction for the whole batch: each event and each delivery inserted as
+/// `record_deliveries` does, but in its state after the attempt; the deliveries that were
+/// recorded already (a fan-out run again) take their attempt's state only as `record_attempts`
+/// gives it (the same guarded `UPDATE`); then one multi-row `INSERT` of the attempts. A
+/// delivery delivered at its first attempt is one row written once: no pending row inserted,
+/// then updated — an update that writes a new entry in every index of the deliveries, since
+/// its status is indexed. On MySQL/MariaDB, which cannot say which rows an `INSERT` added, the
+/// guarded `UPDATE` runs for every delivery: it finds the new final ones not pending, and
+/// gives the new pending ones the state they already have.
+pub(super) async fn record_first_attempts(
+    db_conn: &DatabaseConnection,
+    attempts: &[(Delivery, Attempt)],
+) -> Result<()> {
+    let what = "store.record_first_attempts";
+    if attempts.is_empty() {
+        return Ok(());
+    }
+    let deliveries: Vec<&Delivery> = attempts.iter().map(|(d, _)| d).collect();
+    let txn = db_conn.begin().await.map_err(db(what))?;
+    let mut inserted = history::insert_deliveries(&txn, &deliveries, true, what).await?;
+    let recorded_before = attempts.iter().filter(|(d, _)| match inserted.as_mut() {
+        Some(inserted) => !inserted.remove(d.id.as_str()),
+        None => true,
+    });
+    for round in rounds(recorded_before) {
+        for chunk in round.chunks(CHUNK) {
+            update_states(&txn, chunk).await?;
+        }
+    }
+    // Every delivery is recorded now: inserted here, or found.
+    let rows: Vec<_> = attempts.iter().map(|(_, a)| attempt_row(a)).collect();
+    for chunk in rows.chunks(CHUNK) {
+        attempt::Entity::insert_many(chunk.to_vec())
+            .exec_without_returning(&txn)
+            .await
+            .map_err(db(what))?;
+    }
+    txn.commit().await.map_err(db(what))
+}
+
 /// The batch split so no delivery appears twice in one `UPDATE` (a `CASE` takes only its first
 /// match): later attempts of the same delivery go in later rounds, in order.
-fn rounds(attempts: &[(Delivery, Attempt)]) -> Vec<Vec<&Recorded>> {
+fn rounds<'a>(attempts: impl IntoIterator<Item = &'a Recorded>) -> Vec<Vec<&'a Recorded>> {
     let mut rounds: Vec<(HashSet<&str>, Vec<&Recorded>)> = Vec::new();
     for pair in attempts {
         let id = pair.0.id.as_str();

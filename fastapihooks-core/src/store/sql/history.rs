@@ -29,24 +29,43 @@ pub(super) async fn record_deliveries(
         return Ok(returning.then(Vec::new));
     }
     let what = "store.record_deliveries";
-    let events = distinct_events(deliveries);
+    let deliveries: Vec<&Delivery> = deliveries.iter().collect();
     let txn = db_conn.begin().await.map_err(db(what))?;
+    let mut inserted = insert_deliveries(&txn, &deliveries, tell_new, what).await?;
+    txn.commit().await.map_err(db(what))?;
+    Ok(inserted.as_mut().map(|inserted| {
+        deliveries
+            .iter()
+            .map(|d| inserted.remove(d.id.as_str()))
+            .collect()
+    }))
+}
+
+/// Within `txn`: inserts each event of `deliveries` once and each delivery if absent. With
+/// `tell_new`, the ids of the deliveries it inserted (a delivery given twice was inserted
+/// once: the first of the two is the new one), except on MySQL/MariaDB, which cannot tell
+/// (`None`).
+pub(super) async fn insert_deliveries(
+    txn: &impl ConnectionTrait,
+    deliveries: &[&Delivery],
+    tell_new: bool,
+    what: &'static str,
+) -> Result<Option<HashSet<String>>> {
+    let returning = tell_new && txn.get_database_backend() != DbBackend::MySql;
+    let events = distinct_events(deliveries);
     for chunk in events.chunks(BATCH) {
         event::Entity::insert_many(chunk.iter().map(|e| event_row(e)))
             .on_conflict_do_nothing()
-            .exec_without_returning(&txn)
+            .exec_without_returning(txn)
             .await
             .map_err(db(what))?;
     }
     let mut inserted = HashSet::new();
     for chunk in deliveries.chunks(BATCH) {
-        let insert =
-            delivery::Entity::insert_many(chunk.iter().map(delivery_row)).on_conflict_do_nothing();
+        let insert = delivery::Entity::insert_many(chunk.iter().map(|d| delivery_row(d)))
+            .on_conflict_do_nothing();
         if !returning {
-            insert
-                .exec_without_returning(&txn)
-                .await
-                .map_err(db(what))?;
+            insert.exec_without_returning(txn).await.map_err(db(what))?;
             continue;
         }
         let mut query = insert.into_query();
@@ -55,18 +74,11 @@ pub(super) async fn record_deliveries(
             inserted.insert(row.try_get::<String>("", "id").map_err(db(what))?);
         }
     }
-    txn.commit().await.map_err(db(what))?;
-    // A delivery given twice was inserted once: the first of the two is the new one.
-    Ok(returning.then(|| {
-        deliveries
-            .iter()
-            .map(|d| inserted.remove(d.id.as_str()))
-            .collect()
-    }))
+    Ok(returning.then_some(inserted))
 }
 
 /// The events of `deliveries`, each once, in order of first appearance.
-pub(super) fn distinct_events(deliveries: &[Delivery]) -> Vec<&Event> {
+pub(super) fn distinct_events<'a>(deliveries: &[&'a Delivery]) -> Vec<&'a Event> {
     let mut events: Vec<&Event> = Vec::new();
     for d in deliveries {
         if !events.iter().any(|e| e.id() == d.event.id()) {

@@ -449,6 +449,12 @@ impl Store for SqlStore {
         batch::record_attempts(&self.db, attempts).await
     }
 
+    /// One transaction per batch: the deliveries inserted in their state after the attempt,
+    /// the ones recorded already updated as `record_attempts` does, and the attempts.
+    async fn record_first_attempts(&self, attempts: &[(Delivery, Attempt)]) -> Result<()> {
+        batch::record_first_attempts(&self.db, attempts).await
+    }
+
     async fn list_deliveries(&self, q: &DeliveryQuery) -> Result<Vec<Delivery>> {
         let what = "store.list_deliveries";
         let rows = delivery::Entity::find()
