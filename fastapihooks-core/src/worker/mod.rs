@@ -3,9 +3,10 @@
 //! ```text
 //! leaser: Queue::lease (a batch, whenever the prefetch buffer has room) ─▶ buffer
 //! loop: buffer ─▶ permit ─▶ per task (one tokio task each, holding its permit):
-//!   Fanout  ─▶ DeliveryEngine::fan_out (recorded in the Store) ─▶ each delivery's first attempt
-//!           right here, on the event's lease (more permits taken while free) ─▶ ack, or the
-//!           event replaced by the tasks of what must run again (Queue::replace_each)
+//!   Fanout  ─▶ the event's deliveries planned and read from the Store ─▶ each delivery's
+//!           first attempt right here, on the event's lease (more permits taken while free),
+//!           recorded with it (Store::record_first_attempts) ─▶ ack, or the event replaced by
+//!           the tasks of what must run again (Queue::replace_each)
 //!   Deliver ─▶ already final in the Store? ack : one attempt ─▶ ack / retry_in / dead_letter
 //! shutdown: stop leasing ─▶ drain in-flight tasks within the deadline
 //! ```
