@@ -10,7 +10,8 @@ use crate::subscription::Subscription;
 /// The deliveries of `event` to the `candidates` that receive it ([`Subscription::receives`]),
 /// one per subscription even if a subscription is listed twice (static and stored).
 ///
-/// Pure: no I/O. The caller records the deliveries before any attempt starts. The candidates
+/// Pure: no I/O. The caller records the deliveries: before any attempt starts (the in-process
+/// backend), or each with its first attempt (the sidecar's worker). The candidates
 /// are subscriptions or anything that borrows as one (`Arc<Subscription>`), handed back as given.
 pub fn fan_out<'a, S: Borrow<Subscription> + 'a>(
     event: &Event,

@@ -6,8 +6,9 @@
 //! engine.
 //!
 //! ```text
-//! Emitter::emit ─▶ Backend::publish ─▶ fan-out (Store::matching + static subscribers,
-//!                                       recorded before any attempt)
+//! Emitter::emit ─▶ Backend::publish ─▶ fan-out (Store::matching + static subscribers;
+//!                                       in process recorded before any attempt, by the
+//!                                       sidecar each with its first attempt)
 //!                                    ─▶ one Delivery per subscription ─▶ Dispatcher: sign, POST,
 //!                                       classify ─▶ Attempt recorded ─▶ delivered / retry / dead letter
 //! ```

@@ -145,14 +145,14 @@ pub trait Store: Send + Sync + 'static {
         Ok(health)
     }
 
-    /// Records new deliveries (fan-out), before any attempt. Idempotent: a delivery whose id is
+    /// Records new deliveries, before any attempt (the in-process backend's fan-out, the
+    /// sidecar's hand-offs to the queue). Idempotent: a delivery whose id is
     /// already recorded is left as it is (fan-out run again for a redelivered event must not reset
     /// a delivery that already succeeded).
     async fn record_deliveries(&self, deliveries: &[Delivery]) -> Result<()>;
     /// [`record_deliveries`](Self::record_deliveries), saying for each delivery, in order,
     /// whether this call recorded it (`true`) or found it recorded already (`false`); `None`
     /// when the store cannot tell. A delivery given twice in one call is new at most once. The
-    /// sidecar attempts a delivery it knows to be new without reading it back first. The
     /// default records them and cannot tell.
     async fn record_new_deliveries(&self, deliveries: &[Delivery]) -> Result<Option<Vec<bool>>> {
         self.record_deliveries(deliveries).await?;
