@@ -9,8 +9,8 @@ use std::collections::HashSet;
 
 use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait, Func};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QuerySelect,
-    TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
+    QuerySelect, TransactionTrait,
 };
 
 use super::entity::subscription as sub_entity;
@@ -122,8 +122,10 @@ pub(super) async fn record_attempts(
 /// delivery delivered at its first attempt is one row written once: no pending row inserted,
 /// then updated — an update that writes a new entry in every index of the deliveries, since
 /// its status is indexed. On MySQL/MariaDB, which cannot say which rows an `INSERT` added, the
-/// guarded `UPDATE` runs for every delivery: it finds the new final ones not pending, and
-/// gives the new pending ones the state they already have.
+/// deliveries that exist are read first (a plain read: a guarded `UPDATE` of every delivery
+/// took gap locks that deadlocked two sidecars inserting side by side); one another fan-out
+/// inserts between that read and this `INSERT` keeps its own state, and the attempt is still
+/// history.
 pub(super) async fn record_first_attempts(
     db_conn: &DatabaseConnection,
     attempts: &[(Delivery, Attempt)],
@@ -134,11 +136,26 @@ pub(super) async fn record_first_attempts(
     }
     let deliveries: Vec<&Delivery> = attempts.iter().map(|(d, _)| d).collect();
     let txn = db_conn.begin().await.map_err(db(what))?;
-    let mut inserted = history::insert_deliveries(&txn, &deliveries, true, what).await?;
-    let recorded_before = attempts.iter().filter(|(d, _)| match inserted.as_mut() {
-        Some(inserted) => !inserted.remove(d.id.as_str()),
-        None => true,
-    });
+    // MariaDB/MySQL cannot say which rows an `INSERT` added: which existed is read first.
+    let existing = if txn.get_database_backend() == DbBackend::MySql {
+        Some(existing_ids(&txn, &deliveries, what).await?)
+    } else {
+        None
+    };
+    let inserted = history::insert_deliveries(&txn, &deliveries, true, what).await?;
+    let mut inserted: HashSet<String> = match (inserted, existing) {
+        (Some(inserted), _) => inserted,
+        (None, existing) => deliveries
+            .iter()
+            .map(|d| d.id.as_str())
+            .filter(|id| !existing.as_ref().is_some_and(|e| e.contains(*id)))
+            .map(str::to_owned)
+            .collect(),
+    };
+    // A delivery given twice: its first is the new one.
+    let recorded_before = attempts
+        .iter()
+        .filter(|(d, _)| !inserted.remove(d.id.as_str()));
     for round in rounds(recorded_before) {
         for chunk in round.chunks(CHUNK) {
             update_states(&txn, chunk).await?;
@@ -153,6 +170,27 @@ pub(super) async fn record_first_attempts(
             .map_err(db(what))?;
     }
     txn.commit().await.map_err(db(what))
+}
+
+/// The ids of `deliveries` that exist, by a plain (non-locking) read.
+async fn existing_ids(
+    txn: &impl ConnectionTrait,
+    deliveries: &[&Delivery],
+    what: &'static str,
+) -> Result<HashSet<String>> {
+    let mut found = HashSet::new();
+    for chunk in deliveries.chunks(CHUNK) {
+        let ids: Vec<String> = delivery::Entity::find()
+            .select_only()
+            .column(delivery::Column::Id)
+            .filter(delivery::Column::Id.is_in(chunk.iter().map(|d| d.id.as_str())))
+            .into_tuple()
+            .all(txn)
+            .await
+            .map_err(db(what))?;
+        found.extend(ids);
+    }
+    Ok(found)
 }
 
 /// The batch split so no delivery appears twice in one `UPDATE` (a `CASE` takes only its first
