@@ -208,11 +208,16 @@ impl Receiver {
     /// Answers `status` to everything until the returned [`Fix`] is applied, then 200: an
     /// endpoint that is broken, then repaired (for replay tests).
     pub async fn broken(status: u16) -> (Self, Fix) {
+        Self::broken_then(status, Reply::ok()).await
+    }
+
+    /// Answers `status` to everything until the returned [`Fix`] is applied, then `repaired`.
+    pub async fn broken_then(status: u16, repaired: Reply) -> (Self, Fix) {
         let fixed = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&fixed);
         let receiver = Self::scripted(move |_, _| {
             if flag.load(Ordering::SeqCst) {
-                Reply::ok()
+                repaired.clone()
             } else {
                 Reply::status(status)
             }
