@@ -123,27 +123,26 @@ CREATE TRIGGER fh_test_count_updated AFTER UPDATE ON fastapihooks_deliveries
 
     /// Delivery rows updated since [`Setup::count_delivery_updates`].
     async fn delivery_updates(&self) -> i64 {
-        let row = self
-            .store
-            .connection()
-            .query_one_raw(sea_orm::Statement::from_string(
-                sea_orm::DbBackend::Postgres,
-                "SELECT COUNT(*) AS n FROM fh_test_updated",
-            ))
+        self.count("SELECT COUNT(*) AS n FROM fh_test_updated")
             .await
-            .unwrap()
-            .unwrap();
-        row.try_get("", "n").unwrap()
     }
 
     /// Outbox rows currently held by a lease.
     async fn leased(&self) -> i64 {
+        self.count(
+            "SELECT COUNT(*) AS n FROM fastapihooks_outbox WHERE lease IS NOT NULL AND NOT dead",
+        )
+        .await
+    }
+
+    /// The `n` a `SELECT COUNT(*) AS n …` answers.
+    async fn count(&self, sql: &str) -> i64 {
         let row = self
             .store
             .connection()
             .query_one_raw(sea_orm::Statement::from_string(
                 sea_orm::DbBackend::Postgres,
-                "SELECT COUNT(*) AS n FROM fastapihooks_outbox WHERE lease IS NOT NULL AND NOT dead",
+                sql,
             ))
             .await
             .unwrap()

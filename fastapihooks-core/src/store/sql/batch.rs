@@ -88,30 +88,16 @@ pub(super) async fn record_attempts(
     // delivery updated exists: only when some were not (final already, replayed since, or
     // gone) is there a question to ask.
     let all_known = updated == attempts.len() as u64;
-    let mut known = HashSet::new();
-    for chunk in attempts.chunks(CHUNK).filter(|_| !all_known) {
-        let ids = chunk.iter().map(|(d, _)| d.id.as_str());
-        let found: Vec<String> = delivery::Entity::find()
-            .select_only()
-            .column(delivery::Column::Id)
-            .filter(delivery::Column::Id.is_in(ids))
-            .into_tuple()
-            .all(&txn)
-            .await
-            .map_err(db(what))?;
-        known.extend(found);
-    }
-    let rows: Vec<_> = attempts
+    let known = if all_known {
+        HashSet::new()
+    } else {
+        let deliveries: Vec<&Delivery> = attempts.iter().map(|(d, _)| d).collect();
+        existing_ids(&txn, &deliveries, what).await?
+    };
+    let kept = attempts
         .iter()
-        .filter(|(d, _)| all_known || known.contains(d.id.as_str()))
-        .map(|(_, a)| attempt_row(a))
-        .collect();
-    for chunk in rows.chunks(CHUNK) {
-        attempt::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(&txn)
-            .await
-            .map_err(db(what))?;
-    }
+        .filter(|(d, _)| all_known || known.contains(d.id.as_str()));
+    insert_attempts(&txn, kept, what).await?;
     txn.commit().await.map_err(db(what))
 }
 
@@ -162,14 +148,24 @@ pub(super) async fn record_first_attempts(
         }
     }
     // Every delivery is recorded now: inserted here, or found.
-    let rows: Vec<_> = attempts.iter().map(|(_, a)| attempt_row(a)).collect();
+    insert_attempts(&txn, attempts.iter(), what).await?;
+    txn.commit().await.map_err(db(what))
+}
+
+/// The attempts of `recorded`, in multi-row `INSERT`s.
+async fn insert_attempts<'a>(
+    txn: &impl ConnectionTrait,
+    recorded: impl Iterator<Item = &'a Recorded>,
+    what: &'static str,
+) -> Result<()> {
+    let rows: Vec<_> = recorded.map(|(_, a)| attempt_row(a)).collect();
     for chunk in rows.chunks(CHUNK) {
         attempt::Entity::insert_many(chunk.to_vec())
-            .exec_without_returning(&txn)
+            .exec_without_returning(txn)
             .await
             .map_err(db(what))?;
     }
-    txn.commit().await.map_err(db(what))
+    Ok(())
 }
 
 /// The ids of `deliveries` that exist, by a plain (non-locking) read.
