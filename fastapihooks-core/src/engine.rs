@@ -80,6 +80,10 @@ pub struct DeliveryEngine {
     /// Whether the delivery and attempt metrics carry a `subscription` label.
     metrics_per_subscription: bool,
     trace_context: Option<Arc<dyn crate::trace::TraceContext>>,
+    /// Bounds the HTTP attempts in flight at once across every task using this engine (the
+    /// sidecar's `concurrency`), held for the request only — not for the store writes around
+    /// it. `None`: the caller bounds its tasks itself (the in-process backend).
+    attempts_at_once: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl std::fmt::Debug for DeliveryEngine {
@@ -113,7 +117,16 @@ impl DeliveryEngine {
             ops: None,
             metrics_per_subscription: false,
             trace_context: None,
+            attempts_at_once: None,
         }
+    }
+
+    /// Each HTTP attempt waits for one of `limit`'s permits and gives it back as soon as the
+    /// response (or the error) is in: the limit bounds the requests to subscribers, while the
+    /// tasks around them wait for the store without holding one.
+    pub(crate) fn with_attempts_at_once(mut self, limit: Arc<tokio::sync::Semaphore>) -> Self {
+        self.attempts_at_once = Some(limit);
+        self
     }
 
     /// Adds a `subscription` label (the subscription's id) to the delivery and attempt metrics
@@ -324,7 +337,14 @@ impl DeliveryEngine {
                 )
                 .await;
         }
-        let (attempt, verdict) = self.dispatcher.attempt(delivery, subscription).await;
+        let (attempt, verdict) = {
+            // A closed semaphore (never closed) would not bound anything: the attempt runs.
+            let _sending = match &self.attempts_at_once {
+                Some(limit) => limit.acquire().await.ok(),
+                None => None,
+            };
+            self.dispatcher.attempt(delivery, subscription).await
+        };
         self.track_health(
             subscription,
             matches!(verdict, Verdict::Delivered),

@@ -6,13 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fastapihooks_core::backend::RedisBackend;
-use fastapihooks_core::{
-    Attempt, Delivery, DeliveryId, DeliveryQuery, Event, EventId, EventName, EventQuery, Queue,
-    Store, Subscription, SubscriptionId, SubscriptionQuery, Worker, WorkerConfig,
-};
+use fastapihooks_core::{DeliveryQuery, Event, Queue, Store, Subscription, Worker, WorkerConfig};
 use fastapihooks_testkit::{
-    Receiver, Reply, TestKeys, duplicates, engine, eventually, eventually_async, quick_retries,
-    redis_url, store_with_subscribers,
+    FaultyStore, Receiver, Reply, TestKeys, duplicates, engine, eventually, eventually_async,
+    quick_retries, redis_url, store_with_subscribers,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -139,116 +136,6 @@ async fn a_worker_carries_on_after_redis_loses_the_queue_keys() {
     assert_eq!(queue.depth().await.unwrap(), 0);
 }
 
-/// A `MemoryStore` behind a switch: while `down`, every call fails as a database outage would;
-/// the next `failing_records` calls of `record_attempt` fail (a write that fails alone); and
-/// every `record_attempt` takes `slow_records` longer (a database that is slow to commit).
-#[derive(Default)]
-struct StoreWithOutage {
-    inner: fastapihooks_core::MemoryStore,
-    down: std::sync::atomic::AtomicBool,
-    failing_records: std::sync::atomic::AtomicUsize,
-    slow_records: Duration,
-}
-
-impl StoreWithOutage {
-    fn check(&self) -> fastapihooks_core::Result<()> {
-        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
-            Err(fastapihooks_core::Error::storage(
-                "test.outage",
-                std::io::Error::from(std::io::ErrorKind::ConnectionRefused),
-            ))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl Store for StoreWithOutage {
-    async fn add_subscription(&self, s: Subscription) -> fastapihooks_core::Result<()> {
-        self.check()?;
-        self.inner.add_subscription(s).await
-    }
-    async fn get_subscription(
-        &self,
-        id: &SubscriptionId,
-    ) -> fastapihooks_core::Result<Option<Subscription>> {
-        self.check()?;
-        self.inner.get_subscription(id).await
-    }
-    async fn update_subscription(&self, s: Subscription) -> fastapihooks_core::Result<()> {
-        self.check()?;
-        self.inner.update_subscription(s).await
-    }
-    async fn remove_subscription(&self, id: &SubscriptionId) -> fastapihooks_core::Result<()> {
-        self.check()?;
-        self.inner.remove_subscription(id).await
-    }
-    async fn list_subscriptions(
-        &self,
-        q: &SubscriptionQuery,
-    ) -> fastapihooks_core::Result<Vec<Subscription>> {
-        self.check()?;
-        self.inner.list_subscriptions(q).await
-    }
-    async fn matching(
-        &self,
-        event: &EventName,
-        owner: Option<&str>,
-    ) -> fastapihooks_core::Result<Vec<Subscription>> {
-        self.check()?;
-        self.inner.matching(event, owner).await
-    }
-    async fn record_deliveries(&self, d: &[Delivery]) -> fastapihooks_core::Result<()> {
-        self.check()?;
-        self.inner.record_deliveries(d).await
-    }
-    async fn record_attempt(&self, d: &Delivery, a: &Attempt) -> fastapihooks_core::Result<()> {
-        self.check()?;
-        tokio::time::sleep(self.slow_records).await;
-        let failing = &self.failing_records;
-        let ordering = std::sync::atomic::Ordering::SeqCst;
-        if failing
-            .fetch_update(ordering, ordering, |n| n.checked_sub(1))
-            .is_ok()
-        {
-            return Err(fastapihooks_core::Error::storage(
-                "test.record_attempt",
-                std::io::Error::from(std::io::ErrorKind::StorageFull),
-            ));
-        }
-        self.inner.record_attempt(d, a).await
-    }
-    async fn replay_delivery(
-        &self,
-        id: &DeliveryId,
-        resend_delivered: bool,
-    ) -> fastapihooks_core::Result<Option<fastapihooks_core::replay::Reopen>> {
-        self.check()?;
-        self.inner.replay_delivery(id, resend_delivered).await
-    }
-    async fn get_delivery(&self, id: &DeliveryId) -> fastapihooks_core::Result<Option<Delivery>> {
-        self.check()?;
-        self.inner.get_delivery(id).await
-    }
-    async fn list_deliveries(&self, q: &DeliveryQuery) -> fastapihooks_core::Result<Vec<Delivery>> {
-        self.check()?;
-        self.inner.list_deliveries(q).await
-    }
-    async fn list_attempts(&self, id: &DeliveryId) -> fastapihooks_core::Result<Vec<Attempt>> {
-        self.check()?;
-        self.inner.list_attempts(id).await
-    }
-    async fn get_event(&self, id: &EventId) -> fastapihooks_core::Result<Option<Event>> {
-        self.check()?;
-        self.inner.get_event(id).await
-    }
-    async fn list_events(&self, q: &EventQuery) -> fastapihooks_core::Result<Vec<Event>> {
-        self.check()?;
-        self.inner.list_events(q).await
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_outage_delays_fan_out_but_loses_no_event() {
     let Some(url) = redis_url("a_store_outage_delays_fan_out_but_loses_no_event").await else {
@@ -256,13 +143,10 @@ async fn a_store_outage_delays_fan_out_but_loses_no_event() {
     };
     let keys = TestKeys::new(&url, "store-outage");
     let receiver = Receiver::ok().await;
-    let store = Arc::new(StoreWithOutage {
-        inner: fastapihooks_core::MemoryStore::new(),
-        down: true.into(),
-        ..StoreWithOutage::default()
-    });
+    let store = Arc::new(FaultyStore::new());
+    store.set_down(true);
     store
-        .inner
+        .inner()
         .add_subscription(Subscription::new("*", &receiver.url("/hook")).unwrap())
         .await
         .unwrap();
@@ -290,7 +174,7 @@ async fn a_store_outage_delays_fan_out_but_loses_no_event() {
         10,
         "every event is still queued"
     );
-    store.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    store.set_down(false);
 
     let all = eventually(WAIT, || receiver.distinct() == 10).await;
     stop.cancel();
@@ -310,11 +194,7 @@ async fn an_attempt_the_store_failed_to_record_runs_again_and_is_recorded() {
     };
     let keys = TestKeys::new(&url, "unrecorded-attempt");
     let receiver = Receiver::ok().await;
-    let store = Arc::new(StoreWithOutage {
-        inner: fastapihooks_core::MemoryStore::new(),
-        failing_records: 1.into(),
-        ..StoreWithOutage::default()
-    });
+    let store = Arc::new(FaultyStore::new().with_failing_records(1));
     store
         .add_subscription(Subscription::new("*", &receiver.url("/hook")).unwrap())
         .await
@@ -364,10 +244,7 @@ async fn a_task_slowed_past_its_lease_by_the_store_is_not_taken_over_by_another_
     keys.config.visibility_timeout = Duration::from_millis(2500); // HTTP timeout 1 s + margin
     let receiver = Receiver::ok().await;
     // Each attempt is recorded 4 s after it was sent: past the 2.5 s lease.
-    let store = Arc::new(StoreWithOutage {
-        slow_records: Duration::from_secs(4),
-        ..StoreWithOutage::default()
-    });
+    let store = Arc::new(FaultyStore::new().with_slow_records(Duration::from_secs(4)));
     store
         .add_subscription(Subscription::new("*", &receiver.url("/hook")).unwrap())
         .await

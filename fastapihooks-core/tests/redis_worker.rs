@@ -31,8 +31,19 @@ impl Running {
 }
 
 fn start(queue: Arc<RedisBackend>, engine: DeliveryEngine, concurrency: usize) -> Running {
+    start_with_tasks(queue, engine, concurrency, None)
+}
+
+/// [`start`], with at most `tasks_in_flight` tasks running (`None`: the default).
+fn start_with_tasks(
+    queue: Arc<RedisBackend>,
+    engine: DeliveryEngine,
+    concurrency: usize,
+    tasks_in_flight: Option<usize>,
+) -> Running {
     let config = WorkerConfig {
         concurrency,
+        tasks_in_flight,
         lease_batch: 32,
         drain_deadline: Duration::from_secs(10),
         ..WorkerConfig::default()
@@ -193,7 +204,8 @@ async fn in_flight_requests_never_exceed_the_concurrency() {
     let store = store_with_subscribers(&[receiver.url("/hook")]).await;
     let queue = keys.backend().await;
     publish_events(&queue, 150).await;
-    // The lease batch (32) is larger than the concurrency: only the permits held may lease.
+    // The lease batch (32) is larger than the concurrency, and 16 tasks may run (the default 4 ×):
+    // only 4 requests are in flight at once all the same.
     let worker = start(
         queue.clone(),
         engine(store, quick_retries(3, Duration::from_millis(50))),
@@ -360,7 +372,7 @@ async fn a_failing_subscriber_of_an_event_is_retried_alone_and_the_others_get_it
     assert_eq!(delivered.len(), 10);
 }
 
-/// An event's deliveries take the worker's free permits, never more: one event's deliveries
+/// An event's deliveries take the worker's free task permits, never more: one event's deliveries
 /// run in parallel, and the concurrency bounds the attempts in flight however many subscribers
 /// the event has.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -386,9 +398,9 @@ async fn an_events_deliveries_run_in_parallel_within_the_concurrency() {
     assert_concurrent_within(&receiver, 4, "the event's deliveries did run concurrently");
 }
 
-/// An endpoint slow to answer on the event's own permit does not hold back the event's other
-/// deliveries: those still waiting for a permit after a second are queued as tasks of their
-/// own and run on the next free permit.
+/// An endpoint slow to answer on the event's own task does not hold back the event's other
+/// deliveries: those still waiting for a task permit after a second are queued as tasks of
+/// their own and run on the next free one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_events_deliveries_waiting_behind_a_slow_endpoint_are_handed_to_the_queue() {
     let Some(url) = redis_url("deliveries_behind_a_slow_endpoint").await else {
@@ -403,8 +415,8 @@ async fn an_events_deliveries_waiting_behind_a_slow_endpoint_are_handed_to_the_q
     publish_events(&queue, 1).await;
     let retries = quick_retries(3, Duration::from_millis(50));
     let engine = engine_with_timeout(store.clone(), retries, Duration::from_secs(5));
-    // One permit for the event (its first delivery: the slow endpoint), one for the rest.
-    let worker = start(queue.clone(), engine, 2);
+    // One task for the event (its first delivery: the slow endpoint), one for the rest.
+    let worker = start_with_tasks(queue.clone(), engine, 2, Some(2));
 
     let fast_arrived = eventually(WAIT, || fast.distinct() == 2).await;
     let slow_answered_by_then = slow.answered();
@@ -443,7 +455,7 @@ async fn a_delivery_handed_to_the_queue_is_recorded_before_its_task_leaves() {
     publish_events(&queue, 1).await;
     let retries = quick_retries(3, Duration::from_millis(50));
     let engine = engine_with_timeout(store.clone(), retries, Duration::from_secs(5));
-    let worker = start(queue.clone(), engine, 2);
+    let worker = start_with_tasks(queue.clone(), engine, 2, Some(2));
 
     let all = eventually(WAIT, || fast.distinct() == 2 && slow.distinct() == 1).await;
     let report = worker.stop().await;

@@ -18,6 +18,8 @@
 //!   features `mysql`, `postgres`), `TestKeys` (a Redis key prefix, feature `redis`). A `Drop`
 //!   cannot await: a database guard drops what it made from a thread of its own with a small
 //!   runtime of its own, so it works in a `#[tokio::test]` current-thread runtime too.
+//! - [`FaultyStore`]: a `MemoryStore` whose faults a test switches (an outage, failing or slow
+//!   records, records held until released).
 //! - Delivery accounting: [`engine`], [`quick_retries`], [`store_with_subscribers`], [`events`],
 //!   [`expected_pairs`], [`duplicates`], [`tally`].
 //! - The [`Store`](fastapihooks_core::Store) [`contract`]: every behaviour a store must have,
@@ -29,6 +31,7 @@
 
 mod delivery;
 mod eventually;
+mod faulty_store;
 mod http;
 mod receiver;
 #[cfg(feature = "redis")]
@@ -47,6 +50,7 @@ pub use delivery::{
     store_with_subscribers, tally,
 };
 pub use eventually::{Outcome, eventually, eventually_async};
+pub use faulty_store::FaultyStore;
 pub use http::{client, post, serve};
 pub use receiver::{Fix, NO_ID, Received, Receiver, Reply, url_of};
 #[cfg(feature = "redis")]

@@ -32,9 +32,13 @@ pub struct SidecarArgs {
     /// The run's store (required) and Redis queue (with `--queue redis`).
     #[command(flatten)]
     place: Place,
-    /// Tasks in flight at once (`--concurrency`).
+    /// Requests in flight at once (`fastapihooks start --concurrency`).
     #[arg(long, default_value_t = 100)]
     concurrency: usize,
+    /// Tasks in flight at once (`fastapihooks start --tasks-in-flight`; default 4 ×
+    /// `--concurrency`).
+    #[arg(long, env = "FASTAPIHOOKS_TASKS_IN_FLIGHT")]
+    tasks_in_flight: Option<usize>,
 }
 
 /// Drains until stdin closes, then reports.
@@ -54,6 +58,7 @@ async fn serve(args: SidecarArgs) -> anyhow::Result<()> {
         .context("the sidecar needs --postgres and --schema")?;
     let config = WorkerConfig {
         concurrency: args.concurrency,
+        tasks_in_flight: args.tasks_in_flight,
         ..WorkerConfig::default()
     };
     match args.queue {

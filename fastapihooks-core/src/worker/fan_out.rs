@@ -17,15 +17,17 @@
 //! event's lease to expire, and whoever leases it next fans it out again and finds recorded
 //! what was attempted and recorded; what was not runs again (at least once).
 //!
-//! **Concurrency.** The first delivery runs on the event's own permit; each further one that
-//! may start takes another of the worker's permits if one is free (never waiting for one: a
-//! worker whose every permit holds an event still makes progress on each), so the worker never
-//! has more than `concurrency` attempts in flight and an event's deliveries run in parallel
-//! when the worker has room. Deliveries still waiting for a permit a second after the fan-out
-//! are recorded and queued as tasks of their own, so an endpoint that is slow to answer on the
-//! event's permit does not hold back the event's other deliveries. Once shutdown is asked for,
-//! deliveries not started yet are not started: their tasks replace the event's, due at once,
-//! for whoever leases them next (carrying the event when the delivery is not recorded).
+//! **Concurrency.** The first delivery runs on the event's own task permit; each further one
+//! that may start takes another of the worker's task permits if one is free (never waiting for
+//! one: a worker whose every task permit holds an event still makes progress on each), so an
+//! event's deliveries run in parallel when the worker has room, and the worker never runs more
+//! than `tasks_in_flight` of them; their requests wait for the worker's request permits, so no
+//! more than `concurrency` are in flight. Deliveries still waiting for a task permit a second
+//! after the fan-out are recorded and queued as tasks of their own, so an endpoint that is slow
+//! to answer on the event's permit does not hold back the event's other deliveries. Once
+//! shutdown is asked for, deliveries not started yet are not started: their tasks replace the
+//! event's, due at once, for whoever leases them next (carrying the event when the delivery is
+//! not recorded).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -129,7 +131,7 @@ async fn attempt_all<Q: Queue>(
                 own_permit_free = false;
                 None
             } else {
-                match ctx.permits.clone().try_acquire_owned() {
+                match ctx.permits.tasks.clone().try_acquire_owned() {
                     Ok(permit) => Some(permit),
                     Err(_) => break,
                 }

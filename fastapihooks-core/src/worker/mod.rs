@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! leaser: Queue::lease (a batch, whenever the prefetch buffer has room) ─▶ buffer
-//! loop: buffer ─▶ permit ─▶ per task (one tokio task each, holding its permit):
+//! loop: buffer ─▶ task permit ─▶ per task (one tokio task each, holding its task permit; an
+//!   attempt permit besides while an HTTP request or an inbox processing runs):
 //!   Fanout  ─▶ the event's deliveries planned and read from the Store ─▶ each delivery's
 //!           first attempt right here, on the event's lease (more permits taken while free),
 //!           recorded with it (Store::record_first_attempts) ─▶ ack, or the event replaced by
@@ -11,8 +12,11 @@
 //! shutdown: stop leasing ─▶ drain in-flight tasks within the deadline
 //! ```
 //!
-//! In-flight tasks never exceed the configured concurrency; at most one lease batch waits in
-//! the buffer (its leases renewed before they run if they waited long). The store's hot calls
+//! Requests to subscribers in flight never exceed the configured concurrency (a permit held for
+//! the HTTP attempt only), and running tasks never exceed `tasks_in_flight` (a task permit held
+//! from the buffer to the settle: attempting, or waiting for the store and the queue to commit
+//! its outcome); at most one lease batch waits in the buffer (its leases renewed before they
+//! run if they waited long). The store's hot calls
 //! (`BatchedStore`) and the settles (`Queue::settle_many`) of concurrent tasks are
 //! group-committed: a busy worker makes a round trip per batch, not per delivery.
 
@@ -42,12 +46,22 @@ use crate::inbox::InboxProcessing;
 use crate::store::BatchedStore;
 
 /// Limits of a [`Worker`].
+///
+/// Two bounds: `concurrency` counts the requests to subscribers (and, in an inbox worker, the
+/// processings) in flight at once; `tasks_in_flight` counts the leased tasks running at once —
+/// those attempting, and those writing what came of their attempt (the store's record, the
+/// queue's settle), which wait for a group commit, not for a subscriber. A permit for the
+/// request is held only while the request runs, so a slow commit does not leave subscribers
+/// with fewer requests than `concurrency` says.
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
-    /// Tasks (fan-outs and HTTP attempts) in flight at once. Default 100.
+    /// HTTP attempts (in an inbox worker: processings) in flight at once. Default 100.
     pub concurrency: usize,
-    /// At most this many tasks leased per queue call, and leased ahead while every permit is
-    /// busy (never more than `concurrency`). Default 32.
+    /// Leased tasks running at once, attempting or writing their outcome; at least
+    /// `concurrency`. `None` (the default): 4 × `concurrency`.
+    pub tasks_in_flight: Option<usize>,
+    /// At most this many tasks leased per queue call, and leased ahead while every task slot
+    /// is busy (never more than the tasks in flight). Default 32.
     pub lease_batch: usize,
     /// How long shutdown waits for in-flight tasks before abandoning them (their leases expire
     /// and another worker takes them over). Default 30 s.
@@ -62,6 +76,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         Self {
             concurrency: 100,
+            tasks_in_flight: None,
             lease_batch: 32,
             drain_deadline: Duration::from_secs(30),
             max_leases: 10,
@@ -69,7 +84,22 @@ impl Default for WorkerConfig {
     }
 }
 
+/// Tasks in flight per attempt in flight when [`WorkerConfig::tasks_in_flight`] is not set: a
+/// delivery's record and settle wait on group commits several times as long as a fast
+/// subscriber takes to answer (BENCHMARKS.md, session 17).
+const TASKS_PER_ATTEMPT: usize = 4;
+
 impl WorkerConfig {
+    /// The leased tasks that may run at once: [`tasks_in_flight`](Self::tasks_in_flight), or
+    /// 4 × [`concurrency`](Self::concurrency).
+    pub fn tasks_in_flight(&self) -> usize {
+        self.tasks_in_flight.unwrap_or_else(|| {
+            self.concurrency
+                .saturating_mul(TASKS_PER_ATTEMPT)
+                .min(Semaphore::MAX_PERMITS)
+        })
+    }
+
     fn validate(&self) -> Result<()> {
         if self.max_leases == 0 {
             return Err(Error::InvalidConfig {
@@ -80,6 +110,7 @@ impl WorkerConfig {
         for (field, value) in [
             ("worker.concurrency", self.concurrency),
             ("worker.lease_batch", self.lease_batch),
+            ("worker.tasks_in_flight", self.tasks_in_flight()),
         ] {
             if value == 0 || value > Semaphore::MAX_PERMITS {
                 return Err(Error::InvalidConfig {
@@ -87,6 +118,17 @@ impl WorkerConfig {
                     reason: format!("must be between 1 and {}", Semaphore::MAX_PERMITS),
                 });
             }
+        }
+        if self.tasks_in_flight() < self.concurrency {
+            return Err(Error::InvalidConfig {
+                field: "worker.tasks_in_flight",
+                reason: format!(
+                    "{} is below the concurrency {}: every attempt runs in a task, so at most {} attempts could ever be in flight; raise it, or leave it unset for 4 × the concurrency",
+                    self.tasks_in_flight(),
+                    self.concurrency,
+                    self.tasks_in_flight()
+                ),
+            });
         }
         Ok(())
     }
@@ -208,7 +250,13 @@ impl<Q: Queue> Worker<Q> {
                 shutdown.clone(),
             ));
         }
-        let permits = Arc::new(Semaphore::new(self.config.concurrency));
+        let tasks_in_flight = self.config.tasks_in_flight();
+        let permits = task::Permits {
+            tasks: Arc::new(Semaphore::new(tasks_in_flight)),
+            attempts: Arc::new(Semaphore::new(self.config.concurrency)),
+        };
+        // Every HTTP attempt of the engine holds one of the attempt permits while it runs.
+        let engine = engine.map(|engine| engine.with_attempts_at_once(permits.attempts.clone()));
         let ctx = Arc::new(task::Ctx::new(
             self.queue,
             engine,
@@ -218,6 +266,7 @@ impl<Q: Queue> Worker<Q> {
             permits.clone(),
             shutdown.clone(),
         ));
+        let permits = permits.tasks;
         self.status.progress.tick();
         let tracker = TaskTracker::new();
         let abort = CancellationToken::new();
@@ -237,7 +286,7 @@ impl<Q: Queue> Worker<Q> {
                 deadline_passed.cancel();
             });
         }
-        let capacity = self.config.lease_batch.min(self.config.concurrency);
+        let capacity = self.config.lease_batch.min(tasks_in_flight);
         let (buffer, mut prefetched) = mpsc::channel(capacity);
         let leaser = tokio::spawn(prefetch::lease_ahead(
             ctx.queue.clone(),
@@ -247,8 +296,9 @@ impl<Q: Queue> Worker<Q> {
             shutdown.clone(),
             deadline_passed.clone(),
         ));
-        // Every leased task gets a permit before it runs, and a permit is taken before a task
-        // leaves the buffer: leased tasks never exceed `concurrency` running plus one buffer.
+        // Every leased task gets a task permit before it runs, and a permit is taken before a
+        // task leaves the buffer: leased tasks never exceed `tasks_in_flight` running plus one
+        // buffer. (Its HTTP attempt takes an attempt permit besides, in the engine.)
         // Nothing starts after shutdown is asked for.
         loop {
             let permit = tokio::select! {
@@ -289,7 +339,7 @@ impl<Q: Queue> Worker<Q> {
         }
         let not_given_back = give_back(&ctx, unstarted).await;
         tracker.close();
-        let in_flight = self.config.concurrency - permits.available_permits();
+        let in_flight = tasks_in_flight - permits.available_permits();
         tracing::info!(in_flight, deadline = ?self.config.drain_deadline, "stopped leasing; draining");
         let stop_at = stop_at
             .get()
@@ -301,7 +351,7 @@ impl<Q: Queue> Worker<Q> {
         {
             0
         } else {
-            let abandoned = self.config.concurrency - permits.available_permits();
+            let abandoned = tasks_in_flight - permits.available_permits();
             tracing::warn!(
                 abandoned,
                 "drain deadline passed: abandoning in-flight tasks; their leases expire and another worker takes them over"
@@ -370,5 +420,27 @@ mod tests {
         };
         let err = config.validate().unwrap_err();
         assert!(err.to_string().contains("worker.concurrency"), "{err}");
+    }
+
+    #[test]
+    fn tasks_in_flight_default_to_four_times_the_concurrency() {
+        let config = WorkerConfig {
+            concurrency: 25,
+            ..WorkerConfig::default()
+        };
+        assert_eq!(config.tasks_in_flight(), 100);
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn tasks_in_flight_below_the_concurrency_are_rejected_naming_both() {
+        let config = WorkerConfig {
+            concurrency: 10,
+            tasks_in_flight: Some(9),
+            ..WorkerConfig::default()
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("worker.tasks_in_flight"), "{err}");
+        assert!(err.contains("below the concurrency 10"), "{err}");
     }
 }

@@ -3,9 +3,10 @@
 //! of waiting for a round trip to the queue — and the queue is asked for a batch, not one task
 //! per freed permit.
 //!
-//! The buffer is bounded (one lease batch, and never more than `concurrency`); the worker still
-//! runs at most `concurrency` tasks at once. A task that waited in the buffer longer than a third of the visibility
-//! timeout has its lease renewed before it runs (see [`task::run`](super::task::run)).
+//! The buffer is bounded (one lease batch, and never more than `tasks_in_flight`); the worker
+//! still runs at most `tasks_in_flight` tasks at once. A task that waited in the buffer longer
+//! than a third of the visibility timeout has its lease renewed before it runs (see
+//! [`task::run`](super::task::run)).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -40,17 +40,16 @@ pub(super) async fn process<Q: Queue>(
         Stats::bump(&ctx.stats.skipped);
         return ctx.settle(Settlement::ack(receipt.clone())).await;
     }
-    let outcome = match tokio::time::timeout(
-        processing.timeout,
-        processing.processor.process(&entry),
-    )
-    .await
-    {
-        Ok(outcome) => outcome,
-        Err(_) => Err(ProcessError::new(format!(
-            "processing took longer than {:?}",
-            processing.timeout
-        ))),
+    let outcome = {
+        // One of the worker's `concurrency` permits while the processor runs (never closed).
+        let _processing = ctx.permits.attempts.acquire().await.ok();
+        match tokio::time::timeout(processing.timeout, processing.processor.process(&entry)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(ProcessError::new(format!(
+                "processing took longer than {:?}",
+                processing.timeout
+            ))),
+        }
     };
     let attempts = task.attempts() + 1;
     let task = task.with_attempts(attempts);

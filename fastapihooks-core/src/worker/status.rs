@@ -42,7 +42,7 @@ impl WorkerStatus {
     }
 
     /// Tasks the worker is running now (fan-outs, deliveries, inbox processing): never more
-    /// than its concurrency.
+    /// than its `tasks_in_flight`.
     pub fn in_flight(&self) -> usize {
         self.in_flight.load(Ordering::Relaxed)
     }

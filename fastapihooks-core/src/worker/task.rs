@@ -23,6 +23,17 @@ use crate::inbox::InboxProcessing;
 const SETTLE_BATCH: usize = 128;
 const SETTLE_PARALLEL: usize = 1;
 
+/// The worker's two bounds ([`WorkerConfig`](super::WorkerConfig)).
+#[derive(Clone)]
+pub(super) struct Permits {
+    /// One per leased task running, taken before a task leaves the buffer and held until it
+    /// is settled; an event's deliveries attempted on its lease take more while some are free.
+    pub(super) tasks: Arc<Semaphore>,
+    /// One per HTTP attempt (taken by the engine around the request) or inbox processing in
+    /// flight: the worker's `concurrency`.
+    pub(super) attempts: Arc<Semaphore>,
+}
+
 /// What every task of one worker shares.
 pub(super) struct Ctx<Q> {
     pub(super) queue: Arc<Q>,
@@ -31,9 +42,8 @@ pub(super) struct Ctx<Q> {
     /// Processes received webhooks: `None` in the sidecar.
     pub(super) inbox: Option<InboxProcessing>,
     pub(super) stats: Arc<Stats>,
-    /// The worker's permits: one per task in flight, taken before a task leaves the buffer;
-    /// an event's deliveries attempted on its lease take more while some are free.
-    pub(super) permits: Arc<Semaphore>,
+    /// The worker's permits (see [`Permits`]).
+    pub(super) permits: Permits,
     /// Cancelled when shutdown is asked for: nothing new starts after it.
     pub(super) stopping: CancellationToken,
     progress: Arc<super::status::Progress>,
@@ -53,7 +63,7 @@ impl<Q: Queue> Ctx<Q> {
         inbox: Option<InboxProcessing>,
         max_leases: u32,
         status: super::WorkerStatus,
-        permits: Arc<Semaphore>,
+        permits: Permits,
         stopping: CancellationToken,
     ) -> Self {
         let settle_many: Flush<Settlement, bool> = {

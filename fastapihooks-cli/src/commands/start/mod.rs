@@ -94,8 +94,8 @@ pub struct StartArgs {
     /// sha256 scheme: the timestamp header. Default `X-Fastapihooks-Timestamp`.
     #[arg(long, value_name = "NAME", env = "FASTAPIHOOKS_TIMESTAMP_HEADER")]
     pub timestamp_header: Option<String>,
-    /// Deliveries (and fan-outs) in flight at once. Work is leased only with a free slot, so
-    /// this is never exceeded.
+    /// Requests to subscribers in flight at once (each held for its HTTP exchange only):
+    /// never exceeded.
     #[arg(
         long,
         value_name = "N",
@@ -103,6 +103,11 @@ pub struct StartArgs {
         env = "FASTAPIHOOKS_CONCURRENCY"
     )]
     pub concurrency: usize,
+    /// Leased tasks running at once: attempting, or waiting for the store and the queue to
+    /// commit their outcome. Work is leased only with a free slot. At least --concurrency;
+    /// default 4 × --concurrency.
+    #[arg(long, value_name = "N", env = "FASTAPIHOOKS_TASKS_IN_FLIGHT")]
+    pub tasks_in_flight: Option<usize>,
     /// At most this many tasks leased per queue call.
     #[arg(
         long,
@@ -308,6 +313,7 @@ impl StartArgs {
             retry,
             worker: WorkerConfig {
                 concurrency: self.concurrency,
+                tasks_in_flight: self.tasks_in_flight,
                 lease_batch: self.lease_batch,
                 drain_deadline: self.drain_deadline,
                 max_leases: self.max_leases,
@@ -604,7 +610,12 @@ mod tests {
             .sidecar_config()
             .unwrap();
         assert_eq!(config.worker.concurrency, 7);
+        assert_eq!(config.worker.tasks_in_flight(), 28, "4 × the concurrency");
         assert_eq!(config.worker.drain_deadline, Duration::from_secs(3));
+        let config = parse(&["--unsigned", "--concurrency", "7", "--tasks-in-flight", "9"])
+            .sidecar_config()
+            .unwrap();
+        assert_eq!(config.worker.tasks_in_flight(), 9);
     }
 
     fn refusal(args: &[&str]) -> String {
