@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument as _;
 
 use crate::delivery::{Attempt, AttemptErrorKind, AttemptOutcome, Delivery, DeliveryStatus};
@@ -80,10 +81,6 @@ pub struct DeliveryEngine {
     /// Whether the delivery and attempt metrics carry a `subscription` label.
     metrics_per_subscription: bool,
     trace_context: Option<Arc<dyn crate::trace::TraceContext>>,
-    /// Bounds the HTTP attempts in flight at once across every task using this engine (the
-    /// sidecar's `concurrency`), held for the request only — not for the store writes around
-    /// it. `None`: the caller bounds its tasks itself (the in-process backend).
-    attempts_at_once: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl std::fmt::Debug for DeliveryEngine {
@@ -117,16 +114,7 @@ impl DeliveryEngine {
             ops: None,
             metrics_per_subscription: false,
             trace_context: None,
-            attempts_at_once: None,
         }
-    }
-
-    /// Each HTTP attempt waits for one of `limit`'s permits and gives it back as soon as the
-    /// response (or the error) is in: the limit bounds the requests to subscribers, while the
-    /// tasks around them wait for the store without holding one.
-    pub(crate) fn with_attempts_at_once(mut self, limit: Arc<tokio::sync::Semaphore>) -> Self {
-        self.attempts_at_once = Some(limit);
-        self
     }
 
     /// Adds a `subscription` label (the subscription's id) to the delivery and attempt metrics
@@ -296,17 +284,20 @@ impl DeliveryEngine {
     /// next. Dead letters go to the `on_failure` callback; a 410 disables the subscription.
     /// Runs in a `fastapihooks.attempt` span joined to the event's trace.
     pub async fn attempt(&self, delivery: &mut Delivery, subscription: &Subscription) -> Attempted {
-        self.attempt_recording(delivery, subscription, Recording::Existing)
+        self.attempt_recording(delivery, subscription, Recording::Existing, None)
             .await
     }
 
     /// [`attempt`](Self::attempt), recording the attempt as `recording` says: for a delivery
     /// the store does not hold yet, [`Recording::New`] writes it with its first attempt.
+    /// `request_slot`, a permit of the caller's bound on requests in flight, is given back as
+    /// soon as the response (or the error) is in, before the attempt is recorded.
     pub(crate) async fn attempt_recording(
         &self,
         delivery: &mut Delivery,
         subscription: &Subscription,
         recording: Recording,
+        request_slot: Option<OwnedSemaphorePermit>,
     ) -> Attempted {
         let span = tracing::info_span!(
             "fastapihooks.attempt",
@@ -317,7 +308,7 @@ impl DeliveryEngine {
             trace_id = tracing::field::Empty,
         );
         self.join_trace(&span, &delivery.event);
-        self.attempt_in_span(delivery, subscription, recording)
+        self.attempt_in_span(delivery, subscription, recording, request_slot)
             .instrument(span)
             .await
     }
@@ -327,8 +318,10 @@ impl DeliveryEngine {
         delivery: &mut Delivery,
         subscription: &Subscription,
         recording: Recording,
+        request_slot: Option<OwnedSemaphorePermit>,
     ) -> Attempted {
         if !subscription.enabled || !self.still_enabled(&subscription.id).await {
+            drop(request_slot);
             return self
                 .not_sent_recording(
                     delivery,
@@ -337,14 +330,8 @@ impl DeliveryEngine {
                 )
                 .await;
         }
-        let (attempt, verdict) = {
-            // A closed semaphore (never closed) would not bound anything: the attempt runs.
-            let _sending = match &self.attempts_at_once {
-                Some(limit) => limit.acquire().await.ok(),
-                None => None,
-            };
-            self.dispatcher.attempt(delivery, subscription).await
-        };
+        let (attempt, verdict) = self.dispatcher.attempt(delivery, subscription).await;
+        drop(request_slot);
         self.track_health(
             subscription,
             matches!(verdict, Verdict::Delivered),

@@ -13,7 +13,7 @@ use fastapihooks_core::{
     WorkerReport,
 };
 use fastapihooks_testkit::{
-    FaultyStore, Receiver, TestKeys, duplicates, engine, eventually, eventually_async,
+    FaultyStore, Receiver, Reply, TestKeys, duplicates, engine, eventually, eventually_async,
     quick_retries, redis_url,
 };
 use tokio::task::JoinHandle;
@@ -170,4 +170,53 @@ async fn a_stop_waits_for_the_tasks_still_recording_their_attempt() {
     assert_eq!((report.delivered, report.abandoned), (3, 0), "{report:?}");
     assert_eq!(queue.depth().await.unwrap(), 0, "every lease settled");
     assert_eq!(delivered_in_store(&store).await, 3);
+}
+
+/// A stop sends nothing new: tasks still waiting for a request slot are given back to the
+/// queue unsent, due at once, and the next worker delivers them — each once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_gives_back_unsent_the_tasks_waiting_for_a_request_slot() {
+    let Some(url) = redis_url("a_stop_gives_back_the_tasks_waiting_for_a_slot").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "give-back-unsent");
+    let receiver = Receiver::replying(Reply::ok().after(Duration::from_millis(500))).await;
+    let store = Arc::new(FaultyStore::new());
+    let subscription = Subscription::new("*", &receiver.url("/hook")).unwrap();
+    store.add_subscription(subscription).await.unwrap();
+    let queue = keys.backend().await;
+    publish(&queue, 4).await;
+    let config = WorkerConfig {
+        concurrency: 1,
+        tasks_in_flight: Some(4),
+        lease_batch: 8,
+        drain_deadline: Duration::from_secs(10),
+        ..WorkerConfig::default()
+    };
+    let engine = engine(store.clone(), quick_retries(3, Duration::from_millis(50)));
+    let worker = Worker::new(queue.clone(), engine, config).expect("worker");
+    let status = worker.status();
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(worker.run(stop.clone()));
+
+    // One request out, the three other tasks running and waiting for its slot.
+    let waiting = eventually(WAIT, || {
+        status.in_flight() == 4 && receiver.in_flight() == 1
+    })
+    .await;
+    stop.cancel();
+    let report = running.await.unwrap();
+    let sent_by_the_first = receiver.arrived();
+    let (next_stop, next) = start(queue.clone(), store.clone(), 4, 16);
+    let all = eventually(WAIT, || receiver.distinct() == 4).await;
+    next_stop.cancel();
+    next.await.unwrap();
+    assert!(waiting, "the tasks never all ran");
+    assert_eq!(
+        (sent_by_the_first, report.delivered, report.abandoned),
+        (1, 1, 0),
+        "{report:?}"
+    );
+    assert!(all, "the next worker got {} of 4", receiver.distinct());
+    assert_eq!(duplicates(&receiver.counts()), (0, 0));
 }

@@ -9,7 +9,8 @@
 //!           recorded with it (Store::record_first_attempts) ─▶ ack, or the event replaced by
 //!           the tasks of what must run again (Queue::replace_each)
 //!   Deliver ─▶ already final in the Store? ack : one attempt ─▶ ack / retry_in / dead_letter
-//! shutdown: stop leasing ─▶ drain in-flight tasks within the deadline
+//! shutdown: stop leasing ─▶ tasks still waiting for a request slot given back, unsent ─▶
+//!   drain in-flight tasks within the deadline
 //! ```
 //!
 //! Requests to subscribers in flight never exceed the configured concurrency (a permit held for
@@ -255,8 +256,6 @@ impl<Q: Queue> Worker<Q> {
             tasks: Arc::new(Semaphore::new(tasks_in_flight)),
             attempts: Arc::new(Semaphore::new(self.config.concurrency)),
         };
-        // Every HTTP attempt of the engine holds one of the attempt permits while it runs.
-        let engine = engine.map(|engine| engine.with_attempts_at_once(permits.attempts.clone()));
         let ctx = Arc::new(task::Ctx::new(
             self.queue,
             engine,

@@ -23,6 +23,10 @@ pub(super) async fn process<Q: Queue>(
 ) -> Result<bool> {
     let inbox = &processing.inbox;
     let id = task.inbox_id().clone();
+    let Some(slot) = super::deliver::request_slot(ctx).await else {
+        // Stopping: not started; due at once for whoever leases it next.
+        return ctx.settle(retry(receipt, task, Duration::ZERO)).await;
+    };
     let entry = match inbox.start_processing(&id).await {
         Ok(Some(entry)) => entry,
         Ok(None) => {
@@ -41,8 +45,8 @@ pub(super) async fn process<Q: Queue>(
         return ctx.settle(Settlement::ack(receipt.clone())).await;
     }
     let outcome = {
-        // One of the worker's `concurrency` permits while the processor runs (never closed).
-        let _processing = ctx.permits.attempts.acquire().await.ok();
+        // One of the worker's `concurrency` slots, from the entry's read to the processor's end.
+        let _slot = slot;
         match tokio::time::timeout(processing.timeout, processing.processor.process(&entry)).await {
             Ok(outcome) => outcome,
             Err(_) => Err(ProcessError::new(format!(
