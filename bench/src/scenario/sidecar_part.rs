@@ -17,7 +17,7 @@ pub struct Sidecar {
 }
 
 impl Sidecar {
-    /// Starts the sidecar of `env` with `concurrency` tasks in flight, and waits until it is
+    /// Starts the sidecar of `env` with `concurrency` requests in flight, and waits until it is
     /// connected and its worker about to run.
     pub async fn start(
         env: &DurableEnv,
