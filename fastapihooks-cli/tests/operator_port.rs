@@ -436,6 +436,40 @@ fn slow_receiver_args(app: &SqliteApp, extra: &[&str]) -> Vec<String> {
     .collect()
 }
 
+/// While a delivery's request is out, `/metrics` shows it in flight — one request, one task —
+/// and nothing once it is answered and settled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_show_the_request_in_flight_and_its_task() {
+    let receiver = Receiver::replying(Reply::ok().after(Duration::from_secs(2))).await;
+    let app = SqliteApp::with_subscriber(&receiver.url("a")).await;
+    let (sidecar, base) = with_operator_port(slow_receiver_args(&app, &[])).await;
+    app.publish(&events(1)).await;
+    assert!(
+        eventually(WAIT, || receiver.in_flight() == 1).await,
+        "the delivery reached the receiver"
+    );
+    let (_, during) = get(&format!("{base}/metrics")).await;
+    let settled = eventually_async(WAIT, async || {
+        let (_, text) = get(&format!("{base}/metrics")).await;
+        sample(&text, "fastapihooks_worker_tasks_in_flight", &[]) == Some(0.0)
+    })
+    .await;
+    let (_, after) = get(&format!("{base}/metrics")).await;
+    sidecar.terminate();
+    let (exit, _, _) = sidecar.exit_capturing(WAIT).await;
+
+    let in_flight = |text: &str| {
+        (
+            sample(text, "fastapihooks_attempts_in_flight", &[]),
+            sample(text, "fastapihooks_worker_tasks_in_flight", &[]),
+        )
+    };
+    assert_eq!(in_flight(&during), (Some(1.0), Some(1.0)), "{during}");
+    assert!(settled, "the task never ended");
+    assert_eq!(in_flight(&after), (Some(0.0), Some(0.0)), "{after}");
+    assert!(exit.success());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_is_503_draining_while_the_sidecar_drains_and_metrics_still_answer() {
     // A receiver slow enough that the drain lasts while the test looks.

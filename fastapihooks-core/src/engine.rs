@@ -17,6 +17,7 @@ use crate::event::Event;
 use crate::fanout::fan_out;
 use crate::health::{Disabled, EndpointHealth, HealthPolicy};
 use crate::id::{AttemptId, SubscriptionId};
+use crate::metrics::InFlight;
 use crate::metrics::delivery::Outcome;
 use crate::ops_events::OpsEvents;
 use crate::retry::{RetryPolicy, Verdict};
@@ -330,8 +331,12 @@ impl DeliveryEngine {
                 )
                 .await;
         }
-        let (attempt, verdict) = self.dispatcher.attempt(delivery, subscription).await;
-        drop(request_slot);
+        let (attempt, verdict) = {
+            // The sidecar's request slot: held, and counted in flight, for the request only.
+            let _in_flight =
+                request_slot.map(|slot| (slot, InFlight::new(crate::metrics::ATTEMPTS_IN_FLIGHT)));
+            self.dispatcher.attempt(delivery, subscription).await
+        };
         self.track_health(
             subscription,
             matches!(verdict, Verdict::Delivered),

@@ -64,7 +64,7 @@ pub const ATTEMPT_DURATION_SECONDS: &str = "fastapihooks_attempt_duration_second
 pub const DELIVERIES_TOTAL: &str = "fastapihooks_deliveries_total";
 /// Retries scheduled.
 pub const RETRIES_TOTAL: &str = "fastapihooks_retries_total";
-/// HTTP attempts in flight in the in-process backend.
+/// HTTP attempts in flight: the in-process backend's, and a sidecar's.
 pub const ATTEMPTS_IN_FLIGHT: &str = "fastapihooks_attempts_in_flight";
 /// Tasks a sidecar worker is running.
 pub const WORKER_TASKS_IN_FLIGHT: &str = "fastapihooks_worker_tasks_in_flight";
@@ -338,12 +338,12 @@ pub const ALL: &[MetricSpec] = &[
     MetricSpec::gauge(
         ATTEMPTS_IN_FLIGHT,
         Unit::Count,
-        "HTTP attempts in flight in the in-process backend.",
+        "HTTP attempts in flight: the in-process backend's (at most its `concurrency`), and a sidecar worker's (at most `--concurrency`; its tasks waiting for a request slot or for their record are in `fastapihooks_worker_tasks_in_flight`).",
     ),
     MetricSpec::gauge(
         WORKER_TASKS_IN_FLIGHT,
         Unit::Count,
-        "Tasks (fan-outs, deliveries, inbox processing) a sidecar worker is running.",
+        "Tasks (fan-outs, deliveries, inbox processing) a sidecar worker is running (at most `--tasks-in-flight`): sending, waiting for a request slot, or waiting for their record and settle to commit.",
     ),
     MetricSpec::counter(
         SUBSCRIPTIONS_DISABLED_TOTAL,
@@ -473,6 +473,23 @@ pub(crate) fn publish_error_reason(error: &Error) -> &'static str {
 
 /// The delivery and attempt metrics, labelled per subscription only when asked: without the
 /// opt-in, each records under a key built from static parts (no allocation per delivery).
+/// One in a gauge while it lives: added when made, taken off when dropped — a future dropped
+/// mid-way included.
+pub(crate) struct InFlight(&'static str);
+
+impl InFlight {
+    pub(crate) fn new(gauge: &'static str) -> Self {
+        metrics::gauge!(gauge).increment(1.0);
+        Self(gauge)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!(self.0).decrement(1.0);
+    }
+}
+
 pub(crate) mod delivery {
     use super::*;
 
