@@ -2,10 +2,10 @@
 //!
 //! The sidecar runs up to `--tasks-in-flight` tasks at once, and each makes the same few store
 //! and queue calls. Made one by one, each call is a round trip (and, for a write, a commit);
-//! here a call joins a queue, and one flusher takes everything queued — up to a batch size — and makes
-//! one batched call for all of it. There is no timer: a call waits only for the flush in
-//! progress and for the tasks already ready to run (which may be callers too), so an idle system
-//! pays one hop and a busy one fills its batches by itself (the classic group commit).
+//! here a call joins a queue, and one flusher takes everything queued — up to a batch size —
+//! and makes one batched call for all of it. There is no timer: a call waits only for the flush
+//! in progress and for the tasks already ready to run (which may be callers too), so an idle
+//! system pays one hop and a busy one fills its batches by itself (the classic group commit).
 //!
 //! ```text
 //! caller ─┐                         ┌─ flush([a, b, c]) ─▶ one statement / one pipeline

@@ -471,8 +471,6 @@ pub(crate) fn publish_error_reason(error: &Error) -> &'static str {
     }
 }
 
-/// The delivery and attempt metrics, labelled per subscription only when asked: without the
-/// opt-in, each records under a key built from static parts (no allocation per delivery).
 /// One in a gauge while it lives: added when made, taken off when dropped — a future dropped
 /// mid-way included.
 pub(crate) struct InFlight(&'static str);
@@ -490,6 +488,8 @@ impl Drop for InFlight {
     }
 }
 
+/// The delivery and attempt metrics, labelled per subscription only when asked: without the
+/// opt-in, each records under a key built from static parts (no allocation per delivery).
 pub(crate) mod delivery {
     use super::*;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use fastapihooks_core::backend::RedisBackend;
 use fastapihooks_core::{
     DeliveryQuery, DeliveryStatus, Event, Queue, Store, Subscription, Worker, WorkerConfig,
-    WorkerReport,
+    WorkerReport, WorkerStatus,
 };
 use fastapihooks_testkit::{
     FaultyStore, Receiver, Reply, TestKeys, duplicates, engine, eventually, eventually_async,
@@ -21,6 +21,9 @@ use tokio_util::sync::CancellationToken;
 
 const WAIT: Duration = Duration::from_secs(30);
 
+/// A running worker: its stop, its run, and its status.
+type Running = (CancellationToken, JoinHandle<WorkerReport>, WorkerStatus);
+
 /// A worker on `queue` delivering through `store`, with `concurrency` requests and
 /// `tasks_in_flight` tasks at most.
 fn start(
@@ -28,7 +31,7 @@ fn start(
     store: Arc<FaultyStore>,
     concurrency: usize,
     tasks_in_flight: usize,
-) -> (CancellationToken, JoinHandle<WorkerReport>) {
+) -> Running {
     let config = WorkerConfig {
         concurrency,
         tasks_in_flight: Some(tasks_in_flight),
@@ -38,15 +41,22 @@ fn start(
     };
     let engine = engine(store, quick_retries(3, Duration::from_millis(50)));
     let worker = Worker::new(queue, engine, config).expect("worker");
+    let status = worker.status();
     let stop = CancellationToken::new();
-    (stop.clone(), tokio::spawn(worker.run(stop)))
+    (stop.clone(), tokio::spawn(worker.run(stop)), status)
+}
+
+/// A store subscribed to by `receiver`.
+async fn subscribed_store(receiver: &Receiver) -> Arc<FaultyStore> {
+    let store = Arc::new(FaultyStore::new());
+    let subscription = Subscription::new("*", &receiver.url("/hook")).unwrap();
+    store.add_subscription(subscription).await.unwrap();
+    store
 }
 
 /// A store holding its records, subscribed to by `receiver`.
 async fn held_store(receiver: &Receiver) -> Arc<FaultyStore> {
-    let store = Arc::new(FaultyStore::new());
-    let subscription = Subscription::new("*", &receiver.url("/hook")).unwrap();
-    store.add_subscription(subscription).await.unwrap();
+    let store = subscribed_store(receiver).await;
     store.hold_records();
     store
 }
@@ -82,7 +92,7 @@ async fn a_delivery_waiting_for_its_record_leaves_its_request_slot_to_the_next()
     let store = held_store(&receiver).await;
     let queue = keys.backend().await;
     publish(&queue, 4).await;
-    let (stop, running) = start(queue.clone(), store.clone(), 1, 4);
+    let (stop, running, _) = start(queue.clone(), store.clone(), 1, 4);
 
     let all_sent = eventually(WAIT, || receiver.distinct() == 4).await;
     let (sent_while_held, recorded_then) = (receiver.distinct(), delivered_in_store(&store).await);
@@ -117,7 +127,7 @@ async fn tasks_waiting_for_their_records_never_exceed_the_tasks_in_flight() {
     let store = held_store(&receiver).await;
     let queue = keys.backend().await;
     publish(&queue, 6).await;
-    let (stop, running) = start(queue.clone(), store.clone(), 2, 2);
+    let (stop, running, _) = start(queue.clone(), store.clone(), 2, 2);
 
     let bound_reached = eventually(WAIT, || receiver.distinct() >= 2).await;
     // Room to go over the bound, were it not kept.
@@ -150,7 +160,7 @@ async fn a_stop_waits_for_the_tasks_still_recording_their_attempt() {
     let store = held_store(&receiver).await;
     let queue = keys.backend().await;
     publish(&queue, 3).await;
-    let (stop, running) = start(queue.clone(), store.clone(), 1, 4);
+    let (stop, running, _) = start(queue.clone(), store.clone(), 1, 4);
 
     let sent = eventually(WAIT, || {
         receiver.distinct() == 3 && store.records_waiting() > 0
@@ -181,23 +191,10 @@ async fn a_stop_gives_back_unsent_the_tasks_waiting_for_a_request_slot() {
     };
     let keys = TestKeys::new(&url, "give-back-unsent");
     let receiver = Receiver::replying(Reply::ok().after(Duration::from_millis(500))).await;
-    let store = Arc::new(FaultyStore::new());
-    let subscription = Subscription::new("*", &receiver.url("/hook")).unwrap();
-    store.add_subscription(subscription).await.unwrap();
+    let store = subscribed_store(&receiver).await;
     let queue = keys.backend().await;
     publish(&queue, 4).await;
-    let config = WorkerConfig {
-        concurrency: 1,
-        tasks_in_flight: Some(4),
-        lease_batch: 8,
-        drain_deadline: Duration::from_secs(10),
-        ..WorkerConfig::default()
-    };
-    let engine = engine(store.clone(), quick_retries(3, Duration::from_millis(50)));
-    let worker = Worker::new(queue.clone(), engine, config).expect("worker");
-    let status = worker.status();
-    let stop = CancellationToken::new();
-    let running = tokio::spawn(worker.run(stop.clone()));
+    let (stop, running, status) = start(queue.clone(), store.clone(), 1, 4);
 
     // One request out, the three other tasks running and waiting for its slot.
     let waiting = eventually(WAIT, || {
@@ -207,7 +204,7 @@ async fn a_stop_gives_back_unsent_the_tasks_waiting_for_a_request_slot() {
     stop.cancel();
     let report = running.await.unwrap();
     let sent_by_the_first = receiver.arrived();
-    let (next_stop, next) = start(queue.clone(), store.clone(), 4, 16);
+    let (next_stop, next, _) = start(queue.clone(), store.clone(), 4, 16);
     let all = eventually(WAIT, || receiver.distinct() == 4).await;
     next_stop.cancel();
     next.await.unwrap();

@@ -452,7 +452,7 @@ async fn deliver(
             if pool.abort.is_cancelled() {
                 return abandoned();
             }
-            metrics::gauge!(crate::metrics::ATTEMPTS_IN_FLIGHT).increment(1.0);
+            let counted = crate::metrics::InFlight::new(crate::metrics::ATTEMPTS_IN_FLIGHT);
             // Raced against the abort: past the shutdown deadline an attempt in flight is
             // dropped (its request with it) rather than outliving `shutdown`.
             let step = tokio::select! {
@@ -461,7 +461,7 @@ async fn deliver(
                 step = pool.engine.attempt(&mut delivery, &subscription) => Some(step.next),
                 _ = pool.abort.cancelled() => None,
             };
-            metrics::gauge!(crate::metrics::ATTEMPTS_IN_FLIGHT).decrement(1.0);
+            drop(counted);
             match step {
                 Some(step) => step,
                 None => return abandoned(),

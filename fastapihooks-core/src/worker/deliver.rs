@@ -3,8 +3,6 @@
 //! an event's deliveries attempted on the event's lease during its fan-out settle the event's
 //! lease with all of theirs at once.
 
-use tokio::sync::OwnedSemaphorePermit;
-
 use super::report::Stats;
 use super::task::Ctx;
 use crate::backend::{DeliverTask, Queue, Receipt, Replacement, Settlement, Task};
@@ -122,7 +120,7 @@ pub(super) async fn attempt<Q: Queue>(
     // A disabled or removed subscription's delivery is kept as failed (not sent), replayable.
     let tried = match subscription {
         Some(subscription) => {
-            let Some(slot) = request_slot(ctx).await else {
+            let Some(slot) = ctx.request_slot().await else {
                 // Stopping: not sent; due at once for whoever leases it next — with its event
                 // unless the store holds the delivery.
                 tracing::debug!(delivery = %delivery.id, "stopping before its request: given back to the queue");
@@ -142,17 +140,6 @@ pub(super) async fn attempt<Q: Queue>(
         }
     };
     after_attempt(ctx, engine, &delivery, tried, task)
-}
-
-/// One of the worker's request slots (`concurrency`), or `None` once the worker is stopping: a
-/// request not started by then is not started. A slot freed as the stop comes goes to no one.
-pub(super) async fn request_slot<Q: Queue>(ctx: &Ctx<Q>) -> Option<OwnedSemaphorePermit> {
-    tokio::select! {
-        biased;
-        _ = ctx.stopping.cancelled() => None,
-        // Never closed.
-        slot = ctx.permits.attempts.clone().acquire_owned() => slot.ok(),
-    }
 }
 
 /// What takes the task's place after `delivery` was attempted: nothing when delivered;

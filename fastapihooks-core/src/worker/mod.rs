@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! leaser: Queue::lease (a batch, whenever the prefetch buffer has room) ─▶ buffer
-//! loop: buffer ─▶ task permit ─▶ per task (one tokio task each, holding its task permit; an
-//!   attempt permit besides while an HTTP request or an inbox processing runs):
+//! loop: buffer ─▶ task permit ─▶ per task (one tokio task each, holding its task permit; a
+//!   request slot besides while an HTTP request or an inbox processing runs):
 //!   Fanout  ─▶ the event's deliveries planned and read from the Store ─▶ each delivery's
 //!           first attempt right here, on the event's lease (more permits taken while free),
 //!           recorded with it (Store::record_first_attempts) ─▶ ack, or the event replaced by
@@ -13,13 +13,13 @@
 //!   drain in-flight tasks within the deadline
 //! ```
 //!
-//! Requests to subscribers in flight never exceed the configured concurrency (a permit held for
-//! the HTTP attempt only), and running tasks never exceed `tasks_in_flight` (a task permit held
-//! from the buffer to the settle: attempting, or waiting for the store and the queue to commit
-//! its outcome); at most one lease batch waits in the buffer (its leases renewed before they
-//! run if they waited long). The store's hot calls
-//! (`BatchedStore`) and the settles (`Queue::settle_many`) of concurrent tasks are
-//! group-committed: a busy worker makes a round trip per batch, not per delivery.
+//! Requests to subscribers in flight never exceed the configured concurrency (a request slot
+//! held for the HTTP attempt only), and running tasks never exceed `tasks_in_flight` (a task
+//! permit held from the buffer to the settle: attempting, or waiting for the store and the
+//! queue to commit its outcome); at most one lease batch waits in the buffer (its leases
+//! renewed before they run if they waited long). The store's hot calls (`BatchedStore`) and
+//! the settles (`Queue::settle_many`) of concurrent tasks are group-committed: a busy worker
+//! makes a round trip per batch, not per delivery.
 
 mod deliver;
 mod fan_out;
@@ -44,6 +44,7 @@ use crate::backend::{Queue, Settlement};
 use crate::engine::DeliveryEngine;
 use crate::error::{Error, Result};
 use crate::inbox::InboxProcessing;
+use crate::metrics::InFlight;
 use crate::store::BatchedStore;
 
 /// Limits of a [`Worker`].
@@ -254,7 +255,7 @@ impl<Q: Queue> Worker<Q> {
         let tasks_in_flight = self.config.tasks_in_flight();
         let permits = task::Permits {
             tasks: Arc::new(Semaphore::new(tasks_in_flight)),
-            attempts: Arc::new(Semaphore::new(self.config.concurrency)),
+            requests: Arc::new(Semaphore::new(self.config.concurrency)),
         };
         let ctx = Arc::new(task::Ctx::new(
             self.queue,
@@ -319,12 +320,12 @@ impl<Q: Queue> Worker<Q> {
             let in_flight = Arc::clone(&self.status.in_flight);
             tracker.spawn(async move {
                 in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                metrics::gauge!(crate::metrics::WORKER_TASKS_IN_FLIGHT).increment(1.0);
+                let counted = InFlight::new(crate::metrics::WORKER_TASKS_IN_FLIGHT);
                 tokio::select! {
                     _ = abort.cancelled() => {}
                     _ = task::run(&ctx, next) => {}
                 }
-                metrics::gauge!(crate::metrics::WORKER_TASKS_IN_FLIGHT).decrement(1.0);
+                drop(counted);
                 in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
                 drop(permit);
             });

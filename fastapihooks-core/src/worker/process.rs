@@ -23,7 +23,7 @@ pub(super) async fn process<Q: Queue>(
 ) -> Result<bool> {
     let inbox = &processing.inbox;
     let id = task.inbox_id().clone();
-    let Some(slot) = super::deliver::request_slot(ctx).await else {
+    let Some(slot) = ctx.request_slot().await else {
         // Stopping: not started; due at once for whoever leases it next.
         return ctx.settle(retry(receipt, task, Duration::ZERO)).await;
     };

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 use super::prefetch::Prefetched;
@@ -29,9 +29,9 @@ pub(super) struct Permits {
     /// One per leased task running, taken before a task leaves the buffer and held until it
     /// is settled; an event's deliveries attempted on its lease take more while some are free.
     pub(super) tasks: Arc<Semaphore>,
-    /// One per HTTP attempt (taken by the engine around the request) or inbox processing in
-    /// flight: the worker's `concurrency`.
-    pub(super) attempts: Arc<Semaphore>,
+    /// One per HTTP request (taken right before it, given back by the engine once the
+    /// response is in) or inbox processing in flight: the worker's `concurrency`.
+    pub(super) requests: Arc<Semaphore>,
 }
 
 /// What every task of one worker shares.
@@ -84,6 +84,18 @@ impl<Q: Queue> Ctx<Q> {
             stopping,
             progress: status.progress,
             running: Mutex::default(),
+        }
+    }
+
+    /// One of the worker's request slots (`concurrency`), or `None` once the worker is
+    /// stopping: a request not started by then is not started. A slot freed as the stop comes
+    /// goes to no one.
+    pub(super) async fn request_slot(&self) -> Option<OwnedSemaphorePermit> {
+        tokio::select! {
+            biased;
+            _ = self.stopping.cancelled() => None,
+            // Never closed.
+            slot = self.permits.requests.clone().acquire_owned() => slot.ok(),
         }
     }
 
