@@ -3,10 +3,11 @@
 //!
 //! One ring buffer sorted by id, not a map: ids sort by their event's time, so a fan-out's
 //! deliveries are merged in at (or near) the end, the bound drops from the front, and every
-//! lookup is a binary search. The records sit in one block grown towards the bound and no further, where a
-//! B-tree filled in id order left its leaves about half empty (424 bytes of nodes per delivery)
-//! and allocated and freed a node every few deliveries: the hooked in-process route's peak RSS
-//! fell from 30.7–31.5 to 27.5–28.4 MiB with this (BENCHMARKS.md, session 12).
+//! lookup searches from the back, where the recent records are. The records sit in one block
+//! grown towards the bound and no further, where a B-tree filled in id order left its leaves
+//! about half empty (424 bytes of nodes per delivery) and allocated and freed a node every few
+//! deliveries: the hooked in-process route's peak RSS fell from 30.7–31.5 to 27.5–28.4 MiB with
+//! this (BENCHMARKS.md, session 12).
 
 use std::collections::VecDeque;
 
@@ -37,7 +38,45 @@ impl DeliveryHistory {
     }
 
     fn position(&self, id: &DeliveryId) -> Result<usize, usize> {
-        self.records.binary_search_by(|r| r.delivery.id.cmp(id))
+        let at = self.partition(id);
+        match self.records.get(at) {
+            Some(r) if r.delivery.id == *id => Ok(at),
+            _ => Err(at),
+        }
+    }
+
+    /// Where `id` goes: the index of the first record whose id is not below it.
+    ///
+    /// Searched from the back, galloping (1, 2, 4, … records back, then a binary search in the
+    /// last step): a new delivery's id lands at or near the end, and an attempt is recorded
+    /// shortly after its delivery, so the few records compared are recent ones, still in cache.
+    /// A binary search from the middle of a full history compares ~14 records spread over
+    /// megabytes — each a cache miss or two (the record, then its id) — on every write.
+    fn partition(&self, id: &DeliveryId) -> usize {
+        let below = |i: usize| self.records[i].delivery.id < *id;
+        // Invariant: the records from `hi` on are not below `id`.
+        let mut hi = self.records.len();
+        let mut step = 1;
+        let mut lo = loop {
+            if hi == 0 {
+                return 0;
+            }
+            let probe = hi.saturating_sub(step);
+            if below(probe) {
+                break probe + 1;
+            }
+            hi = probe;
+            step *= 2;
+        };
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if below(mid) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
     }
 
     /// Adds each delivery without attempts unless a delivery of its id is kept already; past the
@@ -49,6 +88,9 @@ impl DeliveryHistory {
     /// smallest of their ids onwards, a batch costs one pass over that tail. Says, in the order
     /// given, whether each was added (a delivery given twice is added once).
     pub(super) fn add_all(&mut self, deliveries: &[Delivery]) -> Vec<bool> {
+        if let [one] = deliveries {
+            return vec![self.add(one)];
+        }
         let mut added = vec![false; deliveries.len()];
         let mut order: Vec<usize> = (0..deliveries.len()).collect();
         // Stable: of a delivery given twice, the first given is the one added.
@@ -56,9 +98,7 @@ impl DeliveryHistory {
         let Some(&first) = order.first() else {
             return added;
         };
-        let from = self
-            .records
-            .partition_point(|r| r.delivery.id < deliveries[first].id);
+        let from = self.partition(&deliveries[first].id);
         let tail: Vec<Record> = self.records.drain(from..).collect();
         self.make_room(from + tail.len() + deliveries.len());
         let mut tail = tail.into_iter().peekable();
@@ -78,10 +118,33 @@ impl DeliveryHistory {
             }
         }
         self.records.extend(tail);
+        self.drop_oldest();
+        added
+    }
+
+    /// One delivery, inserted in place unless its id is kept already: it lands at or near the
+    /// end, so only the few records after it move (the merge would move them twice, through a
+    /// list of their own). Past the bound the oldest goes, as in [`add_all`](Self::add_all).
+    fn add(&mut self, delivery: &Delivery) -> bool {
+        let Err(at) = self.position(&delivery.id) else {
+            return false;
+        };
+        self.make_room(self.records.len() + 1);
+        self.records.insert(
+            at,
+            Record {
+                delivery: delivery.clone(),
+                attempts: Vec::new(),
+            },
+        );
+        self.drop_oldest();
+        true
+    }
+
+    fn drop_oldest(&mut self) {
         while self.records.len() > self.max {
             self.records.pop_front();
         }
-        added
     }
 
     /// Capacity for `needed` records: doubling, but not past the bound unless a batch needs it.
@@ -134,7 +197,7 @@ impl DeliveryHistory {
         before: Option<&DeliveryId>,
     ) -> impl DoubleEndedIterator<Item = &Record> {
         let end = match before {
-            Some(id) => self.records.partition_point(|r| r.delivery.id < *id),
+            Some(id) => self.partition(id),
             None => self.records.len(),
         };
         self.records.range(..end)
@@ -201,6 +264,28 @@ mod tests {
         ];
         assert_eq!(history.add_all(&again), vec![true, true, false, true]);
         assert_eq!(ids(history.iter()), ids_of(&all));
+    }
+
+    #[test]
+    fn every_delivery_kept_is_found_and_one_not_kept_is_not() {
+        // One event's deliveries: the same time, random order.
+        let event = Event::new("a", &1).unwrap();
+        let all: Vec<Delivery> = (0..300)
+            .map(|_| Delivery::new(event.clone(), SubscriptionId::new()))
+            .collect();
+        let (kept, missing) = all.split_at(250);
+        let history = added_one_by_one(1_000, kept);
+        let mut sorted = ids_of(kept);
+        sorted.sort();
+        assert_eq!(ids(history.iter()), sorted, "kept in id order");
+        for d in kept {
+            assert_eq!(history.get(&d.id).map(|r| &r.delivery.id), Some(&d.id));
+        }
+        for d in missing {
+            assert!(history.get(&d.id).is_none(), "{} is not kept", d.id);
+            let older = sorted.iter().filter(|id| **id < d.id).count();
+            assert_eq!(history.before(Some(&d.id)).count(), older);
+        }
     }
 
     #[test]
