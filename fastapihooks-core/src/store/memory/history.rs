@@ -1,15 +1,20 @@
 //! [`DeliveryHistory`]: the [`MemoryStore`](super::MemoryStore)'s bounded delivery history — its
 //! deliveries with their attempts, in id order, the oldest dropped first past the bound.
 //!
-//! One ring buffer sorted by id, not a map: ids sort by their event's time, so a fan-out's
-//! deliveries are merged in at (or near) the end, the bound drops from the front, and every
-//! lookup searches from the back, where the recent records are. The records sit in one block
-//! grown towards the bound and no further, where a B-tree filled in id order left its leaves
-//! about half empty (424 bytes of nodes per delivery) and allocated and freed a node every few
-//! deliveries: the hooked in-process route's peak RSS fell from 30.7–31.5 to 27.5–28.4 MiB with
-//! this (BENCHMARKS.md, session 12).
+//! A ring buffer of record keys sorted by id, not a map: ids sort by their event's time, so a
+//! fan-out's deliveries are merged in at (or near) the end, the bound drops from the front, and
+//! every lookup searches from the back, where the recent records are. The records themselves sit
+//! in a slab, one block grown towards the bound and no further, each where it was written (the
+//! slot a dropped record leaves is the next one's): a delivery that lands among the others —
+//! events made in the same millisecond sort at random, and a burst makes hundreds — moves
+//! 8-byte keys, not ~240-byte records. A B-tree filled in id order left its leaves about half
+//! empty (424 bytes of nodes per delivery) and allocated and freed a node every few deliveries:
+//! the hooked in-process route's peak RSS fell from 30.7–31.5 to 27.5–28.4 MiB with the one
+//! block (BENCHMARKS.md, session 12).
 
 use std::collections::VecDeque;
+
+use slab::Slab;
 
 use crate::delivery::{Attempt, Delivery};
 use crate::id::DeliveryId;
@@ -21,10 +26,21 @@ pub(super) struct Record {
     pub(super) attempts: Vec<Attempt>,
 }
 
+impl Record {
+    fn new(delivery: &Delivery) -> Self {
+        Self {
+            delivery: delivery.clone(),
+            attempts: Vec::new(),
+        }
+    }
+}
+
 /// At most `max` deliveries, by id (see the [module docs](self)).
 #[derive(Debug)]
 pub(super) struct DeliveryHistory {
-    records: VecDeque<Record>,
+    /// The records' keys in `records`, in id order.
+    order: VecDeque<usize>,
+    records: Slab<Record>,
     max: usize,
 }
 
@@ -32,15 +48,16 @@ impl DeliveryHistory {
     /// An empty history keeping at most `max` deliveries (at least one).
     pub(super) fn new(max: usize) -> Self {
         Self {
-            records: VecDeque::new(),
+            order: VecDeque::new(),
+            records: Slab::new(),
             max: max.max(1),
         }
     }
 
     fn position(&self, id: &DeliveryId) -> Result<usize, usize> {
         let at = self.partition(id);
-        match self.records.get(at) {
-            Some(r) if r.delivery.id == *id => Ok(at),
+        match self.order.get(at) {
+            Some(&key) if self.records[key].delivery.id == *id => Ok(at),
             _ => Err(at),
         }
     }
@@ -53,9 +70,9 @@ impl DeliveryHistory {
     /// A binary search from the middle of a full history compares ~14 records spread over
     /// megabytes — each a cache miss or two (the record, then its id) — on every write.
     fn partition(&self, id: &DeliveryId) -> usize {
-        let below = |i: usize| self.records[i].delivery.id < *id;
+        let below = |i: usize| self.records[self.order[i]].delivery.id < *id;
         // Invariant: the records from `hi` on are not below `id`.
-        let mut hi = self.records.len();
+        let mut hi = self.order.len();
         let mut step = 1;
         let mut lo = loop {
             if hi == 0 {
@@ -99,25 +116,28 @@ impl DeliveryHistory {
             return added;
         };
         let from = self.partition(&deliveries[first].id);
-        let tail: Vec<Record> = self.records.drain(from..).collect();
+        let tail: Vec<usize> = self.order.drain(from..).collect();
         self.make_room(from + tail.len() + deliveries.len());
         let mut tail = tail.into_iter().peekable();
         for i in order {
             let d = &deliveries[i];
-            while let Some(kept) = tail.next_if(|r| r.delivery.id < d.id) {
-                self.records.push_back(kept);
+            while let Some(kept) = tail.next_if(|&k| self.records[k].delivery.id < d.id) {
+                self.order.push_back(kept);
             }
-            let known = tail.peek().is_some_and(|r| r.delivery.id == d.id)
-                || self.records.back().is_some_and(|r| r.delivery.id == d.id);
+            let known = tail
+                .peek()
+                .is_some_and(|&k| self.records[k].delivery.id == d.id)
+                || self
+                    .order
+                    .back()
+                    .is_some_and(|&k| self.records[k].delivery.id == d.id);
             if !known {
-                self.records.push_back(Record {
-                    delivery: d.clone(),
-                    attempts: Vec::new(),
-                });
+                let key = self.records.insert(Record::new(d));
+                self.order.push_back(key);
                 added[i] = true;
             }
         }
-        self.records.extend(tail);
+        self.order.extend(tail);
         self.drop_oldest();
         added
     }
@@ -129,21 +149,18 @@ impl DeliveryHistory {
         let Err(at) = self.position(&delivery.id) else {
             return false;
         };
-        self.make_room(self.records.len() + 1);
-        self.records.insert(
-            at,
-            Record {
-                delivery: delivery.clone(),
-                attempts: Vec::new(),
-            },
-        );
+        self.make_room(self.order.len() + 1);
+        let key = self.records.insert(Record::new(delivery));
+        self.order.insert(at, key);
         self.drop_oldest();
         true
     }
 
     fn drop_oldest(&mut self) {
-        while self.records.len() > self.max {
-            self.records.pop_front();
+        while self.order.len() > self.max {
+            if let Some(key) = self.order.pop_front() {
+                self.records.remove(key);
+            }
         }
     }
 
@@ -153,17 +170,21 @@ impl DeliveryHistory {
         if needed > capacity {
             let target = needed.max((capacity * 2).min(self.max + 1)).max(4);
             self.records.reserve_exact(target - self.records.len());
+            self.order.reserve_exact(target - self.order.len());
         }
     }
 
     /// The delivery of `id` with its attempts.
     pub(super) fn get(&self, id: &DeliveryId) -> Option<&Record> {
-        self.position(id).ok().map(|at| &self.records[at])
+        self.position(id)
+            .ok()
+            .map(|at| &self.records[self.order[at]])
     }
 
     /// The same, to change.
     pub(super) fn get_mut(&mut self, id: &DeliveryId) -> Option<&mut Record> {
-        self.position(id).ok().map(|at| &mut self.records[at])
+        let key = self.order[self.position(id).ok()?];
+        Some(&mut self.records[key])
     }
 
     /// Removes the oldest `limit` deliveries that match, in one pass (removing them one by one
@@ -174,21 +195,21 @@ impl DeliveryHistory {
         mut matches: impl FnMut(&Delivery) -> bool,
     ) -> Vec<Record> {
         let mut removed = Vec::new();
-        let mut kept = VecDeque::with_capacity(self.records.capacity());
-        for record in self.records.drain(..) {
-            if removed.len() < limit && matches(&record.delivery) {
-                removed.push(record);
+        let records = &mut self.records;
+        self.order.retain(|&key| {
+            if removed.len() < limit && matches(&records[key].delivery) {
+                removed.push(records.remove(key));
+                false
             } else {
-                kept.push_back(record);
+                true
             }
-        }
-        self.records = kept;
+        });
         removed
     }
 
     /// Every delivery, oldest id first.
     pub(super) fn iter(&self) -> impl DoubleEndedIterator<Item = &Record> {
-        self.records.iter()
+        self.order.iter().map(|&key| &self.records[key])
     }
 
     /// The deliveries whose id is below `before` (all when `None`), oldest id first.
@@ -198,9 +219,9 @@ impl DeliveryHistory {
     ) -> impl DoubleEndedIterator<Item = &Record> {
         let end = match before {
             Some(id) => self.partition(id),
-            None => self.records.len(),
+            None => self.order.len(),
         };
-        self.records.range(..end)
+        self.order.range(..end).map(|&key| &self.records[key])
     }
 }
 
@@ -318,9 +339,10 @@ mod tests {
         let all = deliveries(7);
         let history = added_one_by_one(5, &all);
         assert!(
-            history.records.capacity() <= 6,
-            "{}",
-            history.records.capacity()
+            history.records.capacity() <= 6 && history.order.capacity() <= 6,
+            "{} records, {} keys",
+            history.records.capacity(),
+            history.order.capacity()
         );
     }
 
