@@ -26,6 +26,25 @@ pub(super) struct Record {
     pub(super) attempts: Vec<Attempt>,
 }
 
+/// How many of the leading `keys` are `below`, which holds for a prefix of them: galloping (1,
+/// 2, 4, … keys on), then a binary search in the last step. A batch's ids fall among the tail's
+/// a few at a time, so a step passes a few keys in a few comparisons, and a burst's long tail
+/// costs a comparison per doubling, not per key.
+fn leading(keys: &[usize], below: impl Fn(usize) -> bool) -> usize {
+    let (mut lo, mut hi) = (0, keys.len());
+    let mut step = 1;
+    while lo + step <= hi {
+        if below(keys[lo + step - 1]) {
+            lo += step;
+            step *= 2;
+        } else {
+            hi = lo + step - 1;
+            break;
+        }
+    }
+    lo + keys[lo..hi].partition_point(|&k| below(k))
+}
+
 impl Record {
     fn new(delivery: &Delivery) -> Self {
         Self {
@@ -102,8 +121,9 @@ impl DeliveryHistory {
     /// Merged in one pass: the deliveries of one event share its time and differ in random bits
     /// (and those of events made in the same millisecond interleave), so added one by one each
     /// would land among the others and shift them. Sorted, then merged with the records from the
-    /// smallest of their ids onwards, a batch costs one pass over that tail. Says, in the order
-    /// given, whether each was added (a delivery given twice is added once).
+    /// smallest of their ids onwards, a batch costs one pass over that tail — of record keys,
+    /// galloping past the runs of it that fall between two new ids. Says, in the order given,
+    /// whether each was added (a delivery given twice is added once).
     pub(super) fn add_all(&mut self, deliveries: &[Delivery]) -> Vec<bool> {
         if let [one] = deliveries {
             return vec![self.add(one)];
@@ -118,26 +138,21 @@ impl DeliveryHistory {
         let from = self.partition(&deliveries[first].id);
         let tail: Vec<usize> = self.order.drain(from..).collect();
         self.make_room(from + tail.len() + deliveries.len());
-        let mut tail = tail.into_iter().peekable();
+        // `tail[placed..]` is still to be put back.
+        let mut placed = 0;
         for i in order {
             let d = &deliveries[i];
-            while let Some(kept) = tail.next_if(|&k| self.records[k].delivery.id < d.id) {
-                self.order.push_back(kept);
-            }
-            let known = tail
-                .peek()
-                .is_some_and(|&k| self.records[k].delivery.id == d.id)
-                || self
-                    .order
-                    .back()
-                    .is_some_and(|&k| self.records[k].delivery.id == d.id);
-            if !known {
+            let below = leading(&tail[placed..], |k| self.records[k].delivery.id < d.id);
+            self.order.extend(&tail[placed..placed + below]);
+            placed += below;
+            let is_d = |k: &usize| self.records[*k].delivery.id == d.id;
+            if !(tail.get(placed).is_some_and(is_d) || self.order.back().is_some_and(is_d)) {
                 let key = self.records.insert(Record::new(d));
                 self.order.push_back(key);
                 added[i] = true;
             }
         }
-        self.order.extend(tail);
+        self.order.extend(&tail[placed..]);
         self.drop_oldest();
         added
     }
@@ -285,6 +300,36 @@ mod tests {
         ];
         assert_eq!(history.add_all(&again), vec![true, true, false, true]);
         assert_eq!(ids(history.iter()), ids_of(&all));
+    }
+
+    #[test]
+    fn leading_counts_the_keys_below_wherever_the_first_one_not_below_is() {
+        let keys: Vec<usize> = (0..100).collect();
+        for n in 0..=100 {
+            assert_eq!(leading(&keys, |k| k < n), n);
+        }
+        assert_eq!(leading(&[], |_| true), 0);
+    }
+
+    #[test]
+    fn a_batch_merged_into_a_long_tail_keeps_the_id_order() {
+        // Two events' deliveries, the same millisecond: the second batch lands all over the
+        // first one's.
+        let event = Event::new("a", &1).unwrap();
+        let batch = |n| -> Vec<Delivery> {
+            (0..n)
+                .map(|_| Delivery::new(event.clone(), SubscriptionId::new()))
+                .collect()
+        };
+        let (first, second) = (batch(300), batch(40));
+        let mut history = DeliveryHistory::new(1_000);
+        history.add_all(&first);
+        assert!(history.add_all(&second).iter().all(|&added| added));
+        let mut sorted = ids_of(&first);
+        sorted.extend(ids_of(&second));
+        sorted.sort();
+        assert_eq!(ids(history.iter()), sorted);
+        assert_eq!(history.add_all(&second), vec![false; 40], "known already");
     }
 
     #[test]
