@@ -83,6 +83,69 @@ async fn concurrency_never_exceeds_the_cap() {
 }
 
 #[tokio::test]
+async fn the_cap_holds_when_each_event_has_one_delivery() {
+    // An event's only delivery is attempted by the worker that fanned it out.
+    let receiver =
+        Receiver::scripted(|_, _| Reply::status(200).after(Duration::from_millis(30))).await;
+    let hooks = hooks()
+        .subscriber(receiver.subscription("*", "/only"))
+        .background(BackgroundConfig {
+            concurrency: 4,
+            ..BackgroundConfig::default()
+        })
+        .build()
+        .unwrap();
+
+    for i in 0..30 {
+        hooks.emit("tick", &i).await.unwrap();
+    }
+    hooks.shutdown(Duration::from_secs(20)).await.unwrap();
+
+    assert_eq!(receiver.received().len(), 30);
+    let max = receiver.max_in_flight();
+    assert!(max <= 4, "{max} requests were in flight at once");
+    assert!(max >= 2, "deliveries did run concurrently ({max})");
+}
+
+#[tokio::test]
+async fn a_retry_waits_on_its_own_task_not_on_a_worker() {
+    // One worker. The first event's only delivery fails and waits a minute for its retry; the
+    // next event is delivered meanwhile.
+    let receiver = Receiver::scripted(|path, _| match path {
+        "/failing" => Reply::status(500),
+        _ => Reply::status(200),
+    })
+    .await;
+    let hooks = hooks()
+        .retry(RetryPolicy::schedule([Duration::from_secs(60)]))
+        .subscriber(receiver.subscription("first", "/failing"))
+        .subscriber(receiver.subscription("second", "/ok"))
+        .background(BackgroundConfig {
+            concurrency: 1,
+            ..BackgroundConfig::default()
+        })
+        .build()
+        .unwrap();
+
+    hooks.emit("first", &1).await.unwrap();
+    hooks.emit("second", &2).await.unwrap();
+    let got = receiver
+        .wait_until(|r| r.iter().any(|r| r.path == "/ok"))
+        .await;
+    assert!(
+        got.iter().any(|r| r.path == "/ok"),
+        "the second event waited"
+    );
+    assert_eq!(
+        got.iter().filter(|r| r.path == "/failing").count(),
+        1,
+        "the failing delivery's retry is not due yet"
+    );
+    let report = hooks.shutdown(Duration::from_millis(200)).await.unwrap();
+    assert_eq!(report.abandoned, 1, "the retry still waiting");
+}
+
+#[tokio::test]
 async fn shutdown_drains_in_flight_deliveries() {
     let receiver =
         Receiver::scripted(|_, _| Reply::status(200).after(Duration::from_millis(200))).await;

@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -24,7 +24,8 @@ use crate::subscription::Subscription;
 pub struct BackgroundConfig {
     /// Events waiting for fan-out. Default 10,000.
     pub capacity: usize,
-    /// HTTP attempts in flight at once, over all subscribers. Default 100.
+    /// HTTP attempts in flight at once, over all subscribers. Default 100. Also the number of
+    /// event workers: at most this many events are being fanned out at once.
     pub concurrency: usize,
     /// Deliveries held in memory at once (in flight, waiting for a permit or for a retry).
     /// When reached, fan-out waits, the channel fills, and `publish` pushes back. Default 100,000.
@@ -74,9 +75,11 @@ impl BackgroundConfig {
 
 /// Delivers in the same process, on tokio tasks: fast, and nothing to run beside the service.
 ///
-/// A bounded channel feeds a dispatcher task; each event fans out to one task per delivery, so a
-/// slow or failing subscriber never delays the others; at most `concurrency` HTTP attempts run
-/// at once; retries wait on timers without holding a permit.
+/// A bounded channel feeds `concurrency` event workers. A worker fans out the event it takes and
+/// makes the first attempt of an event's only delivery itself — the common case costs no task
+/// and no hand-off. Every other delivery runs on a task of its own, and so does a retry, so a
+/// slow or failing subscriber never delays the others and no worker waits for a retry. At most
+/// `concurrency` HTTP attempts run at once; retries wait on timers without holding a permit.
 ///
 /// A store outage delays fan-out, it never drops the event: fan-out is tried again, for as long
 /// as the outage lasts, on the same schedule as the sidecar worker's.
@@ -87,7 +90,9 @@ impl BackgroundConfig {
 /// Must be created inside a tokio runtime.
 #[derive(Debug)]
 pub struct BackgroundTaskBackend {
-    tx: mpsc::Sender<Event>,
+    tx: async_channel::Sender<Event>,
+    /// Counts what is left in the channel when shutdown aborts (the workers hold the others).
+    rx: async_channel::Receiver<Event>,
     publish_timeout: Duration,
     stop_accepting: CancellationToken,
     abort: CancellationToken,
@@ -102,7 +107,7 @@ struct DeliveryPool {
     engine: DeliveryEngine,
     concurrency: Arc<Semaphore>,
     pending: Arc<Semaphore>,
-    fanout_limit: usize,
+    workers: usize,
     tracker: TaskTracker,
     abort: CancellationToken,
     abandoned: Arc<Abandoned>,
@@ -122,7 +127,7 @@ impl DeliveryPool {
 impl std::fmt::Debug for DeliveryPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeliveryPool")
-            .field("fanout_limit", &self.fanout_limit)
+            .field("workers", &self.workers)
             .finish_non_exhaustive()
     }
 }
@@ -155,7 +160,7 @@ impl BackgroundTaskBackend {
     /// Starts the dispatcher task on the current tokio runtime.
     pub fn start(engine: DeliveryEngine, config: BackgroundConfig) -> Result<Self> {
         config.validate()?;
-        let (tx, rx) = mpsc::channel(config.capacity);
+        let (tx, rx) = async_channel::bounded(config.capacity);
         let engine = engine.with_ops_events(Arc::new(OpsSink { tx: tx.clone() }));
         let tracker = TaskTracker::new();
         let stop_accepting = CancellationToken::new();
@@ -166,16 +171,19 @@ impl BackgroundTaskBackend {
             engine,
             concurrency: Arc::new(Semaphore::new(config.concurrency)),
             pending: pending.clone(),
-            fanout_limit: config.concurrency,
+            workers: config.concurrency,
             tracker: tracker.clone(),
             abort: abort.clone(),
             abandoned: abandoned.clone(),
             replaying: Mutex::default(),
         });
-        tracker.spawn(dispatch_loop(rx, pool.clone(), stop_accepting.clone()));
+        for _ in 0..pool.workers {
+            tracker.spawn(event_worker(rx.clone(), pool.clone()));
+        }
         Ok(Self {
             abandoned,
             tx,
+            rx,
             publish_timeout: config.publish_timeout,
             stop_accepting,
             abort,
@@ -198,17 +206,24 @@ impl Backend for BackgroundTaskBackend {
         if self.stop_accepting.is_cancelled() {
             return Err(Error::ShutDown);
         }
-        match self.tx.send_timeout(event, self.publish_timeout).await {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::SendTimeoutError::Timeout(event)) => {
+        let event = match self.tx.try_send(event) {
+            Ok(()) => return Ok(()),
+            Err(async_channel::TrySendError::Closed(_)) => return Err(Error::ShutDown),
+            Err(async_channel::TrySendError::Full(event)) => event,
+        };
+        // Full: wait for room, up to the publish timeout.
+        let (id, name) = (event.id().clone(), event.name().clone());
+        match tokio::time::timeout(self.publish_timeout, self.tx.send(event)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Error::ShutDown),
+            Err(_) => {
                 metrics::counter!(crate::metrics::PUBLISH_REJECTED_TOTAL, "reason" => "queue_full")
                     .increment(1);
-                tracing::error!(event = %event.id(), name = %event.name(), "queue full: event not accepted");
+                tracing::error!(event = %id, %name, "queue full: event not accepted");
                 Err(Error::QueueFull {
                     waited: self.publish_timeout,
                 })
             }
-            Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(Error::ShutDown),
         }
     }
 
@@ -262,7 +277,7 @@ impl Backend for BackgroundTaskBackend {
                 _ = pool.abort.cancelled() => None,
             };
             match first {
-                Some(first) => deliver(&pool, delivery, subscription, first).await,
+                Some(first) => deliver(&pool, delivery, subscription, Some(first)).await,
                 None => pool.abandoned.deliveries(1),
             }
             pool.replaying().remove(&run);
@@ -273,6 +288,8 @@ impl Backend for BackgroundTaskBackend {
 
     async fn shutdown(&self, deadline: Duration) -> Result<ShutdownReport> {
         self.stop_accepting.cancel();
+        // What is queued is still taken by the workers, which end once it is empty.
+        self.tx.close();
         self.tracker.close();
         if tokio::time::timeout(deadline, self.tracker.wait())
             .await
@@ -284,6 +301,12 @@ impl Backend for BackgroundTaskBackend {
         // count what they leave unfinished; once they have, no request starts any more.
         self.abort.cancel();
         self.tracker.wait().await;
+        // What is still queued was accepted and will never be fanned out.
+        let mut left = 0;
+        while self.rx.try_recv().is_ok() {
+            left += 1;
+        }
+        self.abandoned.events(left);
         let report = self.abandoned.report();
         tracing::error!(
             abandoned = report.abandoned,
@@ -298,68 +321,35 @@ impl Backend for BackgroundTaskBackend {
 /// channel as published events. It never waits (a delivery task publishes through it): a full
 /// channel fails the publish, which the engine logs and counts.
 struct OpsSink {
-    tx: mpsc::Sender<Event>,
+    tx: async_channel::Sender<Event>,
 }
 
 #[async_trait]
 impl Backend for OpsSink {
     async fn publish(&self, event: Event) -> Result<()> {
         self.tx.try_send(event).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => Error::QueueFull {
+            async_channel::TrySendError::Full(_) => Error::QueueFull {
                 waited: Duration::ZERO,
             },
-            mpsc::error::TrySendError::Closed(_) => Error::ShutDown,
+            async_channel::TrySendError::Closed(_) => Error::ShutDown,
         })
     }
 }
 
-async fn dispatch_loop(
-    mut rx: mpsc::Receiver<Event>,
-    pool: Arc<DeliveryPool>,
-    stop_accepting: CancellationToken,
-) {
-    // At most `concurrency` events are being fanned out at once; each holds its permit until
-    // its deliveries have room. This is what turns a backlog into backpressure on `publish`.
-    let fanouts = Arc::new(Semaphore::new(pool.fanout_limit));
-    let mut closing = false;
+/// Takes events until the channel is closed and empty (shutdown) or the abort, and fans each
+/// one out. While every worker is busy, events wait in the channel and `publish` pushes back.
+async fn event_worker(rx: async_channel::Receiver<Event>, pool: Arc<DeliveryPool>) {
     loop {
         let event = tokio::select! {
             biased;
-            _ = pool.abort.cancelled() => {
-                // What is still queued was accepted and will never be fanned out.
-                rx.close();
-                let mut left = 0;
-                while rx.try_recv().is_ok() {
-                    left += 1;
-                }
-                pool.abandoned.events(left);
-                break;
-            }
+            // What is still queued is counted by `shutdown`, once every worker has ended.
+            _ = pool.abort.cancelled() => return,
             event = rx.recv() => match event {
-                Some(event) => event,
-                None => break,
+                Ok(event) => event,
+                Err(_) => return, // closed and empty
             },
-            _ = stop_accepting.cancelled(), if !closing => {
-                closing = true;
-                rx.close(); // what is already queued is still received, then `None`
-                continue;
-            }
         };
-        let permit = tokio::select! {
-            permit = fanouts.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
-            _ = pool.abort.cancelled() => {
-                pool.abandoned.events(1);
-                continue; // the next turn drains and counts the rest
-            }
-        };
-        let task_pool = pool.clone();
-        pool.tracker.spawn(async move {
-            process_event(&task_pool, event).await;
-            drop(permit);
-        });
+        process_event(&pool, event).await;
     }
 }
 
@@ -370,7 +360,7 @@ async fn process_event(pool: &Arc<DeliveryPool>, event: Event) {
     };
     let total = planned.len();
     for (started, (delivery, subscription)) in planned.into_iter().enumerate() {
-        // The delivery task is spawned only once its first attempt may start: a backlog waits
+        // A delivery task is spawned only once its first attempt may start: a backlog waits
         // here as plain data, not as thousands of parked tasks, each the size of a whole HTTP
         // attempt's future.
         let permits = tokio::select! {
@@ -388,11 +378,41 @@ async fn process_event(pool: &Arc<DeliveryPool>, event: Event) {
             pool.abandoned.deliveries(total - started);
             return;
         };
+        if total == 1 {
+            return attempt_only_delivery(pool, delivery, subscription, first_attempt, pending)
+                .await;
+        }
         let task_pool = pool.clone();
         pool.tracker.spawn(async move {
-            deliver(&task_pool, delivery, subscription, first_attempt).await;
+            deliver(&task_pool, delivery, subscription, Some(first_attempt)).await;
             drop(pending);
         });
+    }
+}
+
+/// An event's only delivery makes its first attempt on the worker that fanned it out; a retry
+/// waits on a task of its own, and the worker goes on to the next event.
+async fn attempt_only_delivery(
+    pool: &Arc<DeliveryPool>,
+    mut delivery: Delivery,
+    subscription: Arc<Subscription>,
+    permit: OwnedSemaphorePermit,
+    pending: OwnedSemaphorePermit,
+) {
+    match attempt_once(pool, &mut delivery, &subscription, Some(permit)).await {
+        Some(NextStep::Done(_)) => {}
+        None => pool.abandoned.deliveries(1),
+        Some(NextStep::RetryIn(delay)) => {
+            let task_pool = pool.clone();
+            pool.tracker.spawn(async move {
+                if wait_for_retry(&task_pool, delay).await {
+                    deliver(&task_pool, delivery, subscription, None).await;
+                } else {
+                    task_pool.abandoned.deliveries(1);
+                }
+                drop(pending);
+            });
+        }
     }
 }
 
@@ -428,54 +448,60 @@ async fn fan_out_through_outages(
 }
 
 /// Attempts `delivery` until it is done; `first_attempt` is the permit its first attempt runs
-/// under, retries wait for one of their own.
+/// under (if it has one already), retries wait for one of their own.
 async fn deliver(
     pool: &DeliveryPool,
     mut delivery: Delivery,
     subscription: Arc<Subscription>,
-    first_attempt: OwnedSemaphorePermit,
+    first_attempt: Option<OwnedSemaphorePermit>,
 ) {
-    let mut permit = Some(first_attempt);
-    let abandoned = || pool.abandoned.deliveries(1);
+    let mut permit = first_attempt;
     loop {
-        let step = {
-            let _permit = match permit.take() {
-                Some(p) => p,
-                None => tokio::select! {
-                    p = pool.concurrency.clone().acquire_owned() => match p {
-                        Ok(p) => p,
-                        Err(_) => return abandoned(),
-                    },
-                    _ = pool.abort.cancelled() => return abandoned(),
-                },
-            };
-            if pool.abort.is_cancelled() {
-                return abandoned();
-            }
-            let counted = crate::metrics::InFlight::new(crate::metrics::ATTEMPTS_IN_FLIGHT);
-            // Raced against the abort: past the shutdown deadline an attempt in flight is
-            // dropped (its request with it) rather than outliving `shutdown`.
-            let step = tokio::select! {
-                // In memory there is nothing to settle: an unrecorded attempt (logged and
-                // counted by the engine) only misses its history entry.
-                step = pool.engine.attempt(&mut delivery, &subscription) => Some(step.next),
-                _ = pool.abort.cancelled() => None,
-            };
-            drop(counted);
-            match step {
-                Some(step) => step,
-                None => return abandoned(),
-            }
-        };
-        match step {
-            NextStep::Done(_) => return,
-            NextStep::RetryIn(delay) => {
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = pool.abort.cancelled() => return abandoned(),
+        match attempt_once(pool, &mut delivery, &subscription, permit.take()).await {
+            Some(NextStep::Done(_)) => return,
+            Some(NextStep::RetryIn(delay)) => {
+                if !wait_for_retry(pool, delay).await {
+                    return pool.abandoned.deliveries(1);
                 }
             }
+            None => return pool.abandoned.deliveries(1),
         }
+    }
+}
+
+/// One attempt under `permit`, or under one it waits for; `None` when the abort came first
+/// (the delivery is abandoned).
+async fn attempt_once(
+    pool: &DeliveryPool,
+    delivery: &mut Delivery,
+    subscription: &Subscription,
+    permit: Option<OwnedSemaphorePermit>,
+) -> Option<NextStep> {
+    let _permit = match permit {
+        Some(p) => p,
+        None => tokio::select! {
+            p = pool.concurrency.clone().acquire_owned() => p.ok()?,
+            _ = pool.abort.cancelled() => return None,
+        },
+    };
+    if pool.abort.is_cancelled() {
+        return None;
+    }
+    let _counted = crate::metrics::InFlight::new(crate::metrics::ATTEMPTS_IN_FLIGHT);
+    // Raced against the abort: past the shutdown deadline an attempt in flight is dropped (its
+    // request with it) rather than outliving `shutdown`. In memory there is nothing to settle:
+    // an unrecorded attempt (logged and counted by the engine) only misses its history entry.
+    tokio::select! {
+        step = pool.engine.attempt(delivery, subscription) => Some(step.next),
+        _ = pool.abort.cancelled() => None,
+    }
+}
+
+/// Waits `delay` for a retry; `false` when the abort came first.
+async fn wait_for_retry(pool: &DeliveryPool, delay: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => true,
+        _ = pool.abort.cancelled() => false,
     }
 }
 
