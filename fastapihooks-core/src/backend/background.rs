@@ -157,7 +157,7 @@ impl Abandoned {
 }
 
 impl BackgroundTaskBackend {
-    /// Starts the dispatcher task on the current tokio runtime.
+    /// Starts the event workers on the current tokio runtime.
     pub fn start(engine: DeliveryEngine, config: BackgroundConfig) -> Result<Self> {
         config.validate()?;
         let (tx, rx) = async_channel::bounded(config.capacity);
@@ -663,7 +663,7 @@ mod tests {
         assert!(backend.tracker.is_closed());
         tokio::time::timeout(Duration::from_secs(5), backend.tracker.wait())
             .await
-            .expect("the fan-out task ended on abort");
+            .expect("the worker held up by the outage ended on abort");
         assert_eq!(recorded(&store).await, 0);
     }
 }
