@@ -7,7 +7,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -63,11 +63,19 @@ impl BackgroundConfig {
                 });
             }
         }
-        if self.max_pending_deliveries > Semaphore::MAX_PERMITS {
-            return Err(Error::InvalidConfig {
-                field: "background.max_pending_deliveries",
-                reason: format!("must be at most {}", Semaphore::MAX_PERMITS),
-            });
+        for (field, value) in [
+            ("background.capacity", self.capacity),
+            (
+                "background.max_pending_deliveries",
+                self.max_pending_deliveries,
+            ),
+        ] {
+            if value > Semaphore::MAX_PERMITS {
+                return Err(Error::InvalidConfig {
+                    field,
+                    reason: format!("must be at most {}", Semaphore::MAX_PERMITS),
+                });
+            }
         }
         Ok(())
     }
@@ -91,6 +99,10 @@ impl BackgroundConfig {
 #[derive(Debug)]
 pub struct BackgroundTaskBackend {
     tx: async_channel::Sender<Event>,
+    /// Room in the channel, `capacity` slots handed out in the order they were asked for: a
+    /// channel's own `send` lets a publish that just came take a freed slot before one that
+    /// has been waiting, which under backpressure turns into a long tail of waits.
+    room: Arc<Semaphore>,
     /// Counts what is left in the channel when shutdown aborts (the workers hold the others).
     rx: async_channel::Receiver<Event>,
     publish_timeout: Duration,
@@ -160,8 +172,13 @@ impl BackgroundTaskBackend {
     /// Starts the event workers on the current tokio runtime.
     pub fn start(engine: DeliveryEngine, config: BackgroundConfig) -> Result<Self> {
         config.validate()?;
-        let (tx, rx) = async_channel::bounded(config.capacity);
-        let engine = engine.with_ops_events(Arc::new(OpsSink { tx: tx.clone() }));
+        // Unbounded itself: `room` is its bound.
+        let (tx, rx) = async_channel::unbounded();
+        let room = Arc::new(Semaphore::new(config.capacity));
+        let engine = engine.with_ops_events(Arc::new(OpsSink {
+            tx: tx.clone(),
+            room: room.clone(),
+        }));
         let tracker = TaskTracker::new();
         let stop_accepting = CancellationToken::new();
         let abort = CancellationToken::new();
@@ -178,11 +195,12 @@ impl BackgroundTaskBackend {
             replaying: Mutex::default(),
         });
         for _ in 0..pool.workers {
-            tracker.spawn(event_worker(rx.clone(), pool.clone()));
+            tracker.spawn(event_worker(rx.clone(), room.clone(), pool.clone()));
         }
         Ok(Self {
             abandoned,
             tx,
+            room,
             rx,
             publish_timeout: config.publish_timeout,
             stop_accepting,
@@ -206,25 +224,28 @@ impl Backend for BackgroundTaskBackend {
         if self.stop_accepting.is_cancelled() {
             return Err(Error::ShutDown);
         }
-        let event = match self.tx.try_send(event) {
-            Ok(()) => return Ok(()),
-            Err(async_channel::TrySendError::Closed(_)) => return Err(Error::ShutDown),
-            Err(async_channel::TrySendError::Full(event)) => event,
-        };
-        // Full: wait for room, up to the publish timeout.
-        let (id, name) = (event.id().clone(), event.name().clone());
-        match tokio::time::timeout(self.publish_timeout, self.tx.send(event)).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(_)) => Err(Error::ShutDown),
-            Err(_) => {
-                metrics::counter!(crate::metrics::PUBLISH_REJECTED_TOTAL, "reason" => "queue_full")
-                    .increment(1);
-                tracing::error!(event = %id, %name, "queue full: event not accepted");
-                Err(Error::QueueFull {
-                    waited: self.publish_timeout,
-                })
+        let slot = match self.room.try_acquire() {
+            Ok(slot) => slot,
+            Err(TryAcquireError::Closed) => return Err(Error::ShutDown),
+            // Full: wait for room, in turn, up to the publish timeout.
+            Err(TryAcquireError::NoPermits) => {
+                match tokio::time::timeout(self.publish_timeout, self.room.acquire()).await {
+                    Ok(Ok(slot)) => slot,
+                    Ok(Err(_)) => return Err(Error::ShutDown),
+                    Err(_) => {
+                        metrics::counter!(crate::metrics::PUBLISH_REJECTED_TOTAL, "reason" => "queue_full")
+                            .increment(1);
+                        tracing::error!(event = %event.id(), name = %event.name(), "queue full: event not accepted");
+                        return Err(Error::QueueFull {
+                            waited: self.publish_timeout,
+                        });
+                    }
+                }
             }
-        }
+        };
+        // The worker that takes the event gives the slot back.
+        slot.forget();
+        self.tx.try_send(event).map_err(|_| Error::ShutDown)
     }
 
     /// Runs the replayed run in this process, as fan-out would have: it waits for room among the
@@ -290,6 +311,7 @@ impl Backend for BackgroundTaskBackend {
         self.stop_accepting.cancel();
         // What is queued is still taken by the workers, which end once it is empty.
         self.tx.close();
+        self.room.close();
         self.tracker.close();
         if tokio::time::timeout(deadline, self.tracker.wait())
             .await
@@ -322,30 +344,42 @@ impl Backend for BackgroundTaskBackend {
 /// channel fails the publish, which the engine logs and counts.
 struct OpsSink {
     tx: async_channel::Sender<Event>,
+    room: Arc<Semaphore>,
 }
 
 #[async_trait]
 impl Backend for OpsSink {
     async fn publish(&self, event: Event) -> Result<()> {
-        self.tx.try_send(event).map_err(|e| match e {
-            async_channel::TrySendError::Full(_) => Error::QueueFull {
-                waited: Duration::ZERO,
-            },
-            async_channel::TrySendError::Closed(_) => Error::ShutDown,
-        })
+        match self.room.try_acquire() {
+            Ok(slot) => slot.forget(),
+            Err(TryAcquireError::NoPermits) => {
+                return Err(Error::QueueFull {
+                    waited: Duration::ZERO,
+                });
+            }
+            Err(TryAcquireError::Closed) => return Err(Error::ShutDown),
+        }
+        self.tx.try_send(event).map_err(|_| Error::ShutDown)
     }
 }
 
 /// Takes events until the channel is closed and empty (shutdown) or the abort, and fans each
 /// one out. While every worker is busy, events wait in the channel and `publish` pushes back.
-async fn event_worker(rx: async_channel::Receiver<Event>, pool: Arc<DeliveryPool>) {
+async fn event_worker(
+    rx: async_channel::Receiver<Event>,
+    room: Arc<Semaphore>,
+    pool: Arc<DeliveryPool>,
+) {
     loop {
         let event = tokio::select! {
             biased;
             // What is still queued is counted by `shutdown`, once every worker has ended.
             _ = pool.abort.cancelled() => return,
             event = rx.recv() => match event {
-                Ok(event) => event,
+                Ok(event) => {
+                    room.add_permits(1);
+                    event
+                }
                 Err(_) => return, // closed and empty
             },
         };
