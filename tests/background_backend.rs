@@ -59,49 +59,35 @@ async fn a_failing_subscriber_does_not_delay_the_others() {
 
 #[tokio::test]
 async fn concurrency_never_exceeds_the_cap() {
-    let receiver =
-        Receiver::scripted(|_, _| Reply::status(200).after(Duration::from_millis(30))).await;
-    let hooks = hooks()
-        .subscriber(receiver.subscription("*", "/a"))
-        .subscriber(receiver.subscription("*", "/b"))
-        .background(BackgroundConfig {
-            concurrency: 4,
-            ..BackgroundConfig::default()
-        })
-        .build()
-        .unwrap();
-
-    for i in 0..30 {
-        hooks.emit("tick", &i).await.unwrap();
-    }
-    hooks.shutdown(Duration::from_secs(20)).await.unwrap();
-
-    assert_eq!(receiver.received().len(), 60);
-    let max = receiver.max_in_flight();
-    assert!(max <= 4, "{max} requests were in flight at once");
-    assert!(max >= 2, "deliveries did run concurrently ({max})");
+    cap_of_4_holds_delivering_to(&["/a", "/b"]).await;
 }
 
 #[tokio::test]
 async fn the_cap_holds_when_each_event_has_one_delivery() {
     // An event's only delivery is attempted by the worker that fanned it out.
+    cap_of_4_holds_delivering_to(&["/only"]).await;
+}
+
+/// 30 events to a subscriber at each of `paths` (a slow receiver), at most 4 attempts in flight:
+/// no more than 4 requests ever run at once, and more than one does.
+async fn cap_of_4_holds_delivering_to(paths: &[&str]) {
     let receiver =
         Receiver::scripted(|_, _| Reply::status(200).after(Duration::from_millis(30))).await;
-    let hooks = hooks()
-        .subscriber(receiver.subscription("*", "/only"))
-        .background(BackgroundConfig {
-            concurrency: 4,
-            ..BackgroundConfig::default()
-        })
-        .build()
-        .unwrap();
+    let mut builder = hooks().background(BackgroundConfig {
+        concurrency: 4,
+        ..BackgroundConfig::default()
+    });
+    for path in paths {
+        builder = builder.subscriber(receiver.subscription("*", path));
+    }
+    let hooks = builder.build().unwrap();
 
     for i in 0..30 {
         hooks.emit("tick", &i).await.unwrap();
     }
     hooks.shutdown(Duration::from_secs(20)).await.unwrap();
 
-    assert_eq!(receiver.received().len(), 30);
+    assert_eq!(receiver.received().len(), 30 * paths.len());
     let max = receiver.max_in_flight();
     assert!(max <= 4, "{max} requests were in flight at once");
     assert!(max >= 2, "deliveries did run concurrently ({max})");

@@ -7,10 +7,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::event_line::{EventLine, Refused};
 use super::{Backend, ShutdownReport};
 use crate::delivery::Delivery;
 use crate::engine::{DeliveryEngine, NextStep};
@@ -98,13 +99,7 @@ impl BackgroundConfig {
 /// Must be created inside a tokio runtime.
 #[derive(Debug)]
 pub struct BackgroundTaskBackend {
-    tx: async_channel::Sender<Event>,
-    /// Room in the channel, `capacity` slots handed out in the order they were asked for: a
-    /// channel's own `send` lets a publish that just came take a freed slot before one that
-    /// has been waiting, which under backpressure turns into a long tail of waits.
-    room: Arc<Semaphore>,
-    /// Counts what is left in the channel when shutdown aborts (the workers hold the others).
-    rx: async_channel::Receiver<Event>,
+    events: EventLine,
     publish_timeout: Duration,
     stop_accepting: CancellationToken,
     abort: CancellationToken,
@@ -119,7 +114,6 @@ struct DeliveryPool {
     engine: DeliveryEngine,
     concurrency: Arc<Semaphore>,
     pending: Arc<Semaphore>,
-    workers: usize,
     tracker: TaskTracker,
     abort: CancellationToken,
     abandoned: Arc<Abandoned>,
@@ -138,9 +132,7 @@ impl DeliveryPool {
 
 impl std::fmt::Debug for DeliveryPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DeliveryPool")
-            .field("workers", &self.workers)
-            .finish_non_exhaustive()
+        f.debug_struct("DeliveryPool").finish_non_exhaustive()
     }
 }
 
@@ -172,12 +164,9 @@ impl BackgroundTaskBackend {
     /// Starts the event workers on the current tokio runtime.
     pub fn start(engine: DeliveryEngine, config: BackgroundConfig) -> Result<Self> {
         config.validate()?;
-        // Unbounded itself: `room` is its bound.
-        let (tx, rx) = async_channel::unbounded();
-        let room = Arc::new(Semaphore::new(config.capacity));
+        let events = EventLine::new(config.capacity);
         let engine = engine.with_ops_events(Arc::new(OpsSink {
-            tx: tx.clone(),
-            room: room.clone(),
+            events: events.clone(),
         }));
         let tracker = TaskTracker::new();
         let stop_accepting = CancellationToken::new();
@@ -188,20 +177,17 @@ impl BackgroundTaskBackend {
             engine,
             concurrency: Arc::new(Semaphore::new(config.concurrency)),
             pending: pending.clone(),
-            workers: config.concurrency,
             tracker: tracker.clone(),
             abort: abort.clone(),
             abandoned: abandoned.clone(),
             replaying: Mutex::default(),
         });
-        for _ in 0..pool.workers {
-            tracker.spawn(event_worker(rx.clone(), room.clone(), pool.clone()));
+        for _ in 0..config.concurrency {
+            tracker.spawn(event_worker(events.clone(), pool.clone()));
         }
         Ok(Self {
             abandoned,
-            tx,
-            room,
-            rx,
+            events,
             publish_timeout: config.publish_timeout,
             stop_accepting,
             abort,
@@ -224,28 +210,18 @@ impl Backend for BackgroundTaskBackend {
         if self.stop_accepting.is_cancelled() {
             return Err(Error::ShutDown);
         }
-        let slot = match self.room.try_acquire() {
-            Ok(slot) => slot,
-            Err(TryAcquireError::Closed) => return Err(Error::ShutDown),
-            // Full: wait for room, in turn, up to the publish timeout.
-            Err(TryAcquireError::NoPermits) => {
-                match tokio::time::timeout(self.publish_timeout, self.room.acquire()).await {
-                    Ok(Ok(slot)) => slot,
-                    Ok(Err(_)) => return Err(Error::ShutDown),
-                    Err(_) => {
-                        metrics::counter!(crate::metrics::PUBLISH_REJECTED_TOTAL, "reason" => "queue_full")
-                            .increment(1);
-                        tracing::error!(event = %event.id(), name = %event.name(), "queue full: event not accepted");
-                        return Err(Error::QueueFull {
-                            waited: self.publish_timeout,
-                        });
-                    }
-                }
+        match self.events.push(event, self.publish_timeout).await {
+            Ok(()) => Ok(()),
+            Err(Refused::Full(event)) => {
+                metrics::counter!(crate::metrics::PUBLISH_REJECTED_TOTAL, "reason" => "queue_full")
+                    .increment(1);
+                tracing::error!(event = %event.id(), name = %event.name(), "queue full: event not accepted");
+                Err(Error::QueueFull {
+                    waited: self.publish_timeout,
+                })
             }
-        };
-        // The worker that takes the event gives the slot back.
-        slot.forget();
-        self.tx.try_send(event).map_err(|_| Error::ShutDown)
+            Err(Refused::ShutDown) => Err(Error::ShutDown),
+        }
     }
 
     /// Runs the replayed run in this process, as fan-out would have: it waits for room among the
@@ -310,8 +286,7 @@ impl Backend for BackgroundTaskBackend {
     async fn shutdown(&self, deadline: Duration) -> Result<ShutdownReport> {
         self.stop_accepting.cancel();
         // What is queued is still taken by the workers, which end once it is empty.
-        self.tx.close();
-        self.room.close();
+        self.events.close();
         self.tracker.close();
         if tokio::time::timeout(deadline, self.tracker.wait())
             .await
@@ -324,11 +299,7 @@ impl Backend for BackgroundTaskBackend {
         self.abort.cancel();
         self.tracker.wait().await;
         // What is still queued was accepted and will never be fanned out.
-        let mut left = 0;
-        while self.rx.try_recv().is_ok() {
-            left += 1;
-        }
-        self.abandoned.events(left);
+        self.abandoned.events(self.events.drain());
         let report = self.abandoned.report();
         tracing::error!(
             abandoned = report.abandoned,
@@ -343,44 +314,35 @@ impl Backend for BackgroundTaskBackend {
 /// channel as published events. It never waits (a delivery task publishes through it): a full
 /// channel fails the publish, which the engine logs and counts.
 struct OpsSink {
-    tx: async_channel::Sender<Event>,
-    room: Arc<Semaphore>,
+    events: EventLine,
 }
 
 #[async_trait]
 impl Backend for OpsSink {
     async fn publish(&self, event: Event) -> Result<()> {
-        match self.room.try_acquire() {
-            Ok(slot) => slot.forget(),
-            Err(TryAcquireError::NoPermits) => {
-                return Err(Error::QueueFull {
+        self.events
+            .push(event, Duration::ZERO)
+            .await
+            .map_err(|refused| match refused {
+                Refused::Full(_) => Error::QueueFull {
                     waited: Duration::ZERO,
-                });
-            }
-            Err(TryAcquireError::Closed) => return Err(Error::ShutDown),
-        }
-        self.tx.try_send(event).map_err(|_| Error::ShutDown)
+                },
+                Refused::ShutDown => Error::ShutDown,
+            })
     }
 }
 
 /// Takes events until the channel is closed and empty (shutdown) or the abort, and fans each
 /// one out. While every worker is busy, events wait in the channel and `publish` pushes back.
-async fn event_worker(
-    rx: async_channel::Receiver<Event>,
-    room: Arc<Semaphore>,
-    pool: Arc<DeliveryPool>,
-) {
+async fn event_worker(events: EventLine, pool: Arc<DeliveryPool>) {
     loop {
         let event = tokio::select! {
             biased;
             // What is still queued is counted by `shutdown`, once every worker has ended.
             _ = pool.abort.cancelled() => return,
-            event = rx.recv() => match event {
-                Ok(event) => {
-                    room.add_permits(1);
-                    event
-                }
-                Err(_) => return, // closed and empty
+            event = events.take() => match event {
+                Some(event) => event,
+                None => return, // closed and empty
             },
         };
         process_event(&pool, event).await;
@@ -433,20 +395,15 @@ async fn attempt_only_delivery(
     permit: OwnedSemaphorePermit,
     pending: OwnedSemaphorePermit,
 ) {
-    match attempt_once(pool, &mut delivery, &subscription, Some(permit)).await {
-        Some(NextStep::Done(_)) => {}
-        None => pool.abandoned.deliveries(1),
-        Some(NextStep::RetryIn(delay)) => {
-            let task_pool = pool.clone();
-            pool.tracker.spawn(async move {
-                if wait_for_retry(&task_pool, delay).await {
-                    deliver(&task_pool, delivery, subscription, None).await;
-                } else {
-                    task_pool.abandoned.deliveries(1);
-                }
-                drop(pending);
-            });
-        }
+    let step = attempt_once(pool, &mut delivery, &subscription, Some(permit)).await;
+    if matches!(step, Some(NextStep::RetryIn(_))) {
+        let task_pool = pool.clone();
+        pool.tracker.spawn(async move {
+            follow(&task_pool, delivery, subscription, step).await;
+            drop(pending);
+        });
+    } else {
+        follow(pool, delivery, subscription, step).await;
     }
 }
 
@@ -489,16 +446,29 @@ async fn deliver(
     subscription: Arc<Subscription>,
     first_attempt: Option<OwnedSemaphorePermit>,
 ) {
-    let mut permit = first_attempt;
+    let step = attempt_once(pool, &mut delivery, &subscription, first_attempt).await;
+    follow(pool, delivery, subscription, step).await;
+}
+
+/// Goes on from `step`, what the delivery's last attempt came to (`None`: the abort came
+/// first), until the delivery is done: each retry waits for its delay, then for a permit.
+async fn follow(
+    pool: &DeliveryPool,
+    mut delivery: Delivery,
+    subscription: Arc<Subscription>,
+    mut step: Option<NextStep>,
+) {
     loop {
-        match attempt_once(pool, &mut delivery, &subscription, permit.take()).await {
+        match step {
             Some(NextStep::Done(_)) => return,
-            Some(NextStep::RetryIn(delay)) => {
-                if !wait_for_retry(pool, delay).await {
-                    return pool.abandoned.deliveries(1);
-                }
-            }
             None => return pool.abandoned.deliveries(1),
+            Some(NextStep::RetryIn(delay)) => {
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = pool.abort.cancelled() => return pool.abandoned.deliveries(1),
+                }
+                step = attempt_once(pool, &mut delivery, &subscription, None).await;
+            }
         }
     }
 }
@@ -528,14 +498,6 @@ async fn attempt_once(
     tokio::select! {
         step = pool.engine.attempt(delivery, subscription) => Some(step.next),
         _ = pool.abort.cancelled() => None,
-    }
-}
-
-/// Waits `delay` for a retry; `false` when the abort came first.
-async fn wait_for_retry(pool: &DeliveryPool, delay: Duration) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(delay) => true,
-        _ = pool.abort.cancelled() => false,
     }
 }
 

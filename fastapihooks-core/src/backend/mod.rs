@@ -6,6 +6,7 @@
 //! outbox in the application's own database (feature `sql`).
 
 mod background;
+mod event_line;
 #[cfg(any(feature = "redis", feature = "sql"))]
 mod open;
 mod process_task;
