@@ -26,15 +26,15 @@ pub(super) struct Record {
     pub(super) attempts: Vec<Attempt>,
 }
 
-/// How many of the leading `keys` are `below`, which holds for a prefix of them: galloping (1,
-/// 2, 4, … keys on), then a binary search in the last step. A batch's ids fall among the tail's
-/// a few at a time, so a step passes a few keys in a few comparisons, and a burst's long tail
-/// costs a comparison per doubling, not per key.
-fn leading(keys: &[usize], below: impl Fn(usize) -> bool) -> usize {
-    let (mut lo, mut hi) = (0, keys.len());
+/// How many of the indices `0..n` pass, `passes` holding for a prefix of them: galloping (1, 2,
+/// 4, … on), then a binary search in the last step — a comparison per doubling of the answer,
+/// so a short answer costs a few comparisons wherever `n` ends.
+fn gallop(n: usize, passes: impl Fn(usize) -> bool) -> usize {
+    // `0..lo` pass, `hi..` do not.
+    let (mut lo, mut hi) = (0, n);
     let mut step = 1;
     while lo + step <= hi {
-        if below(keys[lo + step - 1]) {
+        if passes(lo + step - 1) {
             lo += step;
             step *= 2;
         } else {
@@ -42,7 +42,15 @@ fn leading(keys: &[usize], below: impl Fn(usize) -> bool) -> usize {
             break;
         }
     }
-    lo + keys[lo..hi].partition_point(|&k| below(k))
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        if passes(mid) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    lo
 }
 
 impl Record {
@@ -83,36 +91,14 @@ impl DeliveryHistory {
 
     /// Where `id` goes: the index of the first record whose id is not below it.
     ///
-    /// Searched from the back, galloping (1, 2, 4, … records back, then a binary search in the
-    /// last step): a new delivery's id lands at or near the end, and an attempt is recorded
-    /// shortly after its delivery, so the few records compared are recent ones, still in cache.
+    /// Searched from the back ([`gallop`] over the records from the last one): a new delivery's
+    /// id lands at or near the end, and an attempt is recorded shortly after its delivery, so the few records compared are recent ones, still in cache.
     /// A binary search from the middle of a full history compares ~14 records spread over
     /// megabytes — each a cache miss or two (the record, then its id) — on every write.
     fn partition(&self, id: &DeliveryId) -> usize {
-        let below = |i: usize| self.records[self.order[i]].delivery.id < *id;
-        // Invariant: the records from `hi` on are not below `id`.
-        let mut hi = self.order.len();
-        let mut step = 1;
-        let mut lo = loop {
-            if hi == 0 {
-                return 0;
-            }
-            let probe = hi.saturating_sub(step);
-            if below(probe) {
-                break probe + 1;
-            }
-            hi = probe;
-            step *= 2;
-        };
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if below(mid) {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        lo
+        let len = self.order.len();
+        let not_below = |back: usize| self.records[self.order[len - 1 - back]].delivery.id >= *id;
+        len - gallop(len, not_below)
     }
 
     /// Adds each delivery without attempts unless a delivery of its id is kept already; past the
@@ -142,7 +128,9 @@ impl DeliveryHistory {
         let mut placed = 0;
         for i in order {
             let d = &deliveries[i];
-            let below = leading(&tail[placed..], |k| self.records[k].delivery.id < d.id);
+            let below = gallop(tail.len() - placed, |j| {
+                self.records[tail[placed + j]].delivery.id < d.id
+            });
             self.order.extend(&tail[placed..placed + below]);
             placed += below;
             let is_d = |k: &usize| self.records[*k].delivery.id == d.id;
@@ -303,12 +291,11 @@ mod tests {
     }
 
     #[test]
-    fn leading_counts_the_keys_below_wherever_the_first_one_not_below_is() {
-        let keys: Vec<usize> = (0..100).collect();
+    fn gallop_counts_the_passing_prefix_wherever_it_ends() {
         for n in 0..=100 {
-            assert_eq!(leading(&keys, |k| k < n), n);
+            assert_eq!(gallop(100, |i| i < n), n);
         }
-        assert_eq!(leading(&[], |_| true), 0);
+        assert_eq!(gallop(0, |_| true), 0);
     }
 
     #[test]
