@@ -610,6 +610,32 @@ mod tests {
             .len()
     }
 
+    #[test]
+    fn a_bound_past_what_a_semaphore_counts_is_a_typed_error_naming_it() {
+        for (config, named) in [
+            (
+                BackgroundConfig {
+                    capacity: usize::MAX,
+                    ..BackgroundConfig::default()
+                },
+                "background.capacity",
+            ),
+            (
+                BackgroundConfig {
+                    max_pending_deliveries: usize::MAX,
+                    ..BackgroundConfig::default()
+                },
+                "background.max_pending_deliveries",
+            ),
+        ] {
+            let err = config.validate().unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidConfig { field, .. } if field == named),
+                "{err}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn a_store_outage_delays_fan_out_past_the_retry_policy_and_loses_no_event() {
         let (store, backend) = backend_over_an_outage();
