@@ -59,22 +59,29 @@ async fn a_failing_subscriber_does_not_delay_the_others() {
 
 #[tokio::test]
 async fn concurrency_never_exceeds_the_cap() {
-    cap_of_4_holds_delivering_to(&["/a", "/b"]).await;
+    cap_holds_delivering_to(4, &["/a", "/b"]).await;
 }
 
 #[tokio::test]
 async fn the_cap_holds_when_each_event_has_one_delivery() {
     // An event's only delivery is attempted by the worker that fanned it out.
-    cap_of_4_holds_delivering_to(&["/only"]).await;
+    cap_holds_delivering_to(4, &["/only"]).await;
 }
 
-/// 30 events to a subscriber at each of `paths` (a slow receiver), at most 4 attempts in flight:
-/// no more than 4 requests ever run at once, and more than one does.
-async fn cap_of_4_holds_delivering_to(paths: &[&str]) {
+#[tokio::test]
+async fn the_cap_holds_when_an_event_is_admitted_in_groups() {
+    // 20 attempts: an event's deliveries are admitted two at a time (a tenth of the cap), the
+    // last group of each event a single one.
+    cap_holds_delivering_to(20, &["/a", "/b", "/c", "/d", "/e"]).await;
+}
+
+/// 30 events to a subscriber at each of `paths` (a slow receiver), at most `cap` attempts in
+/// flight: no more than `cap` requests ever run at once, and more than one does.
+async fn cap_holds_delivering_to(cap: usize, paths: &[&str]) {
     let receiver =
         Receiver::scripted(|_, _| Reply::status(200).after(Duration::from_millis(30))).await;
     let mut builder = hooks().background(BackgroundConfig {
-        concurrency: 4,
+        concurrency: cap,
         ..BackgroundConfig::default()
     });
     for path in paths {
@@ -89,7 +96,7 @@ async fn cap_of_4_holds_delivering_to(paths: &[&str]) {
 
     assert_eq!(receiver.received().len(), 30 * paths.len());
     let max = receiver.max_in_flight();
-    assert!(max <= 4, "{max} requests were in flight at once");
+    assert!(max <= cap, "{max} requests were in flight at once");
     assert!(max >= 2, "deliveries did run concurrently ({max})");
 }
 

@@ -26,7 +26,9 @@ pub struct BackgroundConfig {
     /// Events waiting for fan-out. Default 10,000.
     pub capacity: usize,
     /// HTTP attempts in flight at once, over all subscribers. Default 100. Also the number of
-    /// event workers: at most this many events are being fanned out at once.
+    /// event workers: at most this many events are being fanned out at once. An event's
+    /// deliveries are admitted in groups of up to a tenth of this, each group's permits granted
+    /// together and groups served in the order they asked.
     pub concurrency: usize,
     /// Deliveries held in memory at once (in flight, waiting for a permit or for a retry).
     /// When reached, fan-out waits, the channel fills, and `publish` pushes back. Default 100,000.
@@ -66,6 +68,7 @@ impl BackgroundConfig {
         }
         for (field, value) in [
             ("background.capacity", self.capacity),
+            ("background.concurrency", self.concurrency),
             (
                 "background.max_pending_deliveries",
                 self.max_pending_deliveries,
@@ -89,6 +92,8 @@ impl BackgroundConfig {
 /// and no hand-off. Every other delivery runs on a task of its own, and so does a retry, so a
 /// slow or failing subscriber never delays the others and no worker waits for a retry. At most
 /// `concurrency` HTTP attempts run at once; retries wait on timers without holding a permit.
+/// Under a backlog, events finish fan-out in the order they came, so `publish` waits in line
+/// for room that frees steadily, not in bursts.
 ///
 /// A store outage delays fan-out, it never drops the event: fan-out is tried again, for as long
 /// as the outage lasts, on the same schedule as the sidecar worker's.
@@ -117,6 +122,10 @@ struct DeliveryPool {
     tracker: TaskTracker,
     abort: CancellationToken,
     abandoned: Arc<Abandoned>,
+    /// Deliveries of one event admitted together, at most: a tenth of the attempt permits (and
+    /// of the room), at least one. A group waits for all its permits at once, so up to one
+    /// group's worth of permits can be idle while it gathers them.
+    group_size: u32,
     /// Replayed runs (delivery, run) queued or under way: a run is queued once.
     replaying: Mutex<HashSet<(DeliveryId, u32)>>,
 }
@@ -180,6 +189,9 @@ impl BackgroundTaskBackend {
             tracker: tracker.clone(),
             abort: abort.clone(),
             abandoned: abandoned.clone(),
+            group_size: u32::try_from(config.concurrency.min(config.max_pending_deliveries) / 10)
+                .unwrap_or(u32::MAX)
+                .max(1),
             replaying: Mutex::default(),
         });
         for _ in 0..config.concurrency {
@@ -355,34 +367,68 @@ async fn process_event(pool: &Arc<DeliveryPool>, event: Event) {
         return;
     };
     let total = planned.len();
-    for (started, (delivery, subscription)) in planned.into_iter().enumerate() {
-        // A delivery task is spawned only once its first attempt may start: a backlog waits
-        // here as plain data, not as thousands of parked tasks, each the size of a whole HTTP
-        // attempt's future.
-        let permits = tokio::select! {
-            p = async {
-                let pending = pool.pending.clone().acquire_owned().await?;
-                let attempt = pool.concurrency.clone().acquire_owned().await?;
-                Ok::<_, tokio::sync::AcquireError>((pending, attempt))
-            } => p,
-            _ = pool.abort.cancelled() => {
-                pool.abandoned.deliveries(total - started);
-                return;
+    let mut planned = planned.into_iter();
+    let mut started = 0;
+    while planned.len() > 0 {
+        let Some(group) = admit(
+            pool,
+            pool.group_size
+                .min(u32::try_from(planned.len()).unwrap_or(u32::MAX)),
+        )
+        .await
+        else {
+            return pool.abandoned.deliveries(total - started);
+        };
+        // The group first: it ends the turn without taking a delivery it has no permits for.
+        for ((pending, first_attempt), (delivery, subscription)) in group.zip(planned.by_ref()) {
+            started += 1;
+            if total == 1 {
+                return attempt_only_delivery(pool, delivery, subscription, first_attempt, pending)
+                    .await;
             }
-        };
-        let Ok((pending, first_attempt)) = permits else {
-            pool.abandoned.deliveries(total - started);
-            return;
-        };
-        if total == 1 {
-            return attempt_only_delivery(pool, delivery, subscription, first_attempt, pending)
-                .await;
+            let task_pool = pool.clone();
+            pool.tracker.spawn(async move {
+                deliver(&task_pool, delivery, subscription, Some(first_attempt)).await;
+                drop(pending);
+            });
         }
-        let task_pool = pool.clone();
-        pool.tracker.spawn(async move {
-            deliver(&task_pool, delivery, subscription, Some(first_attempt)).await;
-            drop(pending);
-        });
+    }
+}
+
+/// Room in memory and a first-attempt permit for each delivery of a group, granted together;
+/// yields one delivery's pair at a time.
+struct Admitted {
+    pending: OwnedSemaphorePermit,
+    attempts: OwnedSemaphorePermit,
+}
+
+impl Iterator for Admitted {
+    type Item = (OwnedSemaphorePermit, OwnedSemaphorePermit);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some((self.pending.split(1)?, self.attempts.split(1)?))
+    }
+}
+
+/// Waits for room and first-attempt permits for `size` deliveries of one event (`size` at most
+/// the pool's group size), all at once; `None` on abort. A delivery task is spawned only once
+/// its first attempt may start: a backlog waits as plain data, not as thousands of parked tasks,
+/// each the size of a whole HTTP attempt's future.
+///
+/// A group's permits are granted in one turn: waiters are served in order, so the events being
+/// fanned out take their groups one after the other. Granted one by one instead, the permits
+/// freed by finished attempts went round every worker in turn, each event advanced a step per
+/// round, and the events of a backlog all finished fan-out in the same few milliseconds: the
+/// channel made room in bursts, and `publish` waited for the next one (a hooked route's p99
+/// doubled under load).
+async fn admit(pool: &DeliveryPool, size: u32) -> Option<Admitted> {
+    tokio::select! {
+        admitted = async {
+            let pending = pool.pending.clone().acquire_many_owned(size).await.ok()?;
+            let attempts = pool.concurrency.clone().acquire_many_owned(size).await.ok()?;
+            Some(Admitted { pending, attempts })
+        } => admitted,
+        _ = pool.abort.cancelled() => None,
     }
 }
 
@@ -622,6 +668,13 @@ mod tests {
             ),
             (
                 BackgroundConfig {
+                    concurrency: usize::MAX,
+                    ..BackgroundConfig::default()
+                },
+                "background.concurrency",
+            ),
+            (
+                BackgroundConfig {
                     max_pending_deliveries: usize::MAX,
                     ..BackgroundConfig::default()
                 },
@@ -634,6 +687,50 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn a_group_of_permits_is_granted_whole_and_in_turn() {
+        let (_store, backend) = backend_over_an_outage(); // no event is fanned out meanwhile
+        let pool = backend.pool.clone();
+        assert_eq!(pool.group_size, 10, "a tenth of the default 100 attempts");
+        let mut busy = pool
+            .concurrency
+            .clone()
+            .acquire_many_owned(100)
+            .await
+            .unwrap();
+        let waiting = |pool: Arc<DeliveryPool>| tokio::spawn(async move { admit(&pool, 10).await });
+        let first = waiting(pool.clone());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let second = waiting(pool.clone());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+
+        // Attempts finish one by one: the first group gets none until it can have all ten.
+        for _ in 0..9 {
+            drop(busy.split(1).unwrap());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!first.is_finished() && !second.is_finished());
+        drop(busy.split(1).unwrap());
+        let first = tokio::time::timeout(Duration::from_secs(5), first)
+            .await
+            .expect("the first group is granted")
+            .unwrap()
+            .expect("no abort");
+        assert_eq!(first.count(), 10, "a pair of permits per delivery");
+
+        // Its ten permits, dropped with it, go to the group next in line.
+        let second = tokio::time::timeout(Duration::from_secs(5), second)
+            .await
+            .expect("the second group is granted")
+            .unwrap()
+            .expect("no abort");
+        assert_eq!(pool.concurrency.available_permits(), 0);
+        drop(second);
+        drop(busy);
+        assert_eq!(pool.concurrency.available_permits(), 100);
+        backend.shutdown(Duration::from_secs(1)).await.unwrap();
     }
 
     #[tokio::test]
