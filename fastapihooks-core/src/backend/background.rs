@@ -1,7 +1,7 @@
 //! [`BackgroundTaskBackend`]: in-process delivery on tokio tasks, bounded everywhere.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::event_line::{EventLine, Refused};
+use super::event_workers::Workers;
 use super::{Backend, ShutdownReport};
 use crate::delivery::Delivery;
 use crate::engine::{DeliveryEngine, NextStep};
@@ -25,8 +26,9 @@ use crate::subscription::Subscription;
 pub struct BackgroundConfig {
     /// Events waiting for fan-out. Default 10,000.
     pub capacity: usize,
-    /// HTTP attempts in flight at once, over all subscribers. Default 100. Also the number of
-    /// event workers: at most this many events are being fanned out at once. An event's
+    /// HTTP attempts in flight at once, over all subscribers. Default 100. Also the most event
+    /// workers (started as events need them): at most this many events are being fanned out
+    /// at once. An event's
     /// deliveries are admitted in groups of up to a tenth of this, each group's permits granted
     /// together and groups served in the order they asked.
     pub concurrency: usize,
@@ -87,9 +89,9 @@ impl BackgroundConfig {
 
 /// Delivers in the same process, on tokio tasks: fast, and nothing to run beside the service.
 ///
-/// A bounded channel feeds `concurrency` event workers. A worker fans out the event it takes and
-/// makes the first attempt of an event's only delivery itself — the common case costs no task
-/// and no hand-off. Every other delivery runs on a task of its own, and so does a retry, so a
+/// A bounded channel feeds up to `concurrency` event workers, started as events need them (an
+/// idle service holds one). A worker fans out the event it takes and makes the first attempt of
+/// an event's only delivery itself — the common case costs no task and no hand-off. Every other delivery runs on a task of its own, and so does a retry, so a
 /// slow or failing subscriber never delays the others and no worker waits for a retry. At most
 /// `concurrency` HTTP attempts run at once; retries wait on timers without holding a permit.
 /// Under a backlog, events finish fan-out in the order they came, so `publish` waits in line
@@ -117,6 +119,10 @@ pub struct BackgroundTaskBackend {
 
 struct DeliveryPool {
     engine: DeliveryEngine,
+    /// The accepted events, waiting for a worker.
+    events: EventLine,
+    /// The event workers, started as events need them, up to `concurrency`.
+    workers: Workers,
     concurrency: Arc<Semaphore>,
     pending: Arc<Semaphore>,
     tracker: TaskTracker,
@@ -131,6 +137,13 @@ struct DeliveryPool {
 }
 
 impl DeliveryPool {
+    /// Starts an event worker if none is waiting for an event and fewer than `concurrency` run.
+    fn start_worker_if_none_waits(self: &Arc<Self>) {
+        if self.workers.claim_start() {
+            self.tracker.spawn(event_worker(self.clone()));
+        }
+    }
+
     fn replaying(&self) -> MutexGuard<'_, HashSet<(DeliveryId, u32)>> {
         // Every update is one insert or remove: a poisoned set is still consistent.
         self.replaying
@@ -170,20 +183,22 @@ impl Abandoned {
 }
 
 impl BackgroundTaskBackend {
-    /// Starts the event workers on the current tokio runtime.
+    /// Starts the backend on the current tokio runtime: one event worker, more as events need
+    /// them (up to `concurrency`).
     pub fn start(engine: DeliveryEngine, config: BackgroundConfig) -> Result<Self> {
         config.validate()?;
         let events = EventLine::new(config.capacity);
-        let engine = engine.with_ops_events(Arc::new(OpsSink {
-            events: events.clone(),
-        }));
         let tracker = TaskTracker::new();
         let stop_accepting = CancellationToken::new();
         let abort = CancellationToken::new();
         let pending = Arc::new(Semaphore::new(config.max_pending_deliveries));
         let abandoned = Arc::new(Abandoned::default());
-        let pool = Arc::new(DeliveryPool {
-            engine,
+        // The engine's operational events come back through the pool's line: its sink holds
+        // the pool weakly, which holds the engine.
+        let pool = Arc::new_cyclic(|pool| DeliveryPool {
+            engine: engine.with_ops_events(Arc::new(OpsSink { pool: pool.clone() })),
+            events: events.clone(),
+            workers: Workers::new(config.concurrency),
             concurrency: Arc::new(Semaphore::new(config.concurrency)),
             pending: pending.clone(),
             tracker: tracker.clone(),
@@ -194,9 +209,9 @@ impl BackgroundTaskBackend {
                 .max(1),
             replaying: Mutex::default(),
         });
-        for _ in 0..config.concurrency {
-            tracker.spawn(event_worker(events.clone(), pool.clone()));
-        }
+        // One from the start: `shutdown` waits for it, so an event pushed just as the line
+        // closes is drained, even if the worker started for it comes too late.
+        pool.start_worker_if_none_waits();
         Ok(Self {
             abandoned,
             events,
@@ -223,7 +238,10 @@ impl Backend for BackgroundTaskBackend {
             return Err(Error::ShutDown);
         }
         match self.events.push(event, self.publish_timeout).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.pool.start_worker_if_none_waits();
+                Ok(())
+            }
             Err(Refused::Full(event)) => {
                 metrics::counter!(crate::metrics::PUBLISH_REJECTED_TOTAL, "reason" => "queue_full")
                     .increment(1);
@@ -326,13 +344,14 @@ impl Backend for BackgroundTaskBackend {
 /// channel as published events. It never waits (a delivery task publishes through it): a full
 /// channel fails the publish, which the engine logs and counts.
 struct OpsSink {
-    events: EventLine,
+    pool: Weak<DeliveryPool>,
 }
 
 #[async_trait]
 impl Backend for OpsSink {
     async fn publish(&self, event: Event) -> Result<()> {
-        self.events
+        let pool = self.pool.upgrade().ok_or(Error::ShutDown)?;
+        pool.events
             .push(event, Duration::ZERO)
             .await
             .map_err(|refused| match refused {
@@ -340,23 +359,31 @@ impl Backend for OpsSink {
                     waited: Duration::ZERO,
                 },
                 Refused::ShutDown => Error::ShutDown,
-            })
+            })?;
+        pool.start_worker_if_none_waits();
+        Ok(())
     }
 }
 
 /// Takes events until the channel is closed and empty (shutdown) or the abort, and fans each
 /// one out. While every worker is busy, events wait in the channel and `publish` pushes back.
-async fn event_worker(events: EventLine, pool: Arc<DeliveryPool>) {
+async fn event_worker(pool: Arc<DeliveryPool>) {
+    let mut first = Some(pool.workers.first_wait());
     loop {
+        let waiting = first.take().unwrap_or_else(|| pool.workers.waiting());
         let event = tokio::select! {
             biased;
             // What is still queued is counted by `shutdown`, once every worker has ended.
             _ = pool.abort.cancelled() => return,
-            event = events.take() => match event {
+            event = pool.events.take() => match event {
                 Some(event) => event,
                 None => return, // closed and empty
             },
         };
+        drop(waiting);
+        if !pool.events.is_empty() {
+            pool.start_worker_if_none_waits();
+        }
         process_event(&pool, event).await;
     }
 }
@@ -631,6 +658,12 @@ mod tests {
     /// A backend over a store that is down, with a retry policy that allows one retry: the
     /// policy that used to decide when fan-out gave up.
     fn backend_over_an_outage() -> (Arc<Outage>, BackgroundTaskBackend) {
+        backend_over_an_outage_with(BackgroundConfig::default())
+    }
+
+    fn backend_over_an_outage_with(
+        config: BackgroundConfig,
+    ) -> (Arc<Outage>, BackgroundTaskBackend) {
         let store = Arc::new(Outage::default());
         store.down.store(true, Ordering::SeqCst);
         let subscriber = Subscription::new("order.*", "https://receiver.example/hooks").unwrap();
@@ -643,7 +676,7 @@ mod tests {
             RetryPolicy::schedule([Duration::from_millis(20)]),
             None,
         );
-        let backend = BackgroundTaskBackend::start(engine, BackgroundConfig::default()).unwrap();
+        let backend = BackgroundTaskBackend::start(engine, config).unwrap();
         (store, backend)
     }
 
@@ -687,6 +720,40 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    /// Publishes `events` events, each of which a worker then holds (fan-out waits out the
+    /// outage), and says how many workers were started.
+    async fn workers_started_for(events: usize, concurrency: usize) -> usize {
+        let (_store, backend) = backend_over_an_outage_with(BackgroundConfig {
+            concurrency,
+            ..BackgroundConfig::default()
+        });
+        for i in 0..events {
+            backend
+                .publish(Event::new("order.created", &i).unwrap())
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = backend.pool.workers.started();
+        backend.shutdown(Duration::from_millis(10)).await.unwrap();
+        started
+    }
+
+    #[tokio::test]
+    async fn an_idle_backend_holds_one_event_worker() {
+        assert_eq!(workers_started_for(0, 100).await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_worker_is_started_for_each_event_while_the_others_are_busy() {
+        assert_eq!(workers_started_for(3, 100).await, 3);
+    }
+
+    #[tokio::test]
+    async fn no_more_workers_than_attempt_permits_are_started() {
+        assert_eq!(workers_started_for(5, 2).await, 2);
     }
 
     #[tokio::test]

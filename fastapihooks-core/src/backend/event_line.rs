@@ -66,6 +66,11 @@ impl EventLine {
         Some(event)
     }
 
+    /// Whether no event is waiting.
+    pub(super) fn is_empty(&self) -> bool {
+        self.rx.is_empty()
+    }
+
     /// Refuses every push from now on; what is queued can still be taken.
     pub(super) fn close(&self) {
         self.tx.close();

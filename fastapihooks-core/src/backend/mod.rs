@@ -7,6 +7,7 @@
 
 mod background;
 mod event_line;
+mod event_workers;
 #[cfg(any(feature = "redis", feature = "sql"))]
 mod open;
 mod process_task;

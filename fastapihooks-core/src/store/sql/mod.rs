@@ -467,7 +467,7 @@ impl Store for SqlStore {
         history::with_events(&self.db, rows, what).await
     }
 
-    /// One `GROUP BY name` ([`counts`]).
+    /// One `GROUP BY name` over the stored events.
     async fn count_events(
         &self,
         q: &EventQuery,
@@ -475,7 +475,7 @@ impl Store for SqlStore {
         counts::count_events(self, q).await
     }
 
-    /// One `GROUP BY` ([`counts`]).
+    /// One `GROUP BY` over the stored deliveries, on the column `by` names.
     async fn count_deliveries(
         &self,
         q: &DeliveryQuery,
