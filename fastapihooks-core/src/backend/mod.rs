@@ -6,6 +6,7 @@
 //! outbox in the application's own database (feature `sql`).
 
 mod background;
+mod delivery_pool;
 mod event_line;
 mod event_workers;
 #[cfg(any(feature = "redis", feature = "sql"))]
