@@ -231,7 +231,7 @@ mod tests {
     use std::time::Instant;
 
     use super::*;
-    use crate::backend::delivery_pool::admit;
+    use crate::backend::delivery_pool::{IDLE_WORKER_STOPS_AFTER, admit};
     use crate::delivery::Attempt;
     use crate::dispatch::{Dispatcher, HttpConfig};
     use crate::event::EventName;
@@ -407,6 +407,39 @@ mod tests {
     #[tokio::test]
     async fn no_more_workers_than_attempt_permits_are_started() {
         assert_eq!(workers_started_for(5, 2).await, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_workers_stop_until_one_is_left() {
+        let (store, backend) = backend_over_an_outage();
+        for i in 0..3 {
+            // Matches no subscription: a worker is free again once its fan-out has run.
+            backend
+                .publish(Event::new("user.created", &i).unwrap())
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(backend.pool.workers.started(), 3, "each held by the outage");
+        store.down.store(false, Ordering::SeqCst);
+        tokio::time::sleep(IDLE_WORKER_STOPS_AFTER / 2).await;
+        assert_eq!(
+            backend.pool.workers.started(),
+            3,
+            "not idle long enough yet"
+        );
+        tokio::time::sleep(IDLE_WORKER_STOPS_AFTER).await;
+        assert_eq!(backend.pool.workers.started(), 1);
+        backend
+            .publish(Event::new("user.created", &4).unwrap())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(
+            backend.pool.events.is_empty(),
+            "the last one still takes events"
+        );
+        backend.shutdown(Duration::from_secs(1)).await.unwrap();
     }
 
     #[tokio::test]

@@ -156,6 +156,7 @@ impl Backend for OpsSink {
 
 /// Takes events until the channel is closed and empty (shutdown) or the abort, and fans each
 /// one out. While every worker is busy, events wait in the channel and `publish` pushes back.
+/// A worker that waited [`IDLE_WORKER_STOPS_AFTER`] for an event stops, unless it is the last.
 async fn event_worker(pool: Arc<DeliveryPool>) {
     let mut first = Some(pool.workers.first_wait());
     loop {
@@ -168,6 +169,17 @@ async fn event_worker(pool: Arc<DeliveryPool>) {
                 Some(event) => event,
                 None => return, // closed and empty
             },
+            // Not registered with the timer unless the line was empty.
+            _ = tokio::time::sleep(IDLE_WORKER_STOPS_AFTER) => {
+                if pool.workers.stop(waiting) {
+                    // An event pushed meanwhile may have counted on this worker.
+                    if !pool.events.is_empty() {
+                        pool.start_worker_if_none_waits();
+                    }
+                    return;
+                }
+                continue;
+            }
         };
         drop(waiting);
         if !pool.events.is_empty() {
@@ -210,6 +222,9 @@ async fn process_event(pool: &Arc<DeliveryPool>, event: Event) {
         }
     }
 }
+
+/// How long an event worker waits for an event before it stops (the last one never does).
+pub(super) const IDLE_WORKER_STOPS_AFTER: Duration = Duration::from_secs(60);
 
 /// Room in memory and a first-attempt permit for each delivery of a group, granted together;
 /// yields one delivery's pair at a time.

@@ -2,10 +2,11 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Counts the event workers started and those waiting for an event. A worker is started when an
-/// event is queued, or taken with more queued behind it, and none is waiting — up to `max`. An
-/// idle service holds only the workers its busiest moment needed, not `max` parked tasks (each
-/// the size of a whole HTTP attempt's future: ~3.4 KiB).
+/// Counts the event workers running and those waiting for an event. A worker is started when an
+/// event is queued, or taken with more queued behind it, and none is waiting — up to `max` —
+/// and stops after waiting a minute for an event, unless it is the last. An idle service holds
+/// one worker, not `max` parked tasks (each the size of a whole HTTP attempt's future:
+/// ~3.4 KiB).
 ///
 /// No event waits in the line while a worker could be started for it: the pusher checks for a
 /// waiting worker *after* its push, and a worker that wakes checks the line *after* it stopped
@@ -56,7 +57,20 @@ impl Workers {
         Waiting(self)
     }
 
-    /// Workers started so far.
+    /// Whether the worker waiting under `waiting` may stop: it is not the last one. A `true`
+    /// counts it as stopped.
+    pub(super) fn stop(&self, waiting: Waiting<'_>) -> bool {
+        let stopped = self
+            .started
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n > 1).then_some(n - 1)
+            })
+            .is_ok();
+        drop(waiting);
+        stopped
+    }
+
+    /// Workers running (started and not stopped).
     #[cfg(test)]
     pub(super) fn started(&self) -> usize {
         self.started.load(Ordering::SeqCst)
@@ -91,5 +105,18 @@ mod tests {
         assert!(workers.claim_start(), "it took an event");
         assert!(!workers.claim_start(), "two started: the max");
         assert_eq!(workers.started(), 2);
+    }
+
+    #[test]
+    fn a_waiting_worker_stops_unless_it_is_the_last() {
+        let workers = Workers::new(2);
+        assert!(workers.claim_start());
+        drop(workers.first_wait());
+        assert!(workers.claim_start());
+        drop(workers.first_wait());
+        assert!(workers.stop(workers.waiting()), "one of two");
+        assert!(!workers.stop(workers.waiting()), "the last one");
+        assert_eq!(workers.started(), 1);
+        assert!(workers.claim_start(), "none waiting: one may start again");
     }
 }
