@@ -22,13 +22,17 @@ use crate::event::Event;
 use crate::id::DeliveryId;
 use crate::subscription::Subscription;
 
+/// Everything the in-process backend's tasks share: the event line and its workers, the bounds
+/// (attempt permits, room for pending deliveries), the task tracker and the abort.
 pub(super) struct DeliveryPool {
     pub(super) engine: DeliveryEngine,
     /// The accepted events, waiting for a worker.
     pub(super) events: EventLine,
     /// The event workers, started as events need them, up to `concurrency`.
     pub(super) workers: Workers,
+    /// Permits for HTTP attempts in flight.
     pub(super) concurrency: Arc<Semaphore>,
+    /// Room for deliveries held in memory (in flight, waiting for a permit or a retry).
     pub(super) pending: Arc<Semaphore>,
     pub(super) tracker: TaskTracker,
     pub(super) abort: CancellationToken,
