@@ -132,11 +132,8 @@ impl Backend for BackgroundTaskBackend {
         if self.stop_accepting.is_cancelled() {
             return Err(Error::ShutDown);
         }
-        match self.pool.events.push(event, self.publish_timeout).await {
-            Ok(()) => {
-                self.pool.start_worker_if_none_waits();
-                Ok(())
-            }
+        match self.pool.push(event, self.publish_timeout).await {
+            Ok(()) => Ok(()),
             Err(Refused::Full(event)) => {
                 metrics::counter!(crate::metrics::PUBLISH_REJECTED_TOTAL, "reason" => "queue_full")
                     .increment(1);
@@ -333,6 +330,14 @@ mod tests {
         (store, backend)
     }
 
+    /// Publishes one event named `name`, its payload `n`.
+    async fn publish(backend: &BackgroundTaskBackend, name: &str, n: usize) {
+        backend
+            .publish(Event::new(name, &n).unwrap())
+            .await
+            .unwrap();
+    }
+
     async fn recorded(store: &Outage) -> usize {
         store
             .inner
@@ -383,10 +388,7 @@ mod tests {
             ..BackgroundConfig::default()
         });
         for i in 0..events {
-            backend
-                .publish(Event::new("order.created", &i).unwrap())
-                .await
-                .unwrap();
+            publish(&backend, "order.created", i).await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         let started = backend.pool.workers.started();
@@ -414,10 +416,7 @@ mod tests {
         let (store, backend) = backend_over_an_outage();
         for i in 0..3 {
             // Matches no subscription: a worker is free again once its fan-out has run.
-            backend
-                .publish(Event::new("user.created", &i).unwrap())
-                .await
-                .unwrap();
+            publish(&backend, "user.created", i).await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(backend.pool.workers.started(), 3, "each held by the outage");
@@ -430,10 +429,7 @@ mod tests {
         );
         tokio::time::sleep(IDLE_WORKER_STOPS_AFTER).await;
         assert_eq!(backend.pool.workers.started(), 1);
-        backend
-            .publish(Event::new("user.created", &4).unwrap())
-            .await
-            .unwrap();
+        publish(&backend, "user.created", 4).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(
             backend.pool.events.is_empty(),
@@ -489,10 +485,7 @@ mod tests {
     #[tokio::test]
     async fn a_store_outage_delays_fan_out_past_the_retry_policy_and_loses_no_event() {
         let (store, backend) = backend_over_an_outage();
-        backend
-            .publish(Event::new("order.created", &1).unwrap())
-            .await
-            .unwrap();
+        publish(&backend, "order.created", 1).await;
         // Far longer than the retry policy (one retry after 20 ms) would have waited.
         tokio::time::sleep(Duration::from_millis(300)).await;
         assert_eq!(
@@ -516,10 +509,7 @@ mod tests {
     #[tokio::test]
     async fn shutdown_ends_the_wait_of_an_event_held_up_by_an_outage() {
         let (store, backend) = backend_over_an_outage();
-        backend
-            .publish(Event::new("order.created", &1).unwrap())
-            .await
-            .unwrap();
+        publish(&backend, "order.created", 1).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
         let report = tokio::time::timeout(
             Duration::from_secs(5),

@@ -88,10 +88,30 @@ impl DeliveryPool {
         });
     }
 
+    /// Queues `event` (waiting up to `wait` for room), then starts a worker for it if none is
+    /// waiting for one.
+    pub(super) async fn push(
+        self: &Arc<Self>,
+        event: Event,
+        wait: Duration,
+    ) -> Result<(), Refused> {
+        self.events.push(event, wait).await?;
+        self.start_worker_if_none_waits();
+        Ok(())
+    }
+
     /// Starts an event worker if none is waiting for an event and fewer than `concurrency` run.
-    pub(super) fn start_worker_if_none_waits(self: &Arc<Self>) {
+    fn start_worker_if_none_waits(self: &Arc<Self>) {
         if self.workers.claim_start() {
             self.tracker.spawn(event_worker(self.clone()));
+        }
+    }
+
+    /// What a worker does once it stops waiting (it took an event, or it stops): an event still
+    /// queued may have counted on it, so one is started for it if none is waiting.
+    fn start_worker_if_events_wait(self: &Arc<Self>) {
+        if !self.events.is_empty() {
+            self.start_worker_if_none_waits();
         }
     }
 
@@ -144,19 +164,19 @@ struct OpsSink {
 impl Backend for OpsSink {
     async fn publish(&self, event: Event) -> Result<()> {
         let pool = self.pool.upgrade().ok_or(Error::ShutDown)?;
-        pool.events
-            .push(event, Duration::ZERO)
+        pool.push(event, Duration::ZERO)
             .await
             .map_err(|refused| match refused {
                 Refused::Full(_) => Error::QueueFull {
                     waited: Duration::ZERO,
                 },
                 Refused::ShutDown => Error::ShutDown,
-            })?;
-        pool.start_worker_if_none_waits();
-        Ok(())
+            })
     }
 }
+
+/// How long an event worker waits for an event before it stops (the last one never does).
+pub(super) const IDLE_WORKER_STOPS_AFTER: Duration = Duration::from_secs(60);
 
 /// Takes events until the channel is closed and empty (shutdown) or the abort, and fans each
 /// one out. While every worker is busy, events wait in the channel and `publish` pushes back.
@@ -176,19 +196,13 @@ async fn event_worker(pool: Arc<DeliveryPool>) {
             // Not registered with the timer unless the line was empty.
             _ = tokio::time::sleep(IDLE_WORKER_STOPS_AFTER) => {
                 if pool.workers.stop(waiting) {
-                    // An event pushed meanwhile may have counted on this worker.
-                    if !pool.events.is_empty() {
-                        pool.start_worker_if_none_waits();
-                    }
-                    return;
+                    return pool.start_worker_if_events_wait();
                 }
                 continue;
             }
         };
         drop(waiting);
-        if !pool.events.is_empty() {
-            pool.start_worker_if_none_waits();
-        }
+        pool.start_worker_if_events_wait();
         process_event(&pool, event).await;
     }
 }
@@ -202,13 +216,7 @@ async fn process_event(pool: &Arc<DeliveryPool>, event: Event) {
     let mut planned = planned.into_iter();
     let mut started = 0;
     while planned.len() > 0 {
-        let Some(group) = admit(
-            pool,
-            pool.group_size
-                .min(u32::try_from(planned.len()).unwrap_or(u32::MAX)),
-        )
-        .await
-        else {
+        let Some(group) = admit(pool, planned.len()).await else {
             return pool.abandoned.deliveries(total - started);
         };
         // The group first: it ends the turn without taking a delivery it has no permits for.
@@ -227,9 +235,6 @@ async fn process_event(pool: &Arc<DeliveryPool>, event: Event) {
     }
 }
 
-/// How long an event worker waits for an event before it stops (the last one never does).
-pub(super) const IDLE_WORKER_STOPS_AFTER: Duration = Duration::from_secs(60);
-
 /// Room in memory and a first-attempt permit for each delivery of a group, granted together;
 /// yields one delivery's pair at a time.
 pub(super) struct Admitted {
@@ -245,8 +250,8 @@ impl Iterator for Admitted {
     }
 }
 
-/// Waits for room and first-attempt permits for `size` deliveries of one event (`size` at most
-/// the pool's group size), all at once; `None` on abort. A delivery task is spawned only once
+/// Waits for room and first-attempt permits for the next group of an event's `remaining`
+/// deliveries (a group size of them, or fewer), all at once; `None` on abort. A delivery task is spawned only once
 /// its first attempt may start: a backlog waits as plain data, not as thousands of parked tasks,
 /// each the size of a whole HTTP attempt's future.
 ///
@@ -256,7 +261,10 @@ impl Iterator for Admitted {
 /// round, and the events of a backlog all finished fan-out in the same few milliseconds: the
 /// channel made room in bursts, and `publish` waited for the next one (a hooked route's p99
 /// doubled under load).
-pub(super) async fn admit(pool: &DeliveryPool, size: u32) -> Option<Admitted> {
+pub(super) async fn admit(pool: &DeliveryPool, remaining: usize) -> Option<Admitted> {
+    let size = pool
+        .group_size
+        .min(u32::try_from(remaining).unwrap_or(u32::MAX));
     tokio::select! {
         admitted = async {
             let pending = pool.pending.clone().acquire_many_owned(size).await.ok()?;
