@@ -200,7 +200,7 @@ pub enum Error {
     },
     /// The HTTP client could not be built from its configuration.
     #[error("HTTP client could not be built: {0}")]
-    HttpClient(#[source] reqwest::Error),
+    HttpClient(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The SSRF guard refused the address a delivery would connect to.
     #[error(
         "delivery to {host} refused: address {address} is in {range} ({reason}), which the SSRF \

@@ -3,16 +3,18 @@
 
 mod client;
 mod guard;
+mod http_config;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use chrono::Utc;
-use http::{HeaderMap, HeaderName, HeaderValue, header};
+use http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
 
-pub use client::HttpConfig;
+use client::{DeliveryClient, Failure};
 pub use guard::{AddressPolicy, AllowHint, BLOCKED_RANGES, GuardedResolver, Refusal, canonical_ip};
+pub use http_config::HttpConfig;
 
 use crate::delivery::{Attempt, AttemptErrorKind, AttemptOutcome, Delivery};
 use crate::error::{Error, Result};
@@ -25,7 +27,7 @@ use crate::subscription::{Auth, Subscription};
 /// Makes single delivery attempts over one shared HTTP client.
 #[derive(Clone, Debug)]
 pub struct Dispatcher {
-    client: reqwest::Client,
+    client: DeliveryClient,
     signer: Arc<dyn Signer>,
     default_secret: Option<Secret>,
     http: HttpConfig,
@@ -42,7 +44,7 @@ impl Dispatcher {
         default_secret: Option<Secret>,
     ) -> Result<Self> {
         Ok(Self {
-            client: http.build_client()?,
+            client: DeliveryClient::new(http)?,
             signer,
             default_secret,
             http: http.clone(),
@@ -95,15 +97,11 @@ impl Dispatcher {
         sub: &Subscription,
     ) -> std::result::Result<(u16, Option<Duration>, String), SendError> {
         let event = &delivery.event;
-        let mut request = self
-            .client
-            .post(sub.url.as_url().clone())
-            .body(event.payload().clone())
-            .build()
-            .map_err(SendError::Http)?;
+        let uri = Uri::try_from(sub.url.as_url().as_str())
+            .map_err(|e| SendError::BadUri(e.to_string()))?;
+        let mut request = self.client.post(uri, event.payload().clone());
         // Written into the request's own map: a map of ours would be copied into it.
         let headers = request.headers_mut();
-        headers.reserve(8);
         // Credentials first: the engine's own headers, set after, always win.
         add_auth(&sub.auth, headers);
         headers.insert(
@@ -149,31 +147,16 @@ impl Dispatcher {
         {
             headers.insert("traceparent", value);
         }
-        let mut response = self
-            .client
-            .execute(request)
-            .await
-            .map_err(SendError::Http)?;
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
+        let answer = self.client.send(request).await.map_err(SendError::Failed)?;
+        let status = answer.head.status.as_u16();
+        let retry_after = answer
+            .head
+            .headers
             .get(header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_retry_after);
-        let mut excerpt = Vec::new();
-        let cap = self.http.max_response_bytes;
-        while excerpt.len() < cap {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    let room = cap - excerpt.len();
-                    excerpt.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                }
-                // The status is what counts; a body cut short does not change it.
-                Ok(None) | Err(_) => break,
-            }
-        }
         // Valid UTF-8 (the rule) is kept as it is, without a copy.
-        let excerpt = String::from_utf8(excerpt)
+        let excerpt = String::from_utf8(answer.excerpt)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         Ok((status, retry_after, excerpt))
     }
@@ -212,8 +195,11 @@ fn add_auth(auth: &Auth, headers: &mut HeaderMap) {
 enum SendError {
     /// Refused before any connection (SSRF guard on a literal address, `https_only`).
     Refused(Error),
-    /// The HTTP exchange failed, possibly because the guard refused every resolved address.
-    Http(reqwest::Error),
+    /// The subscription's URL is not one an HTTP request can carry.
+    BadUri(String),
+    /// The HTTP exchange failed or timed out, possibly because the guard refused every
+    /// resolved address.
+    Failed(Failure),
 }
 
 impl SendError {
@@ -232,11 +218,30 @@ impl SendError {
         };
         match self {
             SendError::Refused(e) => refused(e.to_string()),
-            SendError::Http(e) => {
+            SendError::BadUri(why) => (
+                AttemptOutcome::Error {
+                    kind: AttemptErrorKind::Transport,
+                    message: format!("the URL cannot be requested: {why}"),
+                },
+                Verdict::Reject {
+                    disable_subscription: false,
+                },
+            ),
+            SendError::Failed(Failure::TimedOut(after)) => (
+                AttemptOutcome::Error {
+                    kind: AttemptErrorKind::Timeout,
+                    message: format!(
+                        "no response within {} (the HTTP timeout)",
+                        humantime::format_duration(after)
+                    ),
+                },
+                Verdict::Retry { retry_after: None },
+            ),
+            SendError::Failed(Failure::Http(e)) => {
                 if let Some(blocked) = guard::find_blocked(&e) {
                     return refused(blocked.to_string());
                 }
-                let kind = if e.is_timeout() {
+                let kind = if timed_out(&e) {
                     AttemptErrorKind::Timeout
                 } else if e.is_connect() {
                     AttemptErrorKind::Connect
@@ -253,6 +258,21 @@ impl SendError {
             }
         }
     }
+}
+
+/// Whether an I/O timeout (connecting took longer than the connect timeout) is behind `e`.
+fn timed_out(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if err
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return true;
+        }
+        current = err.source();
+    }
+    false
 }
 
 fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
