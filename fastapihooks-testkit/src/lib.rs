@@ -41,6 +41,7 @@ mod services;
 mod sqlite;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod temp;
+mod tls;
 
 pub mod contract;
 pub mod fixtures;

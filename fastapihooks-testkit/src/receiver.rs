@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
 use crate::SECRET;
+use crate::tls::TestCa;
 
 /// The headers a delivery id is read from, first found wins: fastapihooks' own, then Standard
 /// Webhooks'.
@@ -37,6 +38,8 @@ pub struct Received {
     pub headers: HeaderMap,
     /// The request body, as sent.
     pub body: Bytes,
+    /// The HTTP version it came over.
+    pub version: http::Version,
     /// When the request arrived (before any scripted delay).
     pub at: Instant,
 }
@@ -173,6 +176,8 @@ struct State {
 pub struct Receiver {
     addr: SocketAddr,
     state: Arc<State>,
+    /// The CA that issued its certificate, PEM, when it answers over TLS.
+    ca_pem: Option<Arc<str>>,
 }
 
 impl std::fmt::Debug for Receiver {
@@ -203,6 +208,30 @@ impl Receiver {
             .await
             .expect("bind 127.0.0.1:0");
         Self::serve(listener, Box::new(script))
+    }
+
+    /// Like [`scripted`](Self::scripted), over TLS: `https://127.0.0.1:port`, with a certificate
+    /// for `127.0.0.1` and `localhost` issued by a CA of its own ([`ca_pem`](Self::ca_pem)), in
+    /// HTTP/2 or HTTP/1.1 as the client's ALPN agrees.
+    pub async fn over_tls(script: impl Fn(&str, usize) -> Reply + Send + Sync + 'static) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("a local address");
+        let (state, app) = Self::app(Box::new(script));
+        let ca = TestCa::new();
+        ca.serve(listener, app);
+        Self {
+            addr,
+            state,
+            ca_pem: Some(ca.ca_pem.into()),
+        }
+    }
+
+    /// The certificate (PEM) of the CA that issued this receiver's certificate, for
+    /// `HttpConfig::add_root_certificates_pem`; `None` unless it answers over TLS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// Answers `status` to everything until the returned [`Fix`] is applied, then 200: an
@@ -253,6 +282,17 @@ impl Receiver {
 
     fn serve(listener: TcpListener, script: Box<Script>) -> Self {
         let addr = listener.local_addr().expect("a local address");
+        let (state, app) = Self::app(script);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Self {
+            addr,
+            state,
+            ca_pem: None,
+        }
+    }
+
+    /// The recording state and the app that answers as `script` says.
+    fn app(script: Box<Script>) -> (Arc<State>, Router) {
         let state = Arc::new(State {
             script,
             per_path: Mutex::default(),
@@ -267,8 +307,7 @@ impl Receiver {
             let state = state.clone();
             move |req: Request| handle(state.clone(), req)
         });
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { addr, state }
+        (state, app)
     }
 
     /// The address it listens on.
@@ -276,9 +315,14 @@ impl Receiver {
         self.addr
     }
 
-    /// `http://127.0.0.1:port/path` (a `/` is put before `path` if it has none).
+    /// `http://127.0.0.1:port/path` (`https://` over TLS; a `/` is put before `path` if it has
+    /// none).
     pub fn url(&self, path: &str) -> String {
-        url_of(self.addr, path)
+        let url = url_of(self.addr, path);
+        match self.ca_pem {
+            Some(_) => url.replacen("http://", "https://", 1),
+            None => url,
+        }
     }
 
     /// A subscription of `filter` to `path` on this receiver.
@@ -417,6 +461,7 @@ async fn handle(state: Arc<State>, req: Request) -> Response {
         path,
         headers: parts.headers,
         body,
+        version: parts.version,
         at,
     });
     let mut response = Response::new(Body::empty());

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::dns::Resolve;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 use super::guard::{AddressPolicy, AllowHint};
 use crate::error::{Error, Result};
@@ -52,6 +54,8 @@ pub struct HttpConfig {
     /// receiver something about the sender it may not need to know.
     pub send_traceparent: bool,
     pub(super) resolver: Option<Arc<dyn Resolve>>,
+    /// Certificate authorities trusted besides Mozilla's roots.
+    pub(super) root_certificates: Vec<CertificateDer<'static>>,
 }
 
 impl fmt::Debug for HttpConfig {
@@ -66,6 +70,7 @@ impl fmt::Debug for HttpConfig {
             .field("address_policy", &self.address_policy)
             .field("send_traceparent", &self.send_traceparent)
             .field("custom_resolver", &self.resolver.is_some())
+            .field("root_certificates", &self.root_certificates.len())
             .finish()
     }
 }
@@ -82,6 +87,7 @@ impl Default for HttpConfig {
             address_policy: AddressPolicy::default(),
             send_traceparent: false,
             resolver: None,
+            root_certificates: Vec::new(),
         }
     }
 }
@@ -127,6 +133,38 @@ impl HttpConfig {
     pub fn resolver(mut self, resolver: Arc<dyn Resolve>) -> Self {
         self.resolver = Some(resolver);
         self
+    }
+
+    /// Trusts the certificate authorities in `pem` (one or more `-----BEGIN CERTIFICATE-----`
+    /// blocks) for `https` subscribers, besides Mozilla's roots: for subscribers on a private
+    /// network whose certificates an internal CA issued.
+    ///
+    /// ```
+    /// use fastapihooks_core::HttpConfig;
+    /// let not_pem = HttpConfig::default().add_root_certificates_pem(b"not a certificate");
+    /// assert!(not_pem.unwrap_err().to_string().contains("http.root_certificates"));
+    /// ```
+    pub fn add_root_certificates_pem(mut self, pem: &[u8]) -> Result<Self> {
+        let invalid = |reason: String| Error::InvalidConfig {
+            field: "http.root_certificates",
+            reason,
+        };
+        let certificates = CertificateDer::pem_slice_iter(pem)
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| invalid(format!("the PEM could not be read: {e}")))?;
+        if certificates.is_empty() {
+            return Err(invalid(
+                "no `-----BEGIN CERTIFICATE-----` block in the PEM".into(),
+            ));
+        }
+        let mut check = rustls::RootCertStore::empty();
+        for certificate in &certificates {
+            check
+                .add(certificate.clone())
+                .map_err(|e| invalid(format!("a certificate cannot be a root: {e}")))?;
+        }
+        self.root_certificates.extend(certificates);
+        Ok(self)
     }
 
     /// Checks that the limits make sense.
