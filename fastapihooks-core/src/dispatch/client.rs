@@ -76,6 +76,7 @@ impl DeliveryClient {
     /// The client `config` describes, with the guarded resolver plugged in.
     pub(crate) fn new(config: &HttpConfig) -> Result<Self> {
         config.validate()?;
+        warn_of_ignored_proxy();
         let user_agent =
             HeaderValue::from_str(&config.user_agent).map_err(|e| Error::InvalidConfig {
                 field: "http.user_agent",
@@ -157,6 +158,29 @@ impl DeliveryClient {
             }
         }
         Ok(Answer { head, excerpt })
+    }
+}
+
+/// Says so when the environment names a proxy: deliveries never use one, and a proxy setting
+/// is not ignored without a word.
+fn warn_of_ignored_proxy() {
+    const PROXY_VARIABLES: [&str; 6] = [
+        "HTTPS_PROXY",
+        "https_proxy",
+        "HTTP_PROXY",
+        "http_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ];
+    if let Some(variable) = PROXY_VARIABLES
+        .into_iter()
+        .find(|v| std::env::var_os(v).is_some_and(|value| !value.is_empty()))
+    {
+        tracing::warn!(
+            variable,
+            "deliveries do not go through the proxy {variable} names: they connect to \
+             subscribers directly (a proxy would resolve them out of the SSRF guard's sight)"
+        );
     }
 }
 
