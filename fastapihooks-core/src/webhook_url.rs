@@ -21,25 +21,57 @@ use crate::error::{Error, Result};
 /// assert!(WebhookUrl::parse("ftp://example.com").is_err());
 /// assert!("https://user:pw@example.com".parse::<WebhookUrl>().is_err());
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct WebhookUrl(Url);
+#[derive(Clone)]
+pub struct WebhookUrl {
+    url: Url,
+    /// The same URL as an HTTP request target, made once: an attempt clones it (a few reference
+    /// counts) instead of parsing the URL again.
+    uri: http::Uri,
+}
 
 impl WebhookUrl {
     /// Parses and validates `input` (see the type's docs); the error names the input and why.
     pub fn parse(input: &str) -> Result<Self> {
-        parse(input).map(Self)
+        let url = parse(input)?;
+        let uri =
+            http::Uri::from_maybe_shared(bytes::Bytes::copy_from_slice(url.as_str().as_bytes()))
+                .map_err(|e| Error::InvalidUrl {
+                    url: input.to_owned(),
+                    reason: format!("it cannot be the target of an HTTP request: {e}"),
+                })?;
+        Ok(Self { url, uri })
     }
 
     /// The URL.
     pub fn as_url(&self) -> &Url {
-        &self.0
+        &self.url
+    }
+
+    /// The URL as the target of a request.
+    pub(crate) fn as_uri(&self) -> &http::Uri {
+        &self.uri
+    }
+}
+
+// The URL says it all: the request target is the same URL in another type.
+impl PartialEq for WebhookUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.url == other.url
+    }
+}
+
+impl Eq for WebhookUrl {}
+
+impl std::hash::Hash for WebhookUrl {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.url.hash(state);
     }
 }
 
 impl Deref for WebhookUrl {
     type Target = Url;
     fn deref(&self) -> &Url {
-        &self.0
+        &self.url
     }
 }
 
@@ -52,25 +84,25 @@ impl FromStr for WebhookUrl {
 
 impl fmt::Display for WebhookUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.as_str())
+        f.write_str(self.url.as_str())
     }
 }
 
 impl fmt::Debug for WebhookUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.0.as_str(), f)
+        fmt::Debug::fmt(self.url.as_str(), f)
     }
 }
 
 impl From<WebhookUrl> for Url {
     fn from(url: WebhookUrl) -> Url {
-        url.0
+        url.url
     }
 }
 
 impl Serialize for WebhookUrl {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.serialize_str(self.0.as_str())
+        s.serialize_str(self.url.as_str())
     }
 }
 
@@ -125,6 +157,19 @@ mod tests {
 
     fn parse_url(input: &str) -> Result<WebhookUrl> {
         WebhookUrl::parse(input)
+    }
+
+    #[test]
+    fn the_request_target_is_the_url_as_normalized() {
+        for input in [
+            "http://127.0.0.1:3001/hook",
+            "https://example.com/a/b?c=d&e=%20f",
+            "http://[::1]:8080/x",
+            "https://bücher.example/pfad?q=ü",
+        ] {
+            let url = parse_url(input).unwrap();
+            assert_eq!(url.as_uri().to_string(), url.as_url().as_str(), "{input}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use chrono::Utc;
-use http::{HeaderMap, HeaderName, HeaderValue, Uri, header};
+use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use client::{DeliveryClient, Failure};
 pub use guard::{AddressPolicy, AllowHint, BLOCKED_RANGES, GuardedResolver, Refusal, canonical_ip};
@@ -97,9 +97,9 @@ impl Dispatcher {
         sub: &Subscription,
     ) -> std::result::Result<(u16, Option<Duration>, String), SendError> {
         let event = &delivery.event;
-        let uri = Uri::try_from(sub.url.as_url().as_str())
-            .map_err(|e| SendError::BadUri(e.to_string()))?;
-        let mut request = self.client.post(uri, event.payload().clone());
+        let mut request = self
+            .client
+            .post(sub.url.as_uri().clone(), event.payload().clone());
         // Written into the request's own map: a map of ours would be copied into it.
         let headers = request.headers_mut();
         // Credentials first: the engine's own headers, set after, always win.
@@ -195,8 +195,6 @@ fn add_auth(auth: &Auth, headers: &mut HeaderMap) {
 enum SendError {
     /// Refused before any connection (SSRF guard on a literal address, `https_only`).
     Refused(Error),
-    /// The subscription's URL is not one an HTTP request can carry.
-    BadUri(String),
     /// The HTTP exchange failed or timed out, possibly because the guard refused every
     /// resolved address.
     Failed(Failure),
@@ -218,15 +216,6 @@ impl SendError {
         };
         match self {
             SendError::Refused(e) => refused(e.to_string()),
-            SendError::BadUri(why) => (
-                AttemptOutcome::Error {
-                    kind: AttemptErrorKind::Transport,
-                    message: format!("the URL cannot be requested: {why}"),
-                },
-                Verdict::Reject {
-                    disable_subscription: false,
-                },
-            ),
             SendError::Failed(Failure::TimedOut(after)) => (
                 AttemptOutcome::Error {
                     kind: AttemptErrorKind::Timeout,
