@@ -179,7 +179,11 @@ impl Report {
         self.publish_failures(&mut failures);
         self.receive_failures(&mut failures);
         for row in &self.delivery {
-            for (side, runs) in [("ours", &row.ours_runs), ("raw loop", &row.raw_runs)] {
+            for (side, runs) in [
+                ("ours", &row.ours_runs),
+                ("raw reqwest loop", &row.raw_runs),
+                ("raw hyper loop", &row.raw_hyper_runs),
+            ] {
                 for run in runs {
                     if !run.accounting.exact() || run.refused_or_abandoned > 0 {
                         failures.push(format!(
@@ -363,12 +367,12 @@ impl Report {
 
     fn delivery_table(&self, md: &mut String) {
         md.push_str("\n### Delivery throughput (emit → verified at the receiver)\n\n");
-        md.push_str("| backend | subscribers × events | ours deliveries/s | raw reqwest loop /s | ours / raw (each round) | ours CPU/delivery | raw CPU/request | ours peak RSS | latency p50 / p99 | delivered (lost) |\n");
-        md.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+        md.push_str("| backend | subscribers × events | ours deliveries/s | raw reqwest loop /s | ours / raw (each round) | raw hyper loop /s | ours / hyper | ours CPU/delivery | reqwest / hyper CPU/request | ours peak RSS | latency p50 / p99 | delivered (lost) |\n");
+        md.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
         for r in &self.delivery {
             let _ = writeln!(
                 md,
-                "| {} | {} × {} | {:.0} | {:.0} | {:.0} % ({}) | {:.1} µs | {:.1} µs | {:.1} MiB | {:.0} / {:.0} ms | {} ({}) |",
+                "| {} | {} × {} | {:.0} | {:.0} | {:.0} % ({}) | {:.0} | {:.0} % | {:.1} µs | {:.1} / {:.1} µs | {:.1} MiB | {:.0} / {:.0} ms | {} ({}) |",
                 r.backend.name(),
                 r.subscribers,
                 r.events,
@@ -380,8 +384,11 @@ impl Report {
                     .map(|x| format!("{:.0}", x * 100.0))
                     .collect::<Vec<_>>()
                     .join(", "),
+                r.raw_hyper.deliveries_per_s,
+                r.hyper_ratio * 100.0,
                 r.ours.cpu_us_per_delivery,
                 r.raw.cpu_us_per_delivery,
+                r.raw_hyper.cpu_us_per_delivery,
                 r.ours.peak_rss_kib as f64 / 1024.0,
                 r.ours.accounting.latency_p50_ms,
                 r.ours.accounting.latency_p99_ms,

@@ -1,5 +1,7 @@
-//! The physical limit: a plain reqwest keep-alive POST loop to the same receiver at the same
-//! concurrency — no signing, no queue, no store. Request `i` carries id `raw_<i>`.
+//! The physical limit: a plain keep-alive POST loop to the same receiver at the same
+//! concurrency — no signing, no queue, no store. Request `i` carries id `raw_<i>`. Through
+//! reqwest (`--client reqwest`, the reference) or hyper's pooled client alone
+//! (`--client hyper`, the client deliveries go through: the limit of our own path).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,13 +9,27 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Args;
+use http_body_util::BodyExt;
 
 use crate::proc_stats::{own_cpu_ms, own_peak_rss_kib, unix_ns};
 use crate::wire::{ID_HEADER, RawLoopDone, order};
 
+/// The HTTP client of the loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawClient {
+    /// `reqwest::Client::new()`.
+    Reqwest,
+    /// `hyper_util::client::legacy::Client` over its `HttpConnector`.
+    Hyper,
+}
+
 /// Arguments of the `raw-loop` part.
 #[derive(Debug, Args)]
 pub struct RawLoopArgs {
+    /// The client.
+    #[arg(long, value_enum, default_value = "reqwest")]
+    client: RawClient,
     /// The receiver's URL.
     #[arg(long)]
     url: String,
@@ -37,7 +53,7 @@ pub fn run(args: RawLoopArgs) -> anyhow::Result<()> {
 }
 
 async fn post_loop(args: RawLoopArgs) -> anyhow::Result<()> {
-    let client = reqwest::Client::new();
+    let client = Client::new(args.client, &args.url)?;
     let body = Bytes::from(serde_json::to_vec(&order(1))?);
     let next = Arc::new(AtomicU64::new(0));
     let ok = Arc::new(AtomicU64::new(0));
@@ -62,20 +78,7 @@ async fn post_loop(args: RawLoopArgs) -> anyhow::Result<()> {
                 if i >= total || Instant::now() > deadline {
                     return;
                 }
-                let sent = client
-                    .post(&url)
-                    .header(http::header::CONTENT_TYPE, "application/json")
-                    .header(ID_HEADER, format!("raw_{i}"))
-                    .body(body.clone())
-                    .send()
-                    .await;
-                let answered = match sent {
-                    Ok(response) => {
-                        let success = response.status().is_success();
-                        success && response.bytes().await.is_ok()
-                    }
-                    Err(_) => false,
-                };
+                let answered = client.post(&url, format!("raw_{i}"), body.clone()).await;
                 if answered { &ok } else { &failed }.fetch_add(1, Ordering::Relaxed);
             }
         });
@@ -92,4 +95,78 @@ async fn post_loop(args: RawLoopArgs) -> anyhow::Result<()> {
             .zip(allocations_before)
             .map(|(after, before)| after - before),
     })
+}
+
+/// One of the two clients, each used as plainly as it allows.
+#[derive(Clone)]
+enum Client {
+    Reqwest(reqwest::Client),
+    Hyper(
+        hyper_util::client::legacy::Client<
+            hyper_util::client::legacy::connect::HttpConnector,
+            http_body_util::Full<Bytes>,
+        >,
+        http::Uri,
+    ),
+}
+
+impl Client {
+    fn new(kind: RawClient, url: &str) -> anyhow::Result<Self> {
+        Ok(match kind {
+            RawClient::Reqwest => Self::Reqwest(reqwest::Client::new()),
+            RawClient::Hyper => {
+                let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+                connector.set_nodelay(true);
+                let client = hyper_util::client::legacy::Client::builder(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .pool_max_idle_per_host(usize::MAX)
+                .build(connector);
+                Self::Hyper(client, url.parse()?)
+            }
+        })
+    }
+
+    /// POSTs `body` with id `id`; whether a 2xx came back with its whole body.
+    async fn post(&self, url: &str, id: String, body: Bytes) -> bool {
+        match self {
+            Self::Reqwest(client) => {
+                let sent = client
+                    .post(url)
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .header(ID_HEADER, id)
+                    .body(body)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(response) => {
+                        let success = response.status().is_success();
+                        success && response.bytes().await.is_ok()
+                    }
+                    Err(_) => false,
+                }
+            }
+            Self::Hyper(client, uri) => {
+                let Ok(id) = http::HeaderValue::try_from(id) else {
+                    return false;
+                };
+                let mut request = http::Request::new(http_body_util::Full::new(body));
+                *request.method_mut() = http::Method::POST;
+                *request.uri_mut() = uri.clone();
+                let headers = request.headers_mut();
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+                headers.insert(ID_HEADER, id);
+                match client.request(request).await {
+                    Ok(response) => {
+                        let success = response.status().is_success();
+                        success && response.into_body().collect().await.is_ok()
+                    }
+                    Err(_) => false,
+                }
+            }
+        }
+    }
 }

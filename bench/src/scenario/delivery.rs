@@ -1,7 +1,8 @@
 //! Delivery throughput: deliveries/s end to end (emitted → received with a valid signature)
-//! with 1, 10 and 1,000 subscribers, and in the same run the physical limit: a plain reqwest
-//! keep-alive POST loop to the same receiver at the same concurrency. Both on core 0, the
-//! receiver on core 1.
+//! with 1, 10 and 1,000 subscribers, and in the same run the physical limit: a plain
+//! keep-alive POST loop to the same receiver at the same concurrency, through reqwest (the
+//! issue's reference) and through hyper's pooled client alone (the client deliveries go
+//! through). All on core 0, the receiver on core 1.
 
 use std::path::Path;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use super::part::{Part, Pinning, SERVER_CORE};
 use super::receiver::Receiver;
 use super::{Sizes, median_by};
 use crate::backends::BackendKind;
+use crate::roles::raw_loop::RawClient;
 use crate::wire::{EmitDone, RawLoopDone};
 
 /// One side of a comparison: ours or the raw loop.
@@ -41,20 +43,27 @@ pub struct RowResult {
     pub events: usize,
     /// The median run of ours (by deliveries/s).
     pub ours: Run,
-    /// The median run of the raw loop.
+    /// The median run of the raw reqwest loop.
     pub raw: Run,
+    /// The median run of the raw hyper loop.
+    pub raw_hyper: Run,
     /// ours / raw: the median of the ratios of each round (ours and the raw loop run back to
     /// back, so each ratio compares the same moment of a machine whose load drifts).
     pub ratio: f64,
     /// The ratio of each round.
     pub round_ratios: Vec<f64>,
+    /// ours / raw hyper loop, the median of the rounds' ratios.
+    pub hyper_ratio: f64,
     /// Every run of ours.
     pub ours_runs: Vec<Run>,
-    /// Every run of the raw loop.
+    /// Every run of the raw reqwest loop.
     pub raw_runs: Vec<Run>,
+    /// Every run of the raw hyper loop.
+    pub raw_hyper_runs: Vec<Run>,
 }
 
-/// Measures every subscriber count, `sizes.repeat` times each, raw loop and ours back to back.
+/// Measures every subscriber count, `sizes.repeat` times each, the raw loops and ours back to
+/// back.
 pub async fn measure(
     receiver: &Receiver,
     pinning: Pinning,
@@ -65,7 +74,7 @@ pub async fn measure(
     for &backend in BackendKind::ALL {
         for subscribers in [1usize, 10, 1000] {
             let events = (sizes.deliveries / subscribers).max(1);
-            let (mut ours, mut raw) = (Vec::new(), Vec::new());
+            let (mut ours, mut raw, mut hyper) = (Vec::new(), Vec::new(), Vec::new());
             for round in 0..sizes.repeat {
                 eprintln!(
                     "delivery: {} · {subscribers} subscribers · {events} events (run {}/{})",
@@ -74,7 +83,8 @@ pub async fn measure(
                     sizes.repeat
                 );
                 let deliveries = (events * subscribers) as u64;
-                raw.push(raw_loop(receiver, pinning, sizes, deliveries).await?);
+                raw.push(raw_loop(receiver, pinning, sizes, RawClient::Reqwest, deliveries).await?);
+                hyper.push(raw_loop(receiver, pinning, sizes, RawClient::Hyper, deliveries).await?);
                 let ids = scratch.join(format!("ids-{subscribers}-{round}.tsv"));
                 ours.push(
                     emit(
@@ -91,14 +101,18 @@ pub async fn measure(
                     .0,
                 );
             }
-            let round_ratios: Vec<f64> = ours
-                .iter()
-                .zip(&raw)
-                .map(|(o, r)| o.deliveries_per_s / r.deliveries_per_s)
-                .collect();
-            let (Some(o), Some(r)) = (
+            let ratios = |limit: &[Run]| -> Vec<f64> {
+                ours.iter()
+                    .zip(limit)
+                    .map(|(o, r)| o.deliveries_per_s / r.deliveries_per_s)
+                    .collect()
+            };
+            let round_ratios = ratios(&raw);
+            let hyper_ratio = median_by(&ratios(&hyper), |r| *r).unwrap_or(f64::NAN);
+            let (Some(o), Some(r), Some(h)) = (
                 median_by(&ours, |r| r.deliveries_per_s),
                 median_by(&raw, |r| r.deliveries_per_s),
+                median_by(&hyper, |r| r.deliveries_per_s),
             ) else {
                 continue;
             };
@@ -108,26 +122,36 @@ pub async fn measure(
                 events,
                 ratio: median_by(&round_ratios, |r| *r).unwrap_or(f64::NAN),
                 round_ratios,
+                hyper_ratio,
                 ours: o,
                 raw: r,
+                raw_hyper: h,
                 ours_runs: ours,
                 raw_runs: raw,
+                raw_hyper_runs: hyper,
             });
         }
     }
     Ok(results)
 }
 
-/// The physical limit: `requests` plain POSTs at the same concurrency.
+/// The physical limit: `requests` plain POSTs through `client` at the same concurrency.
 pub async fn raw_loop(
     receiver: &Receiver,
     pinning: Pinning,
     sizes: &Sizes,
+    client: RawClient,
     requests: u64,
 ) -> anyhow::Result<Run> {
     receiver.reset().await?;
+    let client = match client {
+        RawClient::Reqwest => "reqwest",
+        RawClient::Hyper => "hyper",
+    };
     let args = [
         "raw-loop".to_owned(),
+        "--client".to_owned(),
+        client.to_owned(),
         "--url".to_owned(),
         receiver.hook_url(),
         "--concurrency".to_owned(),

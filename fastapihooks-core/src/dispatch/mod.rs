@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
 use client::{DeliveryClient, Failure};
@@ -67,7 +67,7 @@ impl Dispatcher {
         let started_at = Utc::now();
         let clock = Instant::now();
         let result = match self.http.check_url(&subscription.url) {
-            Ok(()) => self.send(delivery, subscription).await,
+            Ok(()) => self.send(delivery, subscription, started_at).await,
             Err(refused) => Err(SendError::Refused(refused)),
         };
         let (outcome, verdict) = match result {
@@ -91,10 +91,13 @@ impl Dispatcher {
         (attempt, verdict)
     }
 
+    /// Signs the delivery — timestamped `now`, the attempt's start — POSTs it and reads the
+    /// answer: its status, `Retry-After` and an excerpt of its body.
     async fn send(
         &self,
         delivery: &Delivery,
         sub: &Subscription,
+        now: DateTime<Utc>,
     ) -> std::result::Result<(u16, Option<Duration>, String), SendError> {
         let event = &delivery.event;
         let mut request = self
@@ -108,7 +111,6 @@ impl Dispatcher {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        let now = Utc::now();
         // One secret (no rotation under way) needs no list: the common case allocates nothing.
         let one: [&Secret; 1];
         let rotating: Vec<&Secret>;
