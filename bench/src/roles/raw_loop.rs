@@ -101,14 +101,13 @@ async fn post_loop(args: RawLoopArgs) -> anyhow::Result<()> {
 #[derive(Clone)]
 enum Client {
     Reqwest(reqwest::Client),
-    Hyper(
-        hyper_util::client::legacy::Client<
-            hyper_util::client::legacy::connect::HttpConnector,
-            http_body_util::Full<Bytes>,
-        >,
-        http::Uri,
-    ),
+    Hyper(Box<(HyperClient, http::Uri)>),
 }
+
+type HyperClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<Bytes>,
+>;
 
 impl Client {
     fn new(kind: RawClient, url: &str) -> anyhow::Result<Self> {
@@ -122,7 +121,7 @@ impl Client {
                 )
                 .pool_max_idle_per_host(usize::MAX)
                 .build(connector);
-                Self::Hyper(client, url.parse()?)
+                Self::Hyper(Box::new((client, url.parse()?)))
             }
         })
     }
@@ -146,7 +145,8 @@ impl Client {
                     Err(_) => false,
                 }
             }
-            Self::Hyper(client, uri) => {
+            Self::Hyper(hyper) => {
+                let (client, uri) = &**hyper;
                 let Ok(id) = http::HeaderValue::try_from(id) else {
                     return false;
                 };
