@@ -193,6 +193,52 @@ async fn a_slow_receiver_times_out_and_is_retried() {
 }
 
 #[tokio::test]
+async fn the_answers_body_is_recorded_with_the_attempt() {
+    let receiver = Receiver::replying(Reply::status(200).body("thanks, order 7 noted")).await;
+    let hooks = hooks()
+        .subscriber(receiver.subscription("*", "/h"))
+        .build()
+        .unwrap();
+
+    hooks.emit("a", &1).await.unwrap();
+
+    let d = final_delivery(&hooks).await;
+    let attempts = hooks.store().list_attempts(&d.id).await.unwrap();
+    assert_eq!(
+        attempts[0].outcome,
+        AttemptOutcome::Response {
+            status: 200,
+            body_excerpt: "thanks, order 7 noted".into()
+        }
+    );
+}
+
+#[tokio::test]
+async fn a_long_answer_is_cut_at_max_response_bytes_and_its_status_still_counts() {
+    let receiver = Receiver::replying(Reply::status(422).body("0123456789abcdef, and more")).await;
+    let mut http = HttpConfig::default().allow_loopback();
+    http.max_response_bytes = 16;
+    let hooks = hooks()
+        .http(http)
+        .subscriber(receiver.subscription("*", "/h"))
+        .build()
+        .unwrap();
+
+    hooks.emit("a", &1).await.unwrap();
+
+    let d = final_delivery(&hooks).await;
+    assert_eq!(d.status, DeliveryStatus::Failed);
+    let attempts = hooks.store().list_attempts(&d.id).await.unwrap();
+    assert_eq!(
+        attempts[0].outcome,
+        AttemptOutcome::Response {
+            status: 422,
+            body_excerpt: "0123456789abcdef".into()
+        }
+    );
+}
+
+#[tokio::test]
 async fn a_redirect_is_not_followed() {
     let receiver = Receiver::scripted(|path, _| match path {
         "/moved" => Reply::status(302).header("location", "/elsewhere"),

@@ -79,11 +79,13 @@ impl Received {
     }
 }
 
-/// How the receiver answers one request: a status, extra headers, and a delay before answering.
+/// How the receiver answers one request: a status, extra headers, a body, and a delay before
+/// answering.
 #[derive(Clone, Debug)]
 pub struct Reply {
     status: u16,
     headers: Vec<(String, String)>,
+    body: Bytes,
     delay: Duration,
 }
 
@@ -106,8 +108,15 @@ impl Reply {
         Self {
             status,
             headers: Vec::new(),
+            body: Bytes::new(),
             delay: Duration::ZERO,
         }
+    }
+
+    /// Answers with `body` (empty by default).
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
     }
 
     /// Adds a response header.
@@ -464,7 +473,7 @@ async fn handle(state: Arc<State>, req: Request) -> Response {
         version: parts.version,
         at,
     });
-    let mut response = Response::new(Body::empty());
+    let mut response = Response::new(Body::from(reply.body));
     *response.status_mut() = StatusCode::from_u16(reply.status).expect("checked by Reply");
     for (name, value) in reply.headers {
         let name = http::HeaderName::try_from(name).expect("a valid header name");
