@@ -5,25 +5,11 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::hooks;
+use common::{final_delivery, hooks};
 use fastapihooks::prelude::*;
-use fastapihooks::{AttemptErrorKind, AttemptOutcome, Delivery, DeliveryQuery};
-use fastapihooks_testkit::{Receiver, Reply, eventually_async};
+use fastapihooks::{AttemptErrorKind, AttemptOutcome, DeliveryQuery};
+use fastapihooks_testkit::{Receiver, Reply};
 use serde_json::json;
-
-/// The only delivery in the store, once it reached a final status.
-async fn final_delivery(hooks: &Hooks) -> Delivery {
-    let store = hooks.store().clone();
-    eventually_async(Duration::from_secs(10), async || {
-        let all = store
-            .list_deliveries(&DeliveryQuery::default())
-            .await
-            .unwrap();
-        all.into_iter().find(|d| d.status.is_final())
-    })
-    .await
-    .expect("the store never reached the expected state")
-}
 
 #[tokio::test]
 async fn a_500_then_200_is_delivered_on_retry_with_the_same_id() {

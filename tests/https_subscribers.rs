@@ -5,10 +5,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::hooks;
+use common::{final_delivery, hooks};
 use fastapihooks::prelude::*;
-use fastapihooks::{AttemptErrorKind, AttemptOutcome, DeliveryQuery};
-use fastapihooks_testkit::{Receiver, Reply, eventually_async};
+use fastapihooks::{AttemptErrorKind, AttemptOutcome};
+use fastapihooks_testkit::{Receiver, Reply};
 use serde_json::json;
 
 #[tokio::test]
@@ -55,16 +55,7 @@ async fn an_https_subscriber_with_a_certificate_from_an_unknown_ca_is_never_sent
         .await
         .unwrap();
 
-    let store = hooks.store().clone();
-    let dead = eventually_async(Duration::from_secs(10), async || {
-        let all = store
-            .list_deliveries(&DeliveryQuery::default())
-            .await
-            .unwrap();
-        all.into_iter().find(|d| d.status.is_final())
-    })
-    .await
-    .expect("the delivery never reached a final status");
+    let dead = final_delivery(&hooks).await;
     assert_eq!(dead.status, DeliveryStatus::Dead);
     assert_eq!(receiver.arrived(), 0, "a request got through");
     let attempts = hooks.store().list_attempts(&dead.id).await.unwrap();

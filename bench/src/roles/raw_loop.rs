@@ -15,8 +15,7 @@ use crate::proc_stats::{own_cpu_ms, own_peak_rss_kib, unix_ns};
 use crate::wire::{ID_HEADER, RawLoopDone, order};
 
 /// The HTTP client of the loop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum RawClient {
     /// `reqwest::Client::new()`.
     Reqwest,

@@ -23,7 +23,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use reqwest::dns::{Addrs, Resolve, Resolving};
-use rustls::pki_types::CertificateDer;
 
 use super::guard::GuardedResolver;
 use super::http_config::HttpConfig;
@@ -187,16 +186,10 @@ fn warn_of_ignored_proxy() {
 /// TLS for `https` subscribers: rustls with the ring provider, Mozilla's root certificates and
 /// `extra_roots`, TLS 1.2 and 1.3. (The provider is named here rather than taken from the
 /// process default, which another dependency may have set to a different one, or to none.)
-fn tls_config(extra_roots: &[CertificateDer<'static>]) -> Result<rustls::ClientConfig> {
+fn tls_config(extra_roots: &rustls::RootCertStore) -> Result<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    for root in extra_roots {
-        // Checked when it was added: this cannot fail.
-        roots.add(root.clone()).map_err(|e| Error::InvalidConfig {
-            field: "http.root_certificates",
-            reason: format!("a certificate cannot be a root: {e}"),
-        })?;
-    }
+    roots.extend(extra_roots.roots.iter().cloned());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -54,8 +54,8 @@ pub struct HttpConfig {
     /// receiver something about the sender it may not need to know.
     pub send_traceparent: bool,
     pub(super) resolver: Option<Arc<dyn Resolve>>,
-    /// Certificate authorities trusted besides Mozilla's roots.
-    pub(super) root_certificates: Vec<CertificateDer<'static>>,
+    /// Certificate authorities trusted besides Mozilla's roots, checked as they were added.
+    pub(super) root_certificates: rustls::RootCertStore,
 }
 
 impl fmt::Debug for HttpConfig {
@@ -87,7 +87,7 @@ impl Default for HttpConfig {
             address_policy: AddressPolicy::default(),
             send_traceparent: false,
             resolver: None,
-            root_certificates: Vec::new(),
+            root_certificates: rustls::RootCertStore::empty(),
         }
     }
 }
@@ -157,13 +157,11 @@ impl HttpConfig {
                 "no `-----BEGIN CERTIFICATE-----` block in the PEM".into(),
             ));
         }
-        let mut check = rustls::RootCertStore::empty();
-        for certificate in &certificates {
-            check
-                .add(certificate.clone())
+        for certificate in certificates {
+            self.root_certificates
+                .add(certificate)
                 .map_err(|e| invalid(format!("a certificate cannot be a root: {e}")))?;
         }
-        self.root_certificates.extend(certificates);
         Ok(self)
     }
 
