@@ -437,6 +437,47 @@ mod behaviours {
         assert!(matches!(ready[0].task, Task::Deliver(_)));
     }
 
+    /// A batch of acks for rows taken by different lease calls (a token each) deletes each row
+    /// only under the lease it names: a row leased again since, by a later call, is not
+    /// deleted by the ack of its first lease, even when that later call's other rows are in
+    /// the same batch.
+    pub(crate) async fn a_batch_of_acks_from_several_lease_calls_is_fenced_lease_by_lease(
+        store: SqlStore,
+    ) {
+        let outbox = outbox(&store);
+        let events: Vec<Event> = (0..4).map(event).collect();
+        outbox.publish_many(&events[..2]).await.unwrap();
+        let first = outbox.lease(2).await.unwrap();
+        assert_eq!(first.len(), 2);
+        // The second row's first lease expires; a later call takes it again, with new rows.
+        tokio::time::sleep(VISIBILITY + Duration::from_millis(100)).await;
+        assert!(outbox.extend(&first[0].receipt).await.unwrap());
+        outbox.publish_many(&events[2..]).await.unwrap();
+        let second = outbox.lease(3).await.unwrap();
+        assert_eq!(second.len(), 3);
+        assert!(second.iter().any(|l| l.task == first[1].task));
+
+        let acks: Vec<Settlement> = first
+            .iter()
+            .chain(second.iter().filter(|l| l.task != first[1].task))
+            .map(|l| Settlement::ack(l.receipt.clone()))
+            .collect();
+        let settled: Vec<bool> = outbox
+            .settle_many(&acks)
+            .await
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(settled, [true, false, true, true]);
+        assert_eq!(
+            outbox.depth().await.unwrap(),
+            1,
+            "the row the later lease holds"
+        );
+        let retaken = second.iter().find(|l| l.task == first[1].task).unwrap();
+        assert!(outbox.extend(&retaken.receipt).await.unwrap(), "still held");
+    }
+
     /// No head-of-line blocking: the delivery tasks of an event fanned out now are leased
     /// before the events queued after it, not behind the fan-out of the whole backlog.
     pub(crate) async fn the_deliveries_of_a_fanned_out_event_go_before_later_events(
@@ -571,6 +612,7 @@ macro_rules! outbox_behaviours {
             pruning_dead_letters_removes_only_those_dead_before_the_cut_off,
             concurrent_leases_take_disjoint_rows,
             a_batch_of_settlements_settles_each_lease_it_still_holds,
+            a_batch_of_acks_from_several_lease_calls_is_fenced_lease_by_lease,
             the_deliveries_of_a_fanned_out_event_go_before_later_events,
             the_inbox_table_and_the_events_table_are_separate_queues,
         );
