@@ -15,6 +15,7 @@
 use std::collections::VecDeque;
 
 use slab::Slab;
+use smallvec::SmallVec;
 
 use crate::delivery::{Attempt, Delivery};
 use crate::id::DeliveryId;
@@ -23,7 +24,9 @@ use crate::id::DeliveryId;
 #[derive(Debug)]
 pub(super) struct Record {
     pub(super) delivery: Delivery,
-    pub(super) attempts: Vec<Attempt>,
+    /// Most deliveries take one attempt: it is kept in the record itself, not in a block of its
+    /// own beside it.
+    pub(super) attempts: SmallVec<[Attempt; 1]>,
 }
 
 /// How many of the indices `0..n` pass, `passes` holding for a prefix of them: galloping (1, 2,
@@ -57,7 +60,7 @@ impl Record {
     fn new(delivery: &Delivery) -> Self {
         Self {
             delivery: delivery.clone(),
-            attempts: Vec::new(),
+            attempts: SmallVec::new(),
         }
     }
 }
@@ -346,10 +349,10 @@ mod tests {
         let all = deliveries(1);
         let mut history = DeliveryHistory::new(10);
         assert!(add(&mut history, &all[0]));
-        history.get_mut(&all[0].id).unwrap().attempts.reserve(1);
+        history.get_mut(&all[0].id).unwrap().attempts.reserve(2);
         assert!(!add(&mut history, &all[0]));
         assert_eq!(history.iter().count(), 1);
-        assert!(history.get(&all[0].id).unwrap().attempts.capacity() >= 1);
+        assert!(history.get(&all[0].id).unwrap().attempts.capacity() >= 2);
     }
 
     #[test]
