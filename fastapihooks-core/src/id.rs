@@ -13,17 +13,15 @@
 //! assert!("sub_01HZY2Q4Z8N3V5W7X9Y1Z3A5B7".parse::<EventId>().is_err());
 //! ```
 
+use crate::error::Error;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Arc;
-
-use crate::error::Error;
 
 macro_rules! typed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(Arc<str>);
+        pub struct $name(Inline);
 
         const _: () = assert!($prefix.len() <= MAX_PREFIX, "an id prefix is too long");
 
@@ -38,12 +36,12 @@ macro_rules! typed_id {
 
             /// The id as a string, prefix included.
             pub fn as_str(&self) -> &str {
-                &self.0
+                self.0.as_str()
             }
 
             /// The creation time encoded in the id, in milliseconds since the unix epoch.
             pub fn timestamp_ms(&self) -> u64 {
-                ulid::Ulid::from_string(&self.0[$prefix.len() + 1..])
+                ulid::Ulid::from_string(&self.as_str()[$prefix.len() + 1..])
                     .map(|u| u.timestamp_ms())
                     .unwrap_or(0)
             }
@@ -71,19 +69,19 @@ macro_rules! typed_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.write_str(self.as_str())
             }
         }
 
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.write_str(self.as_str())
             }
         }
 
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.0)
+                s.serialize_str(self.as_str())
             }
         }
 
@@ -145,17 +143,42 @@ impl DeliveryId {
 /// The longest prefix an id kind may have (checked at compile time by `typed_id!`).
 const MAX_PREFIX: usize = 8;
 
-/// `<prefix>_<ulid>`, written on the stack and allocated once (ids are made on every delivery
-/// and attempt: `format!` would allocate a `String`, then the `Arc` again).
-fn prefixed(prefix: &str, ulid: ulid::Ulid) -> Arc<str> {
-    let mut buf = [0u8; MAX_PREFIX + 1 + ulid::ULID_LEN];
+/// The longest id: the longest prefix, `_`, a ULID.
+const MAX_LEN: usize = MAX_PREFIX + 1 + ulid::ULID_LEN;
+
+/// An id's text, held in place: ids are made for every delivery and attempt, kept in histories
+/// and tasks, cloned, compared and hashed on every step of a delivery — inline, making or
+/// cloning one allocates nothing and counts no reference, and a history record's ids do not
+/// sit in small blocks of their own between short-lived ones (BENCHMARKS.md, session 21).
+///
+/// Compared, ordered and hashed as its bytes: the unused tail is zeros, and all ids of one kind
+/// have the same length, so they order as their strings do.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+struct Inline {
+    bytes: [u8; MAX_LEN],
+    len: u8,
+}
+
+impl Inline {
+    fn as_str(&self) -> &str {
+        // Every byte is ASCII: the prefix and the ULID's alphabet.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or_default()
+    }
+}
+
+/// `<prefix>_<ulid>`.
+fn prefixed(prefix: &str, ulid: ulid::Ulid) -> Inline {
+    let mut bytes = [0u8; MAX_LEN];
     let len = prefix.len() + 1 + ulid::ULID_LEN;
-    buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
-    buf[prefix.len()] = b'_';
+    bytes[..prefix.len()].copy_from_slice(prefix.as_bytes());
+    bytes[prefix.len()] = b'_';
     let mut encoded = [0u8; ulid::ULID_LEN];
-    buf[prefix.len() + 1..len].copy_from_slice(ulid.array_to_str(&mut encoded).as_bytes());
-    // Every byte is ASCII: the prefix and the ULID's alphabet.
-    Arc::from(std::str::from_utf8(&buf[..len]).unwrap_or_default())
+    bytes[prefix.len() + 1..len].copy_from_slice(ulid.array_to_str(&mut encoded).as_bytes());
+    Inline {
+        bytes,
+        // At most `MAX_LEN` (35): the prefix is checked at compile time.
+        len: u8::try_from(len).unwrap_or(u8::MAX),
+    }
 }
 
 #[cfg(test)]
@@ -198,6 +221,22 @@ mod tests {
         let b = EventId::new();
         assert!(a < b);
         assert!(a.timestamp_ms() <= b.timestamp_ms());
+    }
+
+    #[test]
+    fn ids_order_as_their_strings_do() {
+        let (e, other) = (EventId::new(), EventId::new());
+        let mut ids: Vec<DeliveryId> = (0..200)
+            .map(|i| {
+                let event = if i % 2 == 0 { &e } else { &other };
+                DeliveryId::for_event(event, &SubscriptionId::new())
+            })
+            .collect();
+        let mut strings: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        ids.sort();
+        strings.sort();
+        let sorted: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        assert_eq!(sorted, strings);
     }
 
     #[test]
