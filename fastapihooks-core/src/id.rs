@@ -13,9 +13,10 @@
 //! assert!("sub_01HZY2Q4Z8N3V5W7X9Y1Z3A5B7".parse::<EventId>().is_err());
 //! ```
 
-use crate::error::Error;
 use std::fmt;
 use std::str::FromStr;
+
+use crate::error::Error;
 
 macro_rules! typed_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal) => {
