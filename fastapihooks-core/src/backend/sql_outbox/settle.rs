@@ -116,10 +116,11 @@ async fn delete_leased(
 
 /// `DELETE … WHERE (lease = ? AND id IN (…)) OR …`: the leases grouped by token, one term per
 /// token — a lease call gives one token to every row it takes, so a batch of settles holds a
-/// few. Each term is one probe of the primary key with a list of ids; one `(id = ? AND lease =
-/// ?)` term per lease, as before, made PostgreSQL plan a bitmap scan per row: planning a
-/// 64-row batch took as long as running it, and the whole statement ~4× the grouped one
-/// (BENCHMARKS.md, session 21).
+/// few. Each term is one probe of the primary key with a list of ids, and the statement has
+/// half the parameters. One `(id = ? AND lease = ?)` term per lease made PostgreSQL plan a
+/// bitmap scan per row: a 64-row batch planned as long as it ran, and took 2–2.5× the grouped
+/// statement's time when planned afresh (`pgbench`); the sidecar, whose statements are
+/// prepared and reused, showed no difference (BENCHMARKS.md, session 21).
 fn delete_leased_statement(table: &str, leases: &[&(String, String)]) -> (String, Vec<Value>) {
     let mut by_token: Vec<(&str, Vec<&str>)> = Vec::new();
     for (id, token) in leases {
