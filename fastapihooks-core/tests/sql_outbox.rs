@@ -31,6 +31,16 @@ fn event(n: usize) -> Event {
     Event::new("order.created", &serde_json::json!({ "n": n })).unwrap()
 }
 
+/// Settles the batch in one `settle_many`: whether each lease was still held.
+async fn settle_all(outbox: &SqlBackend, settlements: &[Settlement]) -> Vec<bool> {
+    outbox
+        .settle_many(settlements)
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect()
+}
+
 async fn create_orders_table(store: &SqlStore) {
     store
         .connection()
@@ -230,12 +240,7 @@ mod behaviours {
                 next: replacements(l),
             })
             .collect();
-        let settled: Vec<bool> = outbox
-            .settle_many(&settlements)
-            .await
-            .into_iter()
-            .map(Result::unwrap)
-            .collect();
+        let settled = settle_all(&outbox, &settlements).await;
         assert_eq!(settled, [true, false]);
         assert_eq!(outbox.dead_letters().await.unwrap(), 1);
         // Left: the first's retry, waiting, and the row the other consumer holds.
@@ -422,12 +427,7 @@ mod behaviours {
                 next: vec![delivery(&leased[3])],
             },
         ];
-        let settled: Vec<bool> = outbox
-            .settle_many(&settlements)
-            .await
-            .into_iter()
-            .map(Result::unwrap)
-            .collect();
+        let settled = settle_all(&outbox, &settlements).await;
         assert_eq!(settled, [true, false, true, true]);
         // Left: the retry, waiting; the row the other consumer holds; the fourth's delivery.
         assert_eq!(outbox.depth().await.unwrap(), 3);
@@ -462,12 +462,7 @@ mod behaviours {
             .chain(second.iter().filter(|l| l.task != first[1].task))
             .map(|l| Settlement::ack(l.receipt.clone()))
             .collect();
-        let settled: Vec<bool> = outbox
-            .settle_many(&acks)
-            .await
-            .into_iter()
-            .map(Result::unwrap)
-            .collect();
+        let settled = settle_all(&outbox, &acks).await;
         assert_eq!(settled, [true, false, true, true]);
         assert_eq!(
             outbox.depth().await.unwrap(),
