@@ -4,8 +4,15 @@
 //! and queue calls. Made one by one, each call is a round trip (and, for a write, a commit);
 //! here a call joins a queue, and one flusher takes everything queued — up to a batch size —
 //! and makes one batched call for all of it. There is no timer: a call waits only for the flush
-//! in progress and for the tasks already ready to run (which may be callers too), so an idle
-//! system pays one hop and a busy one fills its batches by itself (the classic group commit).
+//! in progress and for a few turns of the scheduler (each runs the tasks ready at that moment,
+//! which may be callers too, then polls the runtime's I/O without blocking), so an idle system
+//! pays one hop and a busy one fills its batches by itself (the classic group commit).
+//!
+//! How many turns a batch stays open is the caller's choice: one ([`GroupCommit::start`]) takes
+//! the callers made ready by the same event (one socket readiness, one finished flush); more
+//! ([`GroupCommit::start_open_for`]) also take those whose own I/O completes meanwhile — on a
+//! route, the requests whose database answers arrive a moment later. On an idle runtime a turn
+//! is one non-blocking poll, a few µs.
 //!
 //! ```text
 //! caller ─┐                         ┌─ flush([a, b, c]) ─▶ one statement / one pipeline
@@ -52,12 +59,29 @@ impl<Req: Send + 'static, Out: Send + 'static> GroupCommit<Req, Out> {
         parallel: usize,
         flush: Flush<Req, Out>,
     ) -> Self {
+        Self::start_open_for(what, max_batch, parallel, 1, flush)
+    }
+
+    /// As [`start`](Self::start), with each batch open for `turns` turns of the scheduler after
+    /// its first request (at least one; see the [module docs](self)): fewer, fuller batches,
+    /// each request waiting those turns longer.
+    pub(crate) fn start_open_for(
+        what: &'static str,
+        max_batch: usize,
+        parallel: usize,
+        turns: usize,
+        flush: Flush<Req, Out>,
+    ) -> Self {
         let max_batch = max_batch.max(1);
         let (queue, requests) = mpsc::channel(max_batch * parallel.max(1) * 2);
+        let batching = Batching {
+            max_batch,
+            turns: turns.max(1),
+        };
         tokio::spawn(flusher(
             what,
             requests,
-            max_batch,
+            batching,
             Arc::new(Semaphore::new(parallel.max(1))),
             flush,
         ));
@@ -81,10 +105,17 @@ impl<Req: Send + 'static, Out: Send + 'static> GroupCommit<Req, Out> {
     }
 }
 
+/// When a batch closes: at `max_batch` requests, or after `turns` turns of the scheduler.
+#[derive(Clone, Copy)]
+struct Batching {
+    max_batch: usize,
+    turns: usize,
+}
+
 async fn flusher<Req: Send + 'static, Out: Send + 'static>(
     what: &'static str,
     mut requests: mpsc::Receiver<(Req, oneshot::Sender<Result<Out>>)>,
-    max_batch: usize,
+    Batching { max_batch, turns }: Batching,
     flushes: Arc<Semaphore>,
     flush: Flush<Req, Out>,
 ) {
@@ -101,13 +132,19 @@ async fn flusher<Req: Send + 'static, Out: Send + 'static>(
         // tokio runs a task woken by the running one next (its LIFO slot): taken now, the batch
         // would close before the callers made ready in the same tick (by one socket readiness,
         // one finished flush) had queued theirs, and each would pay a round trip of its own.
-        // No timer: the wait is the run queue of this moment.
-        tokio::task::yield_now().await;
+        // No timer: the wait is the run queue of this moment, `turns` times over. (tokio runs a
+        // yielding task once the tasks ready now have run and the I/O driver has been polled.)
         let mut batch = vec![first];
-        while batch.len() < max_batch {
-            match requests.try_recv() {
-                Ok(next) => batch.push(next),
-                Err(_) => break,
+        for _ in 0..turns {
+            tokio::task::yield_now().await;
+            while batch.len() < max_batch {
+                match requests.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            if batch.len() == max_batch {
+                break;
             }
         }
         let flush = flush.clone();
@@ -220,6 +257,54 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(*sizes.lock().unwrap(), vec![8]);
+    }
+
+    /// The batch sizes of four callers of one runtime turn apart: the `n`th calls after
+    /// yielding `n` times.
+    async fn batches_of_callers_a_turn_apart(turns: usize) -> Vec<usize> {
+        let sizes = Arc::new(Mutex::new(Vec::new()));
+        let recorded = sizes.clone();
+        // Spawned from the worker, so the flusher and the callers run there in spawn order.
+        tokio::spawn(async move {
+            let commit = Arc::new(GroupCommit::start_open_for(
+                "test",
+                100,
+                4,
+                turns,
+                recording(recorded),
+            ));
+            let calls: Vec<_> = (0..4)
+                .map(|n| {
+                    let commit = commit.clone();
+                    tokio::spawn(async move {
+                        for _ in 0..n {
+                            tokio::task::yield_now().await;
+                        }
+                        commit.call(n).await
+                    })
+                })
+                .collect();
+            for call in calls {
+                call.await.unwrap().unwrap();
+            }
+        })
+        .await
+        .unwrap();
+        sizes.lock().unwrap().clone()
+    }
+
+    /// Requests whose callers become ready a few turns later (their own I/O done) share the
+    /// batch while it is open that long.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_batch_open_for_several_turns_takes_the_callers_of_later_turns() {
+        assert_eq!(batches_of_callers_a_turn_apart(8).await, vec![4]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_batch_open_for_one_turn_leaves_later_callers_to_the_next_batches() {
+        let sizes = batches_of_callers_a_turn_apart(1).await;
+        assert!(sizes.len() > 1, "one batch: {sizes:?}");
+        assert_eq!(sizes.iter().sum::<usize>(), 4);
     }
 
     #[tokio::test]

@@ -1,8 +1,9 @@
 //! [`RedisBackend`]: a durable [`Queue`] on Redis Streams, shared by any number of sidecars.
 //!
 //! - `publish` is one `XADD` of a [`Task::Fanout`]; concurrent publishes are group-committed
-//!   (one pipeline, one round trip, per batch; each publish still awaits its own
-//!   acknowledgement), and [`RedisBackend::publish_many`] sends a batch in one round trip.
+//!   (one pipeline, one round trip, per batch, open for a few turns of the scheduler — no timer;
+//!   each publish still awaits its own acknowledgement), and [`RedisBackend::publish_many`]
+//!   sends a batch in one round trip.
 //! - Sidecars lease through one consumer group (`XREADGROUP`); a lease is the entry's place in
 //!   the group's pending list.
 //! - Every settling step is one Lua script, so it is atomic and fenced: it acts only if this
@@ -113,10 +114,11 @@ impl RedisBackend {
             dead: config.dead_key(),
             replays: config.replays_key(),
         };
-        let publishes = GroupCommit::start(
+        let publishes = GroupCommit::start_open_for(
             "redis.publish",
             PUBLISH_BATCH,
             PUBLISH_PARALLEL,
+            PUBLISH_TURNS,
             publish_pipeline(conn.clone(), keys.tasks.clone()),
         );
         Ok(Self {
@@ -347,6 +349,13 @@ impl Queue for RedisBackend {
 /// Publishes per pipeline, and pipelines in flight at once.
 const PUBLISH_BATCH: usize = 256;
 const PUBLISH_PARALLEL: usize = 4;
+/// Turns of the scheduler a pipeline stays open for publishes to join. Hooked routes publish
+/// as their handlers finish, spread out by their own database round trips: a pipeline open for
+/// one turn carried 1.6 publishes on the bench's route (0.62 Redis round trips per request),
+/// one open for eight carries 3 (0.33) — and each round trip saved is a wake-up of Redis the
+/// route does not pay for (BENCHMARKS.md, session 22). Idle, eight turns are eight non-blocking
+/// polls: no measurable cost to a lone publish.
+const PUBLISH_TURNS: usize = 8;
 
 /// One pipeline of `XADD`s for a batch of publishes: every publish of the batch succeeds or
 /// fails with it (a failed pipeline may have added some: at-least-once, as a retried publish).
