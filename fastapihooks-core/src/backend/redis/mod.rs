@@ -352,9 +352,9 @@ const PUBLISH_PARALLEL: usize = 4;
 /// Turns of the scheduler a pipeline stays open for publishes to join. Hooked routes publish
 /// as their handlers finish, spread out by their own database round trips: a pipeline open for
 /// one turn carried 1.6 publishes on the bench's route (0.62 Redis round trips per request),
-/// one open for eight carries 3 (0.33) — and each round trip saved is a wake-up of Redis the
-/// route does not pay for (BENCHMARKS.md, session 22). Idle, eight turns are eight non-blocking
-/// polls: no measurable cost to a lone publish.
+/// one open for eight carries 2.9 (0.34) — and each round trip saved is a wake-up of Redis the
+/// route does not pay for: 9 % less CPU per request (BENCHMARKS.md, session 22). Idle, eight
+/// turns are eight non-blocking polls: a lone publish pays ~2.5 µs of CPU for them.
 const PUBLISH_TURNS: usize = 8;
 
 /// One pipeline of `XADD`s for a batch of publishes: every publish of the batch succeeds or
