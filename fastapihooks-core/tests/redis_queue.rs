@@ -448,3 +448,54 @@ async fn the_oldest_pending_age_grows_while_a_task_waits_and_is_none_when_empty(
     assert!(queue.ack(&again.receipt).await.unwrap());
     assert_eq!(queue.oldest_pending_age().await.unwrap(), None, "drained");
 }
+
+/// Publishes `n` scheduler turns after being asked to: a request whose handler finished a
+/// little later than the others (its own database answer arrived on a later turn).
+async fn publish_turns_later(queue: &impl Backend, n: usize) {
+    for _ in 0..n {
+        tokio::task::yield_now().await;
+    }
+    queue.publish(event()).await.unwrap();
+}
+
+/// The publishes of requests that finish a few turns of the scheduler apart share one pipeline
+/// (one round trip to Redis), each still awaiting its own acknowledgement.
+#[tokio::test]
+async fn publishes_a_few_turns_apart_share_one_pipeline() {
+    let Some(url) = redis_url("publishes_a_few_turns_apart_share_one_pipeline").await else {
+        return;
+    };
+    let keys = TestKeys::new(&url, "turns");
+    let queue = keys.backend().await;
+    // The test's runtime has one thread: the publisher's tasks record to this recorder too.
+    let recorder = metrics_util::debugging::DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let _local = metrics::set_default_local_recorder(&recorder);
+    tokio::join!(
+        publish_turns_later(&*queue, 0),
+        publish_turns_later(&*queue, 1),
+        publish_turns_later(&*queue, 2),
+        publish_turns_later(&*queue, 3),
+    );
+    let pipelines: Vec<f64> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter(|(key, ..)| {
+            key.key().name() == fastapihooks_core::metrics::GROUP_COMMIT_BATCH_REQUESTS
+                && key
+                    .key()
+                    .labels()
+                    .any(|l| l.key() == "op" && l.value() == "redis.publish")
+        })
+        .flat_map(|(.., value)| match value {
+            metrics_util::debugging::DebugValue::Histogram(sizes) => sizes
+                .into_iter()
+                .map(|size| size.into_inner())
+                .collect::<Vec<f64>>(),
+            other => panic!("not a histogram: {other:?}"),
+        })
+        .collect();
+    assert_eq!(pipelines, vec![4.0], "publishes per pipeline");
+    assert_eq!(queue.depth().await.unwrap(), 4, "every publish is queued");
+}
