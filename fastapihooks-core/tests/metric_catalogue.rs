@@ -4,15 +4,15 @@
 //! metrics go to a recorder of the test's own thread (a current-thread runtime runs every task
 //! of the test on it), never to a global one.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fastapihooks_core::metrics::{self, ALL, MetricKind, MetricSpec, SUBSCRIPTION_LABEL, Unit};
 use fastapihooks_core::{Emitter, HttpConfig, MemoryStore, Store, Subscription};
-use fastapihooks_testkit::{Receiver, Reply, quick_retries};
+use fastapihooks_testkit::{Receiver, RecordedMetrics, Reply, quick_retries};
 use metrics_util::MetricKind as RecordedKind;
-use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 
 const BEGIN: &str = "<!-- metrics:begin -->";
 const END: &str = "<!-- metrics:end -->";
@@ -216,103 +216,30 @@ fn recording_sites_name_metrics_by_the_catalogue_constants() {
     );
 }
 
-/// What the recorder got: per metric key (name and sorted labels), its kind, unit, description
-/// and value.
-struct Recorded {
-    metrics: BTreeMap<(String, Vec<(String, String)>), Metric>,
-}
-
-struct Metric {
-    kind: RecordedKind,
-    unit: Option<::metrics::Unit>,
-    description: Option<String>,
-    value: DebugValue,
-}
-
-impl Recorded {
-    fn of(snapshotter: &Snapshotter) -> Self {
-        let metrics = snapshotter
-            .snapshot()
-            .into_vec()
-            .into_iter()
-            .map(|(key, unit, description, value)| {
-                let mut labels: Vec<(String, String)> = key
-                    .key()
-                    .labels()
-                    .map(|l| (l.key().to_owned(), l.value().to_owned()))
-                    .collect();
-                labels.sort();
-                let name = key.key().name().to_owned();
-                let metric = Metric {
-                    kind: key.kind(),
-                    unit,
-                    description: description.map(|d| d.to_string()),
-                    value,
-                };
-                ((name, labels), metric)
-            })
-            .collect();
-        Self { metrics }
-    }
-
-    fn names(&self) -> BTreeSet<&str> {
-        self.metrics.keys().map(|(name, _)| name.as_str()).collect()
-    }
-
-    fn get(&self, name: &str, labels: &[(&str, &str)]) -> &Metric {
-        let mut labels: Vec<(String, String)> = labels
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        labels.sort();
-        let key = (name.to_owned(), labels);
-        self.metrics.get(&key).unwrap_or_else(|| {
-            panic!(
-                "{key:?} not recorded; recorded: {:?}",
-                self.metrics.keys().collect::<Vec<_>>()
-            )
-        })
-    }
-
-    fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
-        match self.get(name, labels).value {
-            DebugValue::Counter(n) => n,
-            ref other => panic!("{name} is a {other:?}, not a counter"),
+/// Every metric recorded is in the catalogue, under the kind, labels, unit and description the
+/// catalogue gives it.
+fn check_against_the_catalogue(recorded: &RecordedMetrics, per_subscription: bool) {
+    for ((name, labels), metric) in &recorded.metrics {
+        let spec = MetricSpec::find(name)
+            .unwrap_or_else(|| panic!("{name} is recorded but not in the catalogue"));
+        let kind = match spec.kind {
+            MetricKind::Counter => RecordedKind::Counter,
+            MetricKind::Gauge => RecordedKind::Gauge,
+            MetricKind::Histogram => RecordedKind::Histogram,
+        };
+        assert_eq!(metric.kind, kind, "{name}: recorded as another kind");
+        let mut expected: BTreeSet<&str> = spec.labels.iter().copied().collect();
+        if per_subscription && spec.per_subscription {
+            expected.insert(SUBSCRIPTION_LABEL);
         }
-    }
-
-    fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Vec<f64> {
-        match &self.get(name, labels).value {
-            DebugValue::Histogram(values) => values.iter().map(|v| v.into_inner()).collect(),
-            other => panic!("{name} is a {other:?}, not a histogram"),
-        }
-    }
-
-    /// Every metric recorded is in the catalogue, under the kind, labels, unit and description
-    /// the catalogue gives it.
-    fn check_against_the_catalogue(&self, per_subscription: bool) {
-        for ((name, labels), metric) in &self.metrics {
-            let spec = MetricSpec::find(name)
-                .unwrap_or_else(|| panic!("{name} is recorded but not in the catalogue"));
-            let kind = match spec.kind {
-                MetricKind::Counter => RecordedKind::Counter,
-                MetricKind::Gauge => RecordedKind::Gauge,
-                MetricKind::Histogram => RecordedKind::Histogram,
-            };
-            assert_eq!(metric.kind, kind, "{name}: recorded as another kind");
-            let mut expected: BTreeSet<&str> = spec.labels.iter().copied().collect();
-            if per_subscription && spec.per_subscription {
-                expected.insert(SUBSCRIPTION_LABEL);
-            }
-            let got: BTreeSet<&str> = labels.iter().map(|(k, _)| k.as_str()).collect();
-            assert_eq!(got, expected, "{name}: labels");
-            assert_eq!(metric.unit, Some(spec.unit.to_metrics()), "{name}: unit");
-            assert_eq!(
-                metric.description.as_deref(),
-                Some(spec.description),
-                "{name}: description"
-            );
-        }
+        let got: BTreeSet<&str> = labels.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(got, expected, "{name}: labels");
+        assert_eq!(metric.unit, Some(spec.unit.to_metrics()), "{name}: unit");
+        assert_eq!(
+            metric.description.as_deref(),
+            Some(spec.description),
+            "{name}: description"
+        );
     }
 }
 
@@ -385,8 +312,8 @@ async fn every_metric_recorded_is_in_the_catalogue_and_named_as_it_says() {
     let report = emitter.shutdown(Duration::from_secs(10)).await.unwrap();
     assert_eq!(report.abandoned, 0);
 
-    let recorded = Recorded::of(&snapshotter);
-    recorded.check_against_the_catalogue(false);
+    let recorded = RecordedMetrics::of(&snapshotter);
+    check_against_the_catalogue(&recorded, false);
     let expected: BTreeSet<&str> = [
         metrics::EVENTS_PUBLISHED_TOTAL,
         metrics::PUBLISH_DURATION_SECONDS,
@@ -495,8 +422,8 @@ async fn metrics_per_subscription_label_the_delivery_and_attempt_metrics_when_as
         .await;
     emitter.shutdown(Duration::from_secs(10)).await.unwrap();
 
-    let recorded = Recorded::of(&snapshotter);
-    recorded.check_against_the_catalogue(true);
+    let recorded = RecordedMetrics::of(&snapshotter);
+    check_against_the_catalogue(&recorded, true);
     let sub = SUBSCRIPTION_LABEL;
     assert_eq!(
         recorded.counter(

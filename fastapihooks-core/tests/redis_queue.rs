@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use fastapihooks_core::backend::{Replacement, Settlement, Task};
 use fastapihooks_core::{Backend, Event, Queue};
-use fastapihooks_testkit::{TestKeys, redis_url};
+use fastapihooks_testkit::{RecordedMetrics, TestKeys, redis_url};
 
 fn event() -> Event {
     Event::new("order.created", &serde_json::json!({"id": 1})).unwrap()
@@ -477,25 +477,10 @@ async fn publishes_a_few_turns_apart_share_one_pipeline() {
         publish_turns_later(&*queue, 2),
         publish_turns_later(&*queue, 3),
     );
-    let pipelines: Vec<f64> = snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .filter(|(key, ..)| {
-            key.key().name() == fastapihooks_core::metrics::GROUP_COMMIT_BATCH_REQUESTS
-                && key
-                    .key()
-                    .labels()
-                    .any(|l| l.key() == "op" && l.value() == "redis.publish")
-        })
-        .flat_map(|(.., value)| match value {
-            metrics_util::debugging::DebugValue::Histogram(sizes) => sizes
-                .into_iter()
-                .map(|size| size.into_inner())
-                .collect::<Vec<f64>>(),
-            other => panic!("not a histogram: {other:?}"),
-        })
-        .collect();
+    let pipelines = RecordedMetrics::of(&snapshotter).histogram(
+        fastapihooks_core::metrics::GROUP_COMMIT_BATCH_REQUESTS,
+        &[("op", "redis.publish")],
+    );
     assert_eq!(pipelines, vec![4.0], "publishes per pipeline");
     assert_eq!(queue.depth().await.unwrap(), 4, "every publish is queued");
 }

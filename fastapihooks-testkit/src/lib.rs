@@ -18,6 +18,8 @@
 //!   features `mysql`, `postgres`), `TestKeys` (a Redis key prefix, feature `redis`). A `Drop`
 //!   cannot await: a database guard drops what it made from a thread of its own with a small
 //!   runtime of its own, so it works in a `#[tokio::test]` current-thread runtime too.
+//! - [`RecordedMetrics`]: what a `metrics_util` debugging recorder got, read back by name and
+//!   labels.
 //! - [`FaultyStore`]: a `MemoryStore` whose faults a test switches (an outage, failing or slow
 //!   records, records held until released).
 //! - Delivery accounting: [`engine`], [`quick_retries`], [`store_with_subscribers`], [`events`],
@@ -34,6 +36,7 @@ mod eventually;
 mod faulty_store;
 mod http;
 mod receiver;
+mod recorded_metrics;
 #[cfg(feature = "redis")]
 mod redis_keys;
 mod services;
@@ -54,6 +57,7 @@ pub use eventually::{Outcome, eventually, eventually_async};
 pub use faulty_store::FaultyStore;
 pub use http::{client, post, serve};
 pub use receiver::{Fix, NO_ID, Received, Receiver, Reply, url_of};
+pub use recorded_metrics::{RecordedMetric, RecordedMetrics};
 #[cfg(feature = "redis")]
 pub use redis_keys::TestKeys;
 #[cfg(feature = "mysql")]
