@@ -54,6 +54,14 @@ pub fn attempt(delivery: &Delivery, number: u32, outcome: AttemptOutcome) -> Att
     }
 }
 
+/// An outcome without a response: the request timed out.
+pub fn timed_out() -> AttemptOutcome {
+    AttemptOutcome::Error {
+        kind: fastapihooks_core::AttemptErrorKind::Timeout,
+        message: "timed out after 10s".into(),
+    }
+}
+
 /// A response outcome with `status`.
 pub fn response(status: u16) -> AttemptOutcome {
     AttemptOutcome::Response {

@@ -3,7 +3,7 @@
 
 use fastapihooks_core::{Delivery, DeliveryId, DeliveryStatus, Store, SubscriptionId};
 
-use crate::fixtures::{attempt, delivery, event, now, response, subscription};
+use crate::fixtures::{attempt, delivery, event, now, response, subscription, timed_out};
 
 fn sorted(mut deliveries: Vec<Delivery>) -> Vec<Delivery> {
     deliveries.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
@@ -43,6 +43,33 @@ pub async fn subscriptions_read_in_a_batch_are_those_that_exist(store: &dyn Stor
     let mut expected = vec![one, two];
     expected.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
     assert_eq!(read, expected);
+}
+
+/// A behaviour of the contract: an attempt that got no response is kept in a batch as it is —
+/// its error's kind and message, and no status — beside one that got a response.
+pub async fn a_batch_of_attempts_keeps_an_attempt_without_a_response(store: &dyn Store) {
+    let sub = SubscriptionId::new();
+    let pending: Vec<Delivery> = (0..2).map(|_| delivery(&event("a", None), &sub)).collect();
+    store.record_deliveries(&pending).await.unwrap();
+    let batch: Vec<_> = pending
+        .iter()
+        .zip([timed_out(), response(502)])
+        .map(|(d, outcome)| {
+            let mut d = d.clone();
+            d.attempts = 1;
+            d.next_attempt_at = Some(now() + chrono::Duration::seconds(30));
+            d.updated_at = now();
+            let a = attempt(&d, 1, outcome);
+            (d, a)
+        })
+        .collect();
+    store.record_attempts(&batch).await.unwrap();
+    for (expected, tried) in &batch {
+        let stored = store.get_delivery(&expected.id).await.unwrap().unwrap();
+        assert_eq!(&stored, expected, "{}", expected.id);
+        let attempts = store.list_attempts(&expected.id).await.unwrap();
+        assert_eq!(attempts, std::slice::from_ref(tried), "{}", expected.id);
+    }
 }
 
 /// A behaviour of the contract: a batch of attempts sets each delivery's state and keeps each

@@ -4,7 +4,7 @@
 
 use fastapihooks_core::{Delivery, DeliveryStatus, Store, SubscriptionId};
 
-use crate::fixtures::{attempt, delivery, event, now, response};
+use crate::fixtures::{attempt, delivery, event, now, response, timed_out};
 
 /// `d` after its `number`th attempt left it `status` (a retry is due in 30 s).
 fn after(d: &Delivery, number: u32, status: DeliveryStatus) -> Delivery {
@@ -43,6 +43,46 @@ pub async fn a_first_attempt_records_its_delivery_in_the_state_after_it(store: &
     }
     let stored_event = store.get_event(e.id()).await.unwrap().unwrap();
     assert_eq!(stored_event.payload(), e.payload());
+}
+
+/// A behaviour of the contract: what has no value is read back without one, and what is
+/// empty is read back empty — an event without an owner beside one whose owner is `""`, an
+/// attempt that got no response (no status) beside a response with an empty body, a delivery
+/// with no next attempt beside one with.
+pub async fn a_first_attempt_keeps_a_missing_value_apart_from_an_empty_one(store: &dyn Store) {
+    let unowned = event("a", None);
+    let empty_owner = event("a", Some(""));
+    let mut failed = delivery(&unowned, &SubscriptionId::new());
+    failed = after(&failed, 1, DeliveryStatus::Failed);
+    let retried = after(
+        &delivery(&empty_owner, &SubscriptionId::new()),
+        1,
+        DeliveryStatus::Pending,
+    );
+    let empty_body = fastapihooks_core::AttemptOutcome::Response {
+        status: 503,
+        body_excerpt: String::new(),
+    };
+    let batch = vec![
+        (failed.clone(), attempt(&failed, 1, timed_out())),
+        (retried.clone(), attempt(&retried, 1, empty_body)),
+    ];
+    store.record_first_attempts(&batch).await.unwrap();
+    for (expected, first) in &batch {
+        let stored = store.get_delivery(&expected.id).await.unwrap().unwrap();
+        assert_eq!(&stored, expected, "{}", expected.id);
+        let attempts = store.list_attempts(&expected.id).await.unwrap();
+        assert_eq!(attempts, std::slice::from_ref(first), "{}", expected.id);
+    }
+    let owner = |e: &fastapihooks_core::Event| {
+        let id = e.id().clone();
+        async move {
+            let stored = store.get_event(&id).await.unwrap().unwrap();
+            stored.owner().map(str::to_owned)
+        }
+    };
+    assert_eq!(owner(&unowned).await, None);
+    assert_eq!(owner(&empty_owner).await, Some(String::new()));
 }
 
 /// A behaviour of the contract: a delivery recorded before its first attempt is recorded

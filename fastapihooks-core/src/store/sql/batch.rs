@@ -3,16 +3,20 @@
 //! `record_attempts`, `record_first_attempts`).
 //!
 //! Every statement here is plain SQL that SQLite, PostgreSQL and MariaDB all run: `IN` lists and
-//! `CASE` expressions, in chunks small enough for each database's parameter limit.
+//! `CASE` expressions, in chunks small enough for each database's parameter limit — except the
+//! inserts of attempts (and of first attempts' events and deliveries) on PostgreSQL, which take
+//! arrays in a statement whose text never changes ([`batch_postgres`](super::batch_postgres)).
 
 use std::collections::HashSet;
 
 use sea_orm::sea_query::{CaseStatement, Expr, ExprTrait, Func};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QuerySelect, TransactionTrait,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QuerySelect, TransactionTrait,
 };
 
+#[cfg(feature = "postgres")]
+use super::batch_postgres;
 use super::entity::subscription as sub_entity;
 use super::entity::{attempt, delivery};
 use super::rows::{attempt_row, micros, subscription_from_row};
@@ -107,7 +111,8 @@ pub(super) async fn record_attempts(
 /// gives it (the same guarded `UPDATE`); then one multi-row `INSERT` of the attempts. A
 /// delivery delivered at its first attempt is one row written once: no pending row inserted,
 /// then updated — an update that writes a new entry in every index of the deliveries, since
-/// its status is indexed. On MySQL/MariaDB, which cannot say which rows an `INSERT` added, the
+/// its status is indexed. On PostgreSQL the events', the deliveries' and the attempts' inserts
+/// are one statement. On MySQL/MariaDB, which cannot say which rows an `INSERT` added, the
 /// deliveries that exist are read first (a plain read: a guarded `UPDATE` of every delivery
 /// took gap locks that deadlocked two sidecars inserting side by side); one another fan-out
 /// inserts between that read and this `INSERT` keeps its own state, and the attempt is still
@@ -122,22 +127,8 @@ pub(super) async fn record_first_attempts(
     }
     let deliveries: Vec<&Delivery> = attempts.iter().map(|(d, _)| d).collect();
     let txn = db_conn.begin().await.map_err(db(what))?;
-    // MariaDB/MySQL cannot say which rows an `INSERT` added: which existed is read first.
-    let existing = if txn.get_database_backend() == DbBackend::MySql {
-        Some(existing_ids(&txn, &deliveries, what).await?)
-    } else {
-        None
-    };
-    let inserted = history::insert_deliveries(&txn, &deliveries, true, what).await?;
-    let mut inserted: HashSet<String> = match (inserted, existing) {
-        (Some(inserted), _) => inserted,
-        (None, existing) => deliveries
-            .iter()
-            .map(|d| d.id.as_str())
-            .filter(|id| !existing.as_ref().is_some_and(|e| e.contains(*id)))
-            .map(str::to_owned)
-            .collect(),
-    };
+    let (mut inserted, attempts_inserted) =
+        insert_first_deliveries(&txn, &deliveries, attempts, what).await?;
     // A delivery given twice: its first is the new one.
     let recorded_before = attempts
         .iter()
@@ -148,8 +139,46 @@ pub(super) async fn record_first_attempts(
         }
     }
     // Every delivery is recorded now: inserted here, or found.
-    insert_attempts(&txn, attempts.iter(), what).await?;
+    if !attempts_inserted {
+        insert_attempts(&txn, attempts.iter(), what).await?;
+    }
     txn.commit().await.map_err(db(what))
+}
+
+/// The events and deliveries of a batch of first attempts, inserted: returns the ids of the
+/// deliveries inserted, and whether the attempts were inserted with them (on PostgreSQL, all
+/// three go in one statement).
+async fn insert_first_deliveries(
+    txn: &DatabaseTransaction,
+    deliveries: &[&Delivery],
+    attempts: &[Recorded],
+    what: &'static str,
+) -> Result<(HashSet<String>, bool)> {
+    #[cfg(feature = "postgres")]
+    if txn.get_database_backend() == DbBackend::Postgres {
+        let events = history::distinct_events(deliveries);
+        let inserted = batch_postgres::insert_first_attempts(txn, &events, attempts, what).await?;
+        return Ok((inserted, true));
+    }
+    #[cfg(not(feature = "postgres"))]
+    let _ = attempts;
+    // MariaDB/MySQL cannot say which rows an `INSERT` added: which existed is read first.
+    let existing = if txn.get_database_backend() == DbBackend::MySql {
+        Some(existing_ids(txn, deliveries, what).await?)
+    } else {
+        None
+    };
+    let inserted = history::insert_deliveries(txn, deliveries, true, what).await?;
+    let inserted = match (inserted, existing) {
+        (Some(inserted), _) => inserted,
+        (None, existing) => deliveries
+            .iter()
+            .map(|d| d.id.as_str())
+            .filter(|id| !existing.as_ref().is_some_and(|e| e.contains(*id)))
+            .map(str::to_owned)
+            .collect(),
+    };
+    Ok((inserted, false))
 }
 
 /// The attempts of `recorded`, in multi-row `INSERT`s.
@@ -158,6 +187,10 @@ async fn insert_attempts<'a>(
     recorded: impl Iterator<Item = &'a Recorded>,
     what: &'static str,
 ) -> Result<()> {
+    #[cfg(feature = "postgres")]
+    if txn.get_database_backend() == DbBackend::Postgres {
+        return batch_postgres::insert_attempts(txn, recorded.map(|(_, a)| a), what).await;
+    }
     let rows: Vec<_> = recorded.map(|(_, a)| attempt_row(a)).collect();
     for chunk in rows.chunks(CHUNK) {
         attempt::Entity::insert_many(chunk.to_vec())

@@ -20,6 +20,8 @@
 // sea-orm's entity derives expect `pub` items (and generate more); the module itself is
 // private to this store, so none of them is reachable from outside.
 mod batch;
+#[cfg(feature = "postgres")]
+mod batch_postgres;
 mod counts;
 #[allow(unreachable_pub)]
 mod entity;

@@ -226,26 +226,36 @@ pub(super) fn delivery_from_row(row: delivery::Model, event: Event) -> Result<De
 const RESPONSE: &str = "response";
 const ERROR: &str = "error";
 
-pub(super) fn attempt_row(attempt: &Attempt) -> attempt::ActiveModel {
-    let (outcome, status_code, error_kind, detail) = match &attempt.outcome {
+/// An attempt's outcome as its columns: `outcome`, `status_code`, `error_kind`, `detail`.
+pub(super) fn outcome_columns(
+    outcome: &AttemptOutcome,
+) -> (&'static str, Option<i32>, Option<&'static str>, &str) {
+    match outcome {
         AttemptOutcome::Response {
             status,
             body_excerpt,
         } => (RESPONSE, Some(i32::from(*status)), None, body_excerpt),
-        AttemptOutcome::Error { kind, message } => {
-            (ERROR, None, Some(kind.as_str().to_owned()), message)
-        }
-    };
+        AttemptOutcome::Error { kind, message } => (ERROR, None, Some(kind.as_str()), message),
+    }
+}
+
+/// An attempt's duration as stored, in microseconds.
+pub(super) fn duration_us(attempt: &Attempt) -> i64 {
+    i64::try_from(attempt.duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+pub(super) fn attempt_row(attempt: &Attempt) -> attempt::ActiveModel {
+    let (outcome, status_code, error_kind, detail) = outcome_columns(&attempt.outcome);
     attempt::ActiveModel {
         id: Set(attempt.id.to_string()),
         delivery_id: Set(attempt.delivery_id.to_string()),
         number: Set(i64::from(attempt.number)),
         started_at_us: Set(micros(attempt.started_at)),
-        duration_us: Set(i64::try_from(attempt.duration.as_micros()).unwrap_or(i64::MAX)),
+        duration_us: Set(duration_us(attempt)),
         outcome: Set(outcome.to_owned()),
         status_code: Set(status_code),
-        error_kind: Set(error_kind),
-        detail: Set(detail.clone()),
+        error_kind: Set(error_kind.map(str::to_owned)),
+        detail: Set(detail.to_owned()),
     }
 }
 

@@ -1,0 +1,211 @@
+//! The [`SqlStore`](super::SqlStore)'s batched inserts on PostgreSQL: one statement text
+//! whatever the batch's size, each column passed as one array and turned back into rows by
+//! `unnest`.
+//!
+//! The portable statements of [`batch`](super::batch) carry a placeholder per value, so their
+//! text changes with the batch's size: sqlx's per-connection cache of prepared statements
+//! misses on nearly every flush, and PostgreSQL parses, analyses and plans each one anew — a
+//! third of what it spends on these inserts (BENCHMARKS.md, session 23). A text that never
+//! changes is prepared once per connection. Its plan is an insert fed by a function scan,
+//! whatever the tables' statistics, so the generic plan PostgreSQL may switch a prepared
+//! statement to after five executions is the one it would make anyway. (Reads stay portable:
+//! their plans depend on the statistics, and a generic plan made while a table was young
+//! scanned it whole for the rest of the connection's life — session 10.)
+//!
+//! An event, its deliveries and their attempts go in one statement (three inserts chained by
+//! `WITH`): one round trip, not three. The foreign keys are checked at the statement's end,
+//! when every row of it is there.
+//!
+//! sea-query binds arrays without NULL elements, so a nullable column travels as a value it
+//! never takes, turned back into NULL by the statement: a next attempt at `i64::MIN` µs
+//! (before any time `chrono` represents), a status code of -1 (an HTTP status is positive),
+//! an empty error kind (every kind has a name); an event's owner, any string, travels with a
+//! flag saying whether it has one.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+
+use super::db;
+use super::rows::{duration_us, micros, outcome_columns};
+use crate::delivery::{Attempt, Delivery};
+use crate::error::Result;
+use crate::event::Event;
+
+/// Stands for a NULL `next_attempt_at_us`.
+const NO_TIME: i64 = i64::MIN;
+/// Stands for a NULL `status_code`.
+const NO_STATUS: i32 = -1;
+/// Stands for a NULL `error_kind`.
+const NO_ERROR_KIND: &str = "";
+
+/// Inserts the events (each once, if absent), the deliveries (each if absent, in their state
+/// after the attempt) and the attempts, in one statement within `txn`. Returns the ids of the
+/// deliveries it inserted: the others were recorded before.
+pub(super) async fn insert_first_attempts(
+    txn: &impl ConnectionTrait,
+    events: &[&Event],
+    attempts: &[(Delivery, Attempt)],
+    what: &'static str,
+) -> Result<HashSet<String>> {
+    let mut values = event_arrays(events);
+    values.extend(delivery_arrays(attempts.iter().map(|(d, _)| d)));
+    values.extend(attempt_arrays(attempts.iter().map(|(_, a)| a)));
+    let statement =
+        Statement::from_sql_and_values(DbBackend::Postgres, FIRST_ATTEMPTS.as_str(), values);
+    let mut inserted = HashSet::with_capacity(attempts.len());
+    for row in txn.query_all_raw(statement).await.map_err(db(what))? {
+        inserted.insert(row.try_get::<String>("", "id").map_err(db(what))?);
+    }
+    Ok(inserted)
+}
+
+/// Inserts `attempts` in one statement within `txn`.
+pub(super) async fn insert_attempts<'a>(
+    txn: &impl ConnectionTrait,
+    attempts: impl Iterator<Item = &'a Attempt>,
+    what: &'static str,
+) -> Result<()> {
+    let statement = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        ATTEMPTS.as_str(),
+        attempt_arrays(attempts),
+    );
+    txn.execute_raw(statement).await.map_err(db(what))?;
+    Ok(())
+}
+
+/// The events' insert, reading arrays `$first`…`$first + 5`.
+fn events_insert(first: usize) -> String {
+    let [id, name, has_owner, owner, payload, created] = params::<6>(first);
+    format!(
+        "INSERT INTO fastapihooks_events (id, name, owner, payload, created_at_us) \
+         SELECT id, name, CASE WHEN has_owner THEN owner END, payload, created_at_us \
+         FROM unnest({id}::text[], {name}::text[], {has_owner}::bool[], {owner}::text[], \
+         {payload}::bytea[], {created}::int8[]) \
+         AS u(id, name, has_owner, owner, payload, created_at_us) \
+         ON CONFLICT DO NOTHING"
+    )
+}
+
+/// The deliveries' insert, reading arrays `$first`…`$first + 9`.
+fn deliveries_insert(first: usize) -> String {
+    let [
+        id,
+        event,
+        sub,
+        status,
+        attempts,
+        next,
+        created,
+        updated,
+        replays,
+        before,
+    ] = params::<10>(first);
+    format!(
+        "INSERT INTO fastapihooks_deliveries (id, event_id, subscription_id, status, attempts, \
+         next_attempt_at_us, created_at_us, updated_at_us, replays, attempts_before_replay) \
+         SELECT id, event_id, subscription_id, status, attempts, NULLIF(next, {NO_TIME}), \
+         created_at_us, updated_at_us, replays, attempts_before_replay \
+         FROM unnest({id}::text[], {event}::text[], {sub}::text[], {status}::text[], \
+         {attempts}::int8[], {next}::int8[], {created}::int8[], {updated}::int8[], \
+         {replays}::int8[], {before}::int8[]) \
+         AS u(id, event_id, subscription_id, status, attempts, next, created_at_us, \
+         updated_at_us, replays, attempts_before_replay) \
+         ON CONFLICT DO NOTHING"
+    )
+}
+
+/// The attempts' insert, reading arrays `$first`…`$first + 8`.
+fn attempts_insert(first: usize) -> String {
+    let [
+        id,
+        delivery,
+        number,
+        started,
+        duration,
+        outcome,
+        status,
+        kind,
+        detail,
+    ] = params::<9>(first);
+    format!(
+        "INSERT INTO fastapihooks_attempts (id, delivery_id, number, started_at_us, \
+         duration_us, outcome, status_code, error_kind, detail) \
+         SELECT id, delivery_id, number, started_at_us, duration_us, outcome, \
+         NULLIF(status_code, {NO_STATUS}), NULLIF(error_kind, '{NO_ERROR_KIND}'), detail \
+         FROM unnest({id}::text[], {delivery}::text[], {number}::int8[], {started}::int8[], \
+         {duration}::int8[], {outcome}::text[], {status}::int4[], {kind}::text[], \
+         {detail}::text[]) \
+         AS u(id, delivery_id, number, started_at_us, duration_us, outcome, status_code, \
+         error_kind, detail)"
+    )
+}
+
+/// The three inserts chained, returning the ids of the deliveries inserted.
+static FIRST_ATTEMPTS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH e AS ({}), d AS ({} RETURNING id), a AS ({}) SELECT id FROM d",
+        events_insert(1),
+        deliveries_insert(7),
+        attempts_insert(17),
+    )
+});
+
+static ATTEMPTS: LazyLock<String> = LazyLock::new(|| attempts_insert(1));
+
+/// `N` placeholders numbered from `$first`.
+fn params<const N: usize>(first: usize) -> [String; N] {
+    std::array::from_fn(|i| format!("${}", first + i))
+}
+
+/// One column of `rows` as an array.
+fn column<T, U>(rows: &[T], value: impl Fn(&T) -> U) -> Value
+where
+    Vec<U>: Into<Value>,
+{
+    rows.iter().map(value).collect::<Vec<U>>().into()
+}
+
+fn event_arrays(events: &[&Event]) -> Vec<Value> {
+    vec![
+        column(events, |e| e.id().to_string()),
+        column(events, |e| e.name().to_string()),
+        column(events, |e| e.owner().is_some()),
+        column(events, |e| e.owner().unwrap_or_default().to_owned()),
+        column(events, |e| e.payload().to_vec()),
+        column(events, |e| micros(e.created_at())),
+    ]
+}
+
+fn delivery_arrays<'a>(deliveries: impl Iterator<Item = &'a Delivery>) -> Vec<Value> {
+    let deliveries: Vec<&Delivery> = deliveries.collect();
+    vec![
+        column(&deliveries, |d| d.id.to_string()),
+        column(&deliveries, |d| d.event.id().to_string()),
+        column(&deliveries, |d| d.subscription_id.to_string()),
+        column(&deliveries, |d| d.status.as_str().to_owned()),
+        column(&deliveries, |d| i64::from(d.attempts)),
+        column(&deliveries, |d| d.next_attempt_at.map_or(NO_TIME, micros)),
+        column(&deliveries, |d| micros(d.created_at)),
+        column(&deliveries, |d| micros(d.updated_at)),
+        column(&deliveries, |d| i64::from(d.replays)),
+        column(&deliveries, |d| i64::from(d.attempts_before_replay)),
+    ]
+}
+
+fn attempt_arrays<'a>(attempts: impl Iterator<Item = &'a Attempt>) -> Vec<Value> {
+    let rows: Vec<_> = attempts.map(|a| (a, outcome_columns(&a.outcome))).collect();
+    vec![
+        column(&rows, |(a, _)| a.id.to_string()),
+        column(&rows, |(a, _)| a.delivery_id.to_string()),
+        column(&rows, |(a, _)| i64::from(a.number)),
+        column(&rows, |(a, _)| micros(a.started_at)),
+        column(&rows, |(a, _)| duration_us(a)),
+        column(&rows, |(_, o)| o.0.to_owned()),
+        column(&rows, |(_, o)| o.1.unwrap_or(NO_STATUS)),
+        column(&rows, |(_, o)| o.2.unwrap_or(NO_ERROR_KIND).to_owned()),
+        column(&rows, |(_, o)| o.3.to_owned()),
+    ]
+}
