@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::scenario::{Sizes, delivery, fan_out, idle_latency, route_cost, sidecar};
+use crate::scenario::{Sizes, delivery, fan_out, idle_latency, median_by, route_cost, sidecar};
 
 mod durable;
 mod publish;
@@ -106,11 +106,10 @@ impl Report {
     pub fn judge(&mut self) {
         let mut targets = Vec::new();
         for row in self.route_cost.iter().filter(|r| !r.row.is_unhooked()) {
-            if let Some(base) = self.unhooked(&row.row) {
+            if let (Some(base), Some(by_cpu)) = (self.unhooked(&row.row), self.cpu_ratio(row)) {
                 // Both must hold: the throughput ratio flatters the hooked route when the
                 // unhooked one did not saturate its core; the CPU ratio is the one at saturation.
                 let ratio = row.median.requests_per_s / base.requests_per_s;
-                let by_cpu = base.server_cpu_us_per_request / row.median.server_cpu_us_per_request;
                 targets.push(Target {
                     what: format!("hooked/unhooked req/s, {}", row.label),
                     required: "≥ 0.50".into(),
@@ -321,18 +320,30 @@ impl Report {
             .collect()
     }
 
+    /// A hooked row's CPU ratio to the unhooked route: the median of its rounds' ratios (each
+    /// round pairs the two runs made minutes apart at most, so the machine's drift cancels
+    /// within it), or with a single run (or for the unhooked row itself), the median runs'.
+    /// `None` without an unhooked row to compare with.
+    fn cpu_ratio(&self, row: &route_cost::RowResult) -> Option<f64> {
+        let rounds = self.round_cpu_ratios(row);
+        if rounds.is_empty() {
+            let base = self.unhooked(&row.row)?;
+            return Some(base.server_cpu_us_per_request / row.median.server_cpu_us_per_request);
+        }
+        median_by(&rounds, |x| *x)
+    }
+
     fn route_cost_table(&self, md: &mut String) {
         md.push_str("### Route cost (POST /orders, service on 1 core)\n\n");
         if self.route_cost.iter().any(|r| r.row.orders_in_postgres) {
             md.push_str("Rows \"order in PostgreSQL\" write each order as a row (begin, insert, commit; the outbox route: the hook's transaction, with the event's row) and compare with the unhooked route doing the same; their events are drained by the sidecar after the window (\"drain after load\" includes its start).\n\n");
         }
-        md.push_str("\"× unhooked by CPU\" is the ratio of the median runs; in brackets, the ratio within each round (the unhooked run and this row's, minutes apart at most).\n\n");
+        md.push_str("\"× unhooked by CPU\" is the median of the rounds' ratios; in brackets, the ratio within each round (the unhooked run and this row's, minutes apart at most).\n\n");
         md.push_str("| route | req/s (min–max) | × unhooked | p50 | p99 | service CPU/request | × unhooked by CPU (each round) | service peak RSS | deliveries (lost) | drain after load | load core busy |\n");
         md.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
         for r in &self.route_cost {
             let run = &r.median;
             let base = self.unhooked(&r.row).map(|b| b.requests_per_s);
-            let base_cpu = self.unhooked(&r.row).map(|b| b.server_cpu_us_per_request);
             let _ = writeln!(
                 md,
                 "| {} | {:.0} ({}) | {} | {} µs | {} µs | {:.1} µs | {} | {:.1} MiB | {} ({}) | {:.1} s | {:.0} % |",
@@ -346,9 +357,8 @@ impl Report {
                 run.p50_us,
                 run.p99_us,
                 run.server_cpu_us_per_request,
-                base_cpu.map_or("–".to_owned(), |b| {
+                self.cpu_ratio(r).map_or("–".to_owned(), |ratio| {
                     let rounds = self.round_cpu_ratios(r);
-                    let ratio = b / run.server_cpu_us_per_request;
                     if rounds.len() < 2 {
                         format!("{ratio:.2}")
                     } else {
@@ -410,4 +420,73 @@ fn spread_to(values: impl Iterator<Item = f64>, decimals: usize) -> String {
         (lo.min(v), hi.max(v))
     });
     format!("{min:.decimals$}–{max:.decimals$}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backends::BackendKind;
+
+    fn run(requests_per_s: f64, server_cpu_us_per_request: f64) -> route_cost::Run {
+        route_cost::Run {
+            requests_per_s,
+            p50_us: 0,
+            p99_us: 0,
+            failed: 0,
+            server_cpu_us_per_request,
+            server_peak_rss_kib: 0,
+            load_core_busy: 0.0,
+            deliveries: Default::default(),
+            drain_secs: 0.0,
+        }
+    }
+
+    fn row(backend: Option<BackendKind>, runs: Vec<route_cost::Run>) -> route_cost::RowResult {
+        route_cost::RowResult {
+            row: route_cost::Row {
+                backend,
+                queue: None,
+                subscribers: usize::from(backend.is_some()),
+                orders_in_postgres: false,
+                sidecar_waiting: false,
+            },
+            label: String::new(),
+            median: median_by(&runs, |r| r.requests_per_s).expect("runs"),
+            runs,
+        }
+    }
+
+    fn report(route_cost: Vec<route_cost::RowResult>) -> Report {
+        Report {
+            machine: Machine::probe(2, false),
+            sizes: Sizes::quick(),
+            quick: true,
+            route_cost,
+            publish: Vec::new(),
+            receive: Vec::new(),
+            delivery: Vec::new(),
+            fan_out: Vec::new(),
+            sidecar: Vec::new(),
+            sidecar_idle_latency: Vec::new(),
+            targets: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_hooked_routes_cpu_ratio_is_the_median_of_its_rounds_not_of_its_median_run() {
+        let unhooked = row(
+            None,
+            vec![run(100.0, 10.0), run(100.0, 10.0), run(100.0, 10.0)],
+        );
+        // Rounds 0.8, 0.5 and 0.9; the median run by requests/s is the 0.5 one.
+        let hooked = row(
+            Some(BackendKind::Background),
+            vec![run(10.0, 12.5), run(20.0, 20.0), run(30.0, 10.0 / 0.9)],
+        );
+        let report = report(vec![unhooked, hooked.clone()]);
+        let ratio = report
+            .cpu_ratio(&hooked)
+            .expect("an unhooked row to compare with");
+        assert!((ratio - 0.8).abs() < 1e-9, "{ratio}");
+    }
 }
