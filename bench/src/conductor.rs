@@ -90,19 +90,11 @@ async fn conduct(args: RunArgs) -> anyhow::Result<()> {
     let services = (!args.without_services).then_some(&args.services);
     let scratch = std::env::temp_dir().join(format!("fastapihooks-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
-    let mut report = Report {
-        machine: Machine::probe(cores, pinning == Pinning::Pinned),
-        sizes: sizes.clone(),
-        quick: args.quick,
-        route_cost: Vec::new(),
-        publish: Vec::new(),
-        receive: Vec::new(),
-        delivery: Vec::new(),
-        fan_out: Vec::new(),
-        sidecar: Vec::new(),
-        sidecar_idle_latency: Vec::new(),
-        targets: Vec::new(),
-    };
+    let mut report = Report::new(
+        Machine::probe(cores, pinning == Pinning::Pinned),
+        sizes.clone(),
+        args.quick,
+    );
     let receiver = Receiver::start(pinning).await?;
     let measured = async {
         if wanted(Measurement::RouteCost) {

@@ -102,6 +102,23 @@ pub struct Report {
 }
 
 impl Report {
+    /// A report of `machine` with nothing measured yet.
+    pub fn new(machine: Machine, sizes: Sizes, quick: bool) -> Self {
+        Self {
+            machine,
+            sizes,
+            quick,
+            route_cost: Vec::new(),
+            publish: Vec::new(),
+            receive: Vec::new(),
+            delivery: Vec::new(),
+            fan_out: Vec::new(),
+            sidecar: Vec::new(),
+            sidecar_idle_latency: Vec::new(),
+            targets: Vec::new(),
+        }
+    }
+
     /// Compares the figures with the targets.
     pub fn judge(&mut self) {
         let mut targets = Vec::new();
@@ -457,19 +474,9 @@ mod tests {
     }
 
     fn report(route_cost: Vec<route_cost::RowResult>) -> Report {
-        Report {
-            machine: Machine::probe(2, false),
-            sizes: Sizes::quick(),
-            quick: true,
-            route_cost,
-            publish: Vec::new(),
-            receive: Vec::new(),
-            delivery: Vec::new(),
-            fan_out: Vec::new(),
-            sidecar: Vec::new(),
-            sidecar_idle_latency: Vec::new(),
-            targets: Vec::new(),
-        }
+        let mut report = Report::new(Machine::probe(2, false), Sizes::quick(), true);
+        report.route_cost = route_cost;
+        report
     }
 
     #[test]

@@ -175,6 +175,16 @@ macro_rules! store_contract {
     };
 }
 
+/// Checks that each delivery of `batch` reads back as given, with its one attempt.
+async fn assert_each_recorded_with_its_attempt(store: &dyn Store, batch: &[(Delivery, Attempt)]) {
+    for (expected, tried) in batch {
+        let stored = store.get_delivery(&expected.id).await.unwrap().unwrap();
+        assert_eq!(&stored, expected, "{}", expected.id);
+        let attempts = store.list_attempts(&expected.id).await.unwrap();
+        assert_eq!(attempts, std::slice::from_ref(tried), "{}", expected.id);
+    }
+}
+
 /// Runs one contract test to its end on a multi-thread runtime of its own (two workers).
 #[doc(hidden)]
 pub fn run(test: impl Future<Output = ()>) {

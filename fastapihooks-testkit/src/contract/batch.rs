@@ -64,12 +64,7 @@ pub async fn a_batch_of_attempts_keeps_an_attempt_without_a_response(store: &dyn
         })
         .collect();
     store.record_attempts(&batch).await.unwrap();
-    for (expected, tried) in &batch {
-        let stored = store.get_delivery(&expected.id).await.unwrap().unwrap();
-        assert_eq!(&stored, expected, "{}", expected.id);
-        let attempts = store.list_attempts(&expected.id).await.unwrap();
-        assert_eq!(attempts, std::slice::from_ref(tried), "{}", expected.id);
-    }
+    super::assert_each_recorded_with_its_attempt(store, &batch).await;
 }
 
 /// A behaviour of the contract: a batch of attempts sets each delivery's state and keeps each

@@ -52,8 +52,11 @@ pub async fn a_first_attempt_records_its_delivery_in_the_state_after_it(store: &
 pub async fn a_first_attempt_keeps_a_missing_value_apart_from_an_empty_one(store: &dyn Store) {
     let unowned = event("a", None);
     let empty_owner = event("a", Some(""));
-    let mut failed = delivery(&unowned, &SubscriptionId::new());
-    failed = after(&failed, 1, DeliveryStatus::Failed);
+    let failed = after(
+        &delivery(&unowned, &SubscriptionId::new()),
+        1,
+        DeliveryStatus::Failed,
+    );
     let retried = after(
         &delivery(&empty_owner, &SubscriptionId::new()),
         1,
@@ -68,12 +71,7 @@ pub async fn a_first_attempt_keeps_a_missing_value_apart_from_an_empty_one(store
         (retried.clone(), attempt(&retried, 1, empty_body)),
     ];
     store.record_first_attempts(&batch).await.unwrap();
-    for (expected, first) in &batch {
-        let stored = store.get_delivery(&expected.id).await.unwrap().unwrap();
-        assert_eq!(&stored, expected, "{}", expected.id);
-        let attempts = store.list_attempts(&expected.id).await.unwrap();
-        assert_eq!(attempts, std::slice::from_ref(first), "{}", expected.id);
-    }
+    super::assert_each_recorded_with_its_attempt(store, &batch).await;
     let owner = |e: &fastapihooks_core::Event| {
         let id = e.id().clone();
         async move {
