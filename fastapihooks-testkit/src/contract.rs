@@ -151,6 +151,7 @@ macro_rules! store_contract {
             pruning_keeps_an_event_while_one_of_its_deliveries_remains,
             pruning_removes_at_most_the_limit_per_call,
             deliveries_read_in_a_batch_are_those_that_exist,
+            a_big_batch_read_returns_every_delivery,
             subscriptions_read_in_a_batch_are_those_that_exist,
             a_batch_of_attempts_records_each_as_one_attempt_would,
             a_batch_may_hold_two_attempts_of_one_delivery,

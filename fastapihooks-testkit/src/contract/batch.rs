@@ -29,6 +29,19 @@ pub async fn deliveries_read_in_a_batch_are_those_that_exist(store: &dyn Store) 
     assert!(store.get_deliveries(&[]).await.unwrap().is_empty());
 }
 
+/// A behaviour of the contract: a batch read of more ids than one statement of an `IN` list
+/// takes returns every delivery asked for.
+pub async fn a_big_batch_read_returns_every_delivery(store: &dyn Store) {
+    let sub = SubscriptionId::new();
+    let recorded: Vec<Delivery> = (0..250)
+        .map(|i| delivery(&event(&format!("e{i}"), None), &sub))
+        .collect();
+    store.record_deliveries(&recorded).await.unwrap();
+    let asked: Vec<DeliveryId> = recorded.iter().map(|d| d.id.clone()).collect();
+    let read = store.get_deliveries(&asked).await.unwrap();
+    assert_eq!(sorted(read), sorted(recorded));
+}
+
 /// A behaviour of the contract: a batch read returns the subscriptions that exist, as
 /// `get_subscription` reads each, and leaves unknown ids out.
 pub async fn subscriptions_read_in_a_batch_are_those_that_exist(store: &dyn Store) {

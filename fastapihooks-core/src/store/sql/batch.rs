@@ -4,8 +4,9 @@
 //!
 //! Every statement here is plain SQL that SQLite, PostgreSQL and MariaDB all run: `IN` lists and
 //! `CASE` expressions, in chunks small enough for each database's parameter limit — except the
-//! inserts of attempts (and of first attempts' events and deliveries) on PostgreSQL, which take
-//! arrays in a statement whose text never changes ([`batch_postgres`](super::batch_postgres)).
+//! reads by ids and the inserts of attempts (and of first attempts' events and deliveries) on
+//! PostgreSQL, which take arrays in a statement whose text never changes
+//! ([`batch_postgres`](super::batch_postgres)).
 
 use std::collections::HashSet;
 
@@ -38,17 +39,38 @@ pub(super) async fn get_deliveries(
     ids: &[DeliveryId],
 ) -> Result<Vec<Delivery>> {
     let what = "store.get_deliveries";
+    let ids: Vec<&str> = ids.iter().map(DeliveryId::as_str).collect();
+    let rows = by_ids::<delivery::Entity>(db_conn, &ids, what).await?;
+    history::with_events(db_conn, rows, what).await
+}
+
+/// The rows of `E` whose `id` (the primary key of every table of the history) is one of
+/// `ids`, each once, in no particular order: on PostgreSQL one statement of a fixed text
+/// ([`batch_postgres::by_ids`]), elsewhere `IN` lists.
+pub(super) async fn by_ids<E: EntityTrait>(
+    conn: &impl ConnectionTrait,
+    ids: &[&str],
+    what: &'static str,
+) -> Result<Vec<E::Model>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    #[cfg(feature = "postgres")]
+    if conn.get_database_backend() == DbBackend::Postgres {
+        return batch_postgres::by_ids::<E>(conn, ids, what).await;
+    }
+    let id = sea_orm::sea_query::Alias::new("id");
     let mut rows = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
         rows.extend(
-            delivery::Entity::find()
-                .filter(delivery::Column::Id.is_in(chunk.iter().map(DeliveryId::as_str)))
-                .all(db_conn)
+            E::find()
+                .filter(Expr::col(id.clone()).is_in(chunk.iter().copied()))
+                .all(conn)
                 .await
                 .map_err(db(what))?,
         );
     }
-    history::with_events(db_conn, rows, what).await
+    Ok(rows)
 }
 
 pub(super) async fn get_subscriptions(
@@ -56,18 +78,12 @@ pub(super) async fn get_subscriptions(
     ids: &[SubscriptionId],
 ) -> Result<Vec<Subscription>> {
     let what = "store.get_subscriptions";
-    let mut found = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(CHUNK) {
-        for row in sub_entity::Entity::find()
-            .filter(sub_entity::Column::Id.is_in(chunk.iter().map(SubscriptionId::as_str)))
-            .all(db_conn)
-            .await
-            .map_err(db(what))?
-        {
-            found.push(subscription_from_row(row)?);
-        }
-    }
-    Ok(found)
+    let ids: Vec<&str> = ids.iter().map(SubscriptionId::as_str).collect();
+    by_ids::<sub_entity::Entity>(db_conn, &ids, what)
+        .await?
+        .into_iter()
+        .map(subscription_from_row)
+        .collect()
 }
 
 /// One transaction for the whole batch: per chunk, one `UPDATE … SET col = CASE id …` of the

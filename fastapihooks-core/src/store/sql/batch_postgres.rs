@@ -1,6 +1,6 @@
-//! The [`SqlStore`](super::SqlStore)'s batched inserts on PostgreSQL: one statement text
+//! The [`SqlStore`](super::SqlStore)'s batched statements on PostgreSQL: one statement text
 //! whatever the batch's size, each column passed as one array and turned back into rows by
-//! `unnest`.
+//! `unnest` — the inserts of a batch of attempts, and the reads of rows by their ids.
 //!
 //! The portable statements of [`batch`](super::batch) carry a placeholder per value, so their
 //! text changes with the batch's size: sqlx's per-connection cache of prepared statements
@@ -8,9 +8,16 @@
 //! third of what it spends on these inserts (BENCHMARKS.md, session 23). A text that never
 //! changes is prepared once per connection. Its plan is an insert fed by a function scan,
 //! whatever the tables' statistics, so the generic plan PostgreSQL may switch a prepared
-//! statement to after five executions is the one it would make anyway. (Reads stay portable:
-//! their plans depend on the statistics, and a generic plan made while a table was young
-//! scanned it whole for the rest of the connection's life — session 10.)
+//! statement to after five executions is the one it would make anyway.
+//!
+//! A read by ids ([`by_ids`]) looks each id up on its own (`LATERAL (… LIMIT 1)`): a probe of
+//! the primary key, which PostgreSQL plans so for a table of any size beyond a page or two, in
+//! a custom plan and in a generic one alike. The portable `WHERE id IN (…)` left the choice to
+//! the statistics: with a hundred ids, PostgreSQL's default costs price one sequential scan of
+//! a table of a few thousand rows below a hundred probes of its key, and most of a sidecar's
+//! reads scanned the whole table — ~1 ms each, where the probes take ~0.1 (BENCHMARKS.md,
+//! session 24); and a generic plan of `id = ANY($1)` made while a table was young scanned it
+//! whole for the rest of the connection's life (session 10).
 //!
 //! An event, its deliveries and their attempts go in one statement (three inserts chained by
 //! `WITH`): one round trip, not three. The foreign keys are checked at the statement's end,
@@ -25,7 +32,7 @@
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
-use sea_orm::{ConnectionTrait, DbBackend, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, Value};
 
 use super::db;
 use super::rows::{duration_us, micros, outcome_columns};
@@ -74,6 +81,31 @@ pub(super) async fn insert_attempts<'a>(
     );
     txn.execute_raw(statement).await.map_err(db(what))?;
     Ok(())
+}
+
+/// The rows of `E` whose `id` (the primary key of every table of the history) is one of
+/// `ids`, each once, in no particular order: one statement of a fixed text, the ids as one
+/// array, each looked up by a probe of the key (see the [module docs](self)).
+pub(super) async fn by_ids<E: EntityTrait>(
+    conn: &impl ConnectionTrait,
+    ids: &[&str],
+    what: &'static str,
+) -> Result<Vec<E::Model>> {
+    let mut ids: Vec<&str> = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    let ids: Vec<String> = ids.into_iter().map(str::to_owned).collect();
+    let sql = format!(
+        "SELECT x.* FROM unnest($1::text[]) AS k(id) CROSS JOIN LATERAL \
+         (SELECT * FROM {} AS t WHERE t.id = k.id LIMIT 1) AS x",
+        E::default().table_name()
+    );
+    let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, [ids.into()]);
+    E::find()
+        .from_raw_sql(statement)
+        .all(conn)
+        .await
+        .map_err(db(what))
 }
 
 /// The events' insert, reading arrays `$first`…`$first + 5`.

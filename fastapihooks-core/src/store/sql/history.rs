@@ -4,8 +4,7 @@
 use std::collections::{HashMap, HashSet};
 
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryFilter,
-    QueryTrait, TransactionTrait,
+    ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QueryTrait, TransactionTrait,
 };
 
 use super::entity::{delivery, event};
@@ -98,15 +97,8 @@ pub(super) async fn with_events(
     event_ids.sort_unstable();
     event_ids.dedup();
     let mut events = HashMap::with_capacity(event_ids.len());
-    for chunk in event_ids.chunks(BATCH) {
-        for row in event::Entity::find()
-            .filter(event::Column::Id.is_in(chunk.iter().copied()))
-            .all(db_conn)
-            .await
-            .map_err(db(what))?
-        {
-            events.insert(row.id.clone(), event_from_row(row)?);
-        }
+    for row in super::batch::by_ids::<event::Entity>(db_conn, &event_ids, what).await? {
+        events.insert(row.id.clone(), event_from_row(row)?);
     }
     // A row whose event is gone was pruned with it between the two reads (retention runs
     // beside readers): it is left out. Only a row that is still there without its event is
@@ -116,17 +108,12 @@ pub(super) async fn with_events(
         .filter(|r| !events.contains_key(&r.event_id))
         .map(|r| r.id.as_str())
         .collect();
-    let mut still_there = std::collections::HashSet::new();
-    for chunk in orphans.chunks(BATCH) {
-        for row in delivery::Entity::find()
-            .filter(delivery::Column::Id.is_in(chunk.iter().copied()))
-            .all(db_conn)
-            .await
-            .map_err(db(what))?
-        {
-            still_there.insert(row.id);
-        }
-    }
+    let still_there: HashSet<String> =
+        super::batch::by_ids::<delivery::Entity>(db_conn, &orphans, what)
+            .await?
+            .into_iter()
+            .map(|row| row.id)
+            .collect();
     rows.into_iter()
         .filter(|row| events.contains_key(&row.event_id) || still_there.contains(&row.id))
         .map(|row| {
