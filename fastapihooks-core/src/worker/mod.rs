@@ -321,9 +321,15 @@ impl<Q: Queue> Worker<Q> {
             tracker.spawn(async move {
                 in_flight.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let counted = InFlight::new(crate::metrics::WORKER_TASKS_IN_FLIGHT);
+                // On the heap: a task's future is as large as the largest of its kinds (an
+                // HTTP attempt with its store writes, a fan-out, a received webhook's
+                // processing), and the runtime would copy it as the task is spawned, stored and
+                // finished — moves that took 2–3 % of the sidecar's CPU (BENCHMARKS.md,
+                // session 24).
+                let run = Box::pin(task::run(&ctx, next));
                 tokio::select! {
                     _ = abort.cancelled() => {}
-                    _ = task::run(&ctx, next) => {}
+                    _ = run => {}
                 }
                 drop(counted);
                 in_flight.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
