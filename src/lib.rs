@@ -101,6 +101,16 @@ pub mod inbox {
     };
 }
 
+/// Trace context: the W3C `traceparent` an event carries from the request that emitted it to
+/// every attempt of its deliveries, the hook an OpenTelemetry bridge implements
+/// ([`TraceContext`](trace::TraceContext), for `EmitterBuilder::trace_context`), and the names
+/// of the spans made for every delivery.
+pub mod trace {
+    pub use fastapihooks_core::trace::{
+        ATTEMPT_SPAN, FAN_OUT_SPAN, PER_DELIVERY_SPANS, TraceContext, TraceParent,
+    };
+}
+
 /// What a [`Queue`] of one's own works with: the tasks it carries and the leases it hands out.
 pub mod queue {
     pub use fastapihooks_core::backend::{

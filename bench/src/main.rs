@@ -82,7 +82,9 @@ enum Part {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     // Logs only when asked (`RUST_LOG=fastapihooks_core=info`): an installed subscriber costs.
-    if std::env::var_os("RUST_LOG").is_some() {
+    // The sidecar part installs the logger of `fastapihooks start` itself, as the sidecar does.
+    let sidecar = matches!(cli.part, Some(Part::Sidecar(_)));
+    if std::env::var_os("RUST_LOG").is_some() && !sidecar {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_writer(std::io::stderr)

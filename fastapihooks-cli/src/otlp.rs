@@ -21,7 +21,7 @@ use url::Url;
 pub struct OtlpArgs {
     /// Export the sidecar's spans to this OpenTelemetry collector over OTLP/HTTP: its base URL
     /// (`http://localhost:4318`; spans go to `/v1/traces` under it). Needs the `otlp` cargo
-    /// feature. Default: no export (spans only in the logs' fields).
+    /// feature. Default: no export.
     #[arg(long, value_name = "URL", env = "OTEL_EXPORTER_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<Url>,
     /// How spans are encoded for the collector. The service name is `OTEL_SERVICE_NAME`, else

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use fastapihooks_core::{AttemptErrorKind, AttemptOutcome, DeliveryId, Store, Subscription};
-use fastapihooks_testkit::{Receiver, events, eventually, eventually_async};
+use fastapihooks_testkit::{Receiver, Reply, events, eventually, eventually_async};
 use support::{Sidecar, SqliteApp};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -93,4 +93,50 @@ async fn json_logs_are_one_json_object_per_line_with_level_and_message() {
         );
     }
     assert!(text.contains("sidecar started"), "{text}");
+}
+
+/// The log lines leave out the spans made for every delivery (formatting them cost every
+/// delivery, BENCHMARKS.md session 25), not what they said: a line written inside an attempt
+/// names its event, delivery, subscription and attempt number itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_attempts_log_line_names_its_event_delivery_subscription_and_attempt() {
+    let receiver = Receiver::replying(Reply::status(500)).await;
+    let subscription = Subscription::new("*", &receiver.url("a")).unwrap();
+    let app = SqliteApp::new(vec![subscription.clone()]).await;
+    let events = events(1);
+    app.publish(&events).await;
+    let delivery = DeliveryId::for_event(events[0].id(), &subscription.id);
+    let args = [
+        "--unsigned",
+        "--allow-loopback",
+        "--log-level",
+        "info",
+        "--log-format",
+        "json",
+    ];
+    let sidecar = Sidecar::start_capturing(&app.args(&args));
+    let answered = eventually(Duration::from_secs(30), || receiver.answered() >= 1).await;
+    sidecar.terminate();
+    let (status, stdout, stderr) = sidecar.exit_capturing(Duration::from_secs(20)).await;
+    let text = String::from_utf8(stderr).unwrap();
+    assert!(answered, "never attempted: {text}");
+    assert!(status.success(), "{status:?} {stdout}");
+    let line: serde_json::Value = text
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .find(|line: &serde_json::Value| line["fields"]["message"] == "attempt failed; will retry")
+        .unwrap_or_else(|| panic!("no line for the failed attempt: {text}"));
+    let fields = &line["fields"];
+    assert_eq!(fields["event"], events[0].id().to_string(), "{line}");
+    assert_eq!(fields["delivery"], delivery.to_string(), "{line}");
+    assert_eq!(
+        fields["subscription"],
+        subscription.id.to_string(),
+        "{line}"
+    );
+    assert_eq!(fields["attempt"], 1, "{line}");
+    assert!(
+        !text.contains("fastapihooks.attempt") && !text.contains("fastapihooks.fan_out"),
+        "a per-delivery span in the log lines: {text}"
+    );
 }

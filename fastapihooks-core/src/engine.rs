@@ -234,7 +234,7 @@ impl DeliveryEngine {
 
     async fn fan_out_in_span(&self, event: &Event, record: bool) -> Result<Planned> {
         let span = tracing::info_span!(
-            "fastapihooks.fan_out",
+            crate::trace::FAN_OUT_SPAN,
             event = %event.id(),
             name = %event.name(),
             trace_id = tracing::field::Empty,
@@ -301,7 +301,7 @@ impl DeliveryEngine {
         request_slot: Option<OwnedSemaphorePermit>,
     ) -> Attempted {
         let span = tracing::info_span!(
-            "fastapihooks.attempt",
+            crate::trace::ATTEMPT_SPAN,
             event = %delivery.event.id(),
             delivery = %delivery.id,
             subscription = %subscription.id,
@@ -430,7 +430,7 @@ impl DeliveryEngine {
         delivery.updated_at = now;
         let labelled = self.metric_subscription(&delivery.subscription_id);
         crate::metrics::delivery::finished(Outcome::NotSent, labelled);
-        tracing::warn!(delivery = %delivery.id, subscription = %delivery.subscription_id, why, "delivery kept as failed, not sent; replay it once the subscription is enabled");
+        tracing::warn!(delivery = %delivery.id, event = %delivery.event.id(), subscription = %delivery.subscription_id, why, "delivery kept as failed, not sent; replay it once the subscription is enabled");
         let recorded = self.record(delivery, &attempt, recording).await;
         Attempted {
             next: NextStep::Done(DeliveryStatus::Failed),
@@ -450,7 +450,7 @@ impl DeliveryEngine {
         match written {
             Ok(()) => true,
             Err(e) => {
-                tracing::error!(delivery = %delivery.id, error = %e, "could not record attempt");
+                tracing::error!(delivery = %delivery.id, event = %delivery.event.id(), subscription = %delivery.subscription_id, attempt = attempt.number, error = %e, "could not record attempt");
                 metrics::counter!(crate::metrics::STORE_ERRORS_TOTAL, "op" => "record_attempt")
                     .increment(1);
                 false
@@ -612,10 +612,10 @@ fn log_attempt(delivery: &Delivery, attempt: &Attempt, next: NextStep) {
             tracing::debug!(delivery = %delivery.id, ?status, "delivered")
         }
         NextStep::RetryIn(delay) => {
-            tracing::info!(delivery = %delivery.id, ?status, outcome = ?attempt.outcome, ?delay, "attempt failed; will retry")
+            tracing::info!(delivery = %delivery.id, event = %delivery.event.id(), subscription = %delivery.subscription_id, attempt = attempt.number, ?status, outcome = ?attempt.outcome, ?delay, "attempt failed; will retry")
         }
         NextStep::Done(final_status) => {
-            tracing::warn!(delivery = %delivery.id, ?status, outcome = ?attempt.outcome, %final_status, "delivery is a dead letter")
+            tracing::warn!(delivery = %delivery.id, event = %delivery.event.id(), subscription = %delivery.subscription_id, attempt = attempt.number, ?status, outcome = ?attempt.outcome, %final_status, "delivery is a dead letter")
         }
     }
 }

@@ -8,6 +8,19 @@
 //! remote parent to a span; without one, an event takes the `traceparent` of the request that
 //! emitted it (the axum hook layer reads the header), or starts a trace of its own.
 
+/// The name of the span each event's fan-out runs in (fields `event`, `name`, `trace_id`).
+pub const FAN_OUT_SPAN: &str = "fastapihooks.fan_out";
+
+/// The name of the span each attempt runs in (fields `event`, `delivery`, `subscription`,
+/// `attempt`, `trace_id`).
+pub const ATTEMPT_SPAN: &str = "fastapihooks.attempt";
+
+/// The spans made once or twice per delivery ([`FAN_OUT_SPAN`], [`ATTEMPT_SPAN`]). A log layer
+/// that formats every span's fields as the span is made pays for them on every delivery, whether
+/// or not a line is ever written inside one: the sidecar's log lines leave them out (the lines
+/// written inside them carry the same ids as fields), its OTLP export keeps them.
+pub const PER_DELIVERY_SPANS: [&str; 2] = [FAN_OUT_SPAN, ATTEMPT_SPAN];
+
 use std::fmt;
 use std::str::FromStr;
 

@@ -1,7 +1,8 @@
 //! The sidecar: the core's `Worker` draining the Redis queue or the PostgreSQL outbox into the
 //! receiver, the history in a `SqlStore` on PostgreSQL — configured as `fastapihooks start`
 //! configures it with its default flags (`--signing-secret` the benchmark's, `--allow-loopback`,
-//! `--allow-volatile-redis`, 10 store connections, the outbox in the store's database).
+//! `--allow-volatile-redis`, 10 store connections, the outbox in the store's database, its
+//! logger at `info` on stderr).
 //!
 //! Prints [`SidecarReady`] once connected, runs until the conductor closes its stdin, then
 //! stops leasing, drains what is in flight and prints [`SidecarDone`].
@@ -56,6 +57,10 @@ async fn serve(args: SidecarArgs) -> anyhow::Result<()> {
         .store()
         .await?
         .context("the sidecar needs --postgres and --schema")?;
+    // Logs as `fastapihooks start` does with its default flags: its logger, at `info` unless
+    // `RUST_LOG` says otherwise — what it costs per delivery is part of the rows. Installed
+    // once the run's schema is migrated: the migration's notices are the run's set-up.
+    fastapihooks_cli::logging::init(None, fastapihooks_cli::logging::LogFormat::Text, None);
     let config = WorkerConfig {
         concurrency: args.concurrency,
         tasks_in_flight: args.tasks_in_flight,
