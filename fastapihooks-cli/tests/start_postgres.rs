@@ -472,3 +472,28 @@ async fn sigterm_stops_leasing_and_drains_the_deliveries_in_flight() {
     assert_eq!(setup.leased().await, 0);
     assert!(setup.outbox.depth().await.unwrap() > 0);
 }
+
+/// Starting on a migrated store says nothing of the migrations' `CREATE … IF NOT EXISTS`: the
+/// server's notices ("relation … already exists, skipping", three on every start) are not sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_on_a_migrated_store_logs_no_server_notice() {
+    let Some(schema) = TempSchema::create("postgres quiet start").await else {
+        return;
+    };
+    let receiver = Receiver::ok().await;
+    let setup = Setup::new(schema, &[receiver.url("only")]).await;
+    setup.publish(&events(1)).await;
+
+    let sidecar = Sidecar::start_capturing(&setup.args(&["--log-level", "info"]));
+    let delivered = eventually(WAIT, || receiver.distinct() >= 1).await;
+    sidecar.terminate();
+    let (status, stdout, stderr) = sidecar.exit_capturing(Duration::from_secs(20)).await;
+    let logs = String::from_utf8_lossy(&stderr);
+
+    assert!(delivered && status.success(), "{status:?} {stdout} {logs}");
+    assert!(logs.contains("sidecar started"), "{logs}");
+    assert!(
+        !logs.contains("notice") && !logs.contains("already exists"),
+        "{logs}"
+    );
+}

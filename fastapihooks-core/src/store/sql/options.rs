@@ -16,7 +16,8 @@ use crate::error::{Error, Result};
 /// statement), pending migrations applied. PostgreSQL on this machine (`localhost`,
 /// `127.0.0.0/8`, `::1`) is reached without TLS unless the URL has an `sslmode` (TLS on a
 /// loopback connection protects nothing and costs CPU on both ends; `sslmode=prefer` restores
-/// the driver's default of taking it when offered). On SQLite: WAL
+/// the driver's default of taking it when offered), and its notices are not sent
+/// (`client_min_messages = warning`, unless the URL's `options` set it). On SQLite: WAL
 /// journal and a 5 s busy timeout, so readers never block the writer and concurrent writers
 /// wait for each other instead of failing.
 ///
@@ -58,6 +59,8 @@ impl SqlStoreOptions {
         let url = url.into();
         let in_memory = url.starts_with("sqlite:") && url.contains("memory");
         let url = super::loopback_tls::without_tls_on_loopback(&url).into_owned();
+        #[cfg(feature = "postgres")]
+        let quiet = url.starts_with("postgres") && !url.contains("client_min_messages");
         let mut connect = ConnectOptions::new(url);
         connect
             .max_connections(Self::DEFAULT_MAX_CONNECTIONS)
@@ -65,6 +68,16 @@ impl SqlStoreOptions {
             .acquire_timeout(Self::DEFAULT_CONNECT_TIMEOUT)
             .test_before_acquire_if_idle_for(Self::DEFAULT_PING_IDLE_AFTER)
             .sqlx_logging(false);
+        // The server's notices ("relation … already exists, skipping" from the migrations'
+        // `CREATE … IF NOT EXISTS`, three on every start) are not sent: the driver logs each
+        // at `info`, and nothing of the store's is said by a notice. A URL that sets
+        // `client_min_messages` itself keeps its own.
+        #[cfg(feature = "postgres")]
+        if quiet {
+            connect.map_sqlx_postgres_opts(|options| {
+                options.options([("client_min_messages", "warning")])
+            });
+        }
         if in_memory {
             connect
                 .max_connections(1)
