@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ConnectionTrait, TransactionTrait, Value};
+use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait, Value};
 
 use super::insert::{Due, insert_tasks};
 use super::statements::{placeholders, statement};
@@ -100,7 +100,11 @@ async fn delete_leased(
     let valid: Vec<&(String, String)> = leases.iter().filter_map(|r| r.as_ref().ok()).collect();
     let mut places = HashMap::with_capacity(valid.len());
     for chunk in valid.chunks(CHUNK) {
-        let (sql, values) = delete_leased_statement(outbox.table.name(), chunk);
+        let (sql, values) = if outbox.backend == DbBackend::Postgres {
+            delete_leased_arrays(outbox.table.name(), chunk)
+        } else {
+            delete_leased_statement(outbox.table.name(), chunk)
+        };
         for row in conn
             .query_all_raw(statement(outbox.backend, &sql, values))
             .await
@@ -112,6 +116,23 @@ async fn delete_leased(
         }
     }
     Ok(places)
+}
+
+/// PostgreSQL: `DELETE … WHERE id = ANY(ARRAY(SELECT unnest(ids))) AND (id, lease) IN (SELECT *
+/// FROM unnest(ids, leases))`, the leases as two arrays — one text for any batch, prepared once
+/// per connection. The ids reach the planner as the result of a subquery, not as values, so it
+/// probes the primary key for each whatever it believes of the table: with the ids as an `IN`
+/// list it scanned a young outbox whole (10,000 rows queued before the sidecar started, not yet
+/// analysed), as it did the deliveries (BENCHMARKS.md, sessions 24 and 25). The pairs are then
+/// matched in full: a row leased again under another token is not settled.
+fn delete_leased_arrays(table: &str, leases: &[&(String, String)]) -> (String, Vec<Value>) {
+    let (ids, tokens): (Vec<String>, Vec<String>) = leases.iter().map(|&l| l.clone()).unzip();
+    let sql = format!(
+        "DELETE FROM {table} WHERE id = ANY(ARRAY(SELECT unnest(?::text[]))) \
+         AND (id, lease) IN (SELECT * FROM unnest(?::text[], ?::text[])) \
+         RETURNING id, created_at_us"
+    );
+    (sql, vec![ids.clone().into(), ids.into(), tokens.into()])
 }
 
 /// `DELETE … WHERE (lease = ? AND id IN (…)) OR …`: the leases grouped by token, one term per
@@ -141,4 +162,82 @@ fn delete_leased_statement(table: &str, leases: &[&(String, String)]) -> (String
         .collect();
     let sql = format!("DELETE FROM {table} WHERE {condition} RETURNING id, created_at_us");
     (sql, values)
+}
+
+#[cfg(all(test, feature = "postgres"))]
+mod tests {
+    use sea_orm::{ConnectionTrait, DbBackend, TransactionTrait};
+
+    use super::delete_leased_arrays;
+    use crate::backend::sql_outbox::statements::statement;
+
+    /// The plan of a settle of 128 leases in a young outbox of 10,000 leased rows (never
+    /// analysed, as when a backlog was queued before the sidecar started), in its custom and
+    /// its generic plan: the rows found by their key, never by a scan of the table — which
+    /// the same ids in an `IN` list get.
+    #[tokio::test]
+    async fn a_settle_probes_the_key_of_a_big_young_outbox_in_every_plan() {
+        let Some(schema) =
+            fastapihooks_testkit::TempSchema::create("a settle on a young outbox").await
+        else {
+            return;
+        };
+        let store = crate::store::SqlStoreOptions::new(schema.url())
+            .postgres_schema(schema.name())
+            .max_connections(1)
+            .connect()
+            .await
+            .unwrap();
+        let db = store.connection();
+        db.execute_unprepared(
+            "INSERT INTO fastapihooks_outbox (id, task, dead, available_at_us, lease, leases, \
+             reason, created_at_us) SELECT 'tsk_' || g, '{}', FALSE, 1000, 'lease', 1, NULL, \
+             1000 FROM generate_series(1, 10000) g",
+        )
+        .await
+        .unwrap();
+        let leases: Vec<(String, String)> = (1..=128)
+            .map(|i| (format!("tsk_{}", i * 37), "lease".to_owned()))
+            .collect();
+        let leases: Vec<&(String, String)> = leases.iter().collect();
+        let (sql, values) = delete_leased_arrays("fastapihooks_outbox", &leases);
+        let in_list = format!(
+            "EXPLAIN DELETE FROM fastapihooks_outbox WHERE lease = 'lease' AND id IN ({})",
+            leases
+                .iter()
+                .map(|(id, _)| format!("'{id}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let txn = db.begin().await.unwrap();
+        let explain = async |sql: &str, values: Vec<sea_orm::Value>| -> String {
+            let rows = txn
+                .query_all_raw(statement(DbBackend::Postgres, sql, values))
+                .await
+                .unwrap();
+            let lines: Vec<String> = rows
+                .iter()
+                .map(|r| r.try_get_by_index(0).unwrap())
+                .collect();
+            lines.join("\n")
+        };
+        let mut plans = Vec::new();
+        for mode in ["force_custom_plan", "force_generic_plan"] {
+            txn.execute_unprepared(&format!("SET LOCAL plan_cache_mode = {mode}"))
+                .await
+                .unwrap();
+            plans.push(explain(&format!("EXPLAIN {sql}"), values.clone()).await);
+        }
+        let in_list = explain(&in_list, Vec::new()).await;
+        txn.rollback().await.unwrap();
+
+        for plan in plans {
+            assert!(plan.contains("fastapihooks_outbox_pkey"), "{plan}");
+            assert!(!plan.contains("Seq Scan on fastapihooks_outbox"), "{plan}");
+        }
+        assert!(
+            in_list.contains("Seq Scan on fastapihooks_outbox"),
+            "{in_list}"
+        );
+    }
 }

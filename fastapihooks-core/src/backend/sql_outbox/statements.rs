@@ -112,10 +112,19 @@ pub(super) fn lease_returning(backend: DbBackend, table: OutboxTable) -> String 
     } else {
         ""
     };
+    // PostgreSQL: the rows picked become an array (an `InitPlan`), which the planner cannot
+    // see into, so it probes the primary key for each; picked by `IN (…)`, it joined them to a
+    // scan of the whole outbox when the table was young (BENCHMARKS.md, session 25). SQLite
+    // has no arrays, and probes the key for an `IN (…)` subquery.
+    let (open, close) = if backend == DbBackend::Postgres {
+        ("= ANY(ARRAY(", "))")
+    } else {
+        ("IN (", ")")
+    };
     format!(
         "UPDATE {table} SET lease = ?, leases = leases + 1, available_at_us = {now} + ? \
-         WHERE id IN (SELECT id FROM {table} WHERE dead = FALSE AND available_at_us <= {now} \
-         ORDER BY available_at_us, id LIMIT ?{skip_locked}) \
+         WHERE id {open}SELECT id FROM {table} WHERE dead = FALSE AND available_at_us <= {now} \
+         ORDER BY available_at_us, id LIMIT ?{skip_locked}{close} \
          RETURNING id, task, leases"
     )
 }
@@ -232,6 +241,79 @@ mod tests {
         assert!(lease_returning(DbBackend::Postgres, events).contains("SKIP LOCKED"));
         assert!(!lease_returning(DbBackend::Sqlite, events).contains("SKIP LOCKED"));
         assert!(select_due_skip_locked(DbBackend::MySql, events).contains("SKIP LOCKED"));
+    }
+
+    /// The plan of a lease behind 10,000 due rows that share their due time (inserted by one
+    /// statement, as a batch published at once or the retries of one settle are), in a young
+    /// table (never analysed, as when a backlog was queued before the sidecar started): the
+    /// rows come out of the leasing index in the lease's order, it reads the 32 it takes, and
+    /// finds them to update by their key — where the index without the id (before migration 15)
+    /// made it read and sort all 10,000 first.
+    #[cfg(feature = "postgres")]
+    #[tokio::test]
+    async fn a_lease_behind_many_rows_of_one_due_time_reads_only_the_rows_it_takes() {
+        use sea_orm::{ConnectionTrait, TransactionTrait};
+
+        let Some(schema) =
+            fastapihooks_testkit::TempSchema::create("a lease behind rows of one due time").await
+        else {
+            return;
+        };
+        let store = crate::store::SqlStoreOptions::new(schema.url())
+            .postgres_schema(schema.name())
+            .max_connections(1)
+            .connect()
+            .await
+            .unwrap();
+        let db = store.connection();
+        db.execute_unprepared(
+            "INSERT INTO fastapihooks_outbox (id, task, dead, available_at_us, lease, leases, \
+             reason, created_at_us) SELECT 'tsk_' || lpad(g::text, 26, '0'), '{}', FALSE, 1000, \
+             NULL, 0, NULL, 1000 FROM generate_series(1, 10000) g",
+        )
+        .await
+        .unwrap();
+        let explain_lease = async || -> String {
+            let sql = format!(
+                "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {}",
+                lease_returning(DbBackend::Postgres, OutboxTable::Events)
+            );
+            let values = vec!["lease".into(), 1_000_000i64.into(), 32i64.into()];
+            // Rolled back: every explained lease sees the same 10,000 rows.
+            let txn = db.begin().await.unwrap();
+            let rows = txn
+                .query_all_raw(statement(DbBackend::Postgres, &sql, values))
+                .await
+                .unwrap();
+            txn.rollback().await.unwrap();
+            let lines: Vec<String> = rows
+                .iter()
+                .map(|r| r.try_get_by_index(0).unwrap())
+                .collect();
+            lines.join("\n")
+        };
+        let plan = explain_lease().await;
+        db.execute_unprepared(
+            "CREATE INDEX fastapihooks_outbox_dead_available ON fastapihooks_outbox \
+             (dead, available_at_us); DROP INDEX fastapihooks_outbox_dead_available_id",
+        )
+        .await
+        .unwrap();
+        let before_migration_15 = explain_lease().await;
+
+        assert!(
+            plan.contains("fastapihooks_outbox_dead_available_id"),
+            "{plan}"
+        );
+        assert!(!plan.contains("Sort"), "{plan}");
+        assert!(!plan.contains("Seq Scan"), "{plan}");
+        assert!(plan.contains("fastapihooks_outbox_pkey"), "{plan}");
+        assert!(plan.contains("rows=32 "), "{plan}");
+        assert!(!plan.contains("rows=10000 "), "{plan}");
+        assert!(
+            before_migration_15.contains("Sort") && before_migration_15.contains("rows=10000 "),
+            "{before_migration_15}"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod m20261202_000011_create_inbox;
 mod m20261203_000012_drop_due_index;
 mod m20261203_000013_partial_owner_index;
 mod m20261204_000014_gated_notify;
+mod m20261205_000015_leasing_index_by_id;
 mod outbox_shape;
 pub use outbox_shape::WAKE_LOCK_CLASS;
 
@@ -51,6 +52,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000012_drop_due_index::Migration),
             Box::new(m20261203_000013_partial_owner_index::Migration),
             Box::new(m20261204_000014_gated_notify::Migration),
+            Box::new(m20261205_000015_leasing_index_by_id::Migration),
         ]
     }
 

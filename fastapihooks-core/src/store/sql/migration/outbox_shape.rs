@@ -62,13 +62,41 @@ fn create_table(backend: DbBackend, table: &'static str) -> TableCreateStatement
         .to_owned()
 }
 
-/// Leasing: live rows that are due, soonest first. Dead letters by time.
-fn leasing_index(table: &'static str) -> IndexCreateStatement {
+/// Leasing: live rows that are due, soonest first. Dead letters by time. (Replaced by
+/// [`leasing_index_by_id`] in migration 15.)
+pub(super) fn leasing_index(table: &'static str) -> IndexCreateStatement {
     index(
-        &format!("{table}_dead_available"),
+        &leasing_index_name(table),
         table,
         [Outbox::Dead, Outbox::AvailableAtUs],
     )
+}
+
+/// Leasing since migration 15: as [`leasing_index`], with the id last, so rows of equal due time
+/// come out of the index in the lease's order (`ORDER BY available_at_us, id`) and a lease reads
+/// the rows it takes, not every row sharing the first due time — which PostgreSQL read and
+/// sorted whole before taking a batch (a batch published at once, retries settled together).
+pub(super) fn leasing_index_by_id(table: &'static str) -> IndexCreateStatement {
+    index(
+        &leasing_index_by_id_name(table),
+        table,
+        [Outbox::Dead, Outbox::AvailableAtUs, Outbox::Id],
+    )
+}
+
+/// `DROP INDEX name` of `table`.
+pub(super) fn drop_index(table: &'static str, name: &str) -> IndexDropStatement {
+    Index::drop().name(name).table(table).to_owned()
+}
+
+/// The name of `table`'s leasing index since migration 15.
+pub(super) fn leasing_index_by_id_name(table: &str) -> String {
+    format!("{table}_dead_available_id")
+}
+
+/// The name of `table`'s leasing index before migration 15.
+pub(super) fn leasing_index_name(table: &str) -> String {
+    format!("{table}_dead_available")
 }
 
 /// PostgreSQL: the function and statement trigger that send `NOTIFY table` (the channel is
