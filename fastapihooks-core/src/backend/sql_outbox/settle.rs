@@ -118,21 +118,23 @@ async fn delete_leased(
     Ok(places)
 }
 
-/// PostgreSQL: `DELETE … WHERE id = ANY(ARRAY(SELECT unnest(ids))) AND (id, lease) IN (SELECT *
-/// FROM unnest(ids, leases))`, the leases as two arrays — one text for any batch, prepared once
-/// per connection. The ids reach the planner as the result of a subquery, not as values, so it
-/// probes the primary key for each whatever it believes of the table: with the ids as an `IN`
-/// list it scanned a young outbox whole (10,000 rows queued before the sidecar started, not yet
-/// analysed), as it did the deliveries (BENCHMARKS.md, sessions 24 and 25). The pairs are then
-/// matched in full: a row leased again under another token is not settled.
+/// PostgreSQL: `WITH k AS (SELECT * FROM unnest(ids, leases)) DELETE … WHERE id =
+/// ANY(ARRAY(SELECT id FROM k)) AND (id, lease) IN (SELECT id, lease FROM k)`, the leases as two
+/// arrays — one text for any batch, prepared once per connection. The ids reach the planner as
+/// the result of a subquery, not as values, so it probes the primary key for each whatever it
+/// believes of the table: with the ids as an `IN` list it scanned a young outbox whole (10,000
+/// rows queued before the sidecar started, not yet analysed), as it did the deliveries
+/// (BENCHMARKS.md, sessions 24 and 25). The pairs are then matched in full: a row leased again
+/// under another token is not settled.
 fn delete_leased_arrays(table: &str, leases: &[&(String, String)]) -> (String, Vec<Value>) {
     let (ids, tokens): (Vec<String>, Vec<String>) = leases.iter().map(|&l| l.clone()).unzip();
     let sql = format!(
-        "DELETE FROM {table} WHERE id = ANY(ARRAY(SELECT unnest(?::text[]))) \
-         AND (id, lease) IN (SELECT * FROM unnest(?::text[], ?::text[])) \
+        "WITH k AS MATERIALIZED (SELECT * FROM unnest(?::text[], ?::text[]) AS k(id, lease)) \
+         DELETE FROM {table} WHERE id = ANY(ARRAY(SELECT id FROM k)) \
+         AND (id, lease) IN (SELECT id, lease FROM k) \
          RETURNING id, created_at_us"
     );
-    (sql, vec![ids.clone().into(), ids.into(), tokens.into()])
+    (sql, vec![ids.into(), tokens.into()])
 }
 
 /// `DELETE … WHERE (lease = ? AND id IN (…)) OR …`: the leases grouped by token, one term per
@@ -170,6 +172,7 @@ mod tests {
 
     use super::delete_leased_arrays;
     use crate::backend::sql_outbox::statements::statement;
+    use crate::store::sql::plans::{explain, young_store};
 
     /// The plan of a settle of 128 leases in a young outbox of 10,000 leased rows (never
     /// analysed, as when a backlog was queued before the sidecar started), in its custom and
@@ -177,17 +180,9 @@ mod tests {
     /// the same ids in an `IN` list get.
     #[tokio::test]
     async fn a_settle_probes_the_key_of_a_big_young_outbox_in_every_plan() {
-        let Some(schema) =
-            fastapihooks_testkit::TempSchema::create("a settle on a young outbox").await
-        else {
+        let Some((_schema, store)) = young_store("a settle on a young outbox").await else {
             return;
         };
-        let store = crate::store::SqlStoreOptions::new(schema.url())
-            .postgres_schema(schema.name())
-            .max_connections(1)
-            .connect()
-            .await
-            .unwrap();
         let db = store.connection();
         db.execute_unprepared(
             "INSERT INTO fastapihooks_outbox (id, task, dead, available_at_us, lease, leases, \
@@ -199,36 +194,31 @@ mod tests {
         let leases: Vec<(String, String)> = (1..=128)
             .map(|i| (format!("tsk_{}", i * 37), "lease".to_owned()))
             .collect();
+        let ids: Vec<&str> = leases.iter().map(|(id, _)| id.as_str()).collect();
         let leases: Vec<&(String, String)> = leases.iter().collect();
-        let (sql, values) = delete_leased_arrays("fastapihooks_outbox", &leases);
+        let (sql, _) = delete_leased_arrays("fastapihooks_outbox", &leases);
+        let settle = statement(DbBackend::Postgres, &sql, Vec::new());
+        let (ids_array, tokens_array) = (
+            format!("'{{{}}}'", ids.join(",")),
+            format!("'{{{}}}'", vec!["lease"; ids.len()].join(",")),
+        );
         let in_list = format!(
-            "EXPLAIN DELETE FROM fastapihooks_outbox WHERE lease = 'lease' AND id IN ({})",
-            leases
-                .iter()
-                .map(|(id, _)| format!("'{id}'"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            "EXPLAIN DELETE FROM fastapihooks_outbox WHERE lease = 'lease' AND id IN ('{}')",
+            ids.join("', '")
         );
         let txn = db.begin().await.unwrap();
-        let explain = async |sql: &str, values: Vec<sea_orm::Value>| -> String {
-            let rows = txn
-                .query_all_raw(statement(DbBackend::Postgres, sql, values))
-                .await
-                .unwrap();
-            let lines: Vec<String> = rows
-                .iter()
-                .map(|r| r.try_get_by_index(0).unwrap())
-                .collect();
-            lines.join("\n")
-        };
+        txn.execute_unprepared(&format!("PREPARE settle(text[], text[]) AS {}", settle.sql))
+            .await
+            .unwrap();
         let mut plans = Vec::new();
         for mode in ["force_custom_plan", "force_generic_plan"] {
             txn.execute_unprepared(&format!("SET LOCAL plan_cache_mode = {mode}"))
                 .await
                 .unwrap();
-            plans.push(explain(&format!("EXPLAIN {sql}"), values.clone()).await);
+            let execute = format!("EXPLAIN EXECUTE settle({ids_array}, {tokens_array})");
+            plans.push(explain(&txn, &execute).await);
         }
-        let in_list = explain(&in_list, Vec::new()).await;
+        let in_list = explain(&txn, &in_list).await;
         txn.rollback().await.unwrap();
 
         for plan in plans {

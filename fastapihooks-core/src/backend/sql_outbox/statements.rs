@@ -254,17 +254,12 @@ mod tests {
     async fn a_lease_behind_many_rows_of_one_due_time_reads_only_the_rows_it_takes() {
         use sea_orm::{ConnectionTrait, TransactionTrait};
 
-        let Some(schema) =
-            fastapihooks_testkit::TempSchema::create("a lease behind rows of one due time").await
+        use crate::store::sql::plans::{explain, young_store};
+
+        let Some((_schema, store)) = young_store("a lease behind rows of one due time").await
         else {
             return;
         };
-        let store = crate::store::SqlStoreOptions::new(schema.url())
-            .postgres_schema(schema.name())
-            .max_connections(1)
-            .connect()
-            .await
-            .unwrap();
         let db = store.connection();
         db.execute_unprepared(
             "INSERT INTO fastapihooks_outbox (id, task, dead, available_at_us, lease, leases, \
@@ -273,24 +268,24 @@ mod tests {
         )
         .await
         .unwrap();
+        let lease = statement(
+            DbBackend::Postgres,
+            &lease_returning(DbBackend::Postgres, OutboxTable::Events),
+            Vec::new(),
+        );
+        db.execute_unprepared(&format!("PREPARE lease(text, int8, int8) AS {}", lease.sql))
+            .await
+            .unwrap();
         let explain_lease = async || -> String {
-            let sql = format!(
-                "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) {}",
-                lease_returning(DbBackend::Postgres, OutboxTable::Events)
-            );
-            let values = vec!["lease".into(), 1_000_000i64.into(), 32i64.into()];
             // Rolled back: every explained lease sees the same 10,000 rows.
             let txn = db.begin().await.unwrap();
-            let rows = txn
-                .query_all_raw(statement(DbBackend::Postgres, &sql, values))
-                .await
-                .unwrap();
+            let plan = explain(
+                &txn,
+                "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE lease('lease', 1000000, 32)",
+            )
+            .await;
             txn.rollback().await.unwrap();
-            let lines: Vec<String> = rows
-                .iter()
-                .map(|r| r.try_get_by_index(0).unwrap())
-                .collect();
-            lines.join("\n")
+            plan
         };
         let plan = explain_lease().await;
         db.execute_unprepared(

@@ -248,10 +248,10 @@ fn attempt_arrays<'a>(attempts: impl Iterator<Item = &'a Attempt>) -> Vec<Value>
 
 #[cfg(test)]
 mod tests {
-    use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait};
+    use sea_orm::{ConnectionTrait, TransactionTrait};
 
     use super::by_ids_sql;
-    use crate::store::sql::SqlStoreOptions;
+    use crate::store::sql::plans::{explain, young_store};
 
     /// The plan PostgreSQL makes for a read of 128 ids from a young table of 10,000 deliveries
     /// (never analysed, as in a sidecar's first minutes), with the ids' values and generically
@@ -259,17 +259,9 @@ mod tests {
     /// each id in both, never a scan of the table — which an `IN` list with these values gets.
     #[tokio::test]
     async fn a_read_by_ids_probes_the_key_of_a_big_young_table_in_every_plan() {
-        let Some(schema) =
-            fastapihooks_testkit::TempSchema::create("a read by ids on PostgreSQL").await
-        else {
+        let Some((_schema, store)) = young_store("a read by ids on PostgreSQL").await else {
             return;
         };
-        let store = SqlStoreOptions::new(schema.url())
-            .postgres_schema(schema.name())
-            .max_connections(1)
-            .connect()
-            .await
-            .unwrap();
         let db = store.connection();
         db.execute_unprepared(
             "INSERT INTO fastapihooks_events (id, name, payload, created_at_us) \
@@ -284,20 +276,10 @@ mod tests {
         let ids: Vec<String> = (20_000..20_128).map(|i| format!("dlv_{i}")).collect();
         let ids = format!("'{{{}}}'", ids.join(","));
         let txn = db.begin().await.unwrap();
-        let explain = async |statement: String| -> String {
-            let rows = txn
-                .query_all_raw(Statement::from_string(DbBackend::Postgres, statement))
-                .await
-                .unwrap();
-            let lines: Vec<String> = rows
-                .iter()
-                .map(|r| r.try_get_by_index(0).unwrap())
-                .collect();
-            lines.join("\n")
-        };
-        let in_list = explain(format!(
-            "EXPLAIN SELECT * FROM fastapihooks_deliveries WHERE id = ANY({ids}::text[])"
-        ))
+        let in_list = explain(
+            &txn,
+            &format!("EXPLAIN SELECT * FROM fastapihooks_deliveries WHERE id = ANY({ids}::text[])"),
+        )
         .await;
         let sql = by_ids_sql("fastapihooks_deliveries");
         txn.execute_unprepared(&format!("PREPARE by_ids(text[]) AS {sql}"))
@@ -308,7 +290,7 @@ mod tests {
             txn.execute_unprepared(&format!("SET LOCAL plan_cache_mode = {mode}"))
                 .await
                 .unwrap();
-            plans.push(explain(format!("EXPLAIN EXECUTE by_ids({ids})")).await);
+            plans.push(explain(&txn, &format!("EXPLAIN EXECUTE by_ids({ids})")).await);
         }
         txn.execute_unprepared("DEALLOCATE by_ids").await.unwrap();
         txn.rollback().await.unwrap();

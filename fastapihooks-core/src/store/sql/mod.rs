@@ -30,6 +30,8 @@ mod inbox;
 mod loopback_tls;
 pub mod migration;
 mod options;
+#[cfg(all(test, feature = "postgres"))]
+pub(crate) mod plans;
 mod query;
 mod rows;
 mod subscriptions;
