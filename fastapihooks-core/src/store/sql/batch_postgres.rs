@@ -20,8 +20,9 @@
 //! whole for the rest of the connection's life (session 10).
 //!
 //! An event, its deliveries and their attempts go in one statement (three inserts chained by
-//! `WITH`): one round trip, not three. The foreign keys are checked at the statement's end,
-//! when every row of it is there.
+//! `WITH`): one round trip, not three. The history keeps no foreign keys on PostgreSQL
+//! (migration 16): checking them locked the event's or the delivery's row for every row
+//! written, and wrote a WAL record for each lock.
 //!
 //! sea-query binds arrays without NULL elements, so a nullable column travels as a value it
 //! never takes, turned back into NULL by the statement: a next attempt at `i64::MIN` µs
