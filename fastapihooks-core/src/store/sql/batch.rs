@@ -21,7 +21,7 @@ use super::batch_postgres;
 use super::entity::subscription as sub_entity;
 use super::entity::{attempt, delivery};
 use super::rows::{attempt_row, micros, subscription_from_row};
-use super::{db, history};
+use super::{db, history, parents};
 use crate::delivery::{Attempt, Delivery, DeliveryStatus};
 use crate::error::Result;
 use crate::id::{DeliveryId, SubscriptionId};
@@ -111,8 +111,9 @@ pub(super) async fn record_attempts(
     let known = if all_known {
         HashSet::new()
     } else {
-        let deliveries: Vec<&Delivery> = attempts.iter().map(|(d, _)| d).collect();
-        existing_ids(&txn, &deliveries, what).await?
+        // Held until the commit, so a prune cannot delete one under its attempt.
+        let ids: Vec<&str> = attempts.iter().map(|(d, _)| d.id.as_str()).collect();
+        parents::held_deliveries(&txn, &ids, what).await?
     };
     let kept = attempts
         .iter()
@@ -145,19 +146,30 @@ pub(super) async fn record_first_attempts(
     let txn = db_conn.begin().await.map_err(db(what))?;
     let (mut inserted, attempts_inserted) =
         insert_first_deliveries(&txn, &deliveries, attempts, what).await?;
+    let new = inserted.clone();
     // A delivery given twice: its first is the new one.
-    let recorded_before = attempts
+    let recorded_before: Vec<&Recorded> = attempts
         .iter()
-        .filter(|(d, _)| !inserted.remove(d.id.as_str()));
-    for round in rounds(recorded_before) {
+        .filter(|(d, _)| !inserted.remove(d.id.as_str()))
+        .collect();
+    for round in rounds(recorded_before.iter().copied()) {
         for chunk in round.chunks(CHUNK) {
             update_states(&txn, chunk).await?;
         }
     }
-    // Every delivery is recorded now: inserted here, or found.
-    if !attempts_inserted {
-        insert_attempts(&txn, attempts.iter(), what).await?;
+    if attempts_inserted {
+        // With their deliveries, holding those found (`batch_postgres`).
+        return txn.commit().await.map_err(db(what));
     }
+    // Every delivery is recorded now: inserted here, or found — and held until the commit, so
+    // a prune cannot delete it under its attempt; an attempt of one deleted meanwhile is
+    // dropped with it.
+    let found: Vec<&str> = recorded_before.iter().map(|(d, _)| d.id.as_str()).collect();
+    let held = parents::held_deliveries(&txn, &found, what).await?;
+    let kept = attempts
+        .iter()
+        .filter(|(d, _)| new.contains(d.id.as_str()) || held.contains(d.id.as_str()));
+    insert_attempts(&txn, kept, what).await?;
     txn.commit().await.map_err(db(what))
 }
 

@@ -35,8 +35,8 @@ use std::sync::LazyLock;
 
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, Value};
 
-use super::db;
 use super::rows::{duration_us, micros, outcome_columns};
+use super::{db, parents};
 use crate::delivery::{Attempt, Delivery};
 use crate::error::Result;
 use crate::event::Event;
@@ -63,10 +63,63 @@ pub(super) async fn insert_first_attempts(
     let statement =
         Statement::from_sql_and_values(DbBackend::Postgres, FIRST_ATTEMPTS.as_str(), values);
     let mut inserted = HashSet::with_capacity(attempts.len());
+    let (mut events_gone, mut deliveries_gone) = (HashSet::new(), Vec::new());
     for row in txn.query_all_raw(statement).await.map_err(db(what))? {
-        inserted.insert(row.try_get::<String>("", "id").map_err(db(what))?);
+        let id = row.try_get::<String>("", "id").map_err(db(what))?;
+        match row
+            .try_get::<String>("", "kind")
+            .map_err(db(what))?
+            .as_str()
+        {
+            "event_gone" => {
+                events_gone.insert(id);
+            }
+            "delivery_gone" => deliveries_gone.push(id),
+            _ => {
+                inserted.insert(id);
+            }
+        }
+    }
+    if !events_gone.is_empty() {
+        let again: Vec<&Event> = events
+            .iter()
+            .copied()
+            .filter(|e| events_gone.contains(e.id().as_str()))
+            .collect();
+        parents::keep_events(txn, &again, what).await?;
+    }
+    if !deliveries_gone.is_empty() {
+        drop_attempts_of_gone(txn, &deliveries_gone, attempts, what).await?;
     }
     Ok(inserted)
+}
+
+/// Of the deliveries in `ids` (found by the insert, not by its lock), holds those there now and
+/// deletes the attempts just inserted for the others: deleted by a prune meanwhile, their
+/// attempts go with them.
+async fn drop_attempts_of_gone(
+    txn: &impl ConnectionTrait,
+    ids: &[String],
+    attempts: &[(Delivery, Attempt)],
+    what: &'static str,
+) -> Result<()> {
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let held = parents::held_deliveries(txn, &ids, what).await?;
+    let orphans: Vec<String> = attempts
+        .iter()
+        .filter(|(d, _)| ids.contains(&d.id.as_str()) && !held.contains(d.id.as_str()))
+        .map(|(_, a)| a.id.to_string())
+        .collect();
+    if orphans.is_empty() {
+        return Ok(());
+    }
+    let statement = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "DELETE FROM fastapihooks_attempts WHERE id = ANY($1::text[])",
+        [orphans.into()],
+    );
+    txn.execute_raw(statement).await.map_err(db(what))?;
+    Ok(())
 }
 
 /// Inserts `attempts` in one statement within `txn`.
@@ -180,15 +233,46 @@ fn attempts_insert(first: usize) -> String {
     )
 }
 
-/// The three inserts chained, returning the ids of the deliveries inserted.
+/// The three inserts chained; each event and delivery that was stored before held `FOR KEY
+/// SHARE` until the transaction ends ([`parents`](super::parents)). Returns a row per delivery
+/// inserted (`new`), per event and per delivery found by its insert but gone by the time of its
+/// lock (`event_gone`, `delivery_gone`: deleted by a prune meanwhile, or inserted by another
+/// transaction after this statement's snapshot — the caller asks again).
 static FIRST_ATTEMPTS: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH e AS ({}), d AS ({} RETURNING id), a AS ({}) SELECT id FROM d",
+        "WITH e AS ({} RETURNING id), \
+         ef AS ({}), ek AS ({}), \
+         d AS ({} RETURNING id), \
+         df AS ({}), dk AS ({}), \
+         a AS ({}) \
+         SELECT 'new' AS kind, id FROM d \
+         UNION ALL SELECT 'event_gone', id FROM ef WHERE id NOT IN (SELECT id FROM ek) \
+         UNION ALL SELECT 'delivery_gone', id FROM df WHERE id NOT IN (SELECT id FROM dk)",
         events_insert(1),
+        found("$1", "e"),
+        hold("fastapihooks_events", "ef"),
         deliveries_insert(7),
+        found("$7", "d"),
+        hold("fastapihooks_deliveries", "df"),
         attempts_insert(17),
     )
 });
+
+/// The ids of the array `ids` that the insert `inserted` did not insert: stored before it.
+fn found(ids: &str, inserted: &str) -> String {
+    format!(
+        "SELECT DISTINCT u.id FROM unnest({ids}::text[]) AS u(id) \
+         WHERE u.id NOT IN (SELECT id FROM {inserted})"
+    )
+}
+
+/// The rows of `table` whose ids `found` lists, locked `FOR KEY SHARE`: each probed by its key.
+fn hold(table: &str, found: &str) -> String {
+    format!(
+        "SELECT x.id FROM {found} CROSS JOIN LATERAL \
+         (SELECT t.id FROM {table} AS t WHERE t.id = {found}.id FOR KEY SHARE) AS x"
+    )
+}
 
 static ATTEMPTS: LazyLock<String> = LazyLock::new(|| attempts_insert(1));
 

@@ -8,7 +8,7 @@ use sea_orm::{
 };
 
 use super::entity::{delivery, event};
-use super::rows::{delivery_from_row, delivery_row, event_from_row, event_row};
+use super::rows::{delivery_from_row, delivery_row, event_from_row};
 use super::{BATCH, db};
 use crate::delivery::Delivery;
 use crate::error::{Error, Result};
@@ -40,7 +40,8 @@ pub(super) async fn record_deliveries(
     }))
 }
 
-/// Within `txn`: inserts each event of `deliveries` once and each delivery if absent. With
+/// Within `txn`: inserts each event of `deliveries` once (holding those stored before: see
+/// [`parents`](super::parents)) and each delivery if absent. With
 /// `tell_new`, the ids of the deliveries it inserted (a delivery given twice was inserted
 /// once: the first of the two is the new one), except on MySQL/MariaDB, which cannot tell
 /// (`None`).
@@ -51,14 +52,7 @@ pub(super) async fn insert_deliveries(
     what: &'static str,
 ) -> Result<Option<HashSet<String>>> {
     let returning = tell_new && txn.get_database_backend() != DbBackend::MySql;
-    let events = distinct_events(deliveries);
-    for chunk in events.chunks(BATCH) {
-        event::Entity::insert_many(chunk.iter().map(|e| event_row(e)))
-            .on_conflict_do_nothing()
-            .exec_without_returning(txn)
-            .await
-            .map_err(db(what))?;
-    }
+    super::parents::keep_events(txn, &distinct_events(deliveries), what).await?;
     let mut inserted = HashSet::new();
     for chunk in deliveries.chunks(BATCH) {
         let insert = delivery::Entity::insert_many(chunk.iter().map(|d| delivery_row(d)))

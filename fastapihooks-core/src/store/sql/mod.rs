@@ -30,6 +30,7 @@ mod inbox;
 mod loopback_tls;
 pub mod migration;
 mod options;
+mod parents;
 #[cfg(all(test, feature = "postgres"))]
 pub(crate) mod plans;
 mod query;
@@ -580,6 +581,9 @@ impl Store for SqlStore {
         let mut event_ids: Vec<&str> = chosen.iter().map(|(_, event)| event.as_str()).collect();
         event_ids.sort_unstable();
         event_ids.dedup();
+        // Writers of deliveries hold the events they found: this waits for them, and the
+        // check below, a statement of its own, sees what they wrote.
+        parents::lock_events_for_prune(&txn, &event_ids, what).await?;
         for chunk in event_ids.chunks(BATCH) {
             let a_delivery_of_it = Query::select()
                 .expr(Expr::val(1))
