@@ -33,6 +33,7 @@ async fn with_inbox(behaviour: impl AsyncFnOnce(&dyn Inbox)) {
 
 fastapihooks_testkit::inbox_contract!(with_inbox);
 sql_store_behaviours!(with_sql_store);
+parent_behaviours!(with_sql_store);
 
 #[tokio::test]
 async fn a_server_that_never_answers_gives_a_connect_error_not_a_hang() {
