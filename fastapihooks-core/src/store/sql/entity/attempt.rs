@@ -7,9 +7,8 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
-    /// The delivery's row, written or found before this one in the same transaction. Not a
-    /// foreign key on PostgreSQL and MariaDB (migration 16); `prune` deletes the attempts
-    /// before their delivery.
+    /// The delivery's row, written or found (and held) by the same transaction. Not a foreign
+    /// key on PostgreSQL and MariaDB (migration 16; `parents.rs`).
     pub delivery_id: String,
     pub number: i64,
     pub started_at_us: i64,

@@ -7,9 +7,9 @@ use sea_orm::entity::prelude::*;
 pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
-    /// The event's row, written before this one by the same statement. Not a foreign key on
+    /// The event's row, written or found by the same transaction. Not a foreign key on
     /// PostgreSQL and MariaDB (migration 16: its check cost a locked row and a WAL record per
-    /// delivery written); `prune` deletes the deliveries before their event.
+    /// delivery written); the store's statements keep the order it kept (`parents.rs`).
     pub event_id: String,
     /// Not a foreign key: static subscribers live in code, and history outlives removed
     /// subscriptions.

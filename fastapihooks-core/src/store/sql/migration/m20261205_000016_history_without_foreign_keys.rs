@@ -3,13 +3,15 @@
 //!
 //! Each row a batch wrote was checked at the statement's end: PostgreSQL ran one query per row
 //! that locked the parent row (`FOR KEY SHARE`), which also writes a WAL record — for rows the
-//! same statement had just inserted. The history is written by the store's own statements
-//! only, which insert an event before its deliveries and a delivery before its attempts in one
-//! statement, and deleted by [`Store::prune`](crate::store::Store::prune) only, children first;
-//! the keys guarded nothing those statements do not already guarantee. Without them PostgreSQL
-//! spends 14–28 % less CPU per delivery in the sidecar's rows, and writes 1–2.6 WAL records
-//! fewer (BENCHMARKS.md, session 26). SQLite keeps them: it cannot drop a constraint without
-//! rebuilding the table, and its checks cost little.
+//! same statement had mostly just inserted. The history is written by the store's own
+//! statements only, which insert an event before its deliveries and a delivery before its
+//! attempts in one transaction, and deleted by [`Store::prune`](crate::store::Store::prune)
+//! only, children first. What the keys did besides — order a writer and a prune on the same
+//! parent row — [`parents`](super::super::parents) does, locking only the parents a writer
+//! found stored before it. Without the keys PostgreSQL spends 7–28 % less CPU per delivery in
+//! the sidecar's rows and writes 1–2 WAL records fewer (BENCHMARKS.md, session 26). SQLite
+//! keeps them: it cannot drop a constraint without rebuilding the table, its checks cost
+//! little, and it runs one writer at a time.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DbBackend;
