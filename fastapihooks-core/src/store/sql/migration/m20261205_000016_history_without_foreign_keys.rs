@@ -8,8 +8,9 @@
 //! attempts in one transaction, and deleted by [`Store::prune`](crate::store::Store::prune)
 //! only, children first. What the keys did besides — order a writer and a prune on the same
 //! parent row — [`parents`](super::super::parents) does, locking only the parents a writer
-//! found stored before it. Without the keys PostgreSQL spends 7–28 % less CPU per delivery in
-//! the sidecar's rows and writes 1–2 WAL records fewer (BENCHMARKS.md, session 26). SQLite
+//! found stored before it. Without the keys the sidecar's rows deliver 5–14 % more per second,
+//! PostgreSQL spending up to 23 % less CPU and 1–2 WAL records fewer per delivery
+//! (BENCHMARKS.md, session 26). SQLite
 //! keeps them: it cannot drop a constraint without rebuilding the table, its checks cost
 //! little, and it runs one writer at a time.
 
