@@ -10,9 +10,8 @@
 //! parent row — [`parents`](super::super::parents) does, locking only the parents a writer
 //! found stored before it. Without the keys the sidecar's rows deliver 5–14 % more per second,
 //! PostgreSQL spending up to 23 % less CPU and 1–2 WAL records fewer per delivery
-//! (BENCHMARKS.md, session 26). SQLite
-//! keeps them: it cannot drop a constraint without rebuilding the table, its checks cost
-//! little, and it runs one writer at a time.
+//! (BENCHMARKS.md, session 26). SQLite keeps them: it cannot drop a constraint without
+//! rebuilding the table, its checks cost little, and it runs one writer at a time.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DbBackend;
