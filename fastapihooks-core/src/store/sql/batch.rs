@@ -146,7 +146,6 @@ pub(super) async fn record_first_attempts(
     let txn = db_conn.begin().await.map_err(db(what))?;
     let (mut inserted, attempts_inserted) =
         insert_first_deliveries(&txn, &deliveries, attempts, what).await?;
-    let new = inserted.clone();
     // A delivery given twice: its first is the new one.
     let recorded_before: Vec<&Recorded> = attempts
         .iter()
@@ -166,9 +165,11 @@ pub(super) async fn record_first_attempts(
     // dropped with it.
     let found: Vec<&str> = recorded_before.iter().map(|(d, _)| d.id.as_str()).collect();
     let held = parents::held_deliveries(&txn, &found, what).await?;
-    let kept = attempts
-        .iter()
-        .filter(|(d, _)| new.contains(d.id.as_str()) || held.contains(d.id.as_str()));
+    let found: HashSet<&str> = found.into_iter().collect();
+    let kept = attempts.iter().filter(|(d, _)| {
+        let id = d.id.as_str();
+        !found.contains(id) || held.contains(id)
+    });
     insert_attempts(&txn, kept, what).await?;
     txn.commit().await.map_err(db(what))
 }

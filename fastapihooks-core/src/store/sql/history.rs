@@ -53,21 +53,43 @@ pub(super) async fn insert_deliveries(
 ) -> Result<Option<HashSet<String>>> {
     let returning = tell_new && txn.get_database_backend() != DbBackend::MySql;
     super::parents::keep_events(txn, &distinct_events(deliveries), what).await?;
+    let inserted = insert_absent::<delivery::Entity, _>(
+        txn,
+        deliveries,
+        |d| delivery_row(d),
+        delivery::Column::Id,
+        returning,
+        what,
+    )
+    .await?;
+    Ok(returning.then_some(inserted))
+}
+
+/// Inserts the rows of `items` whose key is absent (`ON CONFLICT DO NOTHING`, in chunks) within
+/// `txn`; with `returning`, the ids it inserted (`RETURNING id`, which MySQL/MariaDB lack),
+/// else none.
+pub(super) async fn insert_absent<E: EntityTrait, T>(
+    txn: &impl ConnectionTrait,
+    items: &[T],
+    row: impl Fn(&T) -> E::ActiveModel,
+    id: E::Column,
+    returning: bool,
+    what: &'static str,
+) -> Result<HashSet<String>> {
     let mut inserted = HashSet::new();
-    for chunk in deliveries.chunks(BATCH) {
-        let insert = delivery::Entity::insert_many(chunk.iter().map(|d| delivery_row(d)))
-            .on_conflict_do_nothing();
+    for chunk in items.chunks(BATCH) {
+        let insert = E::insert_many(chunk.iter().map(&row)).on_conflict_do_nothing();
         if !returning {
             insert.exec_without_returning(txn).await.map_err(db(what))?;
             continue;
         }
         let mut query = insert.into_query();
-        query.returning_col(delivery::Column::Id);
-        for row in txn.query_all(&query).await.map_err(db(what))? {
-            inserted.insert(row.try_get::<String>("", "id").map_err(db(what))?);
+        query.returning_col(id);
+        for found in txn.query_all(&query).await.map_err(db(what))? {
+            inserted.insert(found.try_get::<String>("", "id").map_err(db(what))?);
         }
     }
-    Ok(returning.then_some(inserted))
+    Ok(inserted)
 }
 
 /// The events of `deliveries`, each once, in order of first appearance.

@@ -29,6 +29,7 @@ use sea_orm::sea_query::LockType;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect};
 
 use super::entity::{delivery, event};
+use super::history::insert_absent;
 use super::rows::event_row;
 use super::{BATCH, db};
 use crate::error::{Error, Result};
@@ -56,8 +57,18 @@ pub(super) async fn keep_events(
 ) -> Result<()> {
     let mut missing: Vec<&Event> = events.to_vec();
     for _ in 0..ROUNDS {
-        let inserted = insert_events(txn, &missing, what).await?;
-        if txn.get_database_backend() != DbBackend::Postgres {
+        // On PostgreSQL, which rows it inserted: the others were found, and are held below.
+        let returning = txn.get_database_backend() == DbBackend::Postgres;
+        let inserted = insert_absent::<event::Entity, _>(
+            txn,
+            &missing,
+            |e| event_row(e),
+            event::Column::Id,
+            returning,
+            what,
+        )
+        .await?;
+        if !returning {
             // MariaDB's insert holds the rows it found (InnoDB locks a duplicate key it meets
             // until the transaction ends); SQLite has one writer at a time.
             return Ok(());
@@ -84,31 +95,6 @@ pub(super) async fn keep_events(
              of them were being recorded"
         ),
     ))
-}
-
-/// Inserts `events` if absent; on PostgreSQL returns the ids it inserted (elsewhere none).
-async fn insert_events(
-    txn: &impl ConnectionTrait,
-    events: &[&Event],
-    what: &'static str,
-) -> Result<HashSet<String>> {
-    use sea_orm::QueryTrait as _;
-    let returning = txn.get_database_backend() == DbBackend::Postgres;
-    let mut inserted = HashSet::new();
-    for chunk in events.chunks(BATCH) {
-        let insert =
-            event::Entity::insert_many(chunk.iter().map(|e| event_row(e))).on_conflict_do_nothing();
-        if !returning {
-            insert.exec_without_returning(txn).await.map_err(db(what))?;
-            continue;
-        }
-        let mut query = insert.into_query();
-        query.returning_col(event::Column::Id);
-        for row in txn.query_all(&query).await.map_err(db(what))? {
-            inserted.insert(row.try_get::<String>("", "id").map_err(db(what))?);
-        }
-    }
-    Ok(inserted)
 }
 
 /// Within `txn`: the deliveries of `ids` that exist, each held until `txn` ends (read plainly
