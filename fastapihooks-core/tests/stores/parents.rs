@@ -3,7 +3,8 @@
 //! same event are ordered on the event's row, so no delivery is left without its event.
 //! `parent_behaviours!(harness)` runs each on a database with concurrent writers (PostgreSQL,
 //! MariaDB; SQLite has one writer at a time). Each holds one side's lock in a transaction of its
-//! own, the test's, and runs the store's other side against it.
+//! own, the test's, and runs the store's other side against it. Writers sharing events take them
+//! in key order besides, so two never wait for each other in a cycle.
 
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ macro_rules! parent_behaviours {
         parent_behaviours!(@each $harness;
             a_prune_waits_for_a_writer_holding_the_event_and_keeps_it,
             a_writer_waits_for_a_prune_holding_the_event_and_stores_it_again,
+            a_batch_takes_its_events_in_key_order_so_a_writer_sharing_them_never_deadlocks_with_it,
         );
     };
     (@each $harness:path; $($behaviour:ident),* $(,)?) => {
@@ -121,6 +123,21 @@ async fn waits_for<T>(store: &SqlStore, session: i64, task: &JoinHandle<T>) -> b
     false
 }
 
+/// A delivery of `e` delivered at its first attempt, as a fan-out records it.
+fn delivered_first_attempt(e: &fastapihooks_core::Event) -> (Delivery, fastapihooks_core::Attempt) {
+    let mut d = delivery(e, &fastapihooks_core::SubscriptionId::new());
+    let first = attempt(
+        &d,
+        1,
+        AttemptOutcome::Response {
+            status: 204,
+            body_excerpt: String::new(),
+        },
+    );
+    (d.attempts, d.status, d.next_attempt_at) = (1, DeliveryStatus::Delivered, None);
+    (d, first)
+}
+
 /// The delivery of `id` as the store reads it, which names its event.
 async fn read_back(store: &SqlStore, d: &Delivery) -> Delivery {
     store
@@ -199,16 +216,7 @@ pub(crate) async fn a_writer_waits_for_a_prune_holding_the_event_and_stores_it_a
     .await;
     let prune_session = session(&prune).await;
 
-    let mut d = delivery(&e, &fastapihooks_core::SubscriptionId::new());
-    let first = attempt(
-        &d,
-        1,
-        AttemptOutcome::Response {
-            status: 204,
-            body_excerpt: String::new(),
-        },
-    );
-    (d.attempts, d.status, d.next_attempt_at) = (1, DeliveryStatus::Delivered, None);
+    let (d, first) = delivered_first_attempt(&e);
     let writing = {
         let (store, d) = (store.clone(), d.clone());
         tokio::spawn(async move { store.record_first_attempts(&[(d, first)]).await })
@@ -241,4 +249,54 @@ pub(crate) async fn a_writer_waits_for_a_prune_holding_the_event_and_stores_it_a
     let back = read_back(store, &d).await;
     assert_eq!(back.event.id(), e.id());
     assert_eq!(back.status, DeliveryStatus::Delivered);
+}
+
+/// Another writer (here by hand) has inserted the lower of two events and not committed yet; a
+/// batch of first attempts naming the higher one first waits for the lower one without holding
+/// the higher: the other writer inserts the higher one without waiting, and both commit. Taken
+/// in the batch's order instead, each would wait for the other — a deadlock the database breaks
+/// by failing one of them (for the sidecar, a batch of attempts not recorded, sent again).
+pub(crate) async fn a_batch_takes_its_events_in_key_order_so_a_writer_sharing_them_never_deadlocks_with_it(
+    store: &SqlStore,
+) {
+    let mut events = [event("order.created", None), event("order.created", None)];
+    events.sort_by(|a, b| a.id().cmp(b.id()));
+    let [low, high] = events;
+    let insert = "INSERT INTO fastapihooks_events (id, name, owner, payload, created_at_us) \
+                  VALUES (?, ?, NULL, ?, ?)";
+    let row = |e: &fastapihooks_core::Event| -> Vec<sea_orm::Value> {
+        vec![
+            e.id().to_string().into(),
+            e.name().to_string().into(),
+            e.payload().to_vec().into(),
+            e.created_at().timestamp_micros().into(),
+        ]
+    };
+    let other = store.connection().begin().await.unwrap();
+    run(&other, insert, row(&low)).await;
+    let other_session = session(&other).await;
+
+    let batch = vec![
+        delivered_first_attempt(&high),
+        delivered_first_attempt(&low),
+    ];
+    let writing = {
+        let (store, batch) = (store.clone(), batch.clone());
+        tokio::spawn(async move { store.record_first_attempts(&batch).await })
+    };
+    assert!(
+        waits_for(store, other_session, &writing).await,
+        "the batch waits for the lower event, which the other writer holds"
+    );
+    tokio::time::timeout(Duration::from_secs(30), run(&other, insert, row(&high)))
+        .await
+        .expect("the other writer inserts the higher event without waiting for the batch");
+    other.commit().await.unwrap();
+    writing
+        .await
+        .unwrap()
+        .expect("the batch commits: it never waited in a cycle");
+    for (d, _) in &batch {
+        assert_eq!(read_back(store, d).await.status, DeliveryStatus::Delivered);
+    }
 }

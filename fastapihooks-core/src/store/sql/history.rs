@@ -92,14 +92,13 @@ pub(super) async fn insert_absent<E: EntityTrait, T>(
     Ok(inserted)
 }
 
-/// The events of `deliveries`, each once, in order of first appearance.
+/// The events of `deliveries`, each once, by id: the order their rows are inserted and locked
+/// in, the same in every batch, so two batches sharing events never wait for each other in a
+/// cycle.
 pub(super) fn distinct_events<'a>(deliveries: &[&'a Delivery]) -> Vec<&'a Event> {
-    let mut events: Vec<&Event> = Vec::new();
-    for d in deliveries {
-        if !events.iter().any(|e| e.id() == d.event.id()) {
-            events.push(&d.event);
-        }
-    }
+    let mut events: Vec<&Event> = deliveries.iter().map(|d| &d.event).collect();
+    events.sort_unstable_by(|a, b| a.id().cmp(b.id()));
+    events.dedup_by(|a, b| a.id() == b.id());
     events
 }
 
