@@ -63,7 +63,9 @@ pub struct WorkerConfig {
     /// `concurrency`. `None` (the default): 4 × `concurrency`.
     pub tasks_in_flight: Option<usize>,
     /// At most this many tasks leased per queue call, and leased ahead while every task slot
-    /// is busy (never more than the tasks in flight). Default 32.
+    /// is busy (never more than the tasks in flight). Default 64: a queue call per 32 tasks
+    /// took the sidecar 4–9 % more CPU per delivery of a one-subscriber event (BENCHMARKS.md,
+    /// session 27).
     pub lease_batch: usize,
     /// How long shutdown waits for in-flight tasks before abandoning them (their leases expire
     /// and another worker takes them over). Default 30 s.
@@ -79,7 +81,7 @@ impl Default for WorkerConfig {
         Self {
             concurrency: 100,
             tasks_in_flight: None,
-            lease_batch: 32,
+            lease_batch: 64,
             drain_deadline: Duration::from_secs(30),
             max_leases: 10,
         }

@@ -19,8 +19,9 @@ use crate::inbox::InboxProcessing;
 /// Settlements per `settle_many` call, and such calls in flight at once: one, so the next
 /// batch fills while it runs (as the store's group commits; on the PostgreSQL outbox, one
 /// settle call in flight took 10 % less sidecar CPU per delivery than two — BENCHMARKS.md,
-/// session 9).
-const SETTLE_BATCH: usize = 128;
+/// session 9). 256 per call, as the store's batches: under load they fill (BENCHMARKS.md,
+/// session 27).
+const SETTLE_BATCH: usize = 256;
 const SETTLE_PARALLEL: usize = 1;
 
 /// The worker's two bounds ([`WorkerConfig`](super::WorkerConfig)).

@@ -112,7 +112,7 @@ pub struct StartArgs {
     #[arg(
         long,
         value_name = "N",
-        default_value_t = 32,
+        default_value_t = WorkerConfig::default().lease_batch,
         env = "FASTAPIHOOKS_LEASE_BATCH"
     )]
     pub lease_batch: usize,
