@@ -28,7 +28,7 @@ use crate::subscription::Subscription;
 
 /// Requests per batched call. Under load a sidecar's attempt records fill every batch (the reads,
 /// of several ids each, do not): 256 per batch took less CPU per delivery than 128, on the
-/// sidecar's side and on PostgreSQL's, and delivered 2–11 % more per second (BENCHMARKS.md,
+/// sidecar's side and on PostgreSQL's, and delivered 1–11 % more per second (BENCHMARKS.md,
 /// session 27).
 const MAX_BATCH: usize = 256;
 /// Batched calls of one kind in flight at once: one. The next batch fills while it runs, so
@@ -37,8 +37,8 @@ const MAX_BATCH: usize = 256;
 /// sidecar against PostgreSQL (BENCHMARKS.md, session 9): one read and one write of each kind
 /// in flight took 15 % less sidecar CPU per delivery and delivered more per second than two
 /// reads and three writes, with the same idle latency. Two attempt writes in flight (session
-/// 27) delivered up to 14 % more per second on the fan-out rows but cost PostgreSQL 9–21 % more
-/// CPU per delivery (two inserters on the same index pages): not made.
+/// 27) delivered up to 14 % more per second, but cost PostgreSQL up to 22 % more CPU per
+/// delivery (two inserters on the same index pages): not made.
 const IN_FLIGHT: usize = 1;
 
 /// Group-commits the hot calls of `inner` (see the [module docs](self)). Needs a tokio runtime
