@@ -70,6 +70,31 @@ pub fn service_cpu_ms(comm: &str) -> Option<f64> {
     found.then(|| ticks as f64 * 1e3 / ticks_per_s as f64)
 }
 
+/// This machine's CPU time so far, every core: `(idle, total)` in clock ticks, from the first
+/// line of `/proc/stat` (idle counts `iowait` too; total is user … steal). `None` when it cannot
+/// be read.
+pub fn machine_cpu_ticks() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .take(8)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    let idle = fields.get(3)? + fields.get(4)?;
+    Some((idle, fields.iter().sum()))
+}
+
+/// The share of this machine's CPU time (every core) idle between two
+/// [`machine_cpu_ticks`] readings, in percent.
+pub fn idle_percent(before: Option<(u64, u64)>, after: Option<(u64, u64)>) -> Option<f64> {
+    let ((idle_0, total_0), (idle_1, total_1)) = (before?, after?);
+    let total = total_1.checked_sub(total_0).filter(|t| *t > 0)?;
+    Some(idle_1.saturating_sub(idle_0) as f64 * 100.0 / total as f64)
+}
+
 /// Whether a service URL points at this machine (so its processes are the ones measured).
 pub fn on_this_machine(url: &str) -> bool {
     [
@@ -82,4 +107,27 @@ pub fn on_this_machine(url: &str) -> bool {
     ]
     .iter()
     .any(|host| url.contains(host))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_percent_is_the_idle_share_of_the_ticks_between_two_readings() {
+        assert_eq!(idle_percent(Some((100, 400)), Some((130, 500))), Some(30.0));
+    }
+
+    #[test]
+    fn idle_percent_is_unknown_without_two_readings_or_time_between_them() {
+        assert_eq!(idle_percent(None, Some((130, 500))), None);
+        assert_eq!(idle_percent(Some((100, 400)), Some((100, 400))), None);
+        assert_eq!(idle_percent(Some((100, 400)), Some((90, 300))), None);
+    }
+
+    #[test]
+    fn this_machine_counts_its_idle_time_within_its_total() {
+        let (idle, total) = machine_cpu_ticks().expect("/proc/stat on Linux");
+        assert!(idle <= total, "idle {idle} of {total}");
+    }
 }

@@ -95,6 +95,11 @@ fn the_quick_benchmark_completes_with_exact_counts() {
         assert_eq!(run["accounting"]["lost"], 0, "{row}");
         assert_eq!(run["history"]["delivered"].as_u64(), expected, "{row}");
         assert_eq!(run["worker"]["delivered"].as_u64(), expected, "{row}");
+        let machine_idle = run["machine_idle_percent"].as_f64();
+        assert!(
+            machine_idle.is_some_and(|p| (0.0..=100.0).contains(&p)),
+            "the machine's idle share is a percentage: {row}"
+        );
     }
     let idle = json["sidecar_idle_latency"]
         .as_array()

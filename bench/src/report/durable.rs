@@ -30,17 +30,19 @@ impl Report {
              `redis-server` processes used per delivery while the sidecar ran (– when the \
              service is elsewhere); they share the machine with the sidecar and the receiver. \
              WAL records: what the PostgreSQL server wrote per delivery over the same span, a \
-             count of the store's writes that does not move with the machine's speed.\n\n",
+             count of the store's writes that does not move with the machine's speed. Machine \
+             idle: the share of every core's time idle from the sidecar's start to the last \
+             arrival — what the durable path left unused while it waited on itself.\n\n",
             self.sizes.sidecar_deliveries
         ));
-        md.push_str("| path | subscribers × events | deliveries/s (min–max) | × in-process | start → first arrival | CPU/delivery | PostgreSQL / Redis CPU/delivery | WAL records/delivery | peak RSS | in store: delivered / expected | delivered (lost) |\n");
-        md.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
+        md.push_str("| path | subscribers × events | deliveries/s (min–max) | × in-process | start → first arrival | CPU/delivery | PostgreSQL / Redis CPU/delivery | WAL records/delivery | machine idle | peak RSS | in store: delivered / expected | delivered (lost) |\n");
+        md.push_str("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
         for subscribers in [1usize, 10, 1000] {
             let in_process = self.delivery.iter().find(|r| r.subscribers == subscribers);
             if let Some(r) = in_process {
                 let _ = writeln!(
                     md,
-                    "| in-process · {} | {} × {} | {:.0} ({}) | 1.00 | – | {:.1} µs | – | – | {:.1} MiB | – (MemoryStore) | {} ({}) |",
+                    "| in-process · {} | {} × {} | {:.0} ({}) | 1.00 | – | {:.1} µs | – | – | – | {:.1} MiB | – (MemoryStore) | {} ({}) |",
                     r.backend.name(),
                     r.subscribers,
                     r.events,
@@ -56,7 +58,7 @@ impl Report {
                 let run = &row.median;
                 let _ = writeln!(
                     md,
-                    "| {} | {} × {} | {:.0} ({}) | {} | {:.0} ms | {:.1} µs | {} / {} | {} | {:.1} MiB | {} / {} | {} ({}) |",
+                    "| {} | {} × {} | {:.0} ({}) | {} | {:.0} ms | {:.1} µs | {} / {} | {} | {} | {:.1} MiB | {} / {} | {} ({}) |",
                     row.queue.label(),
                     row.subscribers,
                     row.events,
@@ -72,6 +74,8 @@ impl Report {
                     micros(run.redis_cpu_us_per_delivery),
                     run.wal_records_per_delivery
                         .map_or("–".to_owned(), |n| format!("{n:.1}")),
+                    run.machine_idle_percent
+                        .map_or("–".to_owned(), |p| format!("{p:.0} %")),
                     run.peak_rss_kib as f64 / 1024.0,
                     run.history.delivered,
                     run.accounting.expected,

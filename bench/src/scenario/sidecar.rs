@@ -17,7 +17,7 @@ use super::{Sizes, median_by};
 use crate::durable::env::DurableEnv;
 use crate::durable::history::{self, History};
 use crate::durable::{QueueKind, Services};
-use crate::proc_stats::{on_this_machine, service_cpu_ms};
+use crate::proc_stats::{idle_percent, machine_cpu_ticks, on_this_machine, service_cpu_ms};
 use crate::wire::{EVENT_NAME, WorkerCounts, order};
 
 /// One run of one row.
@@ -46,6 +46,10 @@ pub struct Run {
     /// (and the outbox's) writes, counted — unlike CPU time, the same on a slow or a busy
     /// machine (`None` before PostgreSQL 14).
     pub wal_records_per_delivery: Option<f64>,
+    /// The share of this machine's CPU (every core) idle from the sidecar's start to the last
+    /// arrival, in percent: high while the machine is busy with nothing else, the durable path
+    /// waits on itself rather than works (`None` without `/proc/stat`).
+    pub machine_idle_percent: Option<f64>,
     /// Peak RSS of the sidecar process (KiB).
     pub peak_rss_kib: u64,
     /// Every delivery at the receiver, by id (latencies: from the sidecar's start).
@@ -147,6 +151,7 @@ async fn drain_backlog(
     let sidecar = Sidecar::start(env, pinning, sizes.concurrency).await?;
     let services_before = ServicesCpu::read(env);
     let wal_before = env.wal_records().await;
+    let machine_before = machine_cpu_ticks();
     let (spawned_ns, ready_ms) = (sidecar.spawned_ns, sidecar.ready_ms());
     receiver
         .wait_for(
@@ -155,6 +160,7 @@ async fn drain_backlog(
             Duration::from_secs(15),
         )
         .await?;
+    let machine_idle_percent = idle_percent(machine_before, machine_cpu_ticks());
     let stopping = Instant::now();
     let done = sidecar.stop().await?;
     let services = ServicesCpu::read(env).since(&services_before);
@@ -180,6 +186,7 @@ async fn drain_backlog(
         postgres_cpu_us_per_delivery: services.postgres_ms.map(us_per_delivery),
         redis_cpu_us_per_delivery: services.redis_ms.map(us_per_delivery),
         wal_records_per_delivery: wal.map(|records| records / delivered),
+        machine_idle_percent,
         peak_rss_kib: done.peak_rss_kib,
         accounting,
         history,
