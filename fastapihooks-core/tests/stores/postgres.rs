@@ -242,3 +242,46 @@ async fn an_sslmode_in_the_url_is_kept() {
     store.connection().clone().close().await.unwrap();
     schema.remove().await;
 }
+
+/// On PostgreSQL a delivery written with its first attempt keeps the attempt in its own row:
+/// no row of the attempts' table for it (a heap tuple and two index entries fewer per
+/// delivery); a first attempt of a delivery recorded before, and every later attempt, is a row
+/// there. Each reads back as written.
+#[tokio::test]
+async fn a_delivery_written_with_its_first_attempt_keeps_it_in_its_own_row() {
+    use fastapihooks_core::{AttemptOutcome, DeliveryStatus, SubscriptionId};
+    use fastapihooks_testkit::fixtures::{attempt, delivery, event};
+
+    with_sql_store(async |store: &SqlStore| {
+        let e = event("order.created", None);
+        let attempted = |d: &fastapihooks_core::Delivery, number, status| {
+            let mut d = d.clone();
+            (d.attempts, d.status, d.next_attempt_at) = (number, status, None);
+            let a = attempt(
+                &d,
+                number,
+                AttemptOutcome::Response {
+                    status: 200,
+                    body_excerpt: "ok".into(),
+                },
+            );
+            (d, a)
+        };
+        let new = delivery(&e, &SubscriptionId::new());
+        let first = attempted(&new, 1, DeliveryStatus::Delivered);
+        store.record_first_attempts(&[first.clone()]).await.unwrap();
+        assert_eq!(crate::sql::count(store, "fastapihooks_attempts").await, 0);
+        assert_eq!(store.list_attempts(&new.id).await.unwrap(), [first.1]);
+
+        let known = delivery(&e, &SubscriptionId::new());
+        store
+            .record_deliveries(std::slice::from_ref(&known))
+            .await
+            .unwrap();
+        let late = attempted(&known, 1, DeliveryStatus::Delivered);
+        store.record_first_attempts(&[late.clone()]).await.unwrap();
+        assert_eq!(crate::sql::count(store, "fastapihooks_attempts").await, 1);
+        assert_eq!(store.list_attempts(&known.id).await.unwrap(), [late.1]);
+    })
+    .await;
+}

@@ -23,6 +23,7 @@ macro_rules! sql_store_behaviours {
             concurrent_copies_of_one_webhook_store_one_entry,
             a_body_of_several_mebibytes_is_kept_byte_for_byte,
             a_fan_out_learns_which_deliveries_it_inserted_except_on_mysql,
+            undoing_the_first_attempt_columns_keeps_every_attempt,
         );
     };
     (@each $harness:path; $($behaviour:ident),* $(,)?) => {
@@ -36,7 +37,7 @@ macro_rules! sql_store_behaviours {
 }
 
 /// `SELECT COUNT(*)` of a table.
-async fn count(store: &SqlStore, table: &str) -> i64 {
+pub(crate) async fn count(store: &SqlStore, table: &str) -> i64 {
     let db = store.connection();
     let row = db
         .query_one_raw(Statement::from_string(
@@ -208,6 +209,59 @@ pub(crate) async fn the_history_indexes_migration_can_be_undone_and_redone(store
     assert_eq!(store.list_events(&query).await.unwrap(), [e]);
     let other_case = EventQuery::default().owner("t1");
     assert!(store.list_events(&other_case).await.unwrap().is_empty());
+}
+
+/// Migration 17 undone: the first attempts kept in their deliveries' rows (on PostgreSQL) are
+/// moved to the attempts' table, and a delivery's history reads the same before, between and
+/// after — not one attempt lost, none twice.
+pub(crate) async fn undoing_the_first_attempt_columns_keeps_every_attempt(store: &SqlStore) {
+    use fastapihooks_core::store::sql::Migrator;
+    use sea_orm_migration::MigratorTrait;
+
+    let e = event("order.created", None);
+    let mut d = delivery(&e, &fastapihooks_core::SubscriptionId::new());
+    (d.attempts, d.status, d.next_attempt_at) = (1, DeliveryStatus::Pending, None);
+    let first = attempt(
+        &d,
+        1,
+        AttemptOutcome::Response {
+            status: 503,
+            body_excerpt: "busy".into(),
+        },
+    );
+    store
+        .record_first_attempts(&[(d.clone(), first)])
+        .await
+        .unwrap();
+    (d.attempts, d.status) = (2, DeliveryStatus::Delivered);
+    let second = attempt(
+        &d,
+        2,
+        AttemptOutcome::Response {
+            status: 200,
+            body_excerpt: String::new(),
+        },
+    );
+    store.record_attempt(&d, &second).await.unwrap();
+    let history = store.list_attempts(&d.id).await.unwrap();
+    assert_eq!(history.len(), 2, "{history:?}");
+
+    // Down through migration 17 and every migration after it.
+    let names: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    let from = names
+        .iter()
+        .position(|n| n == "m20261206_000017_first_attempt_in_delivery_row")
+        .unwrap();
+    Migrator::down(store.connection(), Some((names.len() - from) as u32))
+        .await
+        .unwrap();
+    assert_eq!(store.pending_migrations().await.unwrap(), names[from..]);
+    assert_eq!(count(store, "fastapihooks_attempts").await, 2);
+    store.migrate().await.unwrap();
+    assert_eq!(store.list_attempts(&d.id).await.unwrap(), history);
 }
 
 /// A webhook for the inbox: `source`'s `external_id`, with `body`.

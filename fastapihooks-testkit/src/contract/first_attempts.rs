@@ -154,6 +154,44 @@ pub async fn a_batch_of_first_attempts_may_hold_one_delivery_twice(store: &dyn S
     assert_eq!(store.list_attempts(&d.id).await.unwrap(), attempts);
 }
 
+/// A behaviour of the contract: a delivery recorded with its first attempt is pruned with it,
+/// and the attempt is counted — alone, and beside a later attempt recorded on its own.
+pub async fn pruning_counts_the_first_attempt_recorded_with_its_delivery(store: &dyn Store) {
+    let cut = super::cut_off();
+    let old = cut - chrono::Duration::days(1);
+    let e = event("order.created", None);
+    let at_old = |d: Delivery, number, status| {
+        let mut d = after(&d, number, status);
+        d.updated_at = old;
+        d
+    };
+    let first_try = at_old(
+        delivery(&e, &SubscriptionId::new()),
+        1,
+        DeliveryStatus::Delivered,
+    );
+    let planned = delivery(&e, &SubscriptionId::new());
+    let retried = at_old(planned.clone(), 1, DeliveryStatus::Pending);
+    let batch = vec![
+        (first_try.clone(), attempt(&first_try, 1, response(200))),
+        (retried.clone(), attempt(&retried, 1, response(503))),
+    ];
+    store.record_first_attempts(&batch).await.unwrap();
+    let second_try = at_old(planned, 2, DeliveryStatus::Delivered);
+    store
+        .record_attempt(&second_try, &attempt(&second_try, 2, response(200)))
+        .await
+        .unwrap();
+    let Some(pruned) = super::prune(store, cut, 100).await else {
+        return;
+    };
+    assert_eq!(pruned, (2, 3, 1), "(deliveries, attempts, events)");
+    for d in [&first_try, &second_try] {
+        assert_eq!(store.get_delivery(&d.id).await.unwrap(), None);
+        assert!(store.list_attempts(&d.id).await.unwrap().is_empty());
+    }
+}
+
 /// A behaviour of the contract.
 pub async fn an_empty_batch_of_first_attempts_is_accepted(store: &dyn Store) {
     store.record_first_attempts(&[]).await.unwrap();

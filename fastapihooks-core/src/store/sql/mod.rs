@@ -58,7 +58,7 @@ use crate::id::{DeliveryId, EventId, SubscriptionId};
 use crate::replay::Reopen;
 use crate::subscription::Subscription;
 use entity::subscription::{self as sub_entity, Column as SubColumn};
-use entity::{attempt, delivery, event};
+use entity::{attempt, delivery, event, first_attempt};
 use rows::{
     attempt_from_row, attempt_row, delivery_row, event_from_row, subscription_from_row,
     subscription_row,
@@ -489,17 +489,27 @@ impl Store for SqlStore {
         counts::count_deliveries(self, q, by).await
     }
 
+    /// The first attempt kept in the delivery's row, if it keeps one (see
+    /// [`entity::first_attempt`]), and the rows of `fastapihooks_attempts`, by number.
     async fn list_attempts(&self, delivery: &DeliveryId) -> Result<Vec<Attempt>> {
-        attempt::Entity::find()
+        let what = "store.list_attempts";
+        let kept = first_attempt::Entity::find_by_id(delivery.as_str())
+            .one(&self.db)
+            .await
+            .map_err(db(what))?
+            .and_then(first_attempt::Model::into_attempt);
+        let mut rows = attempt::Entity::find()
             .filter(attempt::Column::DeliveryId.eq(delivery.as_str()))
             .order_by_asc(attempt::Column::Number)
             .order_by_asc(attempt::Column::Id)
             .all(&self.db)
             .await
-            .map_err(db("store.list_attempts"))?
-            .into_iter()
-            .map(attempt_from_row)
-            .collect()
+            .map_err(db(what))?;
+        if let Some(kept) = kept {
+            let at = rows.partition_point(|r| (r.number, &r.id) < (kept.number, &kept.id));
+            rows.insert(at, kept);
+        }
+        rows.into_iter().map(attempt_from_row).collect()
     }
 
     async fn get_event(&self, id: &EventId) -> Result<Option<Event>> {
@@ -550,10 +560,12 @@ impl Store for SqlStore {
             .begin_with_options(options)
             .await
             .map_err(db(what))?;
-        let chosen: Vec<(String, String)> = delivery::Entity::find()
+        let chosen: Vec<(String, String, Option<String>)> = delivery::Entity::find()
             .select_only()
             .column(delivery::Column::Id)
             .column(delivery::Column::EventId)
+            // The first attempt the row keeps, if any, goes with it.
+            .column(first_attempt::Column::FirstAttemptId)
             .filter(delivery::Column::Status.eq(DeliveryStatus::Delivered.as_str()))
             .filter(delivery::Column::UpdatedAtUs.lt(rows::micros(older_than)))
             .order_by_asc(delivery::Column::UpdatedAtUs)
@@ -563,7 +575,8 @@ impl Store for SqlStore {
             .all(&txn)
             .await
             .map_err(db(what))?;
-        let ids: Vec<&str> = chosen.iter().map(|(id, _)| id.as_str()).collect();
+        pruned.attempts += chosen.iter().filter(|(_, _, kept)| kept.is_some()).count() as u64;
+        let ids: Vec<&str> = chosen.iter().map(|(id, _, _)| id.as_str()).collect();
         for chunk in ids.chunks(BATCH) {
             pruned.attempts += attempt::Entity::delete_many()
                 .filter(attempt::Column::DeliveryId.is_in(chunk.iter().copied()))
@@ -578,7 +591,7 @@ impl Store for SqlStore {
                 .map_err(db(what))?
                 .rows_affected;
         }
-        let mut event_ids: Vec<&str> = chosen.iter().map(|(_, event)| event.as_str()).collect();
+        let mut event_ids: Vec<&str> = chosen.iter().map(|(_, event, _)| event.as_str()).collect();
         event_ids.sort_unstable();
         event_ids.dedup();
         // Writers of deliveries hold the events they found: this waits for them, and the

@@ -1,4 +1,6 @@
-//! `fastapihooks_attempts`: one row per HTTP try of a delivery.
+//! `fastapihooks_attempts`: one row per HTTP try of a delivery — but a first attempt written
+//! with its delivery on PostgreSQL, which the delivery's row keeps
+//! ([`first_attempt`](super::first_attempt)).
 
 use sea_orm::entity::prelude::*;
 

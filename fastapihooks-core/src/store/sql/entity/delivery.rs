@@ -1,4 +1,5 @@
 //! `fastapihooks_deliveries`: one row per (event, subscription), updated after each attempt.
+//! Its `first_attempt_*` columns are read apart, as [`first_attempt`](super::first_attempt).
 
 use sea_orm::entity::prelude::*;
 

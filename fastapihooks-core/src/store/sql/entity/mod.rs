@@ -6,5 +6,6 @@
 pub(crate) mod attempt;
 pub(crate) mod delivery;
 pub(crate) mod event;
+pub(crate) mod first_attempt;
 pub(crate) mod inbox;
 pub(crate) mod subscription;

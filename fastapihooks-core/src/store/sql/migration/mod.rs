@@ -21,6 +21,7 @@ mod m20261203_000013_partial_owner_index;
 mod m20261204_000014_gated_notify;
 mod m20261205_000015_leasing_index_by_id;
 mod m20261205_000016_history_without_foreign_keys;
+mod m20261206_000017_first_attempt_in_delivery_row;
 mod outbox_shape;
 pub use outbox_shape::WAKE_LOCK_CLASS;
 
@@ -55,6 +56,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261204_000014_gated_notify::Migration),
             Box::new(m20261205_000015_leasing_index_by_id::Migration),
             Box::new(m20261205_000016_history_without_foreign_keys::Migration),
+            Box::new(m20261206_000017_first_attempt_in_delivery_row::Migration),
         ]
     }
 
