@@ -120,6 +120,17 @@ async fn attempt_all<Q: Queue>(
     engine: &DeliveryEngine,
     mut waiting: VecDeque<Waiting>,
 ) -> Vec<Replacement> {
+    // An event of one delivery (one subscriber: the common case) runs it right here, on the
+    // event's permit, as the loop below would — without a set of futures to poll it through or
+    // a hand-off deadline, which nothing else waits for.
+    if waiting.len() == 1
+        && !ctx.stopping.is_cancelled()
+        && let Some((planned, subscription, stored)) = waiting.pop_front()
+    {
+        let task = DeliverTask::of(planned);
+        let (replacement, _) = attempt_one(ctx, engine, task, subscription, stored, None).await;
+        return replacement.into_iter().collect();
+    }
     let mut next = Vec::new();
     let mut running = FuturesUnordered::new();
     let mut own_permit_free = true;
