@@ -24,7 +24,8 @@
 //! (migration 16): checking them locked the event's or the delivery's row for every row
 //! written, and wrote a WAL record for each lock. A delivery this statement inserts keeps its
 //! first attempt in its own row (migration 17): the attempt's row and its two index entries are
-//! not written — a fifth of the statement's work on a one-subscriber event.
+//! not written — three WAL records fewer per delivery, and up to a fifth less of PostgreSQL's
+//! CPU per delivery on the sidecar's rows (BENCHMARKS.md, session 28).
 //!
 //! sea-query binds arrays without NULL elements, so a nullable column travels as a value it
 //! never takes, turned back into NULL by the statement: a next attempt at `i64::MIN` µs
@@ -35,7 +36,7 @@
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
-use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement, Value};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, IdenStatic, Iterable, Statement, Value};
 
 use super::rows::{duration_us, micros, outcome_columns};
 use super::{db, parents};
@@ -151,7 +152,7 @@ pub(super) async fn by_ids<E: EntityTrait>(
     ids.sort_unstable();
     ids.dedup();
     let ids: Vec<String> = ids.into_iter().map(str::to_owned).collect();
-    let sql = by_ids_sql(E::default().table_name());
+    let sql = by_ids_sql::<E>();
     let statement = Statement::from_sql_and_values(DbBackend::Postgres, sql, [ids.into()]);
     E::find()
         .from_raw_sql(statement)
@@ -160,11 +161,17 @@ pub(super) async fn by_ids<E: EntityTrait>(
         .map_err(db(what))
 }
 
-/// The read of [`by_ids`] from `table`: its rows whose `id` is in the array `$1`.
-fn by_ids_sql(table: &str) -> String {
+/// The read of [`by_ids`] from `E`'s table: its rows whose `id` is in the array `$1`, with
+/// `E`'s columns only (a delivery's row also keeps its first attempt, read apart).
+fn by_ids_sql<E: EntityTrait>() -> String {
+    let table = E::default().table_name();
+    let columns: Vec<String> = E::Column::iter()
+        .map(|c| format!("t.\"{}\"", c.as_str()))
+        .collect();
     format!(
         "SELECT x.* FROM unnest($1::text[]) AS k(id) CROSS JOIN LATERAL \
-         (SELECT * FROM {table} AS t WHERE t.id = k.id LIMIT 1) AS x"
+         (SELECT {} FROM {table} AS t WHERE t.id = k.id LIMIT 1) AS x",
+        columns.join(", ")
     )
 }
 
@@ -395,7 +402,7 @@ mod tests {
             &format!("EXPLAIN SELECT * FROM fastapihooks_deliveries WHERE id = ANY({ids}::text[])"),
         )
         .await;
-        let sql = by_ids_sql("fastapihooks_deliveries");
+        let sql = by_ids_sql::<crate::store::sql::entity::delivery::Entity>();
         txn.execute_unprepared(&format!("PREPARE by_ids(text[]) AS {sql}"))
             .await
             .unwrap();
