@@ -144,12 +144,16 @@ pub(super) async fn record_first_attempts(
     }
     let deliveries: Vec<&Delivery> = attempts.iter().map(|(d, _)| d).collect();
     let txn = db_conn.begin().await.map_err(db(what))?;
-    let (mut inserted, attempts_inserted) =
+    let (stored_before, attempts_inserted) =
         insert_first_deliveries(&txn, &deliveries, attempts, what).await?;
     // A delivery given twice: its first is the new one.
+    let mut seen = HashSet::with_capacity(attempts.len());
     let recorded_before: Vec<&Recorded> = attempts
         .iter()
-        .filter(|(d, _)| !inserted.remove(d.id.as_str()))
+        .filter(|(d, _)| {
+            let id = d.id.as_str();
+            stored_before.contains(id) || !seen.insert(id)
+        })
         .collect();
     for round in rounds(recorded_before.iter().copied()) {
         for chunk in round.chunks(CHUNK) {
@@ -175,8 +179,8 @@ pub(super) async fn record_first_attempts(
 }
 
 /// The events and deliveries of a batch of first attempts, inserted: returns the ids of the
-/// deliveries inserted, and whether the attempts were inserted with them (on PostgreSQL, all
-/// three go in one statement).
+/// deliveries stored before (not inserted), and whether the attempts were inserted with them
+/// (on PostgreSQL, all three go in one statement).
 async fn insert_first_deliveries(
     txn: &DatabaseTransaction,
     deliveries: &[&Delivery],
@@ -186,8 +190,8 @@ async fn insert_first_deliveries(
     #[cfg(feature = "postgres")]
     if txn.get_database_backend() == DbBackend::Postgres {
         let events = history::distinct_events(deliveries);
-        let inserted = batch_postgres::insert_first_attempts(txn, &events, attempts, what).await?;
-        return Ok((inserted, true));
+        let found = batch_postgres::insert_first_attempts(txn, &events, attempts, what).await?;
+        return Ok((found, true));
     }
     #[cfg(not(feature = "postgres"))]
     let _ = attempts;
@@ -198,16 +202,16 @@ async fn insert_first_deliveries(
         None
     };
     let inserted = history::insert_deliveries(txn, deliveries, true, what).await?;
-    let inserted = match (inserted, existing) {
-        (Some(inserted), _) => inserted,
-        (None, existing) => deliveries
+    let found = match (inserted, existing) {
+        (Some(inserted), _) => deliveries
             .iter()
             .map(|d| d.id.as_str())
-            .filter(|id| !existing.as_ref().is_some_and(|e| e.contains(*id)))
+            .filter(|id| !inserted.contains(*id))
             .map(str::to_owned)
             .collect(),
+        (None, existing) => existing.unwrap_or_default(),
     };
-    Ok((inserted, false))
+    Ok((found, false))
 }
 
 /// The attempts of `recorded`, in multi-row `INSERT`s.

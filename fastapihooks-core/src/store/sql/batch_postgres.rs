@@ -53,7 +53,8 @@ const NO_ERROR_KIND: &str = "";
 
 /// Inserts the events (each once, if absent), the deliveries (each if absent, in their state
 /// after the attempt) and the attempts, in one statement within `txn`. Returns the ids of the
-/// deliveries it inserted: the others were recorded before.
+/// deliveries it found recorded before (the others it inserted): the statement answers with a
+/// row per delivery found, so a batch of new deliveries — the rule — is answered by none.
 pub(super) async fn insert_first_attempts(
     txn: &impl ConnectionTrait,
     events: &[&Event],
@@ -65,7 +66,7 @@ pub(super) async fn insert_first_attempts(
     values.extend(attempt_arrays(attempts.iter().map(|(_, a)| a)));
     let statement =
         Statement::from_sql_and_values(DbBackend::Postgres, FIRST_ATTEMPTS.as_str(), values);
-    let mut inserted = HashSet::with_capacity(attempts.len());
+    let mut found = HashSet::new();
     let (mut events_gone, mut deliveries_gone) = (HashSet::new(), Vec::new());
     for row in txn.query_all_raw(statement).await.map_err(db(what))? {
         let id = row.try_get::<String>("", "id").map_err(db(what))?;
@@ -79,7 +80,7 @@ pub(super) async fn insert_first_attempts(
             }
             "delivery_gone" => deliveries_gone.push(id),
             _ => {
-                inserted.insert(id);
+                found.insert(id);
             }
         }
     }
@@ -94,7 +95,7 @@ pub(super) async fn insert_first_attempts(
     if !deliveries_gone.is_empty() {
         drop_attempts_of_gone(txn, &deliveries_gone, attempts, what).await?;
     }
-    Ok(inserted)
+    Ok(found)
 }
 
 /// Of the deliveries in `ids` (found by the insert, not by its lock), holds those there now and
@@ -271,8 +272,8 @@ fn attempts_insert(first: usize, except: Option<&str>) -> String {
 /// SHARE` until the transaction ends ([`parents`](super::parents)). A delivery inserted keeps
 /// its first attempt in its row; the attempts of deliveries stored before (and of one given
 /// twice, after its first) are rows of their own. Returns a row per delivery
-/// inserted (`new`), per event and per delivery found by its insert but gone by the time of its
-/// lock (`event_gone`, `delivery_gone`: deleted by a prune meanwhile, or inserted by another
+/// found stored before (`found`: none in a batch of new deliveries), per event and per delivery
+/// found by its insert but gone by the time of its lock (`event_gone`, `delivery_gone`: deleted by a prune meanwhile, or inserted by another
 /// transaction after this statement's snapshot — the caller asks again).
 static FIRST_ATTEMPTS: LazyLock<String> = LazyLock::new(|| {
     format!(
@@ -281,7 +282,7 @@ static FIRST_ATTEMPTS: LazyLock<String> = LazyLock::new(|| {
          d AS ({} RETURNING id, first_attempt_id), \
          df AS ({}), dk AS ({}), \
          a AS ({}) \
-         SELECT 'new' AS kind, id FROM d \
+         SELECT 'found' AS kind, id FROM df \
          UNION ALL SELECT 'event_gone', id FROM ef WHERE id NOT IN (SELECT id FROM ek) \
          UNION ALL SELECT 'delivery_gone', id FROM df WHERE id NOT IN (SELECT id FROM dk)",
         events_insert(1),
