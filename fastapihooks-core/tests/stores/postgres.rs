@@ -269,7 +269,10 @@ async fn a_delivery_written_with_its_first_attempt_keeps_it_in_its_own_row() {
         };
         let new = delivery(&e, &SubscriptionId::new());
         let first = attempted(&new, 1, DeliveryStatus::Delivered);
-        store.record_first_attempts(&[first.clone()]).await.unwrap();
+        store
+            .record_first_attempts(std::slice::from_ref(&first))
+            .await
+            .unwrap();
         assert_eq!(crate::sql::count(store, "fastapihooks_attempts").await, 0);
         assert_eq!(store.list_attempts(&new.id).await.unwrap(), [first.1]);
 
@@ -279,7 +282,10 @@ async fn a_delivery_written_with_its_first_attempt_keeps_it_in_its_own_row() {
             .await
             .unwrap();
         let late = attempted(&known, 1, DeliveryStatus::Delivered);
-        store.record_first_attempts(&[late.clone()]).await.unwrap();
+        store
+            .record_first_attempts(std::slice::from_ref(&late))
+            .await
+            .unwrap();
         assert_eq!(crate::sql::count(store, "fastapihooks_attempts").await, 1);
         assert_eq!(store.list_attempts(&known.id).await.unwrap(), [late.1]);
     })
