@@ -104,9 +104,16 @@ impl Delivery {
     /// A pending delivery of `event` to `subscription_id`, due now. Its id is
     /// [`DeliveryId::for_event`]: making it twice gives the same delivery.
     pub fn new(event: Event, subscription_id: SubscriptionId) -> Self {
+        let id = DeliveryId::for_event(event.id(), &subscription_id);
+        Self::pending(id, event, subscription_id)
+    }
+
+    /// A pending delivery under an id already made (a queued task's), due now: what
+    /// [`new`](Self::new) makes, without deriving the id again (a SHA-256 of both ids).
+    pub(crate) fn pending(id: DeliveryId, event: Event, subscription_id: SubscriptionId) -> Self {
         let now = Utc::now();
         Self {
-            id: DeliveryId::for_event(event.id(), &subscription_id),
+            id,
             event,
             subscription_id,
             attempts: 0,

@@ -101,8 +101,11 @@ pub(super) async fn attempt<Q: Queue>(
             });
         }
     };
-    let mut delivery = Delivery::new(event, task.subscription_id().clone());
-    delivery.id = task.delivery_id().clone();
+    let mut delivery = Delivery::pending(
+        task.delivery_id().clone(),
+        event,
+        task.subscription_id().clone(),
+    );
     delivery.attempts = task.attempts();
     delivery.replays = task.replay();
     if let Some(stored) = &stored {
