@@ -271,10 +271,11 @@ fn attempts_insert(first: usize, except: Option<&str>) -> String {
 /// The three inserts chained; each event and delivery that was stored before held `FOR KEY
 /// SHARE` until the transaction ends ([`parents`](super::parents)). A delivery inserted keeps
 /// its first attempt in its row; the attempts of deliveries stored before (and of one given
-/// twice, after its first) are rows of their own. Returns a row per delivery
-/// found stored before (`found`: none in a batch of new deliveries), per event and per delivery
-/// found by its insert but gone by the time of its lock (`event_gone`, `delivery_gone`: deleted by a prune meanwhile, or inserted by another
-/// transaction after this statement's snapshot — the caller asks again).
+/// twice, after its first) are rows of their own. Returns a row per delivery found stored
+/// before (`found`: none in a batch of new deliveries), per event and per delivery found by its
+/// insert but gone by the time of its lock (`event_gone`, `delivery_gone`: deleted by a prune
+/// meanwhile, or inserted by another transaction after this statement's snapshot — the caller
+/// asks again).
 static FIRST_ATTEMPTS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH e AS ({} RETURNING id), \

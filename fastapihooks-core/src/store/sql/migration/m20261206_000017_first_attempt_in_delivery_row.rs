@@ -5,11 +5,12 @@
 //! (`Store::record_first_attempts`). As two rows that is a heap tuple and two index entries
 //! more per delivery — the attempt's row, its key and its `(delivery_id, number)` entry — for
 //! an attempt that is only ever read with its delivery. On PostgreSQL the sidecar's batches put
-//! it in the delivery's row instead ([`entity::first_attempt`](super::super::entity::first_attempt));
-//! every later attempt, and a first one written apart from its delivery, stays a row of
-//! `fastapihooks_attempts`. Rows written before keep their attempts there: all eight columns
-//! are NULL. Undone, the first attempts kept here are copied back into `fastapihooks_attempts`
-//! before the columns go.
+//! it in the delivery's row instead ([`entity::first_attempt`]); every later attempt, and a
+//! first one written apart from its delivery, stays a row of `fastapihooks_attempts`. Rows
+//! written before keep their attempts there: all eight columns are NULL. Undone, the first
+//! attempts kept here are copied back into `fastapihooks_attempts` before the columns go.
+//!
+//! [`entity::first_attempt`]: super::super::entity::first_attempt
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::sea_orm::DbBackend;
