@@ -489,8 +489,8 @@ impl Store for SqlStore {
         counts::count_deliveries(self, q, by).await
     }
 
-    /// The first attempt kept in the delivery's row, if it keeps one (see
-    /// [`entity::first_attempt`]), and the rows of `fastapihooks_attempts`, by number.
+    /// The first attempt kept in the delivery's row, if it keeps one (its `first_attempt_*`
+    /// columns, migration 17), and the rows of `fastapihooks_attempts`, by number.
     async fn list_attempts(&self, delivery: &DeliveryId) -> Result<Vec<Attempt>> {
         let what = "store.list_attempts";
         let kept = first_attempt::Entity::find_by_id(delivery.as_str())
