@@ -180,29 +180,31 @@ pub(crate) async fn an_event_of_a_long_owner_is_recorded(store: &SqlStore) {
     assert_eq!(back.event.owner(), Some(owner.as_str()));
 }
 
-pub(crate) async fn the_history_indexes_migration_can_be_undone_and_redone(store: &SqlStore) {
-    use fastapihooks_core::EventQuery;
+/// Undoes the migration `name` and every migration after it, and checks they are pending.
+async fn undo_from(store: &SqlStore, name: &str) {
     use fastapihooks_core::store::sql::Migrator;
     use sea_orm_migration::MigratorTrait;
+
+    let names: Vec<String> = Migrator::migrations()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    let from = names.iter().position(|n| n == name).unwrap();
+    Migrator::down(store.connection(), Some((names.len() - from) as u32))
+        .await
+        .unwrap();
+    assert_eq!(store.pending_migrations().await.unwrap(), names[from..]);
+}
+
+pub(crate) async fn the_history_indexes_migration_can_be_undone_and_redone(store: &SqlStore) {
+    use fastapihooks_core::EventQuery;
 
     let e = event("order.created", Some("T1"));
     store
         .record_deliveries(&[delivery(&e, &fastapihooks_core::SubscriptionId::new())])
         .await
         .unwrap();
-    // Down through the history indexes and every migration after them.
-    let names: Vec<String> = Migrator::migrations()
-        .iter()
-        .map(|m| m.name().to_owned())
-        .collect();
-    let from = names
-        .iter()
-        .position(|n| n == "m20261202_000005_history_indexes")
-        .unwrap();
-    Migrator::down(store.connection(), Some((names.len() - from) as u32))
-        .await
-        .unwrap();
-    assert_eq!(store.pending_migrations().await.unwrap(), names[from..]);
+    undo_from(store, "m20261202_000005_history_indexes").await;
     store.migrate().await.unwrap();
     assert!(store.pending_migrations().await.unwrap().is_empty());
     let query = EventQuery::default().name("order.*").unwrap().owner("T1");
@@ -215,9 +217,6 @@ pub(crate) async fn the_history_indexes_migration_can_be_undone_and_redone(store
 /// moved to the attempts' table, and a delivery's history reads the same before, between and
 /// after — not one attempt lost, none twice.
 pub(crate) async fn undoing_the_first_attempt_columns_keeps_every_attempt(store: &SqlStore) {
-    use fastapihooks_core::store::sql::Migrator;
-    use sea_orm_migration::MigratorTrait;
-
     let e = event("order.created", None);
     let mut d = delivery(&e, &fastapihooks_core::SubscriptionId::new());
     (d.attempts, d.status, d.next_attempt_at) = (1, DeliveryStatus::Pending, None);
@@ -246,19 +245,7 @@ pub(crate) async fn undoing_the_first_attempt_columns_keeps_every_attempt(store:
     let history = store.list_attempts(&d.id).await.unwrap();
     assert_eq!(history.len(), 2, "{history:?}");
 
-    // Down through migration 17 and every migration after it.
-    let names: Vec<String> = Migrator::migrations()
-        .iter()
-        .map(|m| m.name().to_owned())
-        .collect();
-    let from = names
-        .iter()
-        .position(|n| n == "m20261206_000017_first_attempt_in_delivery_row")
-        .unwrap();
-    Migrator::down(store.connection(), Some((names.len() - from) as u32))
-        .await
-        .unwrap();
-    assert_eq!(store.pending_migrations().await.unwrap(), names[from..]);
+    undo_from(store, "m20261206_000017_first_attempt_in_delivery_row").await;
     assert_eq!(count(store, "fastapihooks_attempts").await, 2);
     store.migrate().await.unwrap();
     assert_eq!(store.list_attempts(&d.id).await.unwrap(), history);
