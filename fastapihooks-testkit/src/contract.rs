@@ -160,6 +160,7 @@ macro_rules! store_contract {
             a_first_attempt_keeps_a_missing_value_apart_from_an_empty_one,
             a_first_attempt_of_a_delivery_recorded_meanwhile_follows_the_attempt_rules,
             a_batch_of_first_attempts_may_hold_one_delivery_twice,
+            a_batch_of_first_attempts_mixing_new_and_recorded_deliveries_records_each,
             pruning_counts_the_first_attempt_recorded_with_its_delivery,
             an_empty_batch_of_first_attempts_is_accepted,
             deliveries_are_counted_as_listed_per_hour_and_per_subscription,

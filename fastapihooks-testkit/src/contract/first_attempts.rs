@@ -138,6 +138,41 @@ pub async fn a_first_attempt_of_a_delivery_recorded_meanwhile_follows_the_attemp
     }
 }
 
+/// A behaviour of the contract: a batch of first attempts where one delivery was recorded
+/// meanwhile and the others were not records each — the new ones in their state after the
+/// attempt, the one recorded meanwhile by the rules of `record_attempts` — and every attempt.
+pub async fn a_batch_of_first_attempts_mixing_new_and_recorded_deliveries_records_each(
+    store: &dyn Store,
+) {
+    let e = event("a", None);
+    let planned: Vec<Delivery> = (0..3)
+        .map(|_| delivery(&e, &SubscriptionId::new()))
+        .collect();
+    store
+        .record_deliveries(std::slice::from_ref(&planned[1]))
+        .await
+        .unwrap();
+    let batch: Vec<_> = planned
+        .iter()
+        .map(|d| {
+            let tried = after(d, 1, DeliveryStatus::Delivered);
+            let first = attempt(&tried, 1, response(200));
+            (tried, first)
+        })
+        .collect();
+    store.record_first_attempts(&batch).await.unwrap();
+    for (tried, first) in &batch {
+        assert_eq!(
+            store.get_delivery(&tried.id).await.unwrap().as_ref(),
+            Some(tried)
+        );
+        assert_eq!(
+            store.list_attempts(&tried.id).await.unwrap(),
+            std::slice::from_ref(first)
+        );
+    }
+}
+
 /// A behaviour of the contract: one delivery twice in a batch (two fan-outs of one event that
 /// both found it unrecorded) is recorded once, its attempts applied in order.
 pub async fn a_batch_of_first_attempts_may_hold_one_delivery_twice(store: &dyn Store) {

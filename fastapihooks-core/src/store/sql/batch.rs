@@ -143,6 +143,15 @@ pub(super) async fn record_first_attempts(
         return Ok(());
     }
     let deliveries: Vec<&Delivery> = attempts.iter().map(|(d, _)| d).collect();
+    #[cfg(feature = "postgres")]
+    if let Some(pool) = postgres_pool(db_conn)
+        && each_once(&deliveries)
+    {
+        let events = history::distinct_events(&deliveries);
+        if batch_postgres::insert_new_first_attempts(pool, &events, attempts, what).await? {
+            return Ok(());
+        }
+    }
     let txn = db_conn.begin().await.map_err(db(what))?;
     let (stored_before, attempts_inserted) =
         insert_first_deliveries(&txn, &deliveries, attempts, what).await?;
@@ -176,6 +185,24 @@ pub(super) async fn record_first_attempts(
     });
     insert_attempts(&txn, kept, what).await?;
     txn.commit().await.map_err(db(what))
+}
+
+/// The sqlx pool behind `db_conn` when it is one of PostgreSQL's (not a mock's or a proxy's).
+#[cfg(feature = "postgres")]
+fn postgres_pool(db_conn: &DatabaseConnection) -> Option<&sea_orm::sqlx::PgPool> {
+    match &db_conn.inner {
+        sea_orm::DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
+            Some(db_conn.get_postgres_connection_pool())
+        }
+        _ => None,
+    }
+}
+
+/// Whether no delivery appears twice in `deliveries`.
+#[cfg(feature = "postgres")]
+fn each_once(deliveries: &[&Delivery]) -> bool {
+    let mut seen = HashSet::with_capacity(deliveries.len());
+    deliveries.iter().all(|d| seen.insert(d.id.as_str()))
 }
 
 /// The events and deliveries of a batch of first attempts, inserted: returns the ids of the

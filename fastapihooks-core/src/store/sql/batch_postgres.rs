@@ -27,6 +27,12 @@
 //! not written — three WAL records fewer per delivery, and up to a fifth less of PostgreSQL's
 //! CPU per delivery on the sidecar's rows (BENCHMARKS.md, session 28).
 //!
+//! A batch of first attempts of new deliveries — the sidecar's every batch, nearly — is bound
+//! through sqlx itself ([`insert_new_first_attempts`]): each column a vector of borrowed
+//! values, where sea-orm's values copy every string and payload into a value of their own, and
+//! again as the statement is run. Anything else (a delivery stored before, a parent gone) takes
+//! the general way, through sea-orm.
+//!
 //! sea-query binds arrays without NULL elements, so a nullable column travels as a value it
 //! never takes, turned back into NULL by the statement: a next attempt at `i64::MIN` µs
 //! (before any time `chrono` represents), a status code of -1 (an HTTP status is positive),
@@ -36,12 +42,13 @@
 use std::collections::HashSet;
 use std::sync::LazyLock;
 
+use sea_orm::sqlx::{self, PgPool};
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, IdenStatic, Iterable, Statement, Value};
 
 use super::rows::{duration_us, micros, outcome_columns};
 use super::{db, parents};
 use crate::delivery::{Attempt, Delivery};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::Event;
 
 /// Stands for a NULL `next_attempt_at_us`.
@@ -96,6 +103,67 @@ pub(super) async fn insert_first_attempts(
         drop_attempts_of_gone(txn, &deliveries_gone, attempts, what).await?;
     }
     Ok(found)
+}
+
+/// [`insert_first_attempts`] for a batch of new deliveries, each given once, bound through sqlx
+/// in a transaction of its own on `pool`: commits when the statement answers nothing — every
+/// delivery, its first attempt and its event inserted (or the event found) — and returns
+/// `true`. Otherwise it rolls back, having written nothing, and returns `false`: a delivery
+/// stored before needs its state updated and a parent gone needs putting back, which the
+/// general way ([`insert_first_attempts`], with the follow-ups of its caller) does.
+pub(super) async fn insert_new_first_attempts(
+    pool: &PgPool,
+    events: &[&Event],
+    attempts: &[(Delivery, Attempt)],
+    what: &'static str,
+) -> Result<bool> {
+    let deliveries: Vec<&Delivery> = attempts.iter().map(|(d, _)| d).collect();
+    let rows: Vec<_> = attempts
+        .iter()
+        .map(|(_, a)| (a, outcome_columns(&a.outcome)))
+        .collect();
+    let query = sqlx::query(FIRST_ATTEMPTS.as_str())
+        .bind(list(events, |e| e.id().as_str()))
+        .bind(list(events, |e| e.name().as_str()))
+        .bind(list(events, |e| e.owner().is_some()))
+        .bind(list(events, |e| e.owner().unwrap_or_default()))
+        .bind(list(events, |e| e.payload().as_ref()))
+        .bind(list(events, |e| micros(e.created_at())))
+        .bind(list(&deliveries, |d| d.id.as_str()))
+        .bind(list(&deliveries, |d| d.event.id().as_str()))
+        .bind(list(&deliveries, |d| d.subscription_id.as_str()))
+        .bind(list(&deliveries, |d| d.status.as_str()))
+        .bind(list(&deliveries, |d| i64::from(d.attempts)))
+        .bind(list(&deliveries, |d| {
+            d.next_attempt_at.map_or(NO_TIME, micros)
+        }))
+        .bind(list(&deliveries, |d| micros(d.created_at)))
+        .bind(list(&deliveries, |d| micros(d.updated_at)))
+        .bind(list(&deliveries, |d| i64::from(d.replays)))
+        .bind(list(&deliveries, |d| i64::from(d.attempts_before_replay)))
+        .bind(list(&rows, |(a, _)| a.id.as_str()))
+        .bind(list(&rows, |(a, _)| a.delivery_id.as_str()))
+        .bind(list(&rows, |(a, _)| i64::from(a.number)))
+        .bind(list(&rows, |(a, _)| micros(a.started_at)))
+        .bind(list(&rows, |(a, _)| duration_us(a)))
+        .bind(list(&rows, |(_, o)| o.0))
+        .bind(list(&rows, |(_, o)| o.1.unwrap_or(NO_STATUS)))
+        .bind(list(&rows, |(_, o)| o.2.unwrap_or(NO_ERROR_KIND)))
+        .bind(list(&rows, |(_, o)| o.3));
+    let failed = |e| Error::storage(what, e);
+    let mut txn = pool.begin().await.map_err(failed)?;
+    let answered = query.fetch_optional(&mut *txn).await.map_err(failed)?;
+    if answered.is_some() {
+        txn.rollback().await.map_err(failed)?;
+        return Ok(false);
+    }
+    txn.commit().await.map_err(failed)?;
+    Ok(true)
+}
+
+/// One column of `rows` as a vector, for sqlx to bind as an array.
+fn list<'a, T, U>(rows: &'a [T], value: impl Fn(&'a T) -> U) -> Vec<U> {
+    rows.iter().map(value).collect()
 }
 
 /// Of the deliveries in `ids` (found by the insert, not by its lock), holds those there now and
