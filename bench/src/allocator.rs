@@ -1,7 +1,8 @@
 //! The benchmark's global allocator: the system's, or mimalloc (`--features mimalloc`), and with
-//! `--features count-allocations` a count of every allocation, which the emit and raw-loop parts
-//! report (`allocations` in their JSON): a figure that, unlike CPU time, does not move with the
-//! machine's noise. Counting costs an atomic add per allocation, so timed runs leave it off.
+//! `--features count-allocations` a count of every allocation, which the emit, raw-loop and
+//! sidecar parts report (`allocations` in their JSON; per delivery in the sidecar's rows): a
+//! figure that, unlike CPU time, does not move with the machine's noise. Counting costs an atomic
+//! add per allocation, so timed runs leave it off.
 
 use std::alloc::{GlobalAlloc, Layout};
 #[cfg(feature = "count-allocations")]

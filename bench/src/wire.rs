@@ -93,6 +93,9 @@ pub struct SidecarDone {
     pub peak_rss_kib: u64,
     /// What the worker counted.
     pub worker: WorkerCounts,
+    /// Allocations made over the same span (`--features count-allocations`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocations: Option<u64>,
 }
 
 /// The counts of the worker's `WorkerReport`.

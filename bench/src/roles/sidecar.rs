@@ -105,6 +105,7 @@ async fn drain<Q: Queue>(
     let worker = Worker::new(queue, engine(store)?, config)?;
     let shutdown = CancellationToken::new();
     let cpu_before = own_cpu_ms();
+    let allocations_before = crate::allocator::allocations();
     super::report(&SidecarReady {
         ready_ns: unix_ns(),
         redis_persistence,
@@ -113,9 +114,14 @@ async fn drain<Q: Queue>(
     super::stdin_closed().await;
     shutdown.cancel();
     let report = running.await.context("the worker task")?;
+    let cpu_ms = own_cpu_ms() - cpu_before;
+    let allocations = crate::allocator::allocations()
+        .zip(allocations_before)
+        .map(|(after, before)| after - before);
     super::report(&SidecarDone {
-        cpu_ms: own_cpu_ms() - cpu_before,
+        cpu_ms,
         peak_rss_kib: own_peak_rss_kib(),
         worker: report.into(),
+        allocations,
     })
 }

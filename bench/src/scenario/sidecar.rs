@@ -52,6 +52,10 @@ pub struct Run {
     pub machine_idle_percent: Option<f64>,
     /// Peak RSS of the sidecar process (KiB).
     pub peak_rss_kib: u64,
+    /// Allocations the sidecar process made per delivery over the same span as its CPU time
+    /// (`--features count-allocations`): unlike CPU time, steady on a noisy machine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allocations_per_delivery: Option<f64>,
     /// Every delivery at the receiver, by id (latencies: from the sidecar's start).
     pub accounting: Accounting,
     /// Every delivery in the store.
@@ -188,6 +192,7 @@ async fn drain_backlog(
         wal_records_per_delivery: wal.map(|records| records / delivered),
         machine_idle_percent,
         peak_rss_kib: done.peak_rss_kib,
+        allocations_per_delivery: done.allocations.map(|n| n as f64 / delivered),
         accounting,
         history,
         worker: done.worker,
