@@ -263,13 +263,10 @@ impl DeliveryEngine {
     /// The deliveries of `event`, recorded when `record` says so: [`fan_out`](Self::fan_out)
     /// without its span and metrics.
     async fn plan(&self, event: &Event, record: bool) -> Result<Planned> {
-        let stored: Vec<Arc<Subscription>> = self
+        let stored = self
             .store
-            .matching(event.name(), event.owner())
-            .await?
-            .into_iter()
-            .map(Arc::new)
-            .collect();
+            .matching_shared(event.name(), event.owner())
+            .await?;
         let planned: Planned = fan_out(event, self.subscribers.iter().chain(stored.iter()))
             .into_iter()
             .map(|(d, s)| (d, Arc::clone(s)))
@@ -442,10 +439,7 @@ impl DeliveryEngine {
     async fn record(&self, delivery: &Delivery, attempt: &Attempt, recording: Recording) -> bool {
         let written = match recording {
             Recording::Existing => self.store.record_attempt(delivery, attempt).await,
-            Recording::New => {
-                let first = [(delivery.clone(), attempt.clone())];
-                self.store.record_first_attempts(&first).await
-            }
+            Recording::New => self.store.record_first_attempt(delivery, attempt).await,
         };
         match written {
             Ok(()) => true,

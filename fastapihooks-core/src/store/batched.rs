@@ -7,7 +7,8 @@
 //! methods ([`Store::get_deliveries`], [`Store::get_subscriptions`],
 //! [`Store::record_attempts`], [`Store::record_first_attempts`], one
 //! [`Store::record_new_deliveries`] for several fan-outs, one
-//! [`Store::matching`] per distinct event name and owner). Every other call goes straight
+//! [`Store::matching_shared`] per distinct event name and owner, its subscriptions
+//! shared by the fan-outs that asked). Every other call goes straight
 //! through. What each call means is unchanged; only the round trips are shared.
 
 use std::collections::HashMap;
@@ -47,7 +48,7 @@ pub(crate) struct BatchedStore {
     inner: Arc<dyn Store>,
     get_delivery: GroupCommit<DeliveryId, Option<Delivery>>,
     get_subscription: GroupCommit<SubscriptionId, Option<Subscription>>,
-    matching: GroupCommit<(EventName, Option<String>), Vec<Subscription>>,
+    matching: GroupCommit<(EventName, Option<String>), Vec<Arc<Subscription>>>,
     record_deliveries: GroupCommit<Vec<Delivery>, Option<Vec<bool>>>,
     record_attempt: GroupCommit<(Delivery, Attempt), ()>,
     record_first_attempt: GroupCommit<(Delivery, Attempt), ()>,
@@ -160,17 +161,18 @@ where
     })
 }
 
-/// One `matching` per distinct name and owner in the batch.
-fn matching(store: Arc<dyn Store>) -> Flush<(EventName, Option<String>), Vec<Subscription>> {
+/// One `matching` per distinct name and owner in the batch, its subscriptions shared by every
+/// caller that asked for them.
+fn matching(store: Arc<dyn Store>) -> Flush<(EventName, Option<String>), Vec<Arc<Subscription>>> {
     Arc::new(move |keys: Vec<(EventName, Option<String>)>| {
         let store = store.clone();
         Box::pin(async move {
-            let mut answers: HashMap<(EventName, Option<String>), Vec<Subscription>> =
+            let mut answers: HashMap<(EventName, Option<String>), Vec<Arc<Subscription>>> =
                 HashMap::new();
             let mut out = Vec::with_capacity(keys.len());
             for key in keys {
                 if !answers.contains_key(&key) {
-                    match store.matching(&key.0, key.1.as_deref()).await {
+                    match store.matching_shared(&key.0, key.1.as_deref()).await {
                         Ok(found) => {
                             answers.insert(key.clone(), found);
                         }
@@ -252,6 +254,14 @@ impl Store for BatchedStore {
         self.inner.list_subscriptions(query).await
     }
     async fn matching(&self, event: &EventName, owner: Option<&str>) -> Result<Vec<Subscription>> {
+        let shared = self.matching_shared(event, owner).await?;
+        Ok(shared.iter().map(|s| Subscription::clone(s)).collect())
+    }
+    async fn matching_shared(
+        &self,
+        event: &EventName,
+        owner: Option<&str>,
+    ) -> Result<Vec<Arc<Subscription>>> {
         self.matching
             .call((event.clone(), owner.map(str::to_owned)))
             .await
@@ -314,6 +324,11 @@ impl Store for BatchedStore {
             .map(|pair| self.record_first_attempt.call(pair.clone()));
         futures_util::future::try_join_all(calls).await.map(drop)
     }
+    async fn record_first_attempt(&self, delivery: &Delivery, attempt: &Attempt) -> Result<()> {
+        self.record_first_attempt
+            .call((delivery.clone(), attempt.clone()))
+            .await
+    }
     async fn record_attempts(&self, attempts: &[(Delivery, Attempt)]) -> Result<()> {
         self.inner.record_attempts(attempts).await
     }
@@ -344,5 +359,88 @@ impl Store for BatchedStore {
     }
     async fn prune(&self, older_than: DateTime<Utc>, limit: usize) -> Result<Pruned> {
         self.inner.prune(older_than, limit).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::MemoryStore;
+
+    fn ids(subscriptions: &[Arc<Subscription>]) -> Vec<SubscriptionId> {
+        let mut ids: Vec<_> = subscriptions.iter().map(|s| s.id.clone()).collect();
+        ids.sort();
+        ids
+    }
+
+    /// Fan-outs of different events asked together — one batch, several names and owners —
+    /// each get the subscriptions of their own event, as the store matches them.
+    #[tokio::test]
+    async fn shared_matching_answers_each_event_of_a_batch_with_its_own_subscriptions() {
+        let inner: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        for (filter, owner) in [
+            ("order.*", None),
+            ("order.created", Some("t1")),
+            ("invoice.paid", None),
+            ("*", Some("t2")),
+        ] {
+            let mut sub = Subscription::new(filter, "https://receiver.example/hooks").unwrap();
+            sub.owner = owner.map(str::to_owned);
+            inner.add_subscription(sub).await.unwrap();
+        }
+        let batched = BatchedStore::new(inner.clone());
+        let keys: Vec<(EventName, Option<&str>)> = [
+            ("order.created", None),
+            ("order.created", Some("t1")),
+            ("invoice.paid", Some("t2")),
+            ("other", None),
+            ("order.created", None),
+        ]
+        .into_iter()
+        .map(|(name, owner)| (EventName::new(name).unwrap(), owner))
+        .collect();
+        let answers = futures_util::future::try_join_all(
+            keys.iter()
+                .map(|(name, owner)| batched.matching_shared(name, *owner)),
+        )
+        .await
+        .unwrap();
+        for ((name, owner), answer) in keys.iter().zip(&answers) {
+            let expected = inner.matching_shared(name, *owner).await.unwrap();
+            assert_eq!(ids(answer), ids(&expected), "{name} of {owner:?}");
+        }
+        assert!(answers.iter().any(|a| a.len() > 1), "{answers:?}");
+    }
+
+    /// A first attempt recorded on its own joins the batch of first attempts: its delivery is
+    /// written in its state after the attempt, with the attempt.
+    #[tokio::test]
+    async fn a_first_attempt_recorded_alone_is_written_with_its_delivery() {
+        let inner: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        let batched = BatchedStore::new(inner.clone());
+        let event = Event::new("order.created", &serde_json::json!({ "id": 1 })).unwrap();
+        let mut delivery = Delivery::new(event, SubscriptionId::new());
+        let attempt = Attempt {
+            id: crate::id::AttemptId::new(),
+            delivery_id: delivery.id.clone(),
+            number: 1,
+            started_at: Utc::now(),
+            duration: std::time::Duration::from_millis(3),
+            outcome: crate::delivery::AttemptOutcome::Response {
+                status: 200,
+                body_excerpt: String::new(),
+            },
+        };
+        delivery.attempts = 1;
+        delivery.status = crate::delivery::DeliveryStatus::Delivered;
+
+        batched
+            .record_first_attempt(&delivery, &attempt)
+            .await
+            .unwrap();
+
+        let stored = inner.get_delivery(&delivery.id).await.unwrap();
+        assert_eq!(stored.as_ref(), Some(&delivery));
+        assert_eq!(inner.list_attempts(&delivery.id).await.unwrap(), [attempt]);
     }
 }

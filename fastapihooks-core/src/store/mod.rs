@@ -15,6 +15,8 @@ pub use retention::{MAX_PRUNE_BATCHES, Pruned, prune_history};
 #[cfg(feature = "sql")]
 pub use sql::{SqlStore, SqlStoreOptions};
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use futures_util::{StreamExt, TryStreamExt, stream};
@@ -94,6 +96,17 @@ pub trait Store: Send + Sync + 'static {
     async fn list_subscriptions(&self, query: &SubscriptionQuery) -> Result<Vec<Subscription>>;
     /// The enabled subscriptions that receive an event of this name and owner.
     async fn matching(&self, event: &EventName, owner: Option<&str>) -> Result<Vec<Subscription>>;
+    /// [`matching`](Self::matching), each subscription shared rather than copied: what the
+    /// engine fans an event out to. A store that keeps or batches its answers hands every
+    /// caller the same subscriptions; the default wraps `matching`'s answer.
+    async fn matching_shared(
+        &self,
+        event: &EventName,
+        owner: Option<&str>,
+    ) -> Result<Vec<Arc<Subscription>>> {
+        let found = self.matching(event, owner).await?;
+        Ok(found.into_iter().map(Arc::new).collect())
+    }
     /// Enables or disables a subscription by hand. Enabling also clears why the engine
     /// disabled it and its failure streak: it starts afresh. The default writes through
     /// `update_subscription`; a store whose update keeps the streak overrides this too.
@@ -278,6 +291,14 @@ pub trait Store: Send + Sync + 'static {
             .collect();
         self.record_deliveries(&before).await?;
         self.record_attempts(attempts).await
+    }
+    /// One delivery recorded with its first attempt:
+    /// [`record_first_attempts`](Self::record_first_attempts) of one, which is the default. A
+    /// store that batches its writes (the sidecar's) takes the pair into its next batch as it
+    /// is, without a batch of one around it.
+    async fn record_first_attempt(&self, delivery: &Delivery, attempt: &Attempt) -> Result<()> {
+        self.record_first_attempts(&[(delivery.clone(), attempt.clone())])
+            .await
     }
     /// A page of the deliveries passing every filter of `query` and older than its cursor,
     /// newest first (by id): the deliveries [`DeliveryQuery::matches`] accepts.
