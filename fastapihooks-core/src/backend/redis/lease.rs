@@ -6,8 +6,9 @@
 use std::time::{Duration, Instant};
 
 use redis::Value;
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::streams::{StreamAutoClaimReply, StreamId};
 
+use super::read_reply::ReadReply;
 use super::{RedisBackend, Stream, connection, is_nogroup, scripts};
 use crate::backend::queue::{Leased, Task};
 use crate::error::{Error, Result};
@@ -254,18 +255,14 @@ async fn read_group(
     for _ in streams {
         cmd.arg(">");
     }
-    match cmd.query_async::<Option<StreamReadReply>>(conn).await {
-        Ok(reply) => Ok(reply
-            .map(|r| {
-                r.keys
-                    .into_iter()
-                    .flat_map(|k| {
-                        let stream = b.stream_named(&k.key);
-                        k.ids.into_iter().map(move |id| (stream, id))
-                    })
-                    .collect()
+    match cmd.query_async::<ReadReply>(conn).await {
+        Ok(ReadReply(streams)) => Ok(streams
+            .into_iter()
+            .flat_map(|(key, ids)| {
+                let stream = b.stream_named(&key);
+                ids.into_iter().map(move |id| (stream, id))
             })
-            .unwrap_or_default()),
+            .collect()),
         Err(e) if is_nogroup(&e) => {
             b.group_lost();
             Ok(Vec::new())

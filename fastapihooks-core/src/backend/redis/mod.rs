@@ -20,6 +20,7 @@
 mod config;
 mod durability;
 mod lease;
+mod read_reply;
 mod scripts;
 mod settle;
 
