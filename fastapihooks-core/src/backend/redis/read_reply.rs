@@ -109,7 +109,10 @@ mod tests {
         Value::Array(vec![bulk(id), Value::Array(vec![bulk("task"), bulk(task)])])
     }
 
-    fn parsed(v: Value) -> Vec<(String, Vec<(String, Option<Value>)>)> {
+    /// Per stream, its key and its entries' ids with their `task` field.
+    type Parsed = Vec<(String, Vec<(String, Option<Value>)>)>;
+
+    fn parsed(v: Value) -> Parsed {
         ReadReply::from_redis_value(v)
             .unwrap()
             .0
