@@ -17,6 +17,14 @@ fn after(d: &Delivery, number: u32, status: DeliveryStatus) -> Delivery {
     d
 }
 
+/// `n` deliveries of one event, to as many subscriptions.
+fn deliveries_of_one_event(n: usize) -> Vec<Delivery> {
+    let e = event("a", None);
+    (0..n)
+        .map(|_| delivery(&e, &SubscriptionId::new()))
+        .collect()
+}
+
 /// A behaviour of the contract: deliveries the store never held — one delivered, one to retry,
 /// one failed for good — read back in their state after the attempt, with their event and
 /// their one attempt.
@@ -90,10 +98,7 @@ pub async fn a_first_attempt_keeps_a_missing_value_apart_from_an_empty_one(store
 pub async fn a_first_attempt_of_a_delivery_recorded_meanwhile_follows_the_attempt_rules(
     store: &dyn Store,
 ) {
-    let e = event("a", None);
-    let planned: Vec<Delivery> = (0..3)
-        .map(|_| delivery(&e, &SubscriptionId::new()))
-        .collect();
+    let planned = deliveries_of_one_event(3);
     store.record_deliveries(&planned).await.unwrap();
     let done = after(&planned[1], 1, DeliveryStatus::Delivered);
     let earlier = attempt(&done, 1, response(200));
@@ -144,10 +149,7 @@ pub async fn a_first_attempt_of_a_delivery_recorded_meanwhile_follows_the_attemp
 pub async fn a_batch_of_first_attempts_mixing_new_and_recorded_deliveries_records_each(
     store: &dyn Store,
 ) {
-    let e = event("a", None);
-    let planned: Vec<Delivery> = (0..3)
-        .map(|_| delivery(&e, &SubscriptionId::new()))
-        .collect();
+    let planned = deliveries_of_one_event(3);
     store
         .record_deliveries(std::slice::from_ref(&planned[1]))
         .await

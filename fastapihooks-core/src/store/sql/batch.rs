@@ -144,7 +144,7 @@ pub(super) async fn record_first_attempts(
     }
     let deliveries: Vec<&Delivery> = attempts.iter().map(|(d, _)| d).collect();
     #[cfg(feature = "postgres")]
-    if let Some(pool) = postgres_pool(db_conn)
+    if let Some(pool) = batch_postgres::pool(db_conn)
         && each_once(&deliveries)
     {
         let events = history::distinct_events(&deliveries);
@@ -185,17 +185,6 @@ pub(super) async fn record_first_attempts(
     });
     insert_attempts(&txn, kept, what).await?;
     txn.commit().await.map_err(db(what))
-}
-
-/// The sqlx pool behind `db_conn` when it is one of PostgreSQL's (not a mock's or a proxy's).
-#[cfg(feature = "postgres")]
-fn postgres_pool(db_conn: &DatabaseConnection) -> Option<&sea_orm::sqlx::PgPool> {
-    match &db_conn.inner {
-        sea_orm::DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
-            Some(db_conn.get_postgres_connection_pool())
-        }
-        _ => None,
-    }
 }
 
 /// Whether no delivery appears twice in `deliveries`.

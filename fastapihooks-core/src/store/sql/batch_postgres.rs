@@ -43,7 +43,10 @@ use std::collections::HashSet;
 use std::sync::LazyLock;
 
 use sea_orm::sqlx::{self, PgPool};
-use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, IdenStatic, Iterable, Statement, Value};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseConnectionType, DbBackend, EntityTrait,
+    IdenStatic, Iterable, Statement, Value,
+};
 
 use super::rows::{duration_us, micros, outcome_columns};
 use super::{db, parents};
@@ -68,11 +71,13 @@ pub(super) async fn insert_first_attempts(
     attempts: &[(Delivery, Attempt)],
     what: &'static str,
 ) -> Result<HashSet<String>> {
-    let mut values = event_arrays(events);
-    values.extend(delivery_arrays(attempts.iter().map(|(d, _)| d)));
-    values.extend(attempt_arrays(attempts.iter().map(|(_, a)| a)));
-    let statement =
-        Statement::from_sql_and_values(DbBackend::Postgres, FIRST_ATTEMPTS.as_str(), values);
+    let statement = Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        FIRST_ATTEMPTS.as_str(),
+        first_attempt_columns(events, attempts)
+            .iter()
+            .map(Column::value),
+    );
     let mut found = HashSet::new();
     let (mut events_gone, mut deliveries_gone) = (HashSet::new(), Vec::new());
     for row in txn.query_all_raw(statement).await.map_err(db(what))? {
@@ -105,6 +110,17 @@ pub(super) async fn insert_first_attempts(
     Ok(found)
 }
 
+/// The sqlx pool behind `db_conn` when it is one of PostgreSQL's (not a mock's or a proxy's),
+/// for [`insert_new_first_attempts`].
+pub(super) fn pool(db_conn: &DatabaseConnection) -> Option<&PgPool> {
+    match &db_conn.inner {
+        DatabaseConnectionType::SqlxPostgresPoolConnection(_) => {
+            Some(db_conn.get_postgres_connection_pool())
+        }
+        _ => None,
+    }
+}
+
 /// [`insert_first_attempts`] for a batch of new deliveries, each given once, bound through sqlx
 /// in a transaction of its own on `pool`: commits when the statement answers nothing — every
 /// delivery, its first attempt and its event inserted (or the event found) — and returns
@@ -117,39 +133,11 @@ pub(super) async fn insert_new_first_attempts(
     attempts: &[(Delivery, Attempt)],
     what: &'static str,
 ) -> Result<bool> {
-    let deliveries: Vec<&Delivery> = attempts.iter().map(|(d, _)| d).collect();
-    let rows: Vec<_> = attempts
-        .iter()
-        .map(|(_, a)| (a, outcome_columns(&a.outcome)))
-        .collect();
-    let query = sqlx::query(FIRST_ATTEMPTS.as_str())
-        .bind(list(events, |e| e.id().as_str()))
-        .bind(list(events, |e| e.name().as_str()))
-        .bind(list(events, |e| e.owner().is_some()))
-        .bind(list(events, |e| e.owner().unwrap_or_default()))
-        .bind(list(events, |e| e.payload().as_ref()))
-        .bind(list(events, |e| micros(e.created_at())))
-        .bind(list(&deliveries, |d| d.id.as_str()))
-        .bind(list(&deliveries, |d| d.event.id().as_str()))
-        .bind(list(&deliveries, |d| d.subscription_id.as_str()))
-        .bind(list(&deliveries, |d| d.status.as_str()))
-        .bind(list(&deliveries, |d| i64::from(d.attempts)))
-        .bind(list(&deliveries, |d| {
-            d.next_attempt_at.map_or(NO_TIME, micros)
-        }))
-        .bind(list(&deliveries, |d| micros(d.created_at)))
-        .bind(list(&deliveries, |d| micros(d.updated_at)))
-        .bind(list(&deliveries, |d| i64::from(d.replays)))
-        .bind(list(&deliveries, |d| i64::from(d.attempts_before_replay)))
-        .bind(list(&rows, |(a, _)| a.id.as_str()))
-        .bind(list(&rows, |(a, _)| a.delivery_id.as_str()))
-        .bind(list(&rows, |(a, _)| i64::from(a.number)))
-        .bind(list(&rows, |(a, _)| micros(a.started_at)))
-        .bind(list(&rows, |(a, _)| duration_us(a)))
-        .bind(list(&rows, |(_, o)| o.0))
-        .bind(list(&rows, |(_, o)| o.1.unwrap_or(NO_STATUS)))
-        .bind(list(&rows, |(_, o)| o.2.unwrap_or(NO_ERROR_KIND)))
-        .bind(list(&rows, |(_, o)| o.3));
+    let query = first_attempt_columns(events, attempts)
+        .into_iter()
+        .fold(sqlx::query(FIRST_ATTEMPTS.as_str()), |query, column| {
+            column.bind(query)
+        });
     let failed = |e| Error::storage(what, e);
     let mut txn = pool.begin().await.map_err(failed)?;
     let answered = query.fetch_optional(&mut *txn).await.map_err(failed)?;
@@ -159,11 +147,6 @@ pub(super) async fn insert_new_first_attempts(
     }
     txn.commit().await.map_err(failed)?;
     Ok(true)
-}
-
-/// One column of `rows` as a vector, for sqlx to bind as an array.
-fn list<'a, T, U>(rows: &'a [T], value: impl Fn(&'a T) -> U) -> Vec<U> {
-    rows.iter().map(value).collect()
 }
 
 /// Of the deliveries in `ids` (found by the insert, not by its lock), holds those there now and
@@ -203,7 +186,7 @@ pub(super) async fn insert_attempts<'a>(
     let statement = Statement::from_sql_and_values(
         DbBackend::Postgres,
         ATTEMPTS.as_str(),
-        attempt_arrays(attempts),
+        attempt_columns(attempts).iter().map(Column::value),
     );
     txn.execute_raw(statement).await.map_err(db(what))?;
     Ok(())
@@ -387,53 +370,99 @@ fn params<const N: usize>(first: usize) -> [String; N] {
     std::array::from_fn(|i| format!("${}", first + i))
 }
 
-/// One column of `rows` as an array.
-fn column<T, U>(rows: &[T], value: impl Fn(&T) -> U) -> Value
-where
-    Vec<U>: Into<Value>,
-{
-    rows.iter().map(value).collect::<Vec<U>>().into()
+/// One column of a batch as an array, borrowed from the batch: bound by sqlx as it is, or
+/// copied into sea-orm's value.
+enum Column<'a> {
+    Text(Vec<&'a str>),
+    Bytes(Vec<&'a [u8]>),
+    Bool(Vec<bool>),
+    Int4(Vec<i32>),
+    Int8(Vec<i64>),
 }
 
-fn event_arrays(events: &[&Event]) -> Vec<Value> {
+impl<'a> Column<'a> {
+    /// The array as sea-orm binds it (each element copied into a value of its own).
+    fn value(&self) -> Value {
+        match self {
+            Column::Text(v) => v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>().into(),
+            Column::Bytes(v) => v.iter().map(|b| b.to_vec()).collect::<Vec<_>>().into(),
+            Column::Bool(v) => v.clone().into(),
+            Column::Int4(v) => v.clone().into(),
+            Column::Int8(v) => v.clone().into(),
+        }
+    }
+
+    /// `query` with the array bound as its next parameter.
+    fn bind(self, query: PgQuery<'a>) -> PgQuery<'a> {
+        match self {
+            Column::Text(v) => query.bind(v),
+            Column::Bytes(v) => query.bind(v),
+            Column::Bool(v) => query.bind(v),
+            Column::Int4(v) => query.bind(v),
+            Column::Int8(v) => query.bind(v),
+        }
+    }
+}
+
+type PgQuery<'a> = sqlx::query::Query<'a, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// One column of `rows`.
+fn column<'a, T, U>(rows: &'a [T], value: impl Fn(&'a T) -> U) -> Vec<U> {
+    rows.iter().map(value).collect()
+}
+
+/// The arrays of [`FIRST_ATTEMPTS`], `$1` to `$25`, in order.
+fn first_attempt_columns<'a>(
+    events: &[&'a Event],
+    attempts: &'a [(Delivery, Attempt)],
+) -> Vec<Column<'a>> {
+    let mut columns = event_columns(events);
+    columns.extend(delivery_columns(attempts.iter().map(|(d, _)| d)));
+    columns.extend(attempt_columns(attempts.iter().map(|(_, a)| a)));
+    columns
+}
+
+fn event_columns<'a>(events: &[&'a Event]) -> Vec<Column<'a>> {
     vec![
-        column(events, |e| e.id().to_string()),
-        column(events, |e| e.name().to_string()),
-        column(events, |e| e.owner().is_some()),
-        column(events, |e| e.owner().unwrap_or_default().to_owned()),
-        column(events, |e| e.payload().to_vec()),
-        column(events, |e| micros(e.created_at())),
+        Column::Text(column(events, |e| e.id().as_str())),
+        Column::Text(column(events, |e| e.name().as_str())),
+        Column::Bool(column(events, |e| e.owner().is_some())),
+        Column::Text(column(events, |e| e.owner().unwrap_or_default())),
+        Column::Bytes(column(events, |e| e.payload().as_ref())),
+        Column::Int8(column(events, |e| micros(e.created_at()))),
     ]
 }
 
-fn delivery_arrays<'a>(deliveries: impl Iterator<Item = &'a Delivery>) -> Vec<Value> {
+fn delivery_columns<'a>(deliveries: impl Iterator<Item = &'a Delivery>) -> Vec<Column<'a>> {
     let deliveries: Vec<&Delivery> = deliveries.collect();
     vec![
-        column(&deliveries, |d| d.id.to_string()),
-        column(&deliveries, |d| d.event.id().to_string()),
-        column(&deliveries, |d| d.subscription_id.to_string()),
-        column(&deliveries, |d| d.status.as_str().to_owned()),
-        column(&deliveries, |d| i64::from(d.attempts)),
-        column(&deliveries, |d| d.next_attempt_at.map_or(NO_TIME, micros)),
-        column(&deliveries, |d| micros(d.created_at)),
-        column(&deliveries, |d| micros(d.updated_at)),
-        column(&deliveries, |d| i64::from(d.replays)),
-        column(&deliveries, |d| i64::from(d.attempts_before_replay)),
+        Column::Text(column(&deliveries, |d| d.id.as_str())),
+        Column::Text(column(&deliveries, |d| d.event.id().as_str())),
+        Column::Text(column(&deliveries, |d| d.subscription_id.as_str())),
+        Column::Text(column(&deliveries, |d| d.status.as_str())),
+        Column::Int8(column(&deliveries, |d| i64::from(d.attempts))),
+        Column::Int8(column(&deliveries, |d| {
+            d.next_attempt_at.map_or(NO_TIME, micros)
+        })),
+        Column::Int8(column(&deliveries, |d| micros(d.created_at))),
+        Column::Int8(column(&deliveries, |d| micros(d.updated_at))),
+        Column::Int8(column(&deliveries, |d| i64::from(d.replays))),
+        Column::Int8(column(&deliveries, |d| i64::from(d.attempts_before_replay))),
     ]
 }
 
-fn attempt_arrays<'a>(attempts: impl Iterator<Item = &'a Attempt>) -> Vec<Value> {
+fn attempt_columns<'a>(attempts: impl Iterator<Item = &'a Attempt>) -> Vec<Column<'a>> {
     let rows: Vec<_> = attempts.map(|a| (a, outcome_columns(&a.outcome))).collect();
     vec![
-        column(&rows, |(a, _)| a.id.to_string()),
-        column(&rows, |(a, _)| a.delivery_id.to_string()),
-        column(&rows, |(a, _)| i64::from(a.number)),
-        column(&rows, |(a, _)| micros(a.started_at)),
-        column(&rows, |(a, _)| duration_us(a)),
-        column(&rows, |(_, o)| o.0.to_owned()),
-        column(&rows, |(_, o)| o.1.unwrap_or(NO_STATUS)),
-        column(&rows, |(_, o)| o.2.unwrap_or(NO_ERROR_KIND).to_owned()),
-        column(&rows, |(_, o)| o.3.to_owned()),
+        Column::Text(column(&rows, |(a, _)| a.id.as_str())),
+        Column::Text(column(&rows, |(a, _)| a.delivery_id.as_str())),
+        Column::Int8(column(&rows, |(a, _)| i64::from(a.number))),
+        Column::Int8(column(&rows, |(a, _)| micros(a.started_at))),
+        Column::Int8(column(&rows, |(a, _)| duration_us(a))),
+        Column::Text(column(&rows, |(_, o)| o.0)),
+        Column::Int4(column(&rows, |(_, o)| o.1.unwrap_or(NO_STATUS))),
+        Column::Text(column(&rows, |(_, o)| o.2.unwrap_or(NO_ERROR_KIND))),
+        Column::Text(column(&rows, |(_, o)| o.3)),
     ]
 }
 
